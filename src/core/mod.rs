@@ -1,6 +1,7 @@
 //! The pure ranking core: no `worker` import, no I/O, no clock. Time comes in
 //! as arguments; everything here builds and tests natively and on wasm32.
 
+pub mod catalog;
 pub mod period;
 pub mod ranking;
 

@@ -1,6 +1,9 @@
 //! Typed values parsed once at the edge. Holding one of these proves the
 //! input already passed the rules of `docs/api.md`.
 
+pub mod auth;
+pub mod event;
 mod names;
 
+pub use event::{BodyFormat, Event};
 pub use names::{BoardName, EventId, EventType, MemberId, NameError};

@@ -1,0 +1,355 @@
+//! Board settings and routes (the platform's rules), as a plain value the
+//! catalog Durable Object persists. Resolving an event to its deliveries is
+//! pure, so ingest and tests share it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Op, Order, Ties, Window};
+use crate::domain::{BoardName, Event, EventType};
+
+/// A board's settings as `PUT /v1/boards/{board}` sets them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardSettings {
+    pub title: String,
+    pub order: Order,
+    pub op: Op,
+    pub windows: Vec<Window>,
+    pub ties: Ties,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl BoardSettings {
+    pub fn defaults(name: &BoardName) -> BoardSettings {
+        BoardSettings {
+            title: name.as_str().to_string(),
+            order: Order::Desc,
+            op: Op::Incr,
+            windows: vec![Window::All],
+            ties: Ties::Shared,
+            min: None,
+            max: None,
+        }
+    }
+
+    /// The window reads use when none is named: `all`, else the first kept.
+    pub fn default_window(&self) -> Window {
+        if self.windows.contains(&Window::All) {
+            Window::All
+        } else {
+            self.windows.first().copied().unwrap_or(Window::All)
+        }
+    }
+
+    pub fn in_bounds(&self, v: f64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
+}
+
+/// A change to a board's settings; absent fields keep their value, and
+/// `min`/`max` set to `null` clear the bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoardPatch {
+    pub title: Option<String>,
+    pub order: Option<Order>,
+    pub op: Option<Op>,
+    pub windows: Option<Vec<Window>>,
+    pub ties: Option<Ties>,
+    pub min: Option<Option<f64>>,
+    pub max: Option<Option<f64>>,
+}
+
+/// What a board is, plus what the platform needs to know about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardRecord {
+    pub settings: BoardSettings,
+    /// Distinguishes a board from an earlier board of the same name that was
+    /// deleted: storage names include it, so a deleted board's scores never return.
+    pub generation: u64,
+    /// Set once an event was accepted for the board: `order` and `op` are fixed from then on.
+    pub scored: bool,
+}
+
+/// Where a route sends an event, and with what value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteTarget {
+    pub board: BoardName,
+    pub value: TargetValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TargetValue {
+    /// Use the event's own value.
+    EventValue,
+    Fixed(f64),
+}
+
+impl Serialize for TargetValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TargetValue::EventValue => s.serialize_str("value"),
+            TargetValue::Fixed(x) => s.serialize_f64(*x),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) if s == "value" => Ok(TargetValue::EventValue),
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .map(TargetValue::Fixed)
+                .ok_or_else(|| serde::de::Error::custom("bad number")),
+            _ => Err(serde::de::Error::custom("expected \"value\" or a number")),
+        }
+    }
+}
+
+/// One board an accepted event must reach, with the value it brings there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub board: BoardName,
+    pub generation: u64,
+    pub value: f64,
+}
+
+/// Why an event cannot be accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolveError {
+    Unroutable,
+    OutOfRange { board: BoardName, value: f64 },
+}
+
+/// Why a settings change was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchError {
+    /// `order` or `op` would change under existing scores.
+    FixedOnceScored(&'static str),
+    /// The patch makes the settings inconsistent (e.g. min > max).
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub boards: BTreeMap<BoardName, BoardRecord>,
+    pub routes: BTreeMap<EventType, Vec<RouteTarget>>,
+    pub next_generation: u64,
+}
+
+impl Catalog {
+    /// The boards an event feeds: its own `board` (with its value) first,
+    /// then its type's route targets, each board at most once. Boards not yet
+    /// in the catalog get generation 0 and default settings until `ensure`.
+    pub fn resolve(&self, event: &Event) -> Result<Vec<Delivery>, ResolveError> {
+        let mut out: Vec<Delivery> = Vec::new();
+        let mut push = |board: &BoardName, value: f64| -> Result<(), ResolveError> {
+            if out.iter().any(|d| &d.board == board) {
+                return Ok(());
+            }
+            let (generation, ok) = match self.boards.get(board) {
+                Some(r) => (r.generation, r.settings.in_bounds(value)),
+                None => (0, true),
+            };
+            if !ok {
+                return Err(ResolveError::OutOfRange { board: board.clone(), value });
+            }
+            out.push(Delivery { board: board.clone(), generation, value });
+            Ok(())
+        };
+        if let Some(b) = &event.board {
+            push(b, event.value)?;
+        }
+        for t in self.routes.get(&event.kind).into_iter().flatten() {
+            let v = match t.value {
+                TargetValue::EventValue => event.value,
+                TargetValue::Fixed(x) => x,
+            };
+            push(&t.board, v)?;
+        }
+        if out.is_empty() {
+            return Err(ResolveError::Unroutable);
+        }
+        Ok(out)
+    }
+
+    /// Makes sure each board exists (with defaults) and is marked as scored.
+    /// Returns whether anything changed.
+    pub fn ensure_scored<'a>(&mut self, boards: impl IntoIterator<Item = &'a BoardName>) -> bool {
+        let mut changed = false;
+        for b in boards {
+            match self.boards.get_mut(b) {
+                Some(r) if r.scored => {}
+                Some(r) => {
+                    r.scored = true;
+                    changed = true;
+                }
+                None => {
+                    let generation = self.fresh_generation();
+                    self.boards.insert(
+                        b.clone(),
+                        BoardRecord { settings: BoardSettings::defaults(b), generation, scored: true },
+                    );
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    fn fresh_generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// Creates or changes a board. Returns whether it was created.
+    pub fn put_board(&mut self, name: &BoardName, patch: BoardPatch) -> Result<bool, PatchError> {
+        let existing = self.boards.get(name);
+        let mut s = existing.map(|r| r.settings.clone()).unwrap_or_else(|| BoardSettings::defaults(name));
+        let scored = existing.is_some_and(|r| r.scored);
+        if scored && patch.order.is_some_and(|o| o != s.order) {
+            return Err(PatchError::FixedOnceScored("order"));
+        }
+        if scored && patch.op.is_some_and(|o| o != s.op) {
+            return Err(PatchError::FixedOnceScored("op"));
+        }
+        if let Some(t) = patch.title {
+            s.title = t;
+        }
+        if let Some(o) = patch.order {
+            s.order = o;
+        }
+        if let Some(o) = patch.op {
+            s.op = o;
+        }
+        if let Some(w) = patch.windows {
+            s.windows = w;
+        }
+        if let Some(t) = patch.ties {
+            s.ties = t;
+        }
+        if let Some(m) = patch.min {
+            s.min = m;
+        }
+        if let Some(m) = patch.max {
+            s.max = m;
+        }
+        if let (Some(lo), Some(hi)) = (s.min, s.max) {
+            if lo > hi {
+                return Err(PatchError::Invalid("min must not be greater than max".into()));
+            }
+        }
+        let created = existing.is_none();
+        let generation = match existing {
+            Some(r) => r.generation,
+            None => self.fresh_generation(),
+        };
+        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored });
+        Ok(created)
+    }
+
+    pub fn delete_board(&mut self, name: &BoardName) -> Option<BoardRecord> {
+        self.boards.remove(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventId, MemberId};
+
+    fn b(s: &str) -> BoardName {
+        BoardName::parse(s).unwrap()
+    }
+
+    fn event(kind: &str, board: Option<&str>, value: f64) -> Event {
+        Event {
+            kind: EventType::parse(kind).unwrap(),
+            member: MemberId::parse("alice").unwrap(),
+            value,
+            board: board.map(b),
+            id: EventId::parse("e1").unwrap(),
+            ts: 0,
+            meta: None,
+        }
+    }
+
+    fn seed_routes() -> Catalog {
+        let mut c = Catalog::default();
+        c.routes.insert(
+            EventType::parse("order").unwrap(),
+            vec![
+                RouteTarget { board: b("sales"), value: TargetValue::EventValue },
+                RouteTarget { board: b("orders"), value: TargetValue::Fixed(1.0) },
+            ],
+        );
+        c
+    }
+
+    #[test]
+    fn a_route_fans_one_event_out_with_its_value_or_a_fixed_number() {
+        let c = seed_routes();
+        let d = c.resolve(&event("order", None, 25.0)).unwrap();
+        let got: Vec<_> = d.iter().map(|d| (d.board.as_str(), d.value)).collect();
+        assert_eq!(got, vec![("sales", 25.0), ("orders", 1.0)]);
+    }
+
+    #[test]
+    fn an_event_naming_a_board_goes_there_besides_its_route_once_per_board() {
+        let c = seed_routes();
+        let d = c.resolve(&event("order", Some("sales"), 5.0)).unwrap();
+        let got: Vec<_> = d.iter().map(|d| (d.board.as_str(), d.value)).collect();
+        assert_eq!(got, vec![("sales", 5.0), ("orders", 1.0)]);
+    }
+
+    #[test]
+    fn an_event_without_board_or_route_is_unroutable() {
+        assert_eq!(seed_routes().resolve(&event("like", None, 1.0)), Err(ResolveError::Unroutable));
+    }
+
+    #[test]
+    fn values_outside_a_boards_bounds_are_refused() {
+        let mut c = Catalog::default();
+        let patch = BoardPatch { min: Some(Some(0.0)), max: Some(Some(10.0)), ..Default::default() };
+        c.put_board(&b("score"), patch).unwrap();
+        assert!(c.resolve(&event("x", Some("score"), 10.0)).is_ok());
+        assert!(matches!(c.resolve(&event("x", Some("score"), 10.5)), Err(ResolveError::OutOfRange { .. })));
+        assert!(matches!(c.resolve(&event("x", Some("score"), -1.0)), Err(ResolveError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn order_and_op_are_fixed_once_a_board_holds_scores() {
+        let mut c = Catalog::default();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }).unwrap();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }).unwrap();
+        c.ensure_scored([&b("laps")]);
+        let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() });
+        assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
+        let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() });
+        assert_eq!(e, Err(PatchError::FixedOnceScored("op")));
+        // Restating the same values, or changing ties, is fine.
+        let same = BoardPatch { order: Some(Order::Desc), ties: Some(Ties::First), ..Default::default() };
+        assert_eq!(c.put_board(&b("laps"), same), Ok(false));
+    }
+
+    #[test]
+    fn a_recreated_board_gets_a_new_generation() {
+        let mut c = Catalog::default();
+        c.ensure_scored([&b("likes")]);
+        let g1 = c.boards[&b("likes")].generation;
+        c.delete_board(&b("likes"));
+        c.ensure_scored([&b("likes")]);
+        assert_ne!(c.boards[&b("likes")].generation, g1);
+    }
+
+    #[test]
+    fn min_above_max_is_refused() {
+        let mut c = Catalog::default();
+        let p = BoardPatch { min: Some(Some(5.0)), max: Some(Some(1.0)), ..Default::default() };
+        assert!(matches!(c.put_board(&b("x"), p), Err(PatchError::Invalid(_))));
+    }
+}

@@ -1,0 +1,395 @@
+//! Parsing an ingest body into typed events: the only place raw event JSON
+//! is looked at. Everything after this works with `Event`.
+
+use serde_json::{Map, Value};
+
+use super::{BoardName, EventId, EventType, MemberId, NameError};
+use crate::core::period::days_from_civil;
+use crate::error::ApiError;
+
+pub const MAX_EVENTS: usize = 1000;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_META_BYTES: usize = 1024;
+pub const MAX_ABS_VALUE: f64 = 1e15;
+/// Events may be stamped at most this far ahead of the server's clock.
+pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+
+/// One validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventType,
+    pub member: MemberId,
+    pub value: f64,
+    pub board: Option<BoardName>,
+    pub id: EventId,
+    /// Milliseconds since the epoch.
+    pub ts: i64,
+    /// The member's metadata as compact JSON text (an object of at most 1 KiB).
+    pub meta: Option<String>,
+}
+
+/// The two body formats `POST /v1/events` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+impl BodyFormat {
+    /// From a `Content-Type` header; anything else is a 415.
+    pub fn from_content_type(ct: Option<&str>) -> Result<BodyFormat, ApiError> {
+        let mime = ct
+            .and_then(|c| c.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match mime.as_str() {
+            "application/json" => Ok(BodyFormat::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
+            _ => Err(ApiError::UnsupportedMediaType),
+        }
+    }
+}
+
+/// Parses a whole request body. All-or-nothing: the first bad event's error
+/// comes back with its index. `new_id` mints ids for events that bring none.
+pub fn parse_body(
+    format: BodyFormat,
+    body: &[u8],
+    now_ms: i64,
+    mut new_id: impl FnMut() -> String,
+) -> Result<Vec<Event>, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { max: MAX_BODY_BYTES });
+    }
+    let raw: Vec<Value> = match format {
+        BodyFormat::Json => {
+            let v: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
+            match v {
+                Value::Array(items) => items,
+                obj @ Value::Object(_) => vec![obj],
+                _ => {
+                    return Err(ApiError::InvalidBody {
+                        field: None,
+                        message: "body must be an event object or an array of events".into(),
+                    })
+                }
+            }
+        }
+        BodyFormat::Ndjson => {
+            let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidJson {
+                index: None,
+                message: "body is not UTF-8".into(),
+            })?;
+            let mut items = Vec::new();
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let i = items.len();
+                if i >= MAX_EVENTS {
+                    return Err(ApiError::TooManyEvents { max: MAX_EVENTS });
+                }
+                let v = serde_json::from_str(line)
+                    .map_err(|e| ApiError::InvalidJson { index: Some(i), message: e.to_string() })?;
+                items.push(v);
+            }
+            items
+        }
+    };
+    if raw.is_empty() {
+        return Err(ApiError::EmptyBatch);
+    }
+    if raw.len() > MAX_EVENTS {
+        return Err(ApiError::TooManyEvents { max: MAX_EVENTS });
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, v)| parse_event(v, now_ms, &mut new_id).map_err(|e| e.at_index(i)))
+        .collect()
+}
+
+const FIELDS: [&str; 7] = ["type", "member", "value", "board", "id", "ts", "meta"];
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::InvalidEvent { index: None, field: field.into(), message: message.into() }
+}
+
+fn name_err(field: &str, e: NameError) -> ApiError {
+    invalid(field, e.to_string())
+}
+
+fn string_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match obj.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+/// One event object → `Event`.
+pub fn parse_event(v: Value, now_ms: i64, new_id: &mut impl FnMut() -> String) -> Result<Event, ApiError> {
+    let Value::Object(obj) = v else {
+        return Err(invalid("event", "must be a JSON object"));
+    };
+    if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::UnknownField { index: None, field: k.clone() });
+    }
+    let kind = string_field(&obj, "type")?.ok_or_else(|| invalid("type", "is required"))?;
+    let kind = EventType::parse(kind).map_err(|e| name_err("type", e))?;
+    let member = string_field(&obj, "member")?.ok_or_else(|| invalid("member", "is required"))?;
+    let member = MemberId::parse(member).map_err(|e| name_err("member", e))?;
+    let value = match obj.get("value") {
+        None => 1.0,
+        Some(v) => parse_value(v)?,
+    };
+    let board = string_field(&obj, "board")?
+        .map(|b| BoardName::parse(b).map_err(|e| name_err("board", e)))
+        .transpose()?;
+    let id = match string_field(&obj, "id")? {
+        Some(id) => EventId::parse(id).map_err(|e| name_err("id", e))?,
+        None => EventId::parse(new_id()).map_err(|e| name_err("id", e))?,
+    };
+    let ts = match obj.get("ts") {
+        None => now_ms,
+        Some(v) => parse_ts(v)?,
+    };
+    if ts > now_ms + MAX_FUTURE_MS {
+        return Err(invalid("ts", "is more than 5 minutes in the future"));
+    }
+    let meta = match obj.get("meta") {
+        None => None,
+        Some(m @ Value::Object(_)) => {
+            let text = m.to_string();
+            if text.len() > MAX_META_BYTES {
+                return Err(invalid("meta", format!("must be at most {MAX_META_BYTES} bytes as JSON")));
+            }
+            Some(text)
+        }
+        Some(_) => return Err(invalid("meta", "must be a JSON object")),
+    };
+    Ok(Event { kind, member, value, board, id, ts, meta })
+}
+
+/// A value for a score: a finite number of at most 1e15 in absolute value.
+pub fn parse_value(v: &Value) -> Result<f64, ApiError> {
+    let x = v.as_f64().ok_or_else(|| invalid("value", "must be a finite number"))?;
+    if !x.is_finite() {
+        return Err(invalid("value", "must be a finite number"));
+    }
+    if x.abs() > MAX_ABS_VALUE {
+        return Err(invalid("value", "must be at most 1e15 in absolute value"));
+    }
+    Ok(if x == 0.0 { 0.0 } else { x })
+}
+
+fn parse_ts(v: &Value) -> Result<i64, ApiError> {
+    let bad = || invalid("ts", "must be integer milliseconds since the epoch or an RFC 3339 string");
+    match v {
+        Value::Number(n) => {
+            let ms = match n.as_i64() {
+                Some(ms) => ms,
+                None => {
+                    let f = n.as_f64().ok_or_else(bad)?;
+                    if f.fract() != 0.0 || f.abs() > 9.0e15 {
+                        return Err(bad());
+                    }
+                    f as i64
+                }
+            };
+            if ms < 0 {
+                return Err(invalid("ts", "must not be before 1970"));
+            }
+            Ok(ms)
+        }
+        Value::String(s) => parse_rfc3339(s).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// `2026-11-22T10:00:00Z`, `2026-11-22t10:00:00.123+01:00`, `2026-11-22 10:00:00Z`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if part.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(part).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        // Milliseconds: the first three fraction digits, right-padded.
+        let frac: String = s[start..i].chars().chain("000".chars()).take(3).collect();
+        ms = frac.parse().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if *sign == b'-' { -m } else { m }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec.min(59) - offset_min * 60;
+    Some(secs * 1000 + ms)
+}
+
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_400_000_000;
+
+    fn parse(body: &str) -> Result<Vec<Event>, ApiError> {
+        let mut n = 0;
+        parse_body(BodyFormat::Json, body.as_bytes(), NOW, || {
+            n += 1;
+            format!("gen-{n}")
+        })
+    }
+
+    fn err_of(body: &str) -> serde_json::Value {
+        parse(body).unwrap_err().body()["error"].clone()
+    }
+
+    #[test]
+    fn a_single_event_gets_defaults_for_value_ts_and_id() {
+        let evs = parse(r#"{"type":"like","member":"alice"}"#).unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].value, 1.0);
+        assert_eq!(evs[0].ts, NOW);
+        assert_eq!(evs[0].id.as_str(), "gen-1");
+        assert_eq!(evs[0].board, None);
+    }
+
+    #[test]
+    fn an_array_is_parsed_in_order_and_keeps_given_ids() {
+        let evs = parse(r#"[{"type":"like","member":"a","id":"x1"},{"type":"order","member":"b","value":9.5,"board":"sales"}]"#).unwrap();
+        assert_eq!(evs[0].id.as_str(), "x1");
+        assert_eq!(evs[1].value, 9.5);
+        assert_eq!(evs[1].board.as_ref().unwrap().as_str(), "sales");
+    }
+
+    #[test]
+    fn ndjson_lines_are_events_and_blank_lines_are_skipped() {
+        let body = "{\"type\":\"like\",\"member\":\"a\"}\n\n{\"type\":\"like\",\"member\":\"b\"}\n";
+        let evs = parse_body(BodyFormat::Ndjson, body.as_bytes(), NOW, || "id".into()).unwrap();
+        assert_eq!(evs.len(), 2);
+        let bad = "{\"type\":\"like\",\"member\":\"a\"}\n{oops\n";
+        let e = parse_body(BodyFormat::Ndjson, bad.as_bytes(), NOW, || "id".into()).unwrap_err();
+        assert_eq!(e.body()["error"]["index"], json!(1));
+        assert_eq!(e.code(), "invalid_json");
+    }
+
+    #[test]
+    fn the_first_bad_event_is_named_by_index_and_field() {
+        let e = err_of(r#"[{"type":"like","member":"a"},{"type":"like","member":"b","value":"x"},{"type":"Bad","member":"c"}]"#);
+        assert_eq!(e["code"], "invalid_event");
+        assert_eq!(e["index"], 1);
+        assert_eq!(e["field"], "value");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = err_of(r#"{"type":"like","member":"a","score":3}"#);
+        assert_eq!(e["code"], "unknown_field");
+        assert_eq!(e["field"], "score");
+    }
+
+    #[test]
+    fn missing_or_malformed_names_are_refused() {
+        assert_eq!(err_of(r#"{"member":"a"}"#)["field"], "type");
+        assert_eq!(err_of(r#"{"type":"like"}"#)["field"], "member");
+        assert_eq!(err_of(r#"{"type":"like","member":""}"#)["field"], "member");
+        assert_eq!(err_of(r#"{"type":"like","member":"a\u0007"}"#)["field"], "member");
+        assert_eq!(err_of(&format!(r#"{{"type":"like","member":"{}"}}"#, "m".repeat(129)))["field"], "member");
+        assert_eq!(err_of(r#"{"type":"like","member":"a","board":"Sales"}"#)["field"], "board");
+        assert_eq!(err_of(r#"{"type":"like","member":"a","id":""}"#)["field"], "id");
+        assert_eq!(err_of(r#"{"type":"like","member":7}"#)["field"], "member");
+    }
+
+    #[test]
+    fn values_must_be_finite_and_bounded() {
+        assert_eq!(err_of(r#"{"type":"like","member":"a","value":1e16}"#)["field"], "value");
+        assert_eq!(err_of(r#"{"type":"like","member":"a","value":null}"#)["field"], "value");
+        assert!(parse(r#"{"type":"like","member":"a","value":-1e15}"#).is_ok());
+    }
+
+    #[test]
+    fn ts_is_milliseconds_or_rfc3339_and_not_far_in_the_future() {
+        let evs = parse(r#"[{"type":"l","member":"a","ts":1000},{"type":"l","member":"a","ts":"2026-11-22T00:00:00Z"},{"type":"l","member":"a","ts":"2026-11-22T01:00:00.5+01:00"}]"#).unwrap();
+        assert_eq!(evs[0].ts, 1000);
+        assert_eq!(evs[1].ts, 1_795_305_600_000);
+        assert_eq!(evs[2].ts, 1_795_305_600_500);
+        assert_eq!(err_of(r#"{"type":"l","member":"a","ts":"yesterday"}"#)["field"], "ts");
+        assert_eq!(err_of(r#"{"type":"l","member":"a","ts":1.5}"#)["field"], "ts");
+        let ahead = NOW + MAX_FUTURE_MS + 1;
+        assert_eq!(err_of(&format!(r#"{{"type":"l","member":"a","ts":{ahead}}}"#))["field"], "ts");
+        assert!(parse(&format!(r#"{{"type":"l","member":"a","ts":{}}}"#, NOW + MAX_FUTURE_MS)).is_ok());
+    }
+
+    #[test]
+    fn rfc3339_rejects_impossible_dates() {
+        assert_eq!(parse_rfc3339("2026-02-29T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(parse_rfc3339("2026-11-22T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T10:00:00"), None);
+    }
+
+    #[test]
+    fn meta_is_an_object_of_at_most_one_kibibyte() {
+        let evs = parse(r#"{"type":"l","member":"a","meta":{"name":"Alice"}}"#).unwrap();
+        assert_eq!(evs[0].meta.as_deref(), Some(r#"{"name":"Alice"}"#));
+        assert_eq!(err_of(r#"{"type":"l","member":"a","meta":"Alice"}"#)["field"], "meta");
+        let big = format!(r#"{{"type":"l","member":"a","meta":{{"n":"{}"}}}}"#, "x".repeat(1100));
+        assert_eq!(err_of(&big)["field"], "meta");
+    }
+
+    #[test]
+    fn batch_size_and_emptiness_are_checked() {
+        assert_eq!(parse("[]").unwrap_err().code(), "empty_batch");
+        let many = format!("[{}]", vec![r#"{"type":"l","member":"a"}"#; 1001].join(","));
+        assert_eq!(parse(&many).unwrap_err().code(), "too_many_events");
+        assert_eq!(parse("42").unwrap_err().code(), "invalid_body");
+        assert_eq!(parse("{").unwrap_err().code(), "invalid_json");
+    }
+
+    #[test]
+    fn content_types_other_than_json_and_ndjson_are_refused() {
+        assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8")), Ok(BodyFormat::Json));
+        assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")), Ok(BodyFormat::Ndjson));
+        assert_eq!(BodyFormat::from_content_type(Some("text/plain")), Err(ApiError::UnsupportedMediaType));
+        assert_eq!(BodyFormat::from_content_type(None), Err(ApiError::UnsupportedMediaType));
+    }
+}

@@ -1,0 +1,208 @@
+//! The one error type of the HTTP API, and the one place that maps it to a
+//! status code and a JSON body. Internal failures are logged by the glue and
+//! reach clients only as a bare `internal_error`.
+
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The body (or an NDJSON line) is not JSON.
+    InvalidJson { index: Option<usize>, message: String },
+    /// An event broke a field rule.
+    InvalidEvent { index: Option<usize>, field: String, message: String },
+    /// An object carried a field the API does not define.
+    UnknownField { index: Option<usize>, field: String },
+    /// An event's value is outside its board's `min`/`max`.
+    ValueOutOfRange { index: Option<usize>, message: String },
+    TooManyEvents { max: usize },
+    EmptyBatch,
+    /// A query parameter is malformed or out of bounds.
+    InvalidParameter { field: String, message: String },
+    /// A board or route body is malformed.
+    InvalidBody { field: Option<String>, message: String },
+    Unauthorized,
+    NotFound,
+    BoardNotFound(String),
+    MemberNotFound(String),
+    PeriodNotFound(String),
+    RouteNotFound(String),
+    MethodNotAllowed { allow: &'static str },
+    Conflict(String),
+    PayloadTooLarge { max: usize },
+    UnsupportedMediaType,
+    Unroutable { index: Option<usize>, event_type: String },
+    NotWebSocket,
+    Overloaded { retry_after_s: u32 },
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            InvalidJson { .. } | InvalidEvent { .. } | UnknownField { .. } | ValueOutOfRange { .. }
+            | TooManyEvents { .. } | EmptyBatch | InvalidParameter { .. } | InvalidBody { .. } => 400,
+            Unauthorized => 401,
+            NotFound | BoardNotFound(_) | MemberNotFound(_) | PeriodNotFound(_) | RouteNotFound(_) => 404,
+            MethodNotAllowed { .. } => 405,
+            Conflict(_) => 409,
+            PayloadTooLarge { .. } => 413,
+            UnsupportedMediaType => 415,
+            Unroutable { .. } => 422,
+            NotWebSocket => 426,
+            Overloaded { .. } => 429,
+            Internal => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidJson { .. } => "invalid_json",
+            InvalidEvent { .. } => "invalid_event",
+            UnknownField { .. } => "unknown_field",
+            ValueOutOfRange { .. } => "value_out_of_range",
+            TooManyEvents { .. } => "too_many_events",
+            EmptyBatch => "empty_batch",
+            InvalidParameter { .. } => "invalid_parameter",
+            InvalidBody { .. } => "invalid_body",
+            Unauthorized => "unauthorized",
+            NotFound => "not_found",
+            BoardNotFound(_) => "board_not_found",
+            MemberNotFound(_) => "member_not_found",
+            PeriodNotFound(_) => "period_not_found",
+            RouteNotFound(_) => "route_not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            Conflict(_) => "conflict",
+            PayloadTooLarge { .. } => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unroutable { .. } => "unroutable_event",
+            NotWebSocket => "upgrade_required",
+            Overloaded { .. } => "overloaded",
+            Internal => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        use ApiError::*;
+        let at = |index: &Option<usize>| index.map(|i| format!("events[{i}]")).unwrap_or_else(|| "event".into());
+        match self {
+            InvalidJson { index: Some(i), message } => format!("line {} is not valid JSON: {message}", i + 1),
+            InvalidJson { index: None, message } => format!("body is not valid JSON: {message}"),
+            InvalidEvent { index, field, message } => format!("{}.{field} {message}", at(index)),
+            UnknownField { index, field } => format!("{} has unknown field \"{field}\"", at(index)),
+            ValueOutOfRange { index, message } => format!("{}.value {message}", at(index)),
+            TooManyEvents { max } => format!("a request carries at most {max} events"),
+            EmptyBatch => "the request carries no events".into(),
+            InvalidParameter { field, message } => format!("{field} {message}"),
+            InvalidBody { field: Some(f), message } => format!("{f} {message}"),
+            InvalidBody { field: None, message } => message.clone(),
+            Unauthorized => "missing or wrong key: send Authorization: Bearer <key>".into(),
+            NotFound => "no such endpoint".into(),
+            BoardNotFound(b) => format!("board \"{b}\" does not exist"),
+            MemberNotFound(m) => format!("member \"{m}\" is not on this board"),
+            PeriodNotFound(p) => format!("period \"{p}\" is not kept"),
+            RouteNotFound(t) => format!("no route for event type \"{t}\""),
+            MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
+            Conflict(m) => m.clone(),
+            PayloadTooLarge { max } => format!("body is larger than {max} bytes"),
+            UnsupportedMediaType => {
+                "send Content-Type: application/json or application/x-ndjson".into()
+            }
+            Unroutable { index, event_type } => format!(
+                "{} names no board and no route exists for type \"{event_type}\"",
+                at(index)
+            ),
+            NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
+            Overloaded { .. } => "overloaded; retry later".into(),
+            Internal => "internal error".into(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        use ApiError::*;
+        match self {
+            InvalidEvent { field, .. } | UnknownField { field, .. } | InvalidParameter { field, .. } => {
+                Some(field)
+            }
+            InvalidBody { field, .. } => field.as_deref(),
+            ValueOutOfRange { .. } => Some("value"),
+            Unroutable { .. } => Some("type"),
+            _ => None,
+        }
+    }
+
+    fn index(&self) -> Option<usize> {
+        use ApiError::*;
+        match self {
+            InvalidJson { index, .. } | InvalidEvent { index, .. } | UnknownField { index, .. }
+            | ValueOutOfRange { index, .. } | Unroutable { index, .. } => *index,
+            _ => None,
+        }
+    }
+
+    /// Extra headers the status needs (`Allow`, `Retry-After`).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).to_string())],
+            ApiError::Overloaded { retry_after_s } => vec![("Retry-After", retry_after_s.to_string())],
+            ApiError::Unauthorized => vec![("WWW-Authenticate", "Bearer".into())],
+            _ => vec![],
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", "field"?, "index"?}}`.
+    pub fn body(&self) -> Value {
+        let mut e = json!({"code": self.code(), "message": self.message()});
+        if let Some(f) = self.field() {
+            e["field"] = json!(f);
+        }
+        if let Some(i) = self.index() {
+            e["index"] = json!(i);
+        }
+        json!({ "error": e })
+    }
+
+    /// The same error, now known to concern `events[index]`.
+    pub fn at_index(self, i: usize) -> ApiError {
+        use ApiError::*;
+        match self {
+            InvalidEvent { field, message, .. } => InvalidEvent { index: Some(i), field, message },
+            UnknownField { field, .. } => UnknownField { index: Some(i), field },
+            ValueOutOfRange { message, .. } => ValueOutOfRange { index: Some(i), message },
+            Unroutable { event_type, .. } => Unroutable { index: Some(i), event_type },
+            InvalidJson { message, .. } => InvalidJson { index: Some(i), message },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_event_names_its_index_and_field() {
+        let e = ApiError::InvalidEvent { index: None, field: "value".into(), message: "must be a finite number".into() }
+            .at_index(3);
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            e.body(),
+            json!({"error": {"code": "invalid_event", "message": "events[3].value must be a finite number", "field": "value", "index": 3}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_carry_no_detail() {
+        let e = ApiError::Internal;
+        assert_eq!(e.status(), 500);
+        assert_eq!(e.body(), json!({"error": {"code": "internal_error", "message": "internal error"}}));
+    }
+
+    #[test]
+    fn overload_says_when_to_retry() {
+        let e = ApiError::Overloaded { retry_after_s: 2 };
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.headers(), vec![("Retry-After", "2".to_string())]);
+    }
+}

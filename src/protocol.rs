@@ -1,0 +1,89 @@
+//! What crosses the Queue and the Durable Object boundary, as plain serde
+//! types, so the shapes are checked natively and never drift between sides.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::catalog::Delivery;
+use crate::core::{Op, Order, Ties, Window};
+
+/// A Queue message: one accepted event, its boards resolved at ingest so a
+/// route change never re-routes an event that was already acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    pub id: String,
+    pub member: String,
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+    pub to: Vec<Delivery>,
+}
+
+/// Which ranking a board Durable Object holds, and the settings it applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardSpec {
+    pub board: String,
+    pub generation: u64,
+    pub window: Window,
+    pub period: String,
+    pub order: Order,
+    pub op: Op,
+    pub ties: Ties,
+}
+
+impl BoardSpec {
+    /// The Durable Object name of this board period.
+    pub fn object_name(&self) -> String {
+        format!("{}@{}/{}/{}", self.board, self.generation, self.window.as_str(), self.period)
+    }
+
+    /// The Durable Object that holds the live sockets of this board window,
+    /// whatever the period: it outlives period rollovers.
+    pub fn live_object_name(&self) -> String {
+        format!("{}@{}/{}/live", self.board, self.generation, self.window.as_str())
+    }
+}
+
+/// One event as a board applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyEvent {
+    pub id: String,
+    pub member: String,
+    pub value: f64,
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+}
+
+/// Consumer → board: one request per board period per Queue batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyBatch {
+    pub spec: BoardSpec,
+    pub events: Vec<ApplyEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ApplyResult {
+    pub applied: u32,
+    pub duplicates: u32,
+}
+
+/// A ranking entry as the API and the live socket show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryOut {
+    pub rank: u64,
+    pub member: String,
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// The top of a board period: what `top` returns and what the live hub pushes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopOut {
+    pub period: String,
+    pub total: u64,
+    pub entries: Vec<EntryOut>,
+}
+
+/// The largest `limit` a live socket may ask for.
+pub const LIVE_MAX_LIMIT: usize = 100;
