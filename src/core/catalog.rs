@@ -52,15 +52,27 @@ impl BoardSettings {
 
 /// A change to a board's settings; absent fields keep their value, and
 /// `min`/`max` set to `null` clear the bound.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BoardPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<Order>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<Vec<Window>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ties: Option<Ties>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some")]
     pub min: Option<Option<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some")]
     pub max: Option<Option<f64>>,
+}
+
+/// Keeps `null` apart from absent: absent is `None`, `null` is `Some(None)`.
+fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// What a board is, plus what the platform needs to know about it.
@@ -344,6 +356,13 @@ mod tests {
         c.delete_board(&b("likes"));
         c.ensure_scored([&b("likes")]);
         assert_ne!(c.boards[&b("likes")].generation, g1);
+    }
+
+    #[test]
+    fn a_patch_keeps_null_bounds_apart_from_absent_ones_across_json() {
+        let p = BoardPatch { min: Some(None), max: Some(Some(3.0)), ..Default::default() };
+        let back: BoardPatch = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 pub mod auth;
 pub mod event;
-mod names;
+pub mod settings;
+pub mod names;
 
 pub use event::{BodyFormat, Event};
 pub use names::{BoardName, EventId, EventType, MemberId, NameError};
