@@ -1,0 +1,428 @@
+//! One board-period's ranking, held in a Durable Object's memory.
+//!
+//! Layout (about 55–60 bytes per member with 16-byte ids, see the benchmark):
+//! - `ids`: each member id stored once in a paged byte arena; a hash index of
+//!   `u32` entries maps an id to a dense slot.
+//! - `tree`: an order-statistic index of `(score key, seq, slot)` entries in
+//!   blocks of 256 with a Fenwick tree of block counts: rank, position and
+//!   "how many are strictly better" in O(log n).
+//! - `ts[slot]`: the event time of the member's last change.
+//! - `meta`: a side map, only for members that have metadata.
+//!
+//! The score is stored as a `u64` key whose ascending order is "better first"
+//! under the board's [`Order`], so every listing is one ascending walk:
+//! better score, then lower `seq` (reached the score first), then member id
+//! byte order (slots are assigned in that order by [`Ranking::from_rows`], and
+//! later members always get fresh, unique seqs).
+
+mod ids;
+mod tree;
+
+use std::collections::HashMap;
+
+use super::{Op, Order, Ties};
+use crate::domain::names::MemberId;
+use ids::Ids;
+use tree::{Key, Tree};
+
+pub use ids::MAX_MEMBERS;
+
+/// A member's persistent form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub member: String,
+    pub score: f64,
+    pub seq: u64,
+    pub ts: i64,
+    /// Opaque JSON text.
+    pub meta: Option<String>,
+}
+
+/// One line of a listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub rank: u64,
+    pub member: String,
+    pub score: f64,
+    /// Opaque JSON text.
+    pub meta: Option<String>,
+}
+
+/// One member's standing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub rank: u64,
+    pub score: f64,
+    pub total: u64,
+    /// 100 × (members with a strictly worse score) / total.
+    pub percentile: f64,
+    pub meta: Option<String>,
+}
+
+/// What an event did to the ranking.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Unchanged,
+    /// The member's new persistent row.
+    Changed(Row),
+}
+
+const SIGN: u64 = 1 << 63;
+
+/// Maps a finite score to a `u64` whose ascending order is "better first".
+#[inline]
+fn key_of_score(score: f64, order: Order) -> u64 {
+    let b = normalize(score).to_bits();
+    let asc = if b & SIGN != 0 { !b } else { b | SIGN };
+    match order {
+        Order::Asc => asc,
+        Order::Desc => !asc,
+    }
+}
+
+#[inline]
+fn score_of_key(k: u64, order: Order) -> f64 {
+    let asc = match order {
+        Order::Asc => k,
+        Order::Desc => !k,
+    };
+    f64::from_bits(if asc & SIGN != 0 { asc & !SIGN } else { !asc })
+}
+
+#[inline]
+fn normalize(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+pub struct Ranking {
+    order: Order,
+    op: Op,
+    ids: Ids,
+    tree: Tree,
+    /// slot -> ts of the last change
+    ts: Vec<i64>,
+    meta: HashMap<u32, String>,
+    next_seq: u64,
+}
+
+impl Clone for Ranking {
+    fn clone(&self) -> Self {
+        Ranking::from_rows(self.order, self.op, self.rows())
+    }
+}
+
+impl std::fmt::Debug for Ranking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ranking")
+            .field("order", &self.order)
+            .field("op", &self.op)
+            .field("len", &self.len())
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl Ranking {
+    pub fn new(order: Order, op: Op) -> Ranking {
+        Ranking {
+            order,
+            op,
+            ids: Ids::default(),
+            tree: Tree::default(),
+            ts: Vec::new(),
+            meta: HashMap::new(),
+            next_seq: 1,
+        }
+    }
+
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.len() == 0
+    }
+
+    /// The seq the next score change will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn row(&self, slot: u32, k: Key) -> Row {
+        Row {
+            member: self.ids.str(slot).to_string(),
+            score: score_of_key(k.0, self.order),
+            seq: k.1,
+            ts: self.ts[slot as usize],
+            meta: self.meta.get(&slot).cloned(),
+        }
+    }
+
+    fn entry(&self, rank: u64, k: Key) -> Entry {
+        Entry {
+            rank,
+            member: self.ids.str(k.2).to_string(),
+            score: score_of_key(k.0, self.order),
+            meta: self.meta.get(&k.2).cloned(),
+        }
+    }
+
+    /// Applies one event's value at event time `ts` (ms). Deduplicating events
+    /// is the caller's job. A non-finite value, or an `incr` whose sum would not
+    /// be finite, changes nothing.
+    pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> Applied {
+        if !value.is_finite() {
+            return Applied::Unchanged;
+        }
+        let value = normalize(value);
+        let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
+            if self.ids.len() >= MAX_MEMBERS {
+                return Applied::Unchanged;
+            }
+            let slot = self.ids.insert(member.as_str().as_bytes());
+            if self.ts.len() <= slot as usize {
+                self.ts.resize(slot as usize + 1, 0);
+            }
+            self.ts[slot as usize] = ts;
+            let k = (key_of_score(value, self.order), self.next_seq, slot);
+            self.next_seq += 1;
+            self.tree.insert(k);
+            return Applied::Changed(self.row(slot, k));
+        };
+        let old = self.tree.key_of(slot);
+        let old_score = score_of_key(old.0, self.order);
+        let new_score = match self.op {
+            Op::Incr => {
+                let s = normalize(old_score + value);
+                if !s.is_finite() || s == old_score {
+                    return Applied::Unchanged;
+                }
+                s
+            }
+            Op::Best => {
+                if key_of_score(value, self.order) >= old.0 {
+                    return Applied::Unchanged;
+                }
+                value
+            }
+            Op::Last => {
+                let cur = self.ts[slot as usize];
+                if ts < cur {
+                    return Applied::Unchanged;
+                }
+                if value == old_score {
+                    if ts == cur {
+                        return Applied::Unchanged;
+                    }
+                    self.ts[slot as usize] = ts;
+                    return Applied::Changed(self.row(slot, old));
+                }
+                value
+            }
+        };
+        self.ts[slot as usize] = ts;
+        self.tree.remove(slot);
+        let k = (key_of_score(new_score, self.order), self.next_seq, slot);
+        self.next_seq += 1;
+        self.tree.insert(k);
+        Applied::Changed(self.row(slot, k))
+    }
+
+    /// Sets or clears a member's metadata (opaque JSON text). Only members on
+    /// the board have metadata; returns whether anything changed.
+    pub fn set_meta(&mut self, member: &MemberId, meta: Option<String>) -> bool {
+        let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
+            return false;
+        };
+        match meta {
+            Some(m) => {
+                if self.meta.get(&slot) == Some(&m) {
+                    return false;
+                }
+                self.meta.insert(slot, m);
+                true
+            }
+            None => self.meta.remove(&slot).is_some(),
+        }
+    }
+
+    /// Removes a member; true if it was on the board.
+    pub fn remove(&mut self, member: &str) -> bool {
+        let Some(slot) = self.ids.find(member.as_bytes()) else {
+            return false;
+        };
+        self.tree.remove(slot);
+        self.meta.remove(&slot);
+        self.ids.remove(slot);
+        true
+    }
+
+    pub fn get(&self, member: &str) -> Option<Row> {
+        let slot = self.ids.find(member.as_bytes())?;
+        Some(self.row(slot, self.tree.key_of(slot)))
+    }
+
+    /// Rank of the entry at 0-based position `g` with score key `k`.
+    #[inline]
+    fn rank_at(&self, g: usize, k: u64, ties: Ties) -> u64 {
+        match ties {
+            Ties::First => g as u64 + 1,
+            Ties::Shared => self.tree.count_before(k, false) as u64 + 1,
+        }
+    }
+
+    /// Entries from position `start`, at most `limit`.
+    fn listing(&self, start: usize, limit: usize) -> Vec<Entry> {
+        self.listing_ties(start, limit, Ties::First)
+    }
+
+    fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
+        let n = limit.min(self.len().saturating_sub(start));
+        let mut out = Vec::with_capacity(n);
+        let mut prev: Option<(u64, u64)> = None; // (score key, rank)
+        for (i, k) in self.tree.iter_from(start).take(n).enumerate() {
+            let g = start + i;
+            let rank = match (ties, prev) {
+                (Ties::First, _) => g as u64 + 1,
+                (Ties::Shared, Some((pk, pr))) if pk == k.0 => pr,
+                (Ties::Shared, Some(_)) => g as u64 + 1,
+                (Ties::Shared, None) => self.rank_at(g, k.0, ties),
+            };
+            prev = Some((k.0, rank));
+            out.push(self.entry(rank, k));
+        }
+        out
+    }
+
+    /// The best `limit` entries after skipping `offset`.
+    pub fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry> {
+        if ties == Ties::First {
+            return self.listing(offset, limit);
+        }
+        self.listing_ties(offset, limit, ties)
+    }
+
+    pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing> {
+        let slot = self.ids.find(member.as_bytes())?;
+        let (g, k) = self.tree.position(slot);
+        let total = self.len() as u64;
+        let worse = total - self.tree.count_before(k.0, true) as u64;
+        Some(Standing {
+            rank: self.rank_at(g, k.0, ties),
+            score: score_of_key(k.0, self.order),
+            total,
+            percentile: 100.0 * worse as f64 / total as f64,
+            meta: self.meta.get(&slot).cloned(),
+        })
+    }
+
+    /// Up to `radius` entries on each side of the member, the member included.
+    pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry>> {
+        let slot = self.ids.find(member.as_bytes())?;
+        let (g, _) = self.tree.position(slot);
+        let start = g.saturating_sub(radius);
+        let end = g.saturating_add(radius).saturating_add(1).min(self.len());
+        Some(self.listing_ties(start, end - start, ties))
+    }
+
+    /// The given members that are on the board, best first, each once.
+    pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry> {
+        let mut found: Vec<(usize, Key)> = members
+            .iter()
+            .filter_map(|m| self.ids.find(m.as_bytes()))
+            .map(|slot| self.tree.position(slot))
+            .collect();
+        found.sort_unstable_by_key(|f| f.0);
+        found.dedup_by_key(|f| f.0);
+        found.into_iter().map(|(g, k)| self.entry(self.rank_at(g, k.0, ties), k)).collect()
+    }
+
+    /// Every member's row, in rank order.
+    pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        self.tree.iter_from(0).map(move |k| self.row(k.2, k))
+    }
+
+    /// Rebuilds a ranking from rows in any order (fastest when already in rank
+    /// order, as [`Ranking::rows`] yields them). Rows with a non-finite score
+    /// or an empty or over-long member id are skipped; if a member appears twice, the row
+    /// with the higher seq wins. Seqs continue after the highest seq seen.
+    pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
+        let mut r = Ranking::new(order, op);
+        let mut rows: Vec<(u64, Row)> = rows
+            .into_iter()
+            .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
+            .map(|row| (key_of_score(row.score, order), row))
+            .collect();
+        let cmp = |a: &(u64, Row), b: &(u64, Row)| {
+            (a.0, a.1.seq, a.1.member.as_bytes()).cmp(&(b.0, b.1.seq, b.1.member.as_bytes()))
+        };
+        if !rows.windows(2).all(|w| cmp(&w[0], &w[1]).is_lt()) {
+            rows.sort_unstable_by(cmp);
+        }
+        let n = rows.len();
+        r.ids.reserve(n);
+        r.ts.reserve_exact(n);
+        r.tree.reserve_slots(n);
+        let mut keys: Vec<Key> = Vec::with_capacity(n);
+        let mut dups = false;
+        for (k, row) in rows {
+            r.next_seq = r.next_seq.max(row.seq.saturating_add(1));
+            let slot = match r.ids.find(row.member.as_bytes()) {
+                Some(slot) => {
+                    // duplicate member: keep the row with the higher seq
+                    dups = true;
+                    let i = keys.iter().position(|x| x.2 == slot).unwrap();
+                    if row.seq < keys[i].1 {
+                        continue;
+                    }
+                    keys[i] = (k, row.seq, slot);
+                    slot
+                }
+                None => {
+                    let slot = r.ids.insert(row.member.as_bytes());
+                    keys.push((k, row.seq, slot));
+                    r.ts.push(0);
+                    slot
+                }
+            };
+            r.ts[slot as usize] = row.ts;
+            match row.meta {
+                Some(m) => {
+                    r.meta.insert(slot, m);
+                }
+                None => {
+                    r.meta.remove(&slot);
+                }
+            }
+        }
+        if dups {
+            keys.sort_unstable();
+        }
+        r.tree.bulk_load(keys.len(), keys);
+        r
+    }
+
+    /// Approximate heap bytes held (the benchmark measures with a counting allocator).
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.heap_bytes()
+            + self.tree.heap_bytes()
+            + self.ts.capacity() * 8
+            + self.meta.capacity() * (4 + std::mem::size_of::<String>() + 1)
+            + self.meta.values().map(|m| m.capacity()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+//! An order-statistic index: a sorted sequence of fixed-capacity blocks (a
+//! two-level B+tree) whose block counts live in a Fenwick tree, so position
+//! and rank queries are O(log n) and an insert moves at most one block's tail.
+//!
+//! Entries are `(key, seq, slot)`, compared lexicographically, all unique
+//! (`slot` is unique). `key` is the score mapped to a `u64` whose ascending
+//! order is "better first" (see `mod.rs`). Each block is one allocation holding
+//! three parallel arrays; `block_of[slot]` says which block holds a member, so
+//! a member is found without knowing its score.
+
+pub(crate) const CAP: usize = 256;
+const BULK_FILL: usize = CAP * 7 / 8;
+
+pub(crate) type Key = (u64, u64, u32);
+
+struct Block {
+    ks: [u64; CAP],
+    ss: [u64; CAP],
+    ms: [u32; CAP],
+}
+
+impl Block {
+    fn new() -> Box<Block> {
+        Box::new(Block { ks: [0; CAP], ss: [0; CAP], ms: [0; CAP] })
+    }
+    #[inline]
+    fn key(&self, i: usize) -> Key {
+        (self.ks[i], self.ss[i], self.ms[i])
+    }
+    /// First index whose entry is not less than `k` (among the first `n`).
+    #[inline]
+    fn lower_bound(&self, n: usize, k: Key) -> usize {
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.key(mid) < k {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+    /// Number of entries (among the first `n`) whose score key is < `k` (or <= when `inclusive`).
+    #[inline]
+    fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
+        self.ks[..n].partition_point(|&x| x < k || (inclusive && x == k))
+    }
+    #[inline]
+    fn find_slot(&self, n: usize, slot: u32) -> usize {
+        let ms = &self.ms[..n];
+        // 8 at a time without early exit per element: vectorizes.
+        let mut base = 0;
+        for c in ms.chunks(8) {
+            if c.iter().fold(false, |a, &m| a | (m == slot)) {
+                return base + c.iter().position(|&m| m == slot).unwrap();
+            }
+            base += c.len();
+        }
+        unreachable!("slot not in its block")
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Tree {
+    blocks: Vec<Option<Box<Block>>>,
+    lens: Vec<u32>,
+    free_ids: Vec<u32>,
+    /// block ids by position
+    order: Vec<u32>,
+    /// block id -> position
+    pos: Vec<u32>,
+    /// by position: first entry of the block
+    firsts: Vec<Key>,
+    /// Fenwick tree over positions (1-based)
+    fen: Vec<u32>,
+    /// slot -> block id
+    block_of: Vec<u32>,
+    len: usize,
+}
+
+impl Clone for Tree {
+    fn clone(&self) -> Self {
+        let mut t = Tree::default();
+        t.bulk_load(self.len, self.iter_from(0));
+        t
+    }
+}
+
+impl Tree {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn block(&self, id: u32) -> &Block {
+        self.blocks[id as usize].as_deref().unwrap()
+    }
+
+    fn new_block(&mut self) -> u32 {
+        match self.free_ids.pop() {
+            Some(id) => {
+                self.blocks[id as usize] = Some(Block::new());
+                self.lens[id as usize] = 0;
+                id
+            }
+            None => {
+                self.blocks.push(Some(Block::new()));
+                self.lens.push(0);
+                self.pos.push(0);
+                (self.blocks.len() - 1) as u32
+            }
+        }
+    }
+
+    fn ensure_slot(&mut self, slot: u32) {
+        if self.block_of.len() <= slot as usize {
+            self.block_of.resize(slot as usize + 1, u32::MAX);
+        }
+    }
+
+    fn fen_add(&mut self, p: usize, d: i32) {
+        let m = self.order.len();
+        let mut i = p + 1;
+        while i <= m {
+            self.fen[i] = self.fen[i].wrapping_add(d as u32);
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Entries in positions `[0, p)`.
+    #[inline]
+    fn fen_prefix(&self, p: usize) -> usize {
+        let mut s = 0usize;
+        let mut i = p;
+        while i > 0 {
+            s += self.fen[i] as usize;
+            i &= i - 1;
+        }
+        s
+    }
+
+    /// (position, index) of global index `g < len`.
+    #[inline]
+    fn fen_find(&self, g: usize) -> (usize, usize) {
+        let m = self.order.len();
+        let mut p = 0;
+        let mut rem = g;
+        let mut step = if m == 0 { 0 } else { 1 << (usize::BITS - 1 - m.leading_zeros()) };
+        while step > 0 {
+            let q = p + step;
+            if q <= m && (self.fen[q] as usize) <= rem {
+                p = q;
+                rem -= self.fen[q] as usize;
+            }
+            step >>= 1;
+        }
+        (p, rem)
+    }
+
+    /// Rebuilds positions, firsts and the Fenwick tree after the block sequence changed.
+    fn reindex(&mut self) {
+        let m = self.order.len();
+        self.fen.clear();
+        self.fen.resize(m + 1, 0);
+        self.firsts.clear();
+        for (p, &id) in self.order.iter().enumerate() {
+            self.pos[id as usize] = p as u32;
+            self.fen[p + 1] = self.lens[id as usize];
+            self.firsts.push(self.blocks[id as usize].as_deref().unwrap().key(0));
+        }
+        for i in 1..=m {
+            let j = i + (i & i.wrapping_neg());
+            if j <= m {
+                self.fen[j] += self.fen[i];
+            }
+        }
+    }
+
+    /// Position of the block an entry with key `k` belongs in.
+    #[inline]
+    fn block_for(&self, k: Key) -> usize {
+        self.firsts.partition_point(|&f| f <= k).saturating_sub(1)
+    }
+
+    pub fn insert(&mut self, k: Key) {
+        self.ensure_slot(k.2);
+        if self.order.is_empty() {
+            let id = self.new_block();
+            self.order.push(id);
+            let b = self.blocks[id as usize].as_deref_mut().unwrap();
+            b.ks[0] = k.0;
+            b.ss[0] = k.1;
+            b.ms[0] = k.2;
+            self.lens[id as usize] = 1;
+            self.block_of[k.2 as usize] = id;
+            self.len = 1;
+            self.reindex();
+            return;
+        }
+        let mut p = self.block_for(k);
+        if self.lens[self.order[p] as usize] as usize == CAP {
+            self.split(p);
+            p = self.block_for(k);
+        }
+        let id = self.order[p];
+        let n = self.lens[id as usize] as usize;
+        let b = self.blocks[id as usize].as_deref_mut().unwrap();
+        let i = b.lower_bound(n, k);
+        b.ks.copy_within(i..n, i + 1);
+        b.ss.copy_within(i..n, i + 1);
+        b.ms.copy_within(i..n, i + 1);
+        b.ks[i] = k.0;
+        b.ss[i] = k.1;
+        b.ms[i] = k.2;
+        self.lens[id as usize] += 1;
+        self.block_of[k.2 as usize] = id;
+        if i == 0 {
+            self.firsts[p] = k;
+        }
+        self.fen_add(p, 1);
+        self.len += 1;
+    }
+
+    fn split(&mut self, p: usize) {
+        let id = self.order[p];
+        let nid = self.new_block();
+        let half = CAP / 2;
+        let (a, b) = {
+            // two distinct boxes: take the new one out temporarily
+            let nb = self.blocks[nid as usize].take().unwrap();
+            (self.blocks[id as usize].take().unwrap(), nb)
+        };
+        let (mut a, mut b) = (a, b);
+        b.ks[..CAP - half].copy_from_slice(&a.ks[half..]);
+        b.ss[..CAP - half].copy_from_slice(&a.ss[half..]);
+        b.ms[..CAP - half].copy_from_slice(&a.ms[half..]);
+        for &m in &b.ms[..CAP - half] {
+            self.block_of[m as usize] = nid;
+        }
+        let _ = &mut a;
+        self.blocks[id as usize] = Some(a);
+        self.blocks[nid as usize] = Some(b);
+        self.lens[id as usize] = half as u32;
+        self.lens[nid as usize] = (CAP - half) as u32;
+        self.order.insert(p + 1, nid);
+        self.reindex();
+    }
+
+    fn drop_block(&mut self, p: usize) {
+        let id = self.order.remove(p);
+        self.blocks[id as usize] = None;
+        self.lens[id as usize] = 0;
+        self.free_ids.push(id);
+    }
+
+    /// Removes a member's entry; returns its key.
+    pub fn remove(&mut self, slot: u32) -> Key {
+        let id = self.block_of[slot as usize];
+        let p = self.pos[id as usize] as usize;
+        let n = self.lens[id as usize] as usize;
+        let b = self.blocks[id as usize].as_deref_mut().unwrap();
+        let i = b.find_slot(n, slot);
+        let k = b.key(i);
+        b.ks.copy_within(i + 1..n, i);
+        b.ss.copy_within(i + 1..n, i);
+        b.ms.copy_within(i + 1..n, i);
+        let n = n - 1;
+        self.lens[id as usize] = n as u32;
+        self.block_of[slot as usize] = u32::MAX;
+        self.len -= 1;
+        if n == 0 {
+            self.drop_block(p);
+            self.reindex();
+            return k;
+        }
+        if i == 0 {
+            self.firsts[p] = b.key(0);
+        }
+        self.fen_add(p, -1);
+        if n < CAP / 4 {
+            self.maybe_merge(p);
+        }
+        k
+    }
+
+    /// Merges the block at `p` into a neighbour when both fit in 3/4 of a block.
+    fn maybe_merge(&mut self, p: usize) {
+        let n = self.lens[self.order[p] as usize] as usize;
+        let (left, right) = if p + 1 < self.order.len()
+            && n + self.lens[self.order[p + 1] as usize] as usize <= CAP * 3 / 4
+        {
+            (p, p + 1)
+        } else if p > 0 && n + self.lens[self.order[p - 1] as usize] as usize <= CAP * 3 / 4 {
+            (p - 1, p)
+        } else {
+            return;
+        };
+        let (lid, rid) = (self.order[left], self.order[right]);
+        let ln = self.lens[lid as usize] as usize;
+        let rn = self.lens[rid as usize] as usize;
+        let rb = self.blocks[rid as usize].take().unwrap();
+        let lb = self.blocks[lid as usize].as_deref_mut().unwrap();
+        lb.ks[ln..ln + rn].copy_from_slice(&rb.ks[..rn]);
+        lb.ss[ln..ln + rn].copy_from_slice(&rb.ss[..rn]);
+        lb.ms[ln..ln + rn].copy_from_slice(&rb.ms[..rn]);
+        for &m in &rb.ms[..rn] {
+            self.block_of[m as usize] = lid;
+        }
+        self.lens[lid as usize] = (ln + rn) as u32;
+        self.blocks[rid as usize] = Some(rb);
+        self.drop_block(right);
+        self.reindex();
+    }
+
+    /// The key of a member's entry.
+    #[inline]
+    pub fn key_of(&self, slot: u32) -> Key {
+        let id = self.block_of[slot as usize];
+        let b = self.block(id);
+        b.key(b.find_slot(self.lens[id as usize] as usize, slot))
+    }
+
+    /// 0-based position of a member in the order, with its key.
+    #[inline]
+    pub fn position(&self, slot: u32) -> (usize, Key) {
+        let id = self.block_of[slot as usize];
+        let p = self.pos[id as usize] as usize;
+        let b = self.block(id);
+        let i = b.find_slot(self.lens[id as usize] as usize, slot);
+        (self.fen_prefix(p) + i, b.key(i))
+    }
+
+    /// Number of entries whose score key is `< k` (or `<= k` when `inclusive`). O(log n).
+    #[inline]
+    pub fn count_before(&self, k: u64, inclusive: bool) -> usize {
+        let pp = self.firsts.partition_point(|f| f.0 < k || (inclusive && f.0 == k));
+        if pp == 0 {
+            return 0;
+        }
+        let id = self.order[pp - 1];
+        self.fen_prefix(pp - 1) + self.block(id).count_keys(self.lens[id as usize] as usize, k, inclusive)
+    }
+
+    /// Entries in order from global index `start`.
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = Key> + '_ {
+        let (mut p, mut i) = if start >= self.len { (self.order.len(), 0) } else { self.fen_find(start) };
+        std::iter::from_fn(move || {
+            while p < self.order.len() {
+                let id = self.order[p];
+                if i < self.lens[id as usize] as usize {
+                    i += 1;
+                    return Some(self.block(id).key(i - 1));
+                }
+                p += 1;
+                i = 0;
+            }
+            None
+        })
+    }
+
+    /// Replaces the content with `n` entries given in strictly increasing key order.
+    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>) {
+        *self = Tree::default();
+        let nblocks = n.div_ceil(BULK_FILL);
+        self.blocks.reserve_exact(nblocks);
+        self.lens.reserve_exact(nblocks);
+        self.pos.reserve_exact(nblocks);
+        self.order.reserve_exact(nblocks);
+        let mut cur: Option<u32> = None;
+        for k in sorted {
+            self.ensure_slot(k.2);
+            let id = match cur {
+                Some(id) if (self.lens[id as usize] as usize) < BULK_FILL => id,
+                _ => {
+                    let id = self.new_block();
+                    self.order.push(id);
+                    cur = Some(id);
+                    id
+                }
+            };
+            let n = self.lens[id as usize] as usize;
+            let b = self.blocks[id as usize].as_deref_mut().unwrap();
+            b.ks[n] = k.0;
+            b.ss[n] = k.1;
+            b.ms[n] = k.2;
+            self.lens[id as usize] += 1;
+            self.block_of[k.2 as usize] = id;
+            self.len += 1;
+        }
+        self.reindex();
+    }
+
+    pub fn reserve_slots(&mut self, n: usize) {
+        self.block_of.reserve_exact(n.saturating_sub(self.block_of.len()));
+    }
+
+    /// Bytes held on the heap (for reports).
+    pub fn heap_bytes(&self) -> usize {
+        self.blocks.iter().filter(|b| b.is_some()).count() * std::mem::size_of::<Block>()
+            + self.blocks.capacity() * 8
+            + (self.lens.capacity() + self.pos.capacity() + self.order.capacity() + self.fen.capacity()) * 4
+            + self.firsts.capacity() * std::mem::size_of::<Key>()
+            + self.block_of.capacity() * 4
+    }
+
+    #[cfg(test)]
+    pub fn check(&self) {
+        let all: Vec<Key> = self.iter_from(0).collect();
+        assert_eq!(all.len(), self.len);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        for (g, k) in all.iter().enumerate() {
+            assert_eq!(self.position(k.2), (g, *k));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_split_and_merge_while_positions_stay_exact() {
+        let mut t = Tree::default();
+        let mut x = 12345u64;
+        let mut keys = Vec::new();
+        for s in 0..5000u32 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let k = ((x >> 33) % 50, s as u64, s);
+            t.insert(k);
+            keys.push(k);
+        }
+        t.check();
+        keys.sort();
+        for (g, k) in keys.iter().enumerate().step_by(97) {
+            assert_eq!(t.position(k.2).0, g);
+            assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
+            assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
+        }
+        for k in keys.iter().filter(|k| k.2 % 7 != 0) {
+            assert_eq!(t.remove(k.2), *k);
+        }
+        t.check();
+        assert_eq!(t.len(), keys.iter().filter(|k| k.2 % 7 == 0).count());
+        let again: Vec<Key> = t.iter_from(0).collect();
+        let mut u = Tree::default();
+        u.bulk_load(again.len(), again.iter().copied());
+        u.check();
+        assert_eq!(u.iter_from(3).collect::<Vec<_>>(), again[3..].to_vec());
+    }
+}
