@@ -1,0 +1,301 @@
+//! The ranking against an obviously-correct model: a Vec sorted by the rules,
+//! for every op × order × ties combination, with heavy ties and removals.
+
+use podium::core::ranking::{Applied, Entry, Ranking, Row, Standing};
+use podium::core::{Op, Order, Ties};
+use podium::domain::names::MemberId;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Cmd {
+    Apply(usize, f64, i64),
+    Remove(usize),
+    Meta(usize, Option<u8>),
+    Rebuild(bool),
+}
+
+#[derive(Default)]
+struct Model {
+    rows: Vec<Row>,
+    next_seq: u64,
+}
+
+fn better(order: Order, a: f64, b: f64) -> bool {
+    match order {
+        Order::Desc => a > b,
+        Order::Asc => a < b,
+    }
+}
+
+impl Model {
+    fn sorted(&self, order: Order) -> Vec<Row> {
+        let mut v = self.rows.clone();
+        v.sort_by(|a, b| {
+            let s = if better(order, a.score, b.score) {
+                std::cmp::Ordering::Less
+            } else if better(order, b.score, a.score) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            s.then(a.seq.cmp(&b.seq)).then(a.member.as_bytes().cmp(b.member.as_bytes()))
+        });
+        v
+    }
+
+    fn apply(&mut self, op: Op, order: Order, member: &str, value: f64, ts: i64) -> Applied {
+        let value = if value == 0.0 { 0.0 } else { value };
+        let seq = self.next_seq.max(1);
+        match self.rows.iter_mut().find(|r| r.member == member) {
+            None => {
+                let row = Row { member: member.into(), score: value, seq, ts, meta: None };
+                self.rows.push(row.clone());
+                self.next_seq = seq + 1;
+                Applied::Changed(row)
+            }
+            Some(r) => {
+                let new = match op {
+                    Op::Incr => {
+                        let s = r.score + value;
+                        let s = if s == 0.0 { 0.0 } else { s };
+                        if s == r.score {
+                            return Applied::Unchanged;
+                        }
+                        s
+                    }
+                    Op::Best => {
+                        if !better(order, value, r.score) {
+                            return Applied::Unchanged;
+                        }
+                        value
+                    }
+                    Op::Last => {
+                        if ts < r.ts {
+                            return Applied::Unchanged;
+                        }
+                        if value == r.score {
+                            if ts == r.ts {
+                                return Applied::Unchanged;
+                            }
+                            r.ts = ts;
+                            return Applied::Changed(r.clone());
+                        }
+                        value
+                    }
+                };
+                r.score = new;
+                r.seq = seq;
+                r.ts = ts;
+                self.next_seq = seq + 1;
+                Applied::Changed(r.clone())
+            }
+        }
+    }
+
+    fn entries(&self, order: Order, ties: Ties) -> Vec<Entry> {
+        let s = self.sorted(order);
+        s.iter()
+            .enumerate()
+            .map(|(i, r)| Entry {
+                rank: match ties {
+                    Ties::First => i as u64 + 1,
+                    Ties::Shared => 1 + s.iter().filter(|o| better(order, o.score, r.score)).count() as u64,
+                },
+                member: r.member.clone(),
+                score: r.score,
+                meta: r.meta.clone(),
+            })
+            .collect()
+    }
+}
+
+fn name(i: usize) -> String {
+    // varied lengths and bytes, ids differ in their first and last bytes
+    match i % 3 {
+        0 => format!("m{i}"),
+        1 => format!("{i:0>16}"),
+        _ => format!("Zoë-{i}-🎉"),
+    }
+}
+
+fn check(r: &Ranking, m: &Model, order: Order, ties: Ties, pool: usize) {
+    let want = m.entries(order, ties);
+    assert_eq!(r.len(), want.len());
+    assert_eq!(r.is_empty(), want.is_empty());
+    assert_eq!(r.rows().collect::<Vec<_>>(), m.sorted(order));
+    for off in [0, 1, 3, want.len().saturating_sub(2), want.len(), want.len() + 5] {
+        for lim in [1, 4, 1000] {
+            let end = (off + lim).min(want.len());
+            let exp = if off < want.len() { want[off..end].to_vec() } else { vec![] };
+            assert_eq!(r.top(off, lim, ties), exp, "top({off},{lim})");
+        }
+    }
+    for i in 0..pool {
+        let who = name(i);
+        let pos = want.iter().position(|e| e.member == who);
+        let st = r.rank(&who, ties);
+        match pos {
+            None => {
+                assert_eq!(st, None);
+                assert_eq!(r.get(&who), None);
+                assert_eq!(r.around(&who, 2, ties), None);
+            }
+            Some(p) => {
+                let e = &want[p];
+                let total = want.len() as u64;
+                let worse = want.iter().filter(|o| better(order, e.score, o.score)).count();
+                assert_eq!(
+                    st,
+                    Some(Standing {
+                        rank: e.rank,
+                        score: e.score,
+                        total,
+                        percentile: 100.0 * worse as f64 / total as f64,
+                        meta: e.meta.clone(),
+                    })
+                );
+                for radius in [0, 1, 3] {
+                    let lo = p.saturating_sub(radius);
+                    let hi = (p + radius + 1).min(want.len());
+                    assert_eq!(r.around(&who, radius, ties).unwrap(), want[lo..hi].to_vec());
+                }
+            }
+        }
+    }
+    let ask: Vec<String> = (0..pool).step_by(2).chain([0, 1, pool + 1]).map(name).collect();
+    let ask: Vec<&str> = ask.iter().map(|s| s.as_str()).collect();
+    let exp: Vec<Entry> = want.iter().filter(|e| ask.contains(&e.member.as_str())).cloned().collect();
+    assert_eq!(r.lookup(&ask, ties), exp);
+}
+
+fn run(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<Cmd>, check_every: usize) {
+    let mut r = Ranking::new(order, op);
+    let mut m = Model { rows: vec![], next_seq: 1 };
+    for (n, c) in cmds.into_iter().enumerate() {
+        match c {
+            Cmd::Apply(i, v, ts) => {
+                let who = name(i % pool);
+                let got = r.apply(&MemberId::parse(who.clone()).unwrap(), v, ts);
+                let mut exp = m.apply(op, order, &who, v, ts);
+                if let Applied::Changed(row) = &mut exp {
+                    row.meta = m.rows.iter().find(|x| x.member == who).unwrap().meta.clone();
+                }
+                assert_eq!(got, exp);
+            }
+            Cmd::Remove(i) => {
+                let who = name(i % pool);
+                let had = m.rows.iter().any(|x| x.member == who);
+                m.rows.retain(|x| x.member != who);
+                assert_eq!(r.remove(&who), had);
+            }
+            Cmd::Meta(i, v) => {
+                let who = name(i % pool);
+                let meta = v.map(|b| format!("{{\"v\":{b}}}"));
+                let exp = match m.rows.iter_mut().find(|x| x.member == who) {
+                    Some(row) if row.meta != meta => {
+                        row.meta = meta.clone();
+                        true
+                    }
+                    _ => false,
+                };
+                assert_eq!(r.set_meta(&MemberId::parse(who).unwrap(), meta), exp);
+            }
+            Cmd::Rebuild(shuffle) => {
+                let mut rows: Vec<Row> = r.rows().collect();
+                if shuffle {
+                    rows.reverse();
+                    let k = rows.len() / 3;
+                    rows.rotate_left(k);
+                }
+                r = Ranking::from_rows(order, op, rows);
+                // seqs continue after the max seq seen; the model's next seq is never lower
+                assert!(r.next_seq() <= m.next_seq.max(1));
+                m.next_seq = m.next_seq.max(1);
+                // align: the ranking continues from max+1, the model from its counter;
+                // both only need to be greater than every seq on the board, so re-sync.
+                r = Ranking::from_rows(
+                    order,
+                    op,
+                    r.rows().chain(std::iter::once(Row {
+                        member: "\u{1}sync".into(),
+                        score: 0.0,
+                        seq: m.next_seq - 1,
+                        ts: 0,
+                        meta: None,
+                    })),
+                );
+                assert!(r.remove("\u{1}sync"));
+            }
+        }
+        if check_every > 0 && n % check_every == 0 {
+            check(&r, &m, order, ties, pool);
+        }
+    }
+    check(&r, &m, order, ties, pool);
+}
+
+fn combo() -> impl Strategy<Value = (Op, Order, Ties)> {
+    (
+        prop_oneof![Just(Op::Incr), Just(Op::Best), Just(Op::Last)],
+        prop_oneof![Just(Order::Desc), Just(Order::Asc)],
+        prop_oneof![Just(Ties::Shared), Just(Ties::First)],
+    )
+}
+
+fn value(heavy: bool) -> BoxedStrategy<f64> {
+    if heavy {
+        // tiny domain: many equal scores, zeros and negative zeros
+        prop_oneof![Just(0.0), Just(-0.0), Just(1.0), Just(-1.0), Just(2.0)].boxed()
+    } else {
+        prop_oneof![(-50i32..50).prop_map(|x| x as f64 / 4.0), -1e6..1e6f64].boxed()
+    }
+}
+
+fn cmds(pool: usize, len: usize, heavy: bool) -> impl Strategy<Value = Vec<Cmd>> {
+    let c = prop_oneof![
+        12 => (0..pool, value(heavy), 0i64..6).prop_map(|(i, v, t)| Cmd::Apply(i, v, t)),
+        1 => (0..pool).prop_map(Cmd::Remove),
+        1 => (0..pool, proptest::option::of(0u8..3)).prop_map(|(i, v)| Cmd::Meta(i, v)),
+        1 => any::<bool>().prop_map(Cmd::Rebuild),
+    ];
+    proptest::collection::vec(c, 0..len)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn small_boards_with_heavy_ties_match_the_model(
+        (op, order, ties) in combo(),
+        (pool, cmds) in (1usize..10, any::<bool>())
+            .prop_flat_map(|(pool, heavy)| (Just(pool), cmds(pool, 60, heavy))),
+    ) {
+        run(op, order, ties, pool, cmds, 1);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_op_order_and_ties_combination_matches_the_model(
+        (op, order, ties) in combo(),
+        cmds in cmds(12, 80, true),
+    ) {
+        run(op, order, ties, 12, cmds, 1);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn large_boards_that_split_and_merge_blocks_match_the_model(
+        (op, order, ties) in combo(),
+        heavy in any::<bool>(),
+        cmds in cmds(900, 2500, false),
+    ) {
+        let _ = heavy;
+        run(op, order, ties, 900, cmds, 0);
+    }
+}
