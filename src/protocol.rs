@@ -87,3 +87,60 @@ pub struct TopOut {
 
 /// The largest `limit` a live socket may ask for.
 pub const LIVE_MAX_LIMIT: usize = 100;
+
+/// Worker → board: a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "q", rename_all = "snake_case")]
+pub enum BoardQuery {
+    Top { offset: usize, limit: usize, ties: Ties },
+    Rank { member: String, ties: Ties },
+    Around { member: String, radius: usize, ties: Ties },
+    Lookup { members: Vec<String>, ties: Ties },
+}
+
+/// A member's standing as `GET .../members/{member}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandingOut {
+    pub member: String,
+    pub rank: u64,
+    pub score: f64,
+    pub total: u64,
+    pub percentile: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// Board → worker: a read's answer. `found` is false when the member asked
+/// about (rank, around) is not on the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryOut {
+    pub total: u64,
+    pub found: bool,
+    #[serde(default)]
+    pub entries: Vec<EntryOut>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<StandingOut>,
+}
+
+/// Meta is stored as JSON text; clients get it back as JSON.
+pub fn meta_json(meta: Option<&str>) -> Option<serde_json::Value> {
+    meta.and_then(|m| serde_json::from_str(m).ok())
+}
+
+impl From<crate::core::ranking::Entry> for EntryOut {
+    fn from(e: crate::core::ranking::Entry) -> Self {
+        EntryOut { rank: e.rank, member: e.member, score: e.score, meta: meta_json(e.meta.as_deref()) }
+    }
+}
+
+/// The live socket's messages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveMessage<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub board: &'a str,
+    pub window: Window,
+    pub period: &'a str,
+    pub total: u64,
+    pub entries: &'a [EntryOut],
+}

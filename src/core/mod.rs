@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod period;
+pub mod retention;
 pub mod ranking;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,385 @@
+//! `BoardObject`: one board period's ranking (e.g. `likes@3/day/2026-11-22`).
+//!
+//! The ranking lives in memory (the core's `Ranking`) and in SQLite: each
+//! batch's changed member rows and event ids are written before the object
+//! answers, so an acknowledged event survives eviction and restarts. A
+//! member hit many times in one batch is written once. The alarm does what
+//! can wait: push the top to live viewers (at most every 500 ms), prune event
+//! ids older than the dedupe horizon, and delete an expired period.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use worker::{console_error, durable_object, Env, Method, Request, Response, Result, State};
+
+use super::http::now_ms;
+use crate::core::period::Period;
+use crate::core::ranking::{Applied, Ranking};
+use crate::core::retention::Retention;
+use crate::core::{Op, Order, Ties};
+use crate::domain::MemberId;
+use crate::protocol::{
+    meta_json, ApplyBatch, ApplyResult, BoardQuery, BoardSpec, EntryOut, QueryOut, StandingOut, TopOut,
+    LIVE_MAX_LIMIT,
+};
+
+/// Event ids are remembered at least this long (API.md promises 24 hours).
+const DEDUPE_MS: i64 = 25 * 3600 * 1000;
+/// Pruning runs at most this often.
+const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
+/// Live updates are coalesced to at most one per this interval.
+pub const PUBLISH_EVERY_MS: i64 = 500;
+
+#[durable_object]
+pub struct BoardObject {
+    state: State,
+    env: Env,
+    ranking: RefCell<Option<Ranking>>,
+    spec: RefCell<Option<BoardSpec>>,
+    /// A live hub has viewers for this period: push changes to it.
+    watched: Cell<bool>,
+    /// Something changed since the last push.
+    dirty: Cell<bool>,
+    last_publish: Cell<i64>,
+    alarm_at: Cell<Option<i64>>,
+}
+
+fn rust_err(e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+impl BoardObject {
+    fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
+    }
+
+    /// Loads the ranking from SQLite on first use after a cold start.
+    fn ensure_loaded(&self) -> Result<()> {
+        if self.ranking.borrow().is_some() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, score REAL NOT NULL, \
+             seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT)",
+            None,
+        )?;
+        sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        sql.exec("CREATE INDEX IF NOT EXISTS seen_at ON seen (at)", None)?;
+
+        #[derive(Deserialize)]
+        struct Kv {
+            k: String,
+            v: String,
+        }
+        let mut spec: Option<BoardSpec> = None;
+        for kv in sql.exec("SELECT k, v FROM kv", None)?.to_array::<Kv>()? {
+            match kv.k.as_str() {
+                "spec" => spec = serde_json::from_str(&kv.v).ok(),
+                "watched" => self.watched.set(kv.v == "1"),
+                _ => {}
+            }
+        }
+        #[derive(Deserialize)]
+        struct MemberRow {
+            member: String,
+            score: f64,
+            seq: f64,
+            ts: f64,
+            meta: Option<String>,
+        }
+        let rows = sql
+            .exec("SELECT member, score, seq, ts, meta FROM members", None)?
+            .to_array::<MemberRow>()?
+            .into_iter()
+            .map(|r| crate::core::ranking::Row {
+                member: r.member,
+                score: r.score,
+                seq: r.seq as u64,
+                ts: r.ts as i64,
+                meta: r.meta,
+            });
+        let (order, op) = spec.as_ref().map(|s| (s.order, s.op)).unwrap_or((Order::Desc, Op::Incr));
+        *self.ranking.borrow_mut() = Some(Ranking::from_rows(order, op, rows));
+        *self.spec.borrow_mut() = spec;
+        Ok(())
+    }
+
+    fn put_kv(&self, k: &str, v: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![k.into(), v.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Records which board period this object is, the first time it is told.
+    fn adopt_spec(&self, spec: &BoardSpec) -> Result<()> {
+        let same = self.spec.borrow().as_ref() == Some(spec);
+        if same {
+            return Ok(());
+        }
+        let mut ranking = self.ranking.borrow_mut();
+        if let Some(r) = ranking.as_mut() {
+            // Order and op are fixed once a board holds scores (the catalog
+            // refuses such changes); an empty ranking simply takes them.
+            if r.is_empty() && (r.order() != spec.order || r.op() != spec.op) {
+                *r = Ranking::new(spec.order, spec.op);
+            }
+        }
+        self.put_kv("spec", &serde_json::to_string(spec).map_err(rust_err)?)?;
+        *self.spec.borrow_mut() = Some(spec.clone());
+        Ok(())
+    }
+
+    fn apply(&self, batch: ApplyBatch) -> Result<ApplyResult> {
+        self.ensure_loaded()?;
+        self.adopt_spec(&batch.spec)?;
+        let now = now_ms();
+        let sql = self.sql();
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let (mut applied, mut duplicates) = (0u32, 0u32);
+        {
+            let mut guard = self.ranking.borrow_mut();
+            let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
+            for ev in batch.events {
+                // The id row is the dedupe record: a redelivered event finds it.
+                let fresh = sql
+                    .exec(
+                        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING RETURNING id",
+                        vec![ev.id.into(), (now as f64).into()],
+                    )?
+                    .to_array::<serde_json::Value>()?;
+                if fresh.is_empty() {
+                    duplicates += 1;
+                    continue;
+                }
+                applied += 1;
+                let Ok(member) = MemberId::parse(ev.member) else { continue };
+                let mut changed = matches!(ranking.apply(&member, ev.value, ev.ts), Applied::Changed(_));
+                if ev.meta.is_some() {
+                    changed |= ranking.set_meta(&member, ev.meta);
+                }
+                if changed {
+                    touched.insert(member.into_string());
+                }
+            }
+            for m in &touched {
+                let Some(row) = ranking.get(m) else { continue };
+                sql.exec(
+                    "INSERT INTO members (member, score, seq, ts, meta) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
+                     ts = excluded.ts, meta = excluded.meta",
+                    vec![
+                        row.member.into(),
+                        row.score.into(),
+                        (row.seq as f64).into(),
+                        (row.ts as f64).into(),
+                        row.meta.map(Into::into).unwrap_or(worker::SqlStorageValue::Null),
+                    ],
+                )?;
+            }
+        }
+        if !touched.is_empty() {
+            self.dirty.set(true);
+        }
+        Ok(ApplyResult { applied, duplicates })
+    }
+
+    fn query(&self, q: BoardQuery) -> Result<QueryOut> {
+        self.ensure_loaded()?;
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let total = r.len() as u64;
+        let entries = |v: Vec<crate::core::ranking::Entry>| v.into_iter().map(EntryOut::from).collect();
+        Ok(match q {
+            BoardQuery::Top { offset, limit, ties } => {
+                QueryOut { total, found: true, entries: entries(r.top(offset, limit, ties)), standing: None }
+            }
+            BoardQuery::Rank { member, ties } => match r.rank(&member, ties) {
+                Some(s) => QueryOut {
+                    total,
+                    found: true,
+                    entries: vec![],
+                    standing: Some(StandingOut {
+                        member,
+                        rank: s.rank,
+                        score: s.score,
+                        total: s.total,
+                        percentile: s.percentile,
+                        meta: meta_json(s.meta.as_deref()),
+                    }),
+                },
+                None => QueryOut { total, found: false, entries: vec![], standing: None },
+            },
+            BoardQuery::Around { member, radius, ties } => match r.around(&member, radius, ties) {
+                Some(v) => QueryOut { total, found: true, entries: entries(v), standing: None },
+                None => QueryOut { total, found: false, entries: vec![], standing: None },
+            },
+            BoardQuery::Lookup { members, ties } => {
+                let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+                QueryOut { total, found: true, entries: entries(r.lookup(&refs, ties)), standing: None }
+            }
+        })
+    }
+
+    /// The top a live hub shows: the best `LIVE_MAX_LIMIT` under the board's ties.
+    fn live_top(&self) -> Result<TopOut> {
+        self.ensure_loaded()?;
+        let spec = self.spec.borrow().clone();
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let ties = spec.as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
+        Ok(TopOut {
+            period: spec.map(|s| s.period).unwrap_or_default(),
+            total: r.len() as u64,
+            entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(EntryOut::from).collect(),
+        })
+    }
+
+    /// Sets the alarm for the earliest chore that is due.
+    async fn schedule(&self) -> Result<()> {
+        let now = now_ms();
+        let mut want: Option<i64> = None;
+        let mut consider = |t: i64| want = Some(want.map_or(t, |w: i64| w.min(t)));
+        if self.dirty.get() && self.watched.get() {
+            consider((self.last_publish.get() + PUBLISH_EVERY_MS).max(now));
+        }
+        if let Some(oldest) = self.oldest_seen()? {
+            // Wake when the oldest id passes the horizon, not on a timer.
+            consider((oldest + DEDUPE_MS).max(now + PRUNE_MIN_GAP_MS));
+        }
+        if let Some(t) = self.expiry() {
+            consider(t);
+        }
+        let Some(want) = want else { return Ok(()) };
+        if self.alarm_at.get().is_none() {
+            self.alarm_at.set(self.state.storage().get_alarm().await?);
+        }
+        if self.alarm_at.get().is_none_or(|at| at > want) {
+            self.state.storage().set_alarm(want).await?;
+            self.alarm_at.set(Some(want));
+        }
+        Ok(())
+    }
+
+    fn oldest_seen(&self) -> Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Oldest {
+            at: Option<f64>,
+        }
+        let rows: Vec<Oldest> = self.sql().exec("SELECT MIN(at) AS at FROM seen", None)?.to_array()?;
+        Ok(rows.first().and_then(|r| r.at).map(|a| a as i64))
+    }
+
+    fn expiry(&self) -> Option<i64> {
+        let spec = self.spec.borrow();
+        let spec = spec.as_ref()?;
+        let period = Period::parse(spec.window, &spec.period)?;
+        let retention = self.env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default();
+        retention.expires_at(period)
+    }
+
+    /// Pushes the current top to the live hub; stops watching when it has no viewers.
+    async fn publish(&self) -> Result<()> {
+        let Some(spec) = self.spec.borrow().clone() else { return Ok(()) };
+        let top = self.live_top()?;
+        self.dirty.set(false);
+        self.last_publish.set(now_ms());
+        let stub = self.env.durable_object("LIVE")?.get_by_name(&spec.live_object_name())?;
+        #[derive(Deserialize)]
+        struct Viewers {
+            viewers: usize,
+        }
+        let v: Viewers = super::http::call_object(&stub, "/publish", &top)
+            .await
+            .map_err(|_| rust_err("live hub did not take the update"))?;
+        if v.viewers == 0 {
+            self.set_watched(false)?;
+        }
+        Ok(())
+    }
+
+    fn set_watched(&self, on: bool) -> Result<()> {
+        if self.watched.get() != on {
+            self.watched.set(on);
+            self.put_kv("watched", if on { "1" } else { "0" })?;
+        }
+        Ok(())
+    }
+
+    async fn wipe(&self) -> Result<()> {
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        *self.ranking.borrow_mut() = None;
+        *self.spec.borrow_mut() = None;
+        self.watched.set(false);
+        self.alarm_at.set(None);
+        Ok(())
+    }
+}
+
+impl worker::DurableObject for BoardObject {
+    fn new(state: State, env: Env) -> Self {
+        BoardObject {
+            state,
+            env,
+            ranking: RefCell::new(None),
+            spec: RefCell::new(None),
+            watched: Cell::new(false),
+            dirty: Cell::new(false),
+            last_publish: Cell::new(0),
+            alarm_at: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post {
+            return Response::error("not found", 404);
+        }
+        match req.path().as_str() {
+            "/apply" => {
+                let batch: ApplyBatch = req.json().await?;
+                let result = self.apply(batch).inspect_err(|_| {
+                    // Memory may be ahead of storage now: reload on next use.
+                    *self.ranking.borrow_mut() = None;
+                })?;
+                self.schedule().await?;
+                Response::from_json(&result)
+            }
+            "/query" => Response::from_json(&self.query(req.json().await?)?),
+            "/watch" => {
+                let spec: BoardSpec = req.json().await?;
+                self.ensure_loaded()?;
+                self.adopt_spec(&spec)?;
+                self.set_watched(true)?;
+                Response::from_json(&self.live_top()?)
+            }
+            "/wipe" => {
+                self.wipe().await?;
+                Response::from_json(&serde_json::json!({"wiped": true}))
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.alarm_at.set(None);
+        self.ensure_loaded()?;
+        let now = now_ms();
+        if self.expiry().is_some_and(|t| now >= t) {
+            self.wipe().await?;
+            return Response::ok("expired");
+        }
+        if self.watched.get() && (self.dirty.get() || self.last_publish.get() == 0) {
+            if let Err(e) = self.publish().await {
+                console_error!("publish failed: {e}");
+            }
+        }
+        self.sql().exec("DELETE FROM seen WHERE at < ?", vec![((now - DEDUPE_MS) as f64).into()])?;
+        self.schedule().await?;
+        Response::ok("done")
+    }
+}

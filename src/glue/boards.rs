@@ -1,0 +1,300 @@
+//! Board endpoints: settings (admin) and rankings (public reads).
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use worker::{Env, Request, Response, Stub};
+
+use super::catalog::{self, CatalogOp};
+use super::http::{call_object, internal, json, now_ms, ApiResult, Query};
+use super::live::SPEC_HEADER;
+use crate::core::catalog::{BoardRecord, Catalog};
+use crate::core::period::Period;
+use crate::core::retention::Retention;
+use crate::core::{Ties, Window};
+use crate::domain::settings::parse_board_patch;
+use crate::domain::{BoardName, MemberId};
+use crate::error::ApiError;
+use crate::protocol::{BoardQuery, BoardSpec, QueryOut, LIVE_MAX_LIMIT};
+
+/// The board a path names; a name that cannot exist is simply not found.
+pub fn board_name(raw: &str) -> ApiResult<BoardName> {
+    BoardName::parse(raw).map_err(|_| ApiError::BoardNotFound(raw.to_string()))
+}
+
+fn record<'c>(cat: &'c Catalog, name: &BoardName) -> ApiResult<&'c BoardRecord> {
+    cat.boards.get(name).ok_or_else(|| ApiError::BoardNotFound(name.to_string()))
+}
+
+fn retention(env: &Env) -> Retention {
+    env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default()
+}
+
+pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> BoardSpec {
+    BoardSpec {
+        board: name.to_string(),
+        generation: r.generation,
+        window,
+        period: period.to_string(),
+        order: r.settings.order,
+        op: r.settings.op,
+        ties: r.settings.ties,
+    }
+}
+
+fn board_stub(env: &Env, spec: &BoardSpec) -> ApiResult<Stub> {
+    env.durable_object("BOARD")
+        .and_then(|ns| ns.get_by_name(&spec.object_name()))
+        .map_err(|e| internal("board stub", e))
+}
+
+/// The window and period a read names (`window=`, `period=`), checked
+/// against the board's settings and the retention.
+fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
+    let window = match q.get("window") {
+        None => r.settings.default_window(),
+        Some(w) => Window::parse(w).filter(|w| r.settings.windows.contains(w)).ok_or_else(|| {
+            let kept: Vec<&str> = r.settings.windows.iter().map(|w| w.as_str()).collect();
+            ApiError::InvalidParameter { field: "window".into(), message: format!("must be one of: {}", kept.join(", ")) }
+        })?,
+    };
+    let now = now_ms();
+    let Some(raw) = q.get("period") else { return Ok(Period::of(window, now)) };
+    let p = Period::parse(window, raw).ok_or_else(|| ApiError::InvalidParameter {
+        field: "period".into(),
+        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now).key()),
+    })?;
+    if !retention(env).is_live(p, now) {
+        return Err(ApiError::PeriodNotFound(raw.to_string()));
+    }
+    Ok(p)
+}
+
+struct Target {
+    name: BoardName,
+    record: BoardRecord,
+    spec: BoardSpec,
+}
+
+async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
+    let name = board_name(raw_board)?;
+    let cat = catalog::get(env).await?;
+    let record = record(&cat, &name)?.clone();
+    let p = pick_period(env, &record, q)?;
+    let spec = spec(&name, &record, p.window(), &p.key());
+    Ok(Target { name, record, spec })
+}
+
+async fn ask(env: &Env, t: &Target, query: BoardQuery) -> ApiResult<QueryOut> {
+    call_object(&board_stub(env, &t.spec)?, "/query", &query).await
+}
+
+fn ties(t: &Target) -> Ties {
+    t.record.settings.ties
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    board: &'a str,
+    window: Window,
+    period: &'a str,
+    total: u64,
+    entries: Vec<crate::protocol::EntryOut>,
+}
+
+fn listing(t: &Target, out: QueryOut) -> ApiResult {
+    json(
+        200,
+        &Listing {
+            board: t.name.as_str(),
+            window: t.spec.window,
+            period: &t.spec.period,
+            total: out.total,
+            entries: out.entries,
+        },
+    )
+}
+
+pub async fn top(req: &Request, env: &Env, board: &str) -> ApiResult {
+    let q = Query::of(req)?;
+    let limit = q.int("limit", 10, 1, 1000)?;
+    let offset = q.int("offset", 0, 0, 100_000_000)?;
+    let t = target(env, board, &q).await?;
+    let out = ask(env, &t, BoardQuery::Top { offset, limit, ties: ties(&t) }).await?;
+    listing(&t, out)
+}
+
+fn member_name(raw: &str) -> ApiResult<MemberId> {
+    MemberId::parse(raw).map_err(|_| ApiError::MemberNotFound(raw.to_string()))
+}
+
+pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {
+    let q = Query::of(req)?;
+    let t = target(env, board, &q).await?;
+    let m = member_name(member)?;
+    let out = ask(env, &t, BoardQuery::Rank { member: m.to_string(), ties: ties(&t) }).await?;
+    match out.standing {
+        Some(s) if out.found => json(200, &s),
+        _ => Err(ApiError::MemberNotFound(m.to_string())),
+    }
+}
+
+pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {
+    let q = Query::of(req)?;
+    let radius = q.int("radius", 5, 1, 100)?;
+    let t = target(env, board, &q).await?;
+    let m = member_name(member)?;
+    let out = ask(env, &t, BoardQuery::Around { member: m.to_string(), radius, ties: ties(&t) }).await?;
+    if !out.found {
+        return Err(ApiError::MemberNotFound(m.to_string()));
+    }
+    listing(&t, out)
+}
+
+pub async fn lookup(mut req: Request, env: &Env, board: &str) -> ApiResult {
+    let q = Query::of(&req)?;
+    let t = target(env, board, &q).await?;
+    let body = req.bytes().await.map_err(|e| internal("lookup body", e))?;
+    let members = parse_lookup(&body)?;
+    let out = ask(env, &t, BoardQuery::Lookup { members, ties: ties(&t) }).await?;
+    listing(&t, out)
+}
+
+const MAX_LOOKUP: usize = 100;
+
+fn parse_lookup(body: &[u8]) -> ApiResult<Vec<String>> {
+    let bad = |m: &str| ApiError::InvalidBody { field: Some("members".into()), message: m.into() };
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
+    let Value::Object(obj) = v else {
+        return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() });
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "members") {
+        return Err(ApiError::UnknownField { index: None, field: k.clone() });
+    }
+    let Some(Value::Array(items)) = obj.get("members") else { return Err(bad("is required and must be an array")) };
+    if items.len() > MAX_LOOKUP {
+        return Err(bad("must hold at most 100 members"));
+    }
+    items
+        .iter()
+        .map(|m| {
+            m.as_str()
+                .and_then(|s| MemberId::parse(s).ok())
+                .map(MemberId::into_string)
+                .ok_or_else(|| bad("entries must be member ids (1-128 bytes, no control characters)"))
+        })
+        .collect()
+}
+
+pub async fn live(req: Request, env: &Env, board: &str) -> ApiResult {
+    let q = Query::of(&req)?;
+    let limit = q.int("limit", 10, 1, LIVE_MAX_LIMIT)?;
+    let t = target(env, board, &q).await?;
+    if q.get("period").is_some() {
+        return Err(ApiError::InvalidParameter { field: "period".into(), message: "is not supported: live follows the current period".into() });
+    }
+    let upgrade = req.headers().get("Upgrade").ok().flatten().unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::NotWebSocket);
+    }
+    let stub = env
+        .durable_object("LIVE")
+        .and_then(|ns| ns.get_by_name(&t.spec.live_object_name()))
+        .map_err(|e| internal("live stub", e))?;
+    let spec_json = serde_json::to_string(&t.spec).map_err(|e| internal("spec", e))?;
+    let url = format!("https://object/connect?limit={limit}");
+    let mut fwd = Request::new(&url, worker::Method::Get).map_err(|e| internal("live request", e))?;
+    let h = fwd.headers_mut().map_err(|e| internal("live headers", e))?;
+    h.set("Upgrade", "websocket").map_err(|e| internal("live headers", e))?;
+    h.set(SPEC_HEADER, &spec_json).map_err(|e| internal("live headers", e))?;
+    stub.fetch_with_request(fwd).await.map_err(|e| internal("live connect", e))
+}
+
+/// The public view of a board.
+fn board_view(name: &BoardName, r: &BoardRecord, members: Option<u64>) -> Value {
+    let mut v = json!({
+        "name": name,
+        "title": r.settings.title,
+        "order": r.settings.order,
+        "op": r.settings.op,
+        "windows": r.settings.windows,
+        "ties": r.settings.ties,
+    });
+    if let Some(m) = r.settings.min {
+        v["min"] = json!(m);
+    }
+    if let Some(m) = r.settings.max {
+        v["max"] = json!(m);
+    }
+    if let Some(n) = members {
+        v["members"] = json!(n);
+    }
+    v
+}
+
+/// Members in the board's default window's current period.
+async fn member_count(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<u64> {
+    let w = r.settings.default_window();
+    let s = spec(name, r, w, &Period::of(w, now_ms()).key());
+    let out: QueryOut =
+        call_object(&board_stub(env, &s)?, "/query", &BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
+    Ok(out.total)
+}
+
+fn periods(r: &BoardRecord) -> Value {
+    let now = now_ms();
+    let mut m = serde_json::Map::new();
+    for w in r.settings.windows.iter().filter(|w| **w != Window::All) {
+        m.insert(w.as_str().into(), json!(Period::of(*w, now).key()));
+    }
+    Value::Object(m)
+}
+
+pub async fn list(env: &Env) -> ApiResult {
+    let cat = catalog::get(env).await?;
+    let counts = futures_util::future::join_all(cat.boards.iter().map(|(n, r)| member_count(env, n, r))).await;
+    let mut boards = Vec::new();
+    for ((n, r), c) in cat.boards.iter().zip(counts) {
+        boards.push(board_view(n, r, Some(c?)));
+    }
+    json(200, &json!({ "boards": boards }))
+}
+
+pub async fn get(env: &Env, board: &str) -> ApiResult {
+    let name = board_name(board)?;
+    let cat = catalog::get(env).await?;
+    let r = record(&cat, &name)?;
+    let mut v = board_view(&name, r, Some(member_count(env, &name, r).await?));
+    v["periods"] = periods(r);
+    json(200, &v)
+}
+
+pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
+    let name = BoardName::parse(board).map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
+    let body = req.bytes().await.map_err(|e| internal("board body", e))?;
+    let patch = parse_board_patch(&body)?;
+    let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;
+    let r = record(&cat, &name)?;
+    let mut v = board_view(&name, r, None);
+    v["periods"] = periods(r);
+    json(if created { 201 } else { 200 }, &v)
+}
+
+pub async fn delete(env: &Env, board: &str) -> ApiResult {
+    let name = board_name(board)?;
+    let before = catalog::fresh(env).await?;
+    let r = record(&before, &name)?.clone();
+    catalog::apply(env, CatalogOp::DeleteBoard { name: name.clone() }).await?;
+    // Scores of the deleted generation are unreachable now; wipe the current
+    // periods and hubs right away, older periods expire with their retention.
+    let now = now_ms();
+    for w in &r.settings.windows {
+        let s = spec(&name, &r, *w, &Period::of(*w, now).key());
+        let _: Value = call_object(&board_stub(env, &s)?, "/wipe", &json!({})).await?;
+        let hub = env
+            .durable_object("LIVE")
+            .and_then(|ns| ns.get_by_name(&s.live_object_name()))
+            .map_err(|e| internal("live stub", e))?;
+        let _: Value = call_object(&hub, "/wipe", &json!({})).await?;
+    }
+    Ok(Response::empty().map_err(|e| internal("response", e))?.with_status(204))
+}

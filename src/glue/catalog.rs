@@ -1,0 +1,173 @@
+//! The catalog: board settings and routes, held by one Durable Object
+//! (`CatalogObject`, name "catalog") and cached per isolate for at most
+//! `CACHE_MS`, so a change reaches every isolate within 5 seconds.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, Env, Method, Request, Response, Result, State};
+
+use super::http::{call_object, internal, now_ms, ApiResult};
+use crate::core::catalog::{BoardPatch, Catalog, PatchError, RouteTarget};
+use crate::domain::{BoardName, EventType};
+use crate::error::ApiError;
+
+/// How long an isolate trusts its copy of the catalog.
+pub const CACHE_MS: i64 = 4_000;
+
+/// A change to the catalog, sent to its Durable Object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CatalogOp {
+    Get,
+    EnsureScored { boards: Vec<BoardName> },
+    PutBoard { name: BoardName, patch: BoardPatch },
+    DeleteBoard { name: BoardName },
+    PutRoute { kind: EventType, targets: Vec<RouteTarget> },
+    DeleteRoute { kind: EventType },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CatalogReply {
+    /// `changed`: the op created (PUT) or removed (DELETE) something.
+    Done { catalog: Catalog, changed: bool },
+    Conflict { message: String },
+    Invalid { message: String },
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<(i64, Rc<Catalog>)>> = const { RefCell::new(None) };
+}
+
+fn remember(c: Catalog) -> Rc<Catalog> {
+    let rc = Rc::new(c);
+    CACHE.with(|cell| *cell.borrow_mut() = Some((now_ms(), rc.clone())));
+    rc
+}
+
+/// The catalog, from this isolate's cache when it is fresh enough.
+pub async fn get(env: &Env) -> ApiResult<Rc<Catalog>> {
+    let cached = CACHE.with(|cell| cell.borrow().clone());
+    if let Some((at, c)) = cached {
+        if now_ms() - at < CACHE_MS {
+            return Ok(c);
+        }
+    }
+    fresh(env).await
+}
+
+/// The catalog straight from its object (for when the cache may be behind).
+pub async fn fresh(env: &Env) -> ApiResult<Rc<Catalog>> {
+    apply(env, CatalogOp::Get).await.map(|(c, _)| c)
+}
+
+/// Applies a change and refreshes this isolate's cache with the result.
+pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Rc<Catalog>, bool)> {
+    let ns = env.durable_object("CATALOG").map_err(|e| internal("catalog binding", e))?;
+    let stub = ns.get_by_name("catalog").map_err(|e| internal("catalog stub", e))?;
+    match call_object::<_, CatalogReply>(&stub, "/op", &op).await? {
+        CatalogReply::Done { catalog, changed } => Ok((remember(catalog), changed)),
+        CatalogReply::Conflict { message } => Err(ApiError::Conflict(message)),
+        CatalogReply::Invalid { message } => Err(ApiError::InvalidBody { field: None, message }),
+    }
+}
+
+/// The Durable Object that owns the catalog. One instance; it holds the
+/// catalog in memory and writes it through to SQLite on every change.
+#[durable_object]
+pub struct CatalogObject {
+    state: State,
+    catalog: RefCell<Option<Catalog>>,
+}
+
+impl CatalogObject {
+    fn load(&self) -> Result<Catalog> {
+        if let Some(c) = self.catalog.borrow().as_ref() {
+            return Ok(c.clone());
+        }
+        let sql = self.state.storage().sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
+        #[derive(Deserialize)]
+        struct Row {
+            v: String,
+        }
+        let rows: Vec<Row> = sql.exec("SELECT v FROM kv WHERE k = 'catalog'", None)?.to_array()?;
+        let c = match rows.first() {
+            Some(r) => serde_json::from_str(&r.v).map_err(|e| worker::Error::RustError(e.to_string()))?,
+            None => Catalog::default(),
+        };
+        *self.catalog.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn save(&self, c: &Catalog) -> Result<()> {
+        let text = serde_json::to_string(c).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.state.storage().sql().exec(
+            "INSERT INTO kv (k, v) VALUES ('catalog', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![text.into()],
+        )?;
+        *self.catalog.borrow_mut() = Some(c.clone());
+        Ok(())
+    }
+
+    fn run(&self, op: CatalogOp) -> Result<CatalogReply> {
+        let mut c = self.load()?;
+        let changed = match op {
+            CatalogOp::Get => return Ok(CatalogReply::Done { catalog: c, changed: false }),
+            CatalogOp::EnsureScored { boards } => {
+                if c.ensure_scored(boards.iter()) {
+                    self.save(&c)?;
+                }
+                false
+            }
+            CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch) {
+                Ok(created) => {
+                    self.save(&c)?;
+                    created
+                }
+                Err(PatchError::FixedOnceScored(field)) => {
+                    return Ok(CatalogReply::Conflict {
+                        message: format!("{field} cannot change: the board already holds scores"),
+                    })
+                }
+                Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
+            },
+            CatalogOp::DeleteBoard { name } => {
+                let existed = c.delete_board(&name).is_some();
+                if existed {
+                    self.save(&c)?;
+                }
+                existed
+            }
+            CatalogOp::PutRoute { kind, targets } => {
+                let created = c.routes.insert(kind, targets).is_none();
+                self.save(&c)?;
+                created
+            }
+            CatalogOp::DeleteRoute { kind } => {
+                let existed = c.routes.remove(&kind).is_some();
+                if existed {
+                    self.save(&c)?;
+                }
+                existed
+            }
+        };
+        Ok(CatalogReply::Done { catalog: c, changed })
+    }
+}
+
+impl worker::DurableObject for CatalogObject {
+    fn new(state: State, _env: Env) -> Self {
+        CatalogObject { state, catalog: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post || req.path() != "/op" {
+            return Response::error("not found", 404);
+        }
+        let op: CatalogOp = req.json().await?;
+        Response::from_json(&self.run(op)?)
+    }
+}

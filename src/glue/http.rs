@@ -1,0 +1,118 @@
+//! Response helpers: JSON bodies, the error mapping, CORS, query parameters,
+//! and calls to Durable Objects. Every handler returns `ApiResult`.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use serde::{de::DeserializeOwned, Serialize};
+use worker::{console_error, Headers, Method, Request, RequestInit, Response, Stub};
+
+use crate::error::ApiError;
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Logs an internal failure and hides it from the client.
+pub fn internal(context: &str, e: impl Display) -> ApiError {
+    console_error!("internal error ({context}): {e}");
+    ApiError::Internal
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult {
+    let text = serde_json::to_string(body).map_err(|e| internal("serialize", e))?;
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json; charset=utf-8").map_err(|e| internal("headers", e))?;
+    Ok(Response::ok(text).map_err(|e| internal("response", e))?.with_status(status).with_headers(headers))
+}
+
+/// The one place an `ApiError` becomes a response.
+pub fn error_response(e: &ApiError) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json; charset=utf-8")?;
+    for (k, v) in e.headers() {
+        headers.set(k, &v)?;
+    }
+    Ok(Response::ok(e.body().to_string())?.with_status(e.status()).with_headers(headers))
+}
+
+/// Everything the worker answers may be read cross-origin: reads are public,
+/// and writes need a bearer key (no cookies), so `*` exposes nothing.
+pub fn with_cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let _ = h.set("Access-Control-Allow-Origin", "*");
+    let _ = h.set("Access-Control-Expose-Headers", "Retry-After");
+    r
+}
+
+pub fn preflight(allow: &str) -> ApiResult {
+    let h = Headers::new();
+    let _ = h.set("Access-Control-Allow-Methods", &format!("{allow}, OPTIONS"));
+    let _ = h.set("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    let _ = h.set("Access-Control-Max-Age", "86400");
+    Ok(Response::empty().map_err(|e| internal("preflight", e))?.with_status(204).with_headers(h))
+}
+
+/// Query parameters, first value wins.
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn of(req: &Request) -> ApiResult<Query> {
+        let url = req.url().map_err(|e| internal("url", e))?;
+        let mut m = HashMap::new();
+        for (k, v) in url.query_pairs() {
+            m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+        Ok(Query(m))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// An integer parameter within `[min, max]`, or its default.
+    pub fn int(&self, name: &str, default: usize, min: usize, max: usize) -> ApiResult<usize> {
+        let Some(raw) = self.get(name) else { return Ok(default) };
+        match raw.parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::InvalidParameter {
+                field: name.into(),
+                message: format!("must be an integer from {min} to {max}"),
+            }),
+        }
+    }
+}
+
+/// Calls a Durable Object with a JSON body and reads a JSON answer. Its
+/// non-2xx answers are internal errors: objects only answer the worker.
+pub async fn call_object<B: Serialize, T: DeserializeOwned>(stub: &Stub, path: &str, body: &B) -> ApiResult<T> {
+    let text = serde_json::to_string(body).map_err(|e| internal("serialize", e))?;
+    let headers = Headers::new();
+    let _ = headers.set("Content-Type", "application/json");
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(text.into()));
+    let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("request", e))?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(|e| internal(path, e))?;
+    let status = resp.status_code();
+    let body = resp.text().await.map_err(|e| internal(path, e))?;
+    if !(200..300).contains(&status) {
+        return Err(internal(path, format!("object answered {status}: {body}")));
+    }
+    serde_json::from_str(&body).map_err(|e| internal(path, e))
+}
+
+/// Milliseconds since the epoch, from the runtime's clock.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// A random id (UUID v4) for events sent without one.
+pub fn new_id() -> String {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+    let uuid = crypto.and_then(|c| {
+        let f = js_sys::Reflect::get(&c, &"randomUUID".into()).ok()?;
+        let f: js_sys::Function = f.dyn_into().ok()?;
+        f.call0(&c).ok()?.as_string()
+    });
+    uuid.unwrap_or_else(|| format!("{:x}-{:x}", now_ms(), (js_sys::Math::random() * 1e15) as u64))
+}
+
+use wasm_bindgen::JsCast;

@@ -1,0 +1,232 @@
+//! `LiveObject`: the WebSocket hub of one board window (e.g. `likes@3/day/live`).
+//!
+//! It outlives periods: viewers stay connected across a rollover and get a
+//! fresh `snapshot`. Sockets are accepted through the hibernation API, so
+//! idle viewers cost nothing and keep nothing awake. Board periods push their
+//! top here (coalesced to one push per 500 ms by their alarms); the hub sends
+//! each viewer an `update` only when its own top `limit` or the total changed.
+
+use std::cell::RefCell;
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    console_warn, durable_object, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair,
+};
+
+use super::http::{call_object, now_ms};
+use crate::core::period::Period;
+use crate::protocol::{BoardSpec, LiveMessage, TopOut};
+
+pub const SPEC_HEADER: &str = "X-Podium-Spec";
+
+#[derive(Serialize, Deserialize)]
+struct Attachment {
+    limit: usize,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct HubState {
+    spec: BoardSpec,
+    top: TopOut,
+}
+
+#[durable_object]
+pub struct LiveObject {
+    state: State,
+    env: Env,
+    hub: RefCell<Option<HubState>>,
+}
+
+fn rust_err(e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+impl LiveObject {
+    fn load(&self) -> Result<Option<HubState>> {
+        if let Some(h) = self.hub.borrow().as_ref() {
+            return Ok(Some(h.clone()));
+        }
+        let sql = self.state.storage().sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
+        #[derive(Deserialize)]
+        struct Row {
+            v: String,
+        }
+        let rows: Vec<Row> = sql.exec("SELECT v FROM kv WHERE k = 'hub'", None)?.to_array()?;
+        let hub: Option<HubState> = rows.first().and_then(|r| serde_json::from_str(&r.v).ok());
+        *self.hub.borrow_mut() = hub.clone();
+        Ok(hub)
+    }
+
+    fn save(&self, hub: HubState) -> Result<()> {
+        let text = serde_json::to_string(&hub).map_err(rust_err)?;
+        self.state.storage().sql().exec(
+            "INSERT INTO kv (k, v) VALUES ('hub', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![text.into()],
+        )?;
+        *self.hub.borrow_mut() = Some(hub);
+        Ok(())
+    }
+
+    /// Asks a board period for its top, which also makes it push changes here.
+    async fn watch(&self, spec: &BoardSpec) -> Result<TopOut> {
+        let stub = self.env.durable_object("BOARD")?.get_by_name(&spec.object_name())?;
+        call_object(&stub, "/watch", spec).await.map_err(|_| rust_err("board did not answer /watch"))
+    }
+
+    fn send(&self, ws: &WebSocket, kind: &str, hub: &HubState) {
+        let limit = ws.deserialize_attachment::<Attachment>().ok().flatten().map_or(10, |a| a.limit);
+        let entries = &hub.top.entries[..hub.top.entries.len().min(limit)];
+        let msg = LiveMessage {
+            kind,
+            board: &hub.spec.board,
+            window: hub.spec.window,
+            period: &hub.top.period,
+            total: hub.top.total,
+            entries,
+        };
+        if let Err(e) = ws.send(&msg) {
+            // A broken socket: drop it; the viewer reconnects.
+            console_warn!("dropping a live socket: {e}");
+            let _ = ws.close(Some(1011), Some("send failed"));
+        }
+    }
+
+    fn broadcast(&self, kind: &str, hub: &HubState, old: Option<&TopOut>) {
+        for ws in self.state.get_websockets() {
+            let limit = ws.deserialize_attachment::<Attachment>().ok().flatten().map_or(10, |a| a.limit);
+            let changed = match old {
+                None => true,
+                Some(old) => {
+                    let cut = |t: &TopOut| t.entries.iter().take(limit).cloned().collect::<Vec<_>>();
+                    old.total != hub.top.total || cut(old) != cut(&hub.top)
+                }
+            };
+            if changed {
+                self.send(&ws, kind, hub);
+            }
+        }
+    }
+
+    /// Wakes at the end of the current period so viewers see the next one begin.
+    async fn schedule_rollover(&self, spec: &BoardSpec) -> Result<()> {
+        if let Some(p) = Period::parse(spec.window, &spec.period) {
+            if p.end_ms() < i64::MAX && !self.state.get_websockets().is_empty() {
+                self.state.storage().set_alarm(p.end_ms()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_socket(&self, req: Request) -> Result<Response> {
+        let spec: BoardSpec = req
+            .headers()
+            .get(SPEC_HEADER)?
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .ok_or_else(|| rust_err("connect without a spec"))?;
+        let limit: usize = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == "limit")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(10);
+        let top = self.watch(&spec).await?;
+        let old = self.load()?;
+        let rolled = old.as_ref().is_some_and(|h| h.spec.period != spec.period);
+        let hub = HubState { spec: spec.clone(), top };
+        self.save(hub.clone())?;
+        if rolled {
+            self.broadcast("snapshot", &hub, None);
+        }
+
+        let pair = WebSocketPair::new()?;
+        let server = pair.server;
+        self.state.accept_web_socket(&server);
+        server.serialize_attachment(Attachment { limit })?;
+        self.send(&server, "snapshot", &hub);
+        self.schedule_rollover(&spec).await?;
+        Response::from_websocket(pair.client)
+    }
+
+    async fn publish(&self, top: TopOut) -> Result<usize> {
+        let Some(old) = self.load()? else { return Ok(0) };
+        if top.period < old.spec.period {
+            // A late event for a past period: nobody watches that one.
+            return Ok(0);
+        }
+        let kind = if top.period == old.spec.period { "update" } else { "snapshot" };
+        let mut spec = old.spec.clone();
+        spec.period = top.period.clone();
+        let hub = HubState { spec, top };
+        self.save(hub.clone())?;
+        self.broadcast(kind, &hub, (kind == "update").then_some(&old.top));
+        Ok(self.state.get_websockets().len())
+    }
+}
+
+impl worker::DurableObject for LiveObject {
+    fn new(state: State, env: Env) -> Self {
+        LiveObject { state, env, hub: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        match (req.method(), req.path().as_str()) {
+            (Method::Get, "/connect") => self.open_socket(req).await,
+            (Method::Post, "/publish") => {
+                let top: TopOut = req.json().await?;
+                let viewers = self.publish(top).await?;
+                Response::from_json(&serde_json::json!({ "viewers": viewers }))
+            }
+            (Method::Post, "/wipe") => {
+                for ws in self.state.get_websockets() {
+                    let _ = ws.close(Some(4404), Some("board deleted"));
+                }
+                self.state.storage().delete_all().await?;
+                *self.hub.borrow_mut() = None;
+                Response::from_json(&serde_json::json!({ "wiped": true }))
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let Some(old) = self.load()? else { return Response::ok("idle") };
+        if self.state.get_websockets().is_empty() {
+            return Response::ok("no viewers");
+        }
+        let current = Period::of(old.spec.window, now_ms()).key();
+        if current != old.spec.period {
+            let mut spec = old.spec.clone();
+            spec.period = current;
+            let top = self.watch(&spec).await?;
+            let hub = HubState { spec: spec.clone(), top };
+            self.save(hub.clone())?;
+            self.broadcast("snapshot", &hub, None);
+            self.schedule_rollover(&spec).await?;
+        } else {
+            self.schedule_rollover(&old.spec).await?;
+        }
+        Response::ok("rolled")
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        // Viewers only listen; a "ping" gets a "pong" so clients can check liveness.
+        if let WebSocketIncomingMessage::String(s) = message {
+            if s == "ping" {
+                let _ = ws.send_with_str("pong");
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("bye"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        let _ = ws.close(Some(1011), Some("error"));
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The Worker: the fetch handler dispatching the route table, the Queue
+//! consumer, and the Durable Object classes. Thin: rules live in `core`.
+
+mod board;
+mod boards;
+mod catalog;
+mod consumer;
+mod http;
+mod ingest;
+mod live;
+mod rules;
+
+use serde_json::json;
+use worker::{event, Context, Env, MessageBatch, Request, Response};
+
+
+use crate::domain::auth::{bearer, role_of, Role};
+use crate::error::ApiError;
+use crate::protocol::QueuedEvent;
+use crate::routes::{match_path, Route};
+use http::{error_response, json, preflight, with_cors, ApiResult};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let resp = match dispatch(req, &env).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e)?,
+    };
+    // A WebSocket upgrade's headers are immutable; everything else gets CORS.
+    if resp.status_code() == 101 {
+        return Ok(resp);
+    }
+    Ok(with_cors(resp))
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<QueuedEvent>, env: Env, _ctx: Context) -> worker::Result<()> {
+    consumer::consume(batch, env).await
+}
+
+/// Which role the request's bearer key grants, if any.
+fn role(req: &Request, env: &Env) -> Option<Role> {
+    let header = req.headers().get("Authorization").ok().flatten();
+    let token = bearer(header.as_deref())?;
+    let secret = |name: &str| env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).unwrap_or_default();
+    role_of(token, &secret("INGEST_KEYS"), &secret("ADMIN_KEY"))
+}
+
+fn require(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
+    match role(req, env) {
+        Some(r) if r >= needed => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn dispatch(req: Request, env: &Env) -> ApiResult {
+    let path = req.path();
+    let route = match_path(&path).ok_or(ApiError::NotFound)?;
+    let method = req.method().to_string();
+    if method == "OPTIONS" {
+        return preflight(route.allow());
+    }
+    let method = if method == "HEAD" { "GET".to_string() } else { method };
+    if !route.allows(&method) {
+        return Err(ApiError::MethodNotAllowed { allow: route.allow() });
+    }
+    match (route, method.as_str()) {
+        (Route::Health, _) => {
+            let version = env.var("PODIUM_VERSION").map(|v| v.to_string()).unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
+            json(200, &json!({ "ok": true, "version": version }))
+        }
+        (Route::Events, _) => {
+            require(&req, env, Role::Ingest)?;
+            ingest::post_events(req, env).await
+        }
+        (Route::Routes, _) => rules::list(env).await,
+        (Route::Route(t), "GET") => rules::get(env, &t).await,
+        (Route::Route(t), "PUT") => {
+            require(&req, env, Role::Admin)?;
+            rules::put(req, env, &t).await
+        }
+        (Route::Route(t), _) => {
+            require(&req, env, Role::Admin)?;
+            rules::delete(env, &t).await
+        }
+        (Route::Boards, _) => boards::list(env).await,
+        (Route::Board(b), "GET") => boards::get(env, &b).await,
+        (Route::Board(b), "PUT") => {
+            require(&req, env, Role::Admin)?;
+            boards::put(req, env, &b).await
+        }
+        (Route::Board(b), _) => {
+            require(&req, env, Role::Admin)?;
+            boards::delete(env, &b).await
+        }
+        (Route::Top(b), _) => boards::top(&req, env, &b).await,
+        (Route::Member(b, m), _) => boards::member(&req, env, &b, &m).await,
+        (Route::Around(b, m), _) => boards::around(&req, env, &b, &m).await,
+        (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
+        (Route::Live(b), _) => boards::live(req, env, &b).await,
+    }
+}
