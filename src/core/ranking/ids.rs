@@ -1,15 +1,20 @@
-//! Interned member ids: every id is stored once, length-prefixed, in a paged
-//! byte arena; an open-addressing hash index (linear probing, backward-shift
-//! deletion) maps id bytes to a dense `u32` slot. Each index entry is one `u32`:
-//! an 8-bit hash fingerprint and `slot + 1` in the low 24 bits, so a probe only
-//! touches the arena when the fingerprint matches.
+//! Interned members: one record per member in a paged byte arena,
+//! `[ts: i64][block: u32][len: u8][id bytes]`, padded to 8 bytes. A member's
+//! slot is its record's offset in 8-byte units, so the id, its event time and
+//! the block of the order index that holds it share one cache line.
+//!
+//! An open-addressing hash index (linear probing, backward-shift deletion) maps
+//! id bytes to slots. Each index entry is one `u32`: an 8-bit hash fingerprint
+//! and `slot + 1` in the low 24 bits, so a probe only touches the arena when
+//! the fingerprint matches. 24 bits of 8-byte units address 128 MiB of records,
+//! beyond what a Durable Object can hold.
 
 const PAGE: usize = 1 << 16;
-const FREE: u32 = u32::MAX;
+const UNIT: usize = 8;
+const HEAD: usize = 13;
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
-/// The most members one ranking can hold (16.7 M; far beyond a 128 MB Durable Object).
-pub const MAX_MEMBERS: usize = SLOT_MASK as usize - 1;
+const MAX_SLOT: usize = SLOT_MASK as usize - 1;
 
 #[inline]
 pub(crate) fn hash(b: &[u8]) -> u64 {
@@ -31,22 +36,20 @@ pub(crate) fn hash(b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+fn units(id_len: usize) -> usize {
+    (HEAD + id_len).div_ceil(UNIT)
+}
+
 #[derive(Clone, Default)]
 pub(crate) struct Ids {
     pages: Vec<Vec<u8>>,
-    /// slot -> arena offset (`FREE` when the slot is unused)
-    offs: Vec<u32>,
-    free: Vec<u32>,
+    /// freed records by size in units
+    free: Vec<Vec<u32>>,
     table: Vec<u32>,
     len: usize,
-    garbage: usize,
 }
 
 impl Ids {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     #[inline]
     fn pos(&self, h: u64) -> usize {
         ((h as u128 * self.table.len() as u128) >> 64) as usize
@@ -58,18 +61,47 @@ impl Ids {
     }
 
     #[inline]
+    fn rec(&self, slot: u32) -> &[u8] {
+        let off = slot as usize * UNIT;
+        &self.pages[off / PAGE][off % PAGE..]
+    }
+
+    #[inline]
+    fn rec_mut(&mut self, slot: u32) -> &mut [u8] {
+        let off = slot as usize * UNIT;
+        &mut self.pages[off / PAGE][off % PAGE..]
+    }
+
+    #[inline]
     pub fn bytes(&self, slot: u32) -> &[u8] {
-        let off = self.offs[slot as usize] as usize;
-        let page = &self.pages[off / PAGE];
-        let o = off % PAGE;
-        let n = page[o] as usize;
-        &page[o + 1..o + 1 + n]
+        let r = self.rec(slot);
+        &r[HEAD..HEAD + r[12] as usize]
     }
 
     #[inline]
     pub fn str(&self, slot: u32) -> &str {
         // Only ever filled from `&str`.
         std::str::from_utf8(self.bytes(slot)).unwrap_or_default()
+    }
+
+    #[inline]
+    pub fn ts(&self, slot: u32) -> i64 {
+        i64::from_le_bytes(self.rec(slot)[..8].try_into().unwrap())
+    }
+
+    #[inline]
+    pub fn set_ts(&mut self, slot: u32, ts: i64) {
+        self.rec_mut(slot)[..8].copy_from_slice(&ts.to_le_bytes());
+    }
+
+    #[inline]
+    pub fn block(&self, slot: u32) -> u32 {
+        u32::from_le_bytes(self.rec(slot)[8..12].try_into().unwrap())
+    }
+
+    #[inline]
+    pub fn set_block(&mut self, slot: u32, b: u32) {
+        self.rec_mut(slot)[8..12].copy_from_slice(&b.to_le_bytes());
     }
 
     #[inline]
@@ -99,9 +131,8 @@ impl Ids {
         }
     }
 
-    /// Makes room for `n` members in total without rehashing.
+    /// Makes room in the hash index for `n` members without rehashing.
     pub fn reserve(&mut self, n: usize) {
-        self.offs.reserve_exact(n.saturating_sub(self.offs.len()));
         let want = n * 20 / 17 + 16;
         if want > self.table.len() {
             self.rehash(want);
@@ -109,9 +140,11 @@ impl Ids {
     }
 
     fn rehash(&mut self, cap: usize) {
+        let old = std::mem::take(&mut self.table);
         self.table = vec![0; cap];
-        for slot in 0..self.offs.len() as u32 {
-            if self.offs[slot as usize] != FREE {
+        for e in old {
+            if e != 0 {
+                let slot = (e & SLOT_MASK) - 1;
                 self.place(slot, hash(self.bytes(slot)));
             }
         }
@@ -130,39 +163,46 @@ impl Ids {
         self.table[i] = Self::fp(h) | (slot + 1);
     }
 
-    /// Interns an id that is not present; returns its slot.
-    pub fn insert(&mut self, id: &[u8]) -> u32 {
-        debug_assert!(!id.is_empty() && id.len() <= 255);
-        assert!(self.len < MAX_MEMBERS, "ranking is full");
+    /// Whether another id of `len` bytes fits.
+    pub fn has_room(&self, len: usize) -> bool {
+        let u = units(len);
+        self.free.get(u).is_some_and(|f| !f.is_empty()) || self.pages.len() * (PAGE / UNIT) + u <= MAX_SLOT
+    }
+
+    /// Interns an id (1–128 bytes) that is not present; returns its slot.
+    pub fn insert(&mut self, id: &[u8], ts: i64) -> u32 {
+        debug_assert!(!id.is_empty() && id.len() <= 128);
         if (self.len + 1) * 20 > self.table.len() * 17 {
             let cap = (self.table.len() * 3 / 2).max(16);
             self.rehash(cap);
         }
-        let need = 1 + id.len();
-        if self.pages.last().map_or(true, |p| p.len() + need > PAGE) {
-            self.pages.push(Vec::with_capacity(PAGE));
-        }
-        let pi = self.pages.len() - 1;
-        let page = &mut self.pages[pi];
-        let off = (pi * PAGE + page.len()) as u32;
-        page.push(id.len() as u8);
-        page.extend_from_slice(id);
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.offs[s as usize] = off;
-                s
-            }
+        let u = units(id.len());
+        let slot = match self.free.get_mut(u).and_then(|f| f.pop()) {
+            Some(s) => s,
             None => {
-                self.offs.push(off);
-                (self.offs.len() - 1) as u32
+                let need = u * UNIT;
+                if self.pages.last().map_or(true, |p| p.len() + need > PAGE) {
+                    self.pages.push(Vec::with_capacity(PAGE));
+                }
+                let pi = self.pages.len() - 1;
+                let page = &mut self.pages[pi];
+                let slot = ((pi * PAGE + page.len()) / UNIT) as u32;
+                page.resize(page.len() + need, 0);
+                slot
             }
         };
+        assert!((slot as usize) < MAX_SLOT, "member arena is full");
+        let r = self.rec_mut(slot);
+        r[..8].copy_from_slice(&ts.to_le_bytes());
+        r[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        r[12] = id.len() as u8;
+        r[HEAD..HEAD + id.len()].copy_from_slice(id);
         self.place(slot, hash(id));
         self.len += 1;
         slot
     }
 
-    /// Forgets a slot (its arena bytes become garbage until the next rebuild).
+    /// Forgets a member; its record is reused by a later id of the same size.
     pub fn remove(&mut self, slot: u32) {
         let h = hash(self.bytes(slot));
         let cap = self.table.len();
@@ -194,15 +234,23 @@ impl Ids {
             }
         }
         self.table[hole] = 0;
-        self.garbage += 1 + self.bytes(slot).len();
-        self.offs[slot as usize] = FREE;
-        self.free.push(slot);
+        let u = units(self.bytes(slot).len());
+        if self.free.len() <= u {
+            self.free.resize(u + 1, Vec::new());
+        }
+        self.free[u].push(slot);
         self.len -= 1;
     }
+}
 
-    /// Bytes held on the heap (for reports).
-    pub fn heap_bytes(&self) -> usize {
-        self.pages.len() * PAGE + self.offs.capacity() * 4 + self.free.capacity() * 4 + self.table.capacity() * 4
+impl super::tree::BlockOf for Ids {
+    #[inline]
+    fn block_of(&self, slot: u32) -> u32 {
+        self.block(slot)
+    }
+    #[inline]
+    fn set_block_of(&mut self, slot: u32, b: u32) {
+        self.set_block(slot, b)
     }
 }
 
@@ -213,11 +261,12 @@ mod tests {
     #[test]
     fn interned_ids_are_found_again_and_removal_keeps_the_others_reachable() {
         let mut ids = Ids::default();
-        let names: Vec<String> = (0..5000).map(|i| format!("member-{i}")).collect();
-        let slots: Vec<u32> = names.iter().map(|n| ids.insert(n.as_bytes())).collect();
-        for (n, s) in names.iter().zip(&slots) {
+        let names: Vec<String> = (0..5000).map(|i| format!("member-{i}").repeat(1 + i % 9)).collect();
+        let slots: Vec<u32> = names.iter().enumerate().map(|(i, n)| ids.insert(n.as_bytes(), i as i64)).collect();
+        for (i, (n, s)) in names.iter().zip(&slots).enumerate() {
             assert_eq!(ids.find(n.as_bytes()), Some(*s));
             assert_eq!(ids.str(*s), n);
+            assert_eq!(ids.ts(*s), i as i64);
         }
         for (i, s) in slots.iter().enumerate() {
             if i % 3 == 0 {
@@ -228,7 +277,9 @@ mod tests {
             assert_eq!(ids.find(n.as_bytes()), if i % 3 == 0 { None } else { Some(*s) });
         }
         assert_eq!(ids.find(b"nobody"), None);
-        let s = ids.insert(b"again");
-        assert_eq!(ids.find(b"again"), Some(s));
+        let s = ids.insert(b"member-0", 7);
+        assert!(slots.iter().step_by(3).any(|x| *x == s)); // a freed record is reused
+        assert_eq!(ids.find(b"member-0"), Some(s));
+        assert_eq!(ids.ts(s), 7);
     }
 }

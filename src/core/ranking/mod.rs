@@ -1,12 +1,12 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (about 55–60 bytes per member with 16-byte ids, see the benchmark):
-//! - `ids`: each member id stored once in a paged byte arena; a hash index of
-//!   `u32` entries maps an id to a dense slot.
+//! Layout (about 55 bytes per member with 16-byte ids, see the benchmark):
+//! - `ids`: one record per member in a paged byte arena holding its id (stored
+//!   once), the event time of its last change and the index block holding it;
+//!   a hash index of `u32` entries maps an id to its record (its slot).
 //! - `tree`: an order-statistic index of `(score key, seq, slot)` entries in
 //!   blocks of 256 with a Fenwick tree of block counts: rank, position and
 //!   "how many are strictly better" in O(log n).
-//! - `ts[slot]`: the event time of the member's last change.
 //! - `meta`: a side map, only for members that have metadata.
 //!
 //! The score is stored as a `u64` key whose ascending order is "better first"
@@ -19,13 +19,30 @@ mod ids;
 mod tree;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{Op, Order, Ties};
 use crate::domain::names::MemberId;
 use ids::Ids;
 use tree::{Key, Tree};
 
-pub use ids::MAX_MEMBERS;
+/// Hasher for the `u32` slot keys of the metadata side map.
+#[derive(Default)]
+struct SlotHasher(u64);
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 = (self.0 << 8 | x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.0 = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+type MetaMap = HashMap<u32, String, BuildHasherDefault<SlotHasher>>;
 
 /// A member's persistent form.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,9 +120,7 @@ pub struct Ranking {
     op: Op,
     ids: Ids,
     tree: Tree,
-    /// slot -> ts of the last change
-    ts: Vec<i64>,
-    meta: HashMap<u32, String>,
+    meta: MetaMap,
     next_seq: u64,
 }
 
@@ -133,8 +148,7 @@ impl Ranking {
             op,
             ids: Ids::default(),
             tree: Tree::default(),
-            ts: Vec::new(),
-            meta: HashMap::new(),
+            meta: MetaMap::default(),
             next_seq: 1,
         }
     }
@@ -160,13 +174,21 @@ impl Ranking {
         self.next_seq
     }
 
+    #[inline]
+    fn meta_of(&self, slot: u32) -> Option<String> {
+        if self.meta.is_empty() {
+            return None;
+        }
+        self.meta.get(&slot).cloned()
+    }
+
     fn row(&self, slot: u32, k: Key) -> Row {
         Row {
             member: self.ids.str(slot).to_string(),
             score: score_of_key(k.0, self.order),
             seq: k.1,
-            ts: self.ts[slot as usize],
-            meta: self.meta.get(&slot).cloned(),
+            ts: self.ids.ts(slot),
+            meta: self.meta_of(slot),
         }
     }
 
@@ -175,7 +197,7 @@ impl Ranking {
             rank,
             member: self.ids.str(k.2).to_string(),
             score: score_of_key(k.0, self.order),
-            meta: self.meta.get(&k.2).cloned(),
+            meta: self.meta_of(k.2),
         }
     }
 
@@ -188,20 +210,16 @@ impl Ranking {
         }
         let value = normalize(value);
         let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
-            if self.ids.len() >= MAX_MEMBERS {
+            if !self.ids.has_room(member.as_str().len()) {
                 return Applied::Unchanged;
             }
-            let slot = self.ids.insert(member.as_str().as_bytes());
-            if self.ts.len() <= slot as usize {
-                self.ts.resize(slot as usize + 1, 0);
-            }
-            self.ts[slot as usize] = ts;
+            let slot = self.ids.insert(member.as_str().as_bytes(), ts);
             let k = (key_of_score(value, self.order), self.next_seq, slot);
             self.next_seq += 1;
-            self.tree.insert(k);
+            self.tree.insert(k, &mut self.ids);
             return Applied::Changed(self.row(slot, k));
         };
-        let old = self.tree.key_of(slot);
+        let old = self.tree.key_of(slot, &self.ids);
         let old_score = score_of_key(old.0, self.order);
         let new_score = match self.op {
             Op::Incr => {
@@ -218,7 +236,7 @@ impl Ranking {
                 value
             }
             Op::Last => {
-                let cur = self.ts[slot as usize];
+                let cur = self.ids.ts(slot);
                 if ts < cur {
                     return Applied::Unchanged;
                 }
@@ -226,17 +244,16 @@ impl Ranking {
                     if ts == cur {
                         return Applied::Unchanged;
                     }
-                    self.ts[slot as usize] = ts;
+                    self.ids.set_ts(slot, ts);
                     return Applied::Changed(self.row(slot, old));
                 }
                 value
             }
         };
-        self.ts[slot as usize] = ts;
-        self.tree.remove(slot);
+        self.ids.set_ts(slot, ts);
         let k = (key_of_score(new_score, self.order), self.next_seq, slot);
         self.next_seq += 1;
-        self.tree.insert(k);
+        self.tree.update(slot, k, &mut self.ids);
         Applied::Changed(self.row(slot, k))
     }
 
@@ -263,7 +280,7 @@ impl Ranking {
         let Some(slot) = self.ids.find(member.as_bytes()) else {
             return false;
         };
-        self.tree.remove(slot);
+        self.tree.remove(slot, &mut self.ids);
         self.meta.remove(&slot);
         self.ids.remove(slot);
         true
@@ -271,7 +288,7 @@ impl Ranking {
 
     pub fn get(&self, member: &str) -> Option<Row> {
         let slot = self.ids.find(member.as_bytes())?;
-        Some(self.row(slot, self.tree.key_of(slot)))
+        Some(self.row(slot, self.tree.key_of(slot, &self.ids)))
     }
 
     /// Rank of the entry at 0-based position `g` with score key `k`.
@@ -316,7 +333,7 @@ impl Ranking {
 
     pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing> {
         let slot = self.ids.find(member.as_bytes())?;
-        let (g, k) = self.tree.position(slot);
+        let (g, k) = self.tree.position(slot, &self.ids);
         let total = self.len() as u64;
         let worse = total - self.tree.count_before(k.0, true) as u64;
         Some(Standing {
@@ -324,14 +341,14 @@ impl Ranking {
             score: score_of_key(k.0, self.order),
             total,
             percentile: 100.0 * worse as f64 / total as f64,
-            meta: self.meta.get(&slot).cloned(),
+            meta: self.meta_of(slot),
         })
     }
 
     /// Up to `radius` entries on each side of the member, the member included.
     pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry>> {
         let slot = self.ids.find(member.as_bytes())?;
-        let (g, _) = self.tree.position(slot);
+        let (g, _) = self.tree.position(slot, &self.ids);
         let start = g.saturating_sub(radius);
         let end = g.saturating_add(radius).saturating_add(1).min(self.len());
         Some(self.listing_ties(start, end - start, ties))
@@ -342,7 +359,7 @@ impl Ranking {
         let mut found: Vec<(usize, Key)> = members
             .iter()
             .filter_map(|m| self.ids.find(m.as_bytes()))
-            .map(|slot| self.tree.position(slot))
+            .map(|slot| self.tree.position(slot, &self.ids))
             .collect();
         found.sort_unstable_by_key(|f| f.0);
         found.dedup_by_key(|f| f.0);
@@ -373,8 +390,6 @@ impl Ranking {
         }
         let n = rows.len();
         r.ids.reserve(n);
-        r.ts.reserve_exact(n);
-        r.tree.reserve_slots(n);
         let mut keys: Vec<Key> = Vec::with_capacity(n);
         let mut dups = false;
         for (k, row) in rows {
@@ -391,13 +406,13 @@ impl Ranking {
                     slot
                 }
                 None => {
-                    let slot = r.ids.insert(row.member.as_bytes());
+                    // slots grow with insertion order: equal (score, seq) keep member order
+                    let slot = r.ids.insert(row.member.as_bytes(), row.ts);
                     keys.push((k, row.seq, slot));
-                    r.ts.push(0);
                     slot
                 }
             };
-            r.ts[slot as usize] = row.ts;
+            r.ids.set_ts(slot, row.ts);
             match row.meta {
                 Some(m) => {
                     r.meta.insert(slot, m);
@@ -410,17 +425,8 @@ impl Ranking {
         if dups {
             keys.sort_unstable();
         }
-        r.tree.bulk_load(keys.len(), keys);
+        r.tree.bulk_load(keys.len(), keys, &mut r.ids);
         r
-    }
-
-    /// Approximate heap bytes held (the benchmark measures with a counting allocator).
-    pub fn heap_bytes(&self) -> usize {
-        self.ids.heap_bytes()
-            + self.tree.heap_bytes()
-            + self.ts.capacity() * 8
-            + self.meta.capacity() * (4 + std::mem::size_of::<String>() + 1)
-            + self.meta.values().map(|m| m.capacity()).sum::<usize>()
     }
 }
 

@@ -5,13 +5,33 @@
 //! Entries are `(key, seq, slot)`, compared lexicographically, all unique
 //! (`slot` is unique). `key` is the score mapped to a `u64` whose ascending
 //! order is "better first" (see `mod.rs`). Each block is one allocation holding
-//! three parallel arrays; `block_of[slot]` says which block holds a member, so
-//! a member is found without knowing its score.
+//! three parallel arrays. The block id holding each member is kept by the
+//! caller (`BlockOf`), so a member is found without knowing its score.
+//! A full block first spills into a neighbour with room (B*-tree style) and
+//! only splits when both are nearly full, which keeps blocks ~85% full.
 
 pub(crate) const CAP: usize = 256;
-const BULK_FILL: usize = CAP * 7 / 8;
+const BULK_FILL: usize = CAP * 15 / 16;
 
 pub(crate) type Key = (u64, u64, u32);
+
+/// Where the tree records which block holds a member.
+pub(crate) trait BlockOf {
+    fn block_of(&self, slot: u32) -> u32;
+    fn set_block_of(&mut self, slot: u32, block: u32);
+}
+
+impl BlockOf for Vec<u32> {
+    fn block_of(&self, slot: u32) -> u32 {
+        self[slot as usize]
+    }
+    fn set_block_of(&mut self, slot: u32, block: u32) {
+        if self.len() <= slot as usize {
+            self.resize(slot as usize + 1, u32::MAX);
+        }
+        self[slot as usize] = block;
+    }
+}
 
 struct Block {
     ks: [u64; CAP],
@@ -26,6 +46,18 @@ impl Block {
     #[inline]
     fn key(&self, i: usize) -> Key {
         (self.ks[i], self.ss[i], self.ms[i])
+    }
+    #[inline]
+    fn set(&mut self, i: usize, k: Key) {
+        self.ks[i] = k.0;
+        self.ss[i] = k.1;
+        self.ms[i] = k.2;
+    }
+    #[inline]
+    fn copy_within(&mut self, src: std::ops::Range<usize>, dst: usize) {
+        self.ks.copy_within(src.clone(), dst);
+        self.ss.copy_within(src.clone(), dst);
+        self.ms.copy_within(src, dst);
     }
     /// First index whose entry is not less than `k` (among the first `n`).
     #[inline]
@@ -74,17 +106,7 @@ pub(crate) struct Tree {
     firsts: Vec<Key>,
     /// Fenwick tree over positions (1-based)
     fen: Vec<u32>,
-    /// slot -> block id
-    block_of: Vec<u32>,
     len: usize,
-}
-
-impl Clone for Tree {
-    fn clone(&self) -> Self {
-        let mut t = Tree::default();
-        t.bulk_load(self.len, self.iter_from(0));
-        t
-    }
 }
 
 impl Tree {
@@ -95,6 +117,11 @@ impl Tree {
     #[inline]
     fn block(&self, id: u32) -> &Block {
         self.blocks[id as usize].as_deref().unwrap()
+    }
+
+    #[inline]
+    fn block_mut(&mut self, id: u32) -> &mut Block {
+        self.blocks[id as usize].as_deref_mut().unwrap()
     }
 
     fn new_block(&mut self) -> u32 {
@@ -110,12 +137,6 @@ impl Tree {
                 self.pos.push(0);
                 (self.blocks.len() - 1) as u32
             }
-        }
-    }
-
-    fn ensure_slot(&mut self, slot: u32) {
-        if self.block_of.len() <= slot as usize {
-            self.block_of.resize(slot as usize + 1, u32::MAX);
         }
     }
 
@@ -183,38 +204,35 @@ impl Tree {
         self.firsts.partition_point(|&f| f <= k).saturating_sub(1)
     }
 
-    pub fn insert(&mut self, k: Key) {
-        self.ensure_slot(k.2);
+    #[inline]
+    fn len_at(&self, p: usize) -> usize {
+        self.lens[self.order[p] as usize] as usize
+    }
+
+    pub fn insert(&mut self, k: Key, bo: &mut impl BlockOf) {
         if self.order.is_empty() {
             let id = self.new_block();
             self.order.push(id);
-            let b = self.blocks[id as usize].as_deref_mut().unwrap();
-            b.ks[0] = k.0;
-            b.ss[0] = k.1;
-            b.ms[0] = k.2;
+            self.block_mut(id).set(0, k);
             self.lens[id as usize] = 1;
-            self.block_of[k.2 as usize] = id;
+            bo.set_block_of(k.2, id);
             self.len = 1;
             self.reindex();
             return;
         }
         let mut p = self.block_for(k);
-        if self.lens[self.order[p] as usize] as usize == CAP {
-            self.split(p);
+        if self.len_at(p) == CAP {
+            self.make_room(p, bo);
             p = self.block_for(k);
         }
         let id = self.order[p];
         let n = self.lens[id as usize] as usize;
-        let b = self.blocks[id as usize].as_deref_mut().unwrap();
+        let b = self.block_mut(id);
         let i = b.lower_bound(n, k);
-        b.ks.copy_within(i..n, i + 1);
-        b.ss.copy_within(i..n, i + 1);
-        b.ms.copy_within(i..n, i + 1);
-        b.ks[i] = k.0;
-        b.ss[i] = k.1;
-        b.ms[i] = k.2;
+        b.copy_within(i..n, i + 1);
+        b.set(i, k);
         self.lens[id as usize] += 1;
-        self.block_of[k.2 as usize] = id;
+        bo.set_block_of(k.2, id);
         if i == 0 {
             self.firsts[p] = k;
         }
@@ -222,24 +240,75 @@ impl Tree {
         self.len += 1;
     }
 
-    fn split(&mut self, p: usize) {
+    /// Moves `cnt` entries from the end of block `p` to the front of block `p + 1`.
+    fn shift_right(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
+        let (lid, rid) = (self.order[p], self.order[p + 1]);
+        let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
+        let mut r = self.blocks[rid as usize].take().unwrap();
+        let l = self.block(lid);
+        r.copy_within(0..rn, cnt);
+        r.ks[..cnt].copy_from_slice(&l.ks[ln - cnt..ln]);
+        r.ss[..cnt].copy_from_slice(&l.ss[ln - cnt..ln]);
+        r.ms[..cnt].copy_from_slice(&l.ms[ln - cnt..ln]);
+        for &m in &r.ms[..cnt] {
+            bo.set_block_of(m, rid);
+        }
+        self.firsts[p + 1] = r.key(0);
+        self.blocks[rid as usize] = Some(r);
+        self.lens[lid as usize] -= cnt as u32;
+        self.lens[rid as usize] += cnt as u32;
+        self.fen_add(p, -(cnt as i32));
+        self.fen_add(p + 1, cnt as i32);
+    }
+
+    /// Moves `cnt` entries from the front of block `p` to the end of block `p - 1`.
+    fn shift_left(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
+        let (lid, rid) = (self.order[p - 1], self.order[p]);
+        let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
+        let mut l = self.blocks[lid as usize].take().unwrap();
+        let r = self.block_mut(rid);
+        l.ks[ln..ln + cnt].copy_from_slice(&r.ks[..cnt]);
+        l.ss[ln..ln + cnt].copy_from_slice(&r.ss[..cnt]);
+        l.ms[ln..ln + cnt].copy_from_slice(&r.ms[..cnt]);
+        r.copy_within(cnt..rn, 0);
+        let first = r.key(0);
+        for &m in &l.ms[ln..ln + cnt] {
+            bo.set_block_of(m, lid);
+        }
+        self.blocks[lid as usize] = Some(l);
+        self.firsts[p] = first;
+        self.lens[lid as usize] += cnt as u32;
+        self.lens[rid as usize] -= cnt as u32;
+        self.fen_add(p - 1, cnt as i32);
+        self.fen_add(p, -(cnt as i32));
+    }
+
+    /// Frees room in the full block at `p`: spill to a neighbour with room, else split.
+    fn make_room(&mut self, p: usize, bo: &mut impl BlockOf) {
+        let m = self.order.len();
+        if p + 1 < m && self.len_at(p + 1) < CAP - CAP / 8 {
+            let cnt = (CAP - self.len_at(p + 1)) / 2;
+            self.shift_right(p, cnt, bo);
+        } else if p > 0 && self.len_at(p - 1) < CAP - CAP / 8 {
+            let cnt = (CAP - self.len_at(p - 1)) / 2;
+            self.shift_left(p, cnt, bo);
+        } else {
+            self.split(p, bo);
+        }
+    }
+
+    fn split(&mut self, p: usize, bo: &mut impl BlockOf) {
         let id = self.order[p];
         let nid = self.new_block();
         let half = CAP / 2;
-        let (a, b) = {
-            // two distinct boxes: take the new one out temporarily
-            let nb = self.blocks[nid as usize].take().unwrap();
-            (self.blocks[id as usize].take().unwrap(), nb)
-        };
-        let (mut a, mut b) = (a, b);
+        let mut b = self.blocks[nid as usize].take().unwrap();
+        let a = self.block(id);
         b.ks[..CAP - half].copy_from_slice(&a.ks[half..]);
         b.ss[..CAP - half].copy_from_slice(&a.ss[half..]);
         b.ms[..CAP - half].copy_from_slice(&a.ms[half..]);
         for &m in &b.ms[..CAP - half] {
-            self.block_of[m as usize] = nid;
+            bo.set_block_of(m, nid);
         }
-        let _ = &mut a;
-        self.blocks[id as usize] = Some(a);
         self.blocks[nid as usize] = Some(b);
         self.lens[id as usize] = half as u32;
         self.lens[nid as usize] = (CAP - half) as u32;
@@ -255,19 +324,17 @@ impl Tree {
     }
 
     /// Removes a member's entry; returns its key.
-    pub fn remove(&mut self, slot: u32) -> Key {
-        let id = self.block_of[slot as usize];
+    pub fn remove(&mut self, slot: u32, bo: &mut impl BlockOf) -> Key {
+        let id = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let n = self.lens[id as usize] as usize;
-        let b = self.blocks[id as usize].as_deref_mut().unwrap();
+        let b = self.block_mut(id);
         let i = b.find_slot(n, slot);
         let k = b.key(i);
-        b.ks.copy_within(i + 1..n, i);
-        b.ss.copy_within(i + 1..n, i);
-        b.ms.copy_within(i + 1..n, i);
+        b.copy_within(i + 1..n, i);
+        let first = b.key(0);
         let n = n - 1;
         self.lens[id as usize] = n as u32;
-        self.block_of[slot as usize] = u32::MAX;
         self.len -= 1;
         if n == 0 {
             self.drop_block(p);
@@ -275,23 +342,46 @@ impl Tree {
             return k;
         }
         if i == 0 {
-            self.firsts[p] = b.key(0);
+            self.firsts[p] = first;
         }
         self.fen_add(p, -1);
         if n < CAP / 4 {
-            self.maybe_merge(p);
+            self.maybe_merge(p, bo);
         }
         k
     }
 
+    /// Replaces a member's key; stays inside its block when the new key belongs there.
+    pub fn update(&mut self, slot: u32, k: Key, bo: &mut impl BlockOf) {
+        let id = bo.block_of(slot);
+        let p = self.pos[id as usize] as usize;
+        let n = self.lens[id as usize] as usize;
+        let in_block = (p == 0 || self.firsts[p] < k) && (p + 1 == self.order.len() || k < self.firsts[p + 1]);
+        if !in_block {
+            self.remove(slot, bo);
+            self.insert(k, bo);
+            return;
+        }
+        let b = self.block_mut(id);
+        let i = b.find_slot(n, slot);
+        let j = b.lower_bound(n, k);
+        // entry i leaves; k goes before index j of the old layout
+        if j <= i {
+            b.copy_within(j..i, j + 1);
+            b.set(j, k);
+        } else {
+            b.copy_within(i + 1..j, i);
+            b.set(j - 1, k);
+        }
+        self.firsts[p] = b.key(0);
+    }
+
     /// Merges the block at `p` into a neighbour when both fit in 3/4 of a block.
-    fn maybe_merge(&mut self, p: usize) {
-        let n = self.lens[self.order[p] as usize] as usize;
-        let (left, right) = if p + 1 < self.order.len()
-            && n + self.lens[self.order[p + 1] as usize] as usize <= CAP * 3 / 4
-        {
+    fn maybe_merge(&mut self, p: usize, bo: &mut impl BlockOf) {
+        let n = self.len_at(p);
+        let (left, right) = if p + 1 < self.order.len() && n + self.len_at(p + 1) <= CAP * 3 / 4 {
             (p, p + 1)
-        } else if p > 0 && n + self.lens[self.order[p - 1] as usize] as usize <= CAP * 3 / 4 {
+        } else if p > 0 && n + self.len_at(p - 1) <= CAP * 3 / 4 {
             (p - 1, p)
         } else {
             return;
@@ -300,12 +390,12 @@ impl Tree {
         let ln = self.lens[lid as usize] as usize;
         let rn = self.lens[rid as usize] as usize;
         let rb = self.blocks[rid as usize].take().unwrap();
-        let lb = self.blocks[lid as usize].as_deref_mut().unwrap();
+        let lb = self.block_mut(lid);
         lb.ks[ln..ln + rn].copy_from_slice(&rb.ks[..rn]);
         lb.ss[ln..ln + rn].copy_from_slice(&rb.ss[..rn]);
         lb.ms[ln..ln + rn].copy_from_slice(&rb.ms[..rn]);
         for &m in &rb.ms[..rn] {
-            self.block_of[m as usize] = lid;
+            bo.set_block_of(m, lid);
         }
         self.lens[lid as usize] = (ln + rn) as u32;
         self.blocks[rid as usize] = Some(rb);
@@ -315,16 +405,16 @@ impl Tree {
 
     /// The key of a member's entry.
     #[inline]
-    pub fn key_of(&self, slot: u32) -> Key {
-        let id = self.block_of[slot as usize];
+    pub fn key_of(&self, slot: u32, bo: &impl BlockOf) -> Key {
+        let id = bo.block_of(slot);
         let b = self.block(id);
         b.key(b.find_slot(self.lens[id as usize] as usize, slot))
     }
 
     /// 0-based position of a member in the order, with its key.
     #[inline]
-    pub fn position(&self, slot: u32) -> (usize, Key) {
-        let id = self.block_of[slot as usize];
+    pub fn position(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key) {
+        let id = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let b = self.block(id);
         let i = b.find_slot(self.lens[id as usize] as usize, slot);
@@ -360,7 +450,7 @@ impl Tree {
     }
 
     /// Replaces the content with `n` entries given in strictly increasing key order.
-    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>) {
+    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>, bo: &mut impl BlockOf) {
         *self = Tree::default();
         let nblocks = n.div_ceil(BULK_FILL);
         self.blocks.reserve_exact(nblocks);
@@ -369,7 +459,6 @@ impl Tree {
         self.order.reserve_exact(nblocks);
         let mut cur: Option<u32> = None;
         for k in sorted {
-            self.ensure_slot(k.2);
             let id = match cur {
                 Some(id) if (self.lens[id as usize] as usize) < BULK_FILL => id,
                 _ => {
@@ -380,37 +469,25 @@ impl Tree {
                 }
             };
             let n = self.lens[id as usize] as usize;
-            let b = self.blocks[id as usize].as_deref_mut().unwrap();
-            b.ks[n] = k.0;
-            b.ss[n] = k.1;
-            b.ms[n] = k.2;
+            self.block_mut(id).set(n, k);
             self.lens[id as usize] += 1;
-            self.block_of[k.2 as usize] = id;
+            bo.set_block_of(k.2, id);
             self.len += 1;
         }
         self.reindex();
     }
 
-    pub fn reserve_slots(&mut self, n: usize) {
-        self.block_of.reserve_exact(n.saturating_sub(self.block_of.len()));
-    }
-
-    /// Bytes held on the heap (for reports).
-    pub fn heap_bytes(&self) -> usize {
-        self.blocks.iter().filter(|b| b.is_some()).count() * std::mem::size_of::<Block>()
-            + self.blocks.capacity() * 8
-            + (self.lens.capacity() + self.pos.capacity() + self.order.capacity() + self.fen.capacity()) * 4
-            + self.firsts.capacity() * std::mem::size_of::<Key>()
-            + self.block_of.capacity() * 4
-    }
-
     #[cfg(test)]
-    pub fn check(&self) {
+    pub fn check(&self, bo: &impl BlockOf) {
         let all: Vec<Key> = self.iter_from(0).collect();
         assert_eq!(all.len(), self.len);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         for (g, k) in all.iter().enumerate() {
-            assert_eq!(self.position(k.2), (g, *k));
+            assert_eq!(self.position(k.2, bo), (g, *k));
+        }
+        for (p, &id) in self.order.iter().enumerate() {
+            assert_eq!(self.firsts[p], self.block(id).key(0));
+            assert_eq!(self.fen_prefix(p + 1) - self.fen_prefix(p), self.lens[id as usize] as usize);
         }
     }
 }
@@ -420,32 +497,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_split_and_merge_while_positions_stay_exact() {
+    fn blocks_spill_split_and_merge_while_positions_stay_exact() {
         let mut t = Tree::default();
+        let mut bo: Vec<u32> = Vec::new();
         let mut x = 12345u64;
+        let mut rnd = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
         let mut keys = Vec::new();
         for s in 0..5000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let k = ((x >> 33) % 50, s as u64, s);
-            t.insert(k);
+            let k = (rnd() % 50, s as u64, s);
+            t.insert(k, &mut bo);
             keys.push(k);
         }
-        t.check();
+        t.check(&bo);
+        // moves, some inside their block, some across
+        for s in (0..5000u32).step_by(3) {
+            let k = (rnd() % 60, 10_000 + s as u64, s);
+            t.update(s, k, &mut bo);
+            keys[s as usize] = k;
+        }
+        t.check(&bo);
         keys.sort();
         for (g, k) in keys.iter().enumerate().step_by(97) {
-            assert_eq!(t.position(k.2).0, g);
+            assert_eq!(t.position(k.2, &bo).0, g);
             assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
             assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
         }
         for k in keys.iter().filter(|k| k.2 % 7 != 0) {
-            assert_eq!(t.remove(k.2), *k);
+            assert_eq!(t.remove(k.2, &mut bo), *k);
         }
-        t.check();
+        t.check(&bo);
         assert_eq!(t.len(), keys.iter().filter(|k| k.2 % 7 == 0).count());
         let again: Vec<Key> = t.iter_from(0).collect();
         let mut u = Tree::default();
-        u.bulk_load(again.len(), again.iter().copied());
-        u.check();
+        u.bulk_load(again.len(), again.iter().copied(), &mut bo);
+        u.check(&bo);
         assert_eq!(u.iter_from(3).collect::<Vec<_>>(), again[3..].to_vec());
     }
 }

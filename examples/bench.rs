@@ -1,0 +1,278 @@
+//! Ranking benchmark: 1,000,000 members with 16-byte ids, a random stream of
+//! increments, per-op medians, bytes per member from a counting allocator, and
+//! (natively, with `--redis HOST:PORT`) the same workload against Redis.
+//!
+//! Run through `scripts/bench.sh`; prints `RESULT <name> <value>` lines that the
+//! script turns into a table. Builds for the host and for wasm32-wasip1.
+//!
+//! Arguments: `[--n MEMBERS] [--ops OPS] [--redis HOST:PORT]`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use podium::core::ranking::{Ranking, Row};
+use podium::core::{Op, Order, Ties};
+use podium::domain::names::MemberId;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Relaxed);
+        System.alloc_zeroed(l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n, Relaxed);
+        LIVE.fetch_sub(l.size(), Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// Median of per-op times (ns) over batches of `batch` ops.
+fn median_ns(batches: usize, batch: usize, mut f: impl FnMut(usize)) -> f64 {
+    let mut t: Vec<f64> = (0..batches)
+        .map(|b| {
+            let s = Instant::now();
+            for i in 0..batch {
+                f(b * batch + i);
+            }
+            s.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[t.len() / 2]
+}
+
+fn result(name: &str, v: impl std::fmt::Display) {
+    println!("RESULT {name} {v}");
+}
+
+#[cfg(target_arch = "wasm32")]
+fn linear_memory() -> usize {
+    core::arch::wasm32::memory_size(0) * 65536
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let n: usize = arg("--n").map_or(1_000_000, |v| v.parse().unwrap());
+    let ops: usize = arg("--ops").map_or(200_000, |v| v.parse().unwrap());
+    let redis = arg("--redis");
+    let target = if cfg!(target_arch = "wasm32") { "wasm" } else { "native" };
+    eprintln!("[{target}] {n} members, {ops} ops per measurement");
+
+    let mut rng = Rng(42);
+    let ids: Vec<MemberId> =
+        (0..n).map(|_| MemberId::parse(format!("{:016x}", rng.next())).unwrap()).collect();
+    let initial: Vec<f64> = (0..n).map(|_| rng.below(1_000_000) as f64).collect();
+    let upd: Vec<(usize, f64)> = (0..ops).map(|_| (rng.below(n), 1.0 + rng.below(100) as f64)).collect();
+    let probes: Vec<usize> = (0..ops).map(|_| rng.below(n)).collect();
+
+    // load
+    let before = LIVE.load(Relaxed);
+    let t = Instant::now();
+    let mut r = Ranking::new(Order::Desc, Op::Incr);
+    for (id, s) in ids.iter().zip(&initial) {
+        r.apply(id, *s, 0);
+    }
+    let load_s = t.elapsed().as_secs_f64();
+    let bytes = LIVE.load(Relaxed) - before;
+    result("load_s", format!("{load_s:.3}"));
+    result("bytes_per_member", format!("{:.1}", bytes as f64 / n as f64));
+    #[cfg(target_arch = "wasm32")]
+    result("wasm_linear_memory_mb", format!("{:.1}", linear_memory() as f64 / 1048576.0));
+
+    // per-op medians
+    let batch = 1000;
+    let nb = ops / batch;
+    let update = median_ns(nb, batch, |i| {
+        let (m, v) = upd[i];
+        std::hint::black_box(r.apply(&ids[m], v, i as i64));
+    });
+    result("update_ns", format!("{update:.0}"));
+    let rank = median_ns(nb, batch, |i| {
+        std::hint::black_box(r.rank(ids[probes[i]].as_str(), Ties::Shared));
+    });
+    result("rank_ns", format!("{rank:.0}"));
+    let rank_first = median_ns(nb, batch, |i| {
+        std::hint::black_box(r.rank(ids[probes[i]].as_str(), Ties::First));
+    });
+    result("rank_first_ns", format!("{rank_first:.0}"));
+    let top = median_ns(200, 50, |i| {
+        std::hint::black_box(r.top((i % 7) * 1000, 100, Ties::Shared));
+    });
+    result("top100_ns", format!("{top:.0}"));
+    let around = median_ns(nb / 4, batch / 4, |i| {
+        std::hint::black_box(r.around(ids[probes[i]].as_str(), 10, Ties::Shared));
+    });
+    result("around10_ns", format!("{around:.0}"));
+    let bytes = LIVE.load(Relaxed) - before;
+    result("bytes_per_member_after_updates", format!("{:.1}", bytes as f64 / n as f64));
+
+    // rebuild
+    let rows: Vec<Row> = r.rows().collect();
+    drop(r);
+    let before = LIVE.load(Relaxed);
+    let t = Instant::now();
+    let r2 = Ranking::from_rows(Order::Desc, Op::Incr, rows);
+    let rebuild = t.elapsed().as_secs_f64();
+    result("rebuild_s", format!("{rebuild:.3}"));
+    let bytes = LIVE.load(Relaxed) as f64 - before as f64; // rows were freed inside
+    let _ = bytes;
+    let live_after = {
+        // bytes held by the rebuilt ranking: total live minus everything else still alive
+        let other = LIVE.load(Relaxed);
+        drop(r2);
+        other - LIVE.load(Relaxed)
+    };
+    result("bytes_per_member_rebuilt", format!("{:.1}", live_after as f64 / n as f64));
+
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(addr) = redis {
+        redis_bench(&addr, &ids, &initial, &upd, &probes);
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = redis;
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64)], probes: &[usize]) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    struct Conn {
+        w: TcpStream,
+        r: BufReader<TcpStream>,
+    }
+    #[derive(Debug)]
+    enum V {
+        S(String),
+        I(i64),
+        B(Option<Vec<u8>>),
+        A(Vec<V>),
+    }
+    impl Conn {
+        fn cmd(&mut self, out: &mut Vec<u8>, parts: &[&[u8]]) {
+            out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+            for p in parts {
+                out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+                out.extend_from_slice(p);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        fn read(&mut self) -> V {
+            let mut line = String::new();
+            self.r.read_line(&mut line).unwrap();
+            let body = line[1..].trim_end().to_string();
+            match line.as_bytes()[0] {
+                b'+' => V::S(body),
+                b'-' => panic!("redis error: {body}"),
+                b':' => V::I(body.parse().unwrap()),
+                b'$' => {
+                    let n: i64 = body.parse().unwrap();
+                    if n < 0 {
+                        return V::B(None);
+                    }
+                    let mut b = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut b).unwrap();
+                    b.truncate(n as usize);
+                    V::B(Some(b))
+                }
+                b'*' => {
+                    let n: i64 = body.parse().unwrap();
+                    V::A((0..n.max(0)).map(|_| self.read()).collect())
+                }
+                c => panic!("unexpected reply byte {c}"),
+            }
+        }
+        fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Vec<V> {
+            let mut out = Vec::new();
+            for c in cmds {
+                let parts: Vec<&[u8]> = c.iter().map(|p| p.as_slice()).collect();
+                self.cmd(&mut out, &parts);
+            }
+            self.w.write_all(&out).unwrap();
+            cmds.iter().map(|_| self.read()).collect()
+        }
+        fn one(&mut self, parts: &[&str]) -> V {
+            let c: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
+            self.pipeline(&[c]).pop().unwrap()
+        }
+    }
+    let s = TcpStream::connect(addr).expect("connect to redis");
+    s.set_nodelay(true).unwrap();
+    let mut c = Conn { w: s.try_clone().unwrap(), r: BufReader::new(s) };
+    let key = "bench:zset";
+    c.one(&["DEL", key]);
+    for chunk in ids.iter().zip(initial).collect::<Vec<_>>().chunks(1000) {
+        let mut z: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), key.as_bytes().to_vec()];
+        for (id, s) in chunk {
+            z.push(format!("{s}").into_bytes());
+            z.push(id.as_str().as_bytes().to_vec());
+        }
+        c.pipeline(&[z]);
+    }
+    let mem = match c.one(&["MEMORY", "USAGE", key, "SAMPLES", "0"]) {
+        V::I(b) => b,
+        v => panic!("{v:?}"),
+    };
+    c.one(&["CONFIG", "RESETSTAT"]);
+    for chunk in upd.chunks(1000) {
+        let cmds: Vec<Vec<Vec<u8>>> = chunk
+            .iter()
+            .map(|(m, v)| {
+                vec![b"ZINCRBY".to_vec(), key.as_bytes().to_vec(), format!("{v}").into_bytes(), ids[*m].as_str().as_bytes().to_vec()]
+            })
+            .collect();
+        c.pipeline(&cmds);
+    }
+    for chunk in probes.chunks(1000) {
+        let cmds: Vec<Vec<Vec<u8>>> = chunk
+            .iter()
+            .map(|m| vec![b"ZREVRANK".to_vec(), key.as_bytes().to_vec(), ids[*m].as_str().as_bytes().to_vec()])
+            .collect();
+        c.pipeline(&cmds);
+    }
+    let info = match c.one(&["INFO", "commandstats"]) {
+        V::B(Some(b)) => String::from_utf8(b).unwrap(),
+        v => panic!("{v:?}"),
+    };
+    let usec = |cmd: &str| -> f64 {
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec_per_call=")))
+            .map_or(f64::NAN, |v| v.parse().unwrap())
+    };
+    result("redis_zincrby_ns", format!("{:.0}", usec("zincrby") * 1000.0));
+    result("redis_zrevrank_ns", format!("{:.0}", usec("zrevrank") * 1000.0));
+    result("redis_bytes_per_member", format!("{:.1}", mem as f64 / ids.len() as f64));
+    c.one(&["DEL", key]);
+    let _ = V::S(String::new());
+}
