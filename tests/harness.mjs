@@ -1,0 +1,196 @@
+// Test harness for Podium's end-to-end suites: starts the already-built worker
+// under `wrangler dev` on a free port with its own persisted state, and offers
+// small HTTP/polling helpers. No fixed sleeps: everything polls with a deadline.
+import { spawn } from 'node:child_process';
+import { existsSync, copyFileSync, mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const INGEST_KEY = 'dev-ingest-key';
+export const ADMIN_KEY = 'dev-admin-key';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function ensureDevVars() {
+  const vars = join(ROOT, '.dev.vars');
+  if (!existsSync(vars)) copyFileSync(join(ROOT, '.dev.vars.example'), vars);
+}
+
+async function waitHealthy(url, child, deadlineMs, logTail) {
+  const deadline = Date.now() + deadlineMs;
+  let last = 'no attempt';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`wrangler dev exited early (${child.exitCode ?? child.signalCode}):\n${logTail()}`);
+    }
+    try {
+      const r = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      if (r.status === 200) return;
+      last = `status ${r.status}`;
+    } catch (e) {
+      last = String(e.cause?.code ?? e.message);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`worker not healthy after ${deadlineMs} ms (last: ${last}):\n${logTail()}`);
+}
+
+/**
+ * Starts `wrangler dev` with the built worker. Returns {url, port, stop, restart, persistDir}.
+ * State persists in `persistDir` (a fresh temp dir by default, removed on stop()).
+ */
+export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) {
+  ensureDevVars();
+  const ownDir = !persistDir;
+  const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'podium-e2e-'));
+  let child = null;
+  let port = 0;
+  let log = [];
+  const logTail = () => log.join('').split('\n').slice(-40).join('\n');
+
+  async function launch() {
+    port = await freePort();
+    log = [];
+    child = spawn(
+      join(ROOT, 'node_modules/.bin/wrangler'),
+      ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', dir,
+        '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
+      {
+        cwd: ROOT,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
+      },
+    );
+    const keep = (d) => { log.push(d.toString()); if (log.length > 400) log.splice(0, 200); };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    if (process.env.PODIUM_E2E_LOG) {
+      const f = createWriteStream(process.env.PODIUM_E2E_LOG, { flags: 'a' });
+      child.stdout.pipe(f); child.stderr.pipe(f);
+    }
+    const url = `http://127.0.0.1:${port}`;
+    handle.url = url;
+    handle.port = port;
+    try {
+      await waitHealthy(url, child, startTimeoutMs, logTail);
+    } catch (e) {
+      await kill();
+      throw e;
+    }
+  }
+
+  async function kill() {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    try { process.kill(-c.pid, 'SIGTERM'); } catch { /* already gone */ }
+    const t = setTimeout(() => { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await exited;
+    clearTimeout(t);
+    // workerd children may linger in the group briefly; make sure they are gone.
+    try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+
+  const handle = {
+    url: '', port: 0, persistDir: dir,
+    log: logTail,
+    async stop() {
+      await kill();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await kill();
+      await launch();
+    },
+  };
+  await launch();
+  return handle;
+}
+
+/** POSTs a body (objects/arrays are JSON-encoded; strings/Buffers sent as is). */
+export async function post(url, body, { key = INGEST_KEY, contentType = 'application/json', method = 'POST', headers = {} } = {}) {
+  const h = { ...headers };
+  if (contentType) h['Content-Type'] = contentType;
+  if (key) h.Authorization = `Bearer ${key}`;
+  const data = typeof body === 'string' || body instanceof Uint8Array ? body : body === undefined ? undefined : JSON.stringify(body);
+  const r = await fetch(url, { method, headers: h, body: data });
+  return toResult(r);
+}
+
+async function toResult(r) {
+  const text = await r.text();
+  let json;
+  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+/** GET (or any method) returning {status, headers, text, json}. */
+export async function get(url, { method = 'GET', key, headers = {} } = {}) {
+  const h = { ...headers };
+  if (key) h.Authorization = `Bearer ${key}`;
+  return toResult(await fetch(url, { method, headers: h }));
+}
+
+/** Admin-authenticated JSON request (PUT/DELETE/GET). */
+export async function admin(url, method, body) {
+  return post(url, body, { key: ADMIN_KEY, method, contentType: body === undefined ? undefined : 'application/json' });
+}
+
+/**
+ * Polls fn until it returns a truthy value (returned), or throws after `timeout`
+ * ms with the last value seen. fn may be async; exceptions count as falsy.
+ */
+export async function waitFor(fn, { timeout = 5000, interval = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastErr;
+  for (;;) {
+    try {
+      last = await fn();
+      lastErr = undefined;
+      if (last) return last;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, interval));
+  }
+  const shown = lastErr ? `error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}; ${shown}`);
+}
+
+let counter = 0;
+/** A unique, valid board (or event type) name. */
+export function uniqueName(prefix = 'b') {
+  counter += 1;
+  return `${prefix}-${process.pid.toString(36)}-${counter}-${randomBytes(3).toString('hex')}`.toLowerCase().slice(0, 64);
+}
+
+/** Ranking fetch: returns the top JSON (or null on non-200). */
+export async function top(url, board, qs = '') {
+  const r = await get(`${url}/v1/boards/${board}/top${qs ? `?${qs}` : ''}`);
+  return r.status === 200 ? r.json : null;
+}
+
+/** Sends a sentinel event to `board` and waits until it is visible: every event accepted before it is then applied. */
+export async function drain(url, board = 'sentinel-drain', timeout = 5000) {
+  const member = `s-${randomBytes(4).toString('hex')}`;
+  const r = await post(`${url}/v1/events`, { type: 'sentinel', member, board });
+  if (r.status !== 202) throw new Error(`sentinel rejected: ${r.status} ${r.text}`);
+  await waitFor(async () => (await get(`${url}/v1/boards/${board}/members/${member}`)).status === 200, { timeout, what: 'sentinel' });
+}
