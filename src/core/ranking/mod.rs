@@ -307,9 +307,11 @@ impl Ranking {
 
     fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
         let n = limit.min(self.len().saturating_sub(start));
+        let keys: Vec<Key> = self.tree.iter_from(start).take(n).collect();
+        self.ids.touch(keys.iter().map(|k| k.2));
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
-        for (i, k) in self.tree.iter_from(start).take(n).enumerate() {
+        for (i, k) in keys.into_iter().enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
                 (Ties::First, _) => g as u64 + 1,
@@ -333,11 +335,14 @@ impl Ranking {
 
     pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing> {
         let slot = self.ids.find(member.as_bytes())?;
-        let (g, k) = self.tree.position(slot, &self.ids);
+        let (g, k, better, not_worse) = self.tree.standing(slot, &self.ids);
         let total = self.len() as u64;
-        let worse = total - self.tree.count_before(k.0, true) as u64;
+        let worse = total - not_worse as u64;
         Some(Standing {
-            rank: self.rank_at(g, k.0, ties),
+            rank: match ties {
+                Ties::First => g as u64 + 1,
+                Ties::Shared => better as u64 + 1,
+            },
             score: score_of_key(k.0, self.order),
             total,
             percentile: 100.0 * worse as f64 / total as f64,
@@ -363,6 +368,7 @@ impl Ranking {
             .collect();
         found.sort_unstable_by_key(|f| f.0);
         found.dedup_by_key(|f| f.0);
+        self.ids.touch(found.iter().map(|f| f.1 .2));
         found.into_iter().map(|(g, k)| self.entry(self.rank_at(g, k.0, ties), k)).collect()
     }
 

@@ -421,6 +421,29 @@ impl Tree {
         (self.fen_prefix(p) + i, b.key(i))
     }
 
+    /// A member's 0-based position, key, and the numbers of entries with a
+    /// strictly better score key and with a not-worse one. Answers from the
+    /// member's own block unless its tie group crosses the block's edge.
+    #[inline]
+    pub fn standing(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key, usize, usize) {
+        let id = bo.block_of(slot);
+        let p = self.pos[id as usize] as usize;
+        let b = self.block(id);
+        let n = self.lens[id as usize] as usize;
+        let i = b.find_slot(n, slot);
+        let k = b.key(i);
+        let before = self.fen_prefix(p);
+        let c = b.count_keys(n, k.0, false);
+        let better = if c > 0 || p == 0 { before + c } else { self.count_before(k.0, false) };
+        let c = b.count_keys(n, k.0, true);
+        let not_worse = if c < n || p + 1 == self.order.len() || self.firsts[p + 1].0 > k.0 {
+            before + c
+        } else {
+            self.count_before(k.0, true)
+        };
+        (before + i, k, better, not_worse)
+    }
+
     /// Number of entries whose score key is `< k` (or `<= k` when `inclusive`). O(log n).
     #[inline]
     pub fn count_before(&self, k: u64, inclusive: bool) -> usize {
@@ -524,6 +547,8 @@ mod tests {
             assert_eq!(t.position(k.2, &bo).0, g);
             assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
             assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
+            let st = t.standing(k.2, &bo);
+            assert_eq!(st, (g, *k, keys.partition_point(|j| j.0 < k.0), keys.partition_point(|j| j.0 <= k.0)));
         }
         for k in keys.iter().filter(|k| k.2 % 7 != 0) {
             assert_eq!(t.remove(k.2, &mut bo), *k);
