@@ -72,6 +72,7 @@ pub struct ApplyResult {
 pub struct EntryOut {
     pub rank: u64,
     pub member: String,
+    #[serde(serialize_with = "score")]
     pub score: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
@@ -83,6 +84,28 @@ pub struct TopOut {
     pub period: String,
     pub total: u64,
     pub entries: Vec<EntryOut>,
+}
+
+/// Whole scores print as integers (`6`, not `6.0`), as clients expect.
+fn score<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        s.serialize_i64(*x as i64)
+    } else {
+        s.serialize_f64(*x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_scores_are_written_as_integers_and_others_as_decimals() {
+        let e = EntryOut { rank: 1, member: "a".into(), score: 6.0, meta: None };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":6}"#);
+        let e = EntryOut { score: 2.5, ..e };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":2.5}"#);
+    }
 }
 
 /// The largest `limit` a live socket may ask for.
@@ -103,8 +126,10 @@ pub enum BoardQuery {
 pub struct StandingOut {
     pub member: String,
     pub rank: u64,
+    #[serde(serialize_with = "score")]
     pub score: f64,
     pub total: u64,
+    #[serde(serialize_with = "score")]
     pub percentile: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,

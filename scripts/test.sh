@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test: native core tests, wasm tests under Node, the built worker
+# end to end under workerd, the page in Chromium, and a deploy dry run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH" CI="${CI:-true}" WRANGLER_SEND_METRICS=false
+start=$(date +%s)
+say() { printf '\n==> %s\n' "$*"; }
+
+scripts/setup.sh --browser
+
+say "native tests (cargo test): ranking core, parsing, rules"
+cargo test --release 2>&1 | grep -v "^\s*Compiling\|^\s*Running\|^\s*Doc-tests\|^\s*Finished\|^$"
+
+say "wasm tests (wasm-bindgen-test under Node): the JS <-> Rust boundary"
+cargo test --target wasm32-unknown-unknown --test wasm_boundary 2>&1 | grep -v "^\s*Compiling"
+
+scripts/build.sh
+
+say "end-to-end tests: the built worker under workerd (wrangler dev)"
+node --test --test-concurrency=1 tests/e2e/
+
+say "browser tests: the page in Chromium (playwright-core)"
+node --test --test-concurrency=1 tests/browser/
+
+say "deploy dry run (wrangler deploy --dry-run)"
+rm -rf dist
+node_modules/.bin/wrangler deploy --dry-run --outdir dist 2>&1 | grep -iE "upload|gzip|total|dry|error" || true
+printf 'bundle: %s bytes (index.js + wasm), %s bytes gzipped\n' \
+  "$(cat dist/*.js dist/*.wasm 2>/dev/null | wc -c)" "$(cat dist/*.js dist/*.wasm 2>/dev/null | gzip -9 | wc -c)"
+
+say "all tests passed in $(( $(date +%s) - start )) s"
