@@ -259,7 +259,7 @@ impl BoardObject {
             self.alarm_at.set(self.state.storage().get_alarm().await?);
         }
         if self.alarm_at.get().is_none_or(|at| at > want) {
-            self.state.storage().set_alarm(want).await?;
+            self.state.storage().set_alarm(super::http::alarm_at(want)).await?;
             self.alarm_at.set(Some(want));
         }
         Ok(())

@@ -116,3 +116,8 @@ pub fn new_id() -> String {
 }
 
 use wasm_bindgen::JsCast;
+
+/// An alarm time at an absolute instant (a plain `i64` would be an offset).
+pub fn alarm_at(ms: i64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(js_sys::Date::new(&(ms as f64).into()))
+}

@@ -113,7 +113,7 @@ impl LiveObject {
     async fn schedule_rollover(&self, spec: &BoardSpec) -> Result<()> {
         if let Some(p) = Period::parse(spec.window, &spec.period) {
             if p.end_ms() < i64::MAX && !self.state.get_websockets().is_empty() {
-                self.state.storage().set_alarm(p.end_ms()).await?;
+                self.state.storage().set_alarm(super::http::alarm_at(p.end_ms())).await?;
             }
         }
         Ok(())
