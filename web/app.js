@@ -1,0 +1,589 @@
+// Podium leaderboard page. No build step, no dependencies.
+// Security rule: every piece of data from the API (member ids, meta, board
+// titles) reaches the DOM only through textContent / createTextNode.
+'use strict';
+
+(() => {
+  const WINDOW_LABELS = { all: 'All time', day: 'Today', week: 'This week', month: 'This month' };
+  const DEFAULT_LIMIT = 20;
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_CAP_MS = 15000;
+
+  const $ = (id) => document.getElementById(id);
+  const els = {
+    select: $('board-select'),
+    status: $('live-status'),
+    statusText: $('live-status-text'),
+    boardName: $('board-name'),
+    boardTitle: $('board-title'),
+    total: $('stat-total'),
+    period: $('stat-period'),
+    tabs: $('window-tabs'),
+    body: $('board-body'),
+    message: $('board-message'),
+    table: $('board-table'),
+    caption: $('table-caption'),
+    rows: $('board-rows'),
+    announcer: $('live-announcer'),
+    searchForm: $('search-form'),
+    searchInput: $('search-input'),
+    searchResult: $('search-result'),
+  };
+
+  // ---------- formatting ----------
+  const locale = undefined; // the user's
+  const fmtInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+  const fmtNum = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
+  const fmtCompact = new Intl.NumberFormat(locale, { notation: 'compact', maximumFractionDigits: 1 });
+  const fmtPct = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+
+  /** Full precision up to a million, compact (1.2M) beyond. */
+  function formatScore(n) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+    return Math.abs(n) >= 1e6 ? fmtCompact.format(n) : fmtNum.format(n);
+  }
+  function formatCount(n) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+    return Math.abs(n) >= 1e6 ? fmtCompact.format(n) : fmtInt.format(n);
+  }
+
+  const MONTHS = new Intl.DateTimeFormat(locale, { month: 'long', year: 'numeric', timeZone: 'UTC' });
+  const DAYS = new Intl.DateTimeFormat(locale, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' });
+  const SHORT = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'short', timeZone: 'UTC' });
+
+  /** Human text for a period key: "all", "2026-11-22", "2026-W47", "2026-11". */
+  function formatPeriod(window, period) {
+    if (!period || period === 'all' || window === 'all') return 'All time';
+    let m;
+    if ((m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(period))) {
+      return DAYS.format(Date.UTC(+m[1], +m[2] - 1, +m[3])) + ' (UTC)';
+    }
+    if ((m = /^(\d{4})-W(\d{2})$/.exec(period))) {
+      // ISO week: the week with Jan 4th is week 1; weeks start on Monday.
+      const jan4 = Date.UTC(+m[1], 0, 4);
+      const dow = (new Date(jan4).getUTCDay() + 6) % 7;
+      const monday = jan4 - dow * 864e5 + (+m[2] - 1) * 7 * 864e5;
+      return `Week ${+m[2]} · ${SHORT.format(monday)} – ${SHORT.format(monday + 6 * 864e5)}`;
+    }
+    if ((m = /^(\d{4})-(\d{2})$/.exec(period))) {
+      return MONTHS.format(Date.UTC(+m[1], +m[2] - 1, 1));
+    }
+    return period;
+  }
+
+  // ---------- tiny DOM helpers (text only) ----------
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+  function displayName(entry) {
+    const name = entry && entry.meta && typeof entry.meta.name === 'string' ? entry.meta.name.trim() : '';
+    return name || null;
+  }
+
+  // ---------- state ----------
+  const state = {
+    boards: [],
+    board: null, // the board object from /v1/boards
+    window: 'all',
+    limit: DEFAULT_LIMIT,
+    ws: null,
+    wsGen: 0,
+    attempt: 0,
+    reconnectTimer: null,
+    prevRanks: null, // Map member -> {rank, score} from the last render
+    lastAnnounce: 0,
+  };
+
+  function readUrl() {
+    const q = new URLSearchParams(location.search);
+    const limit = parseInt(q.get('limit') || '', 10);
+    return {
+      board: q.get('board') || '',
+      window: q.get('window') || '',
+      limit: Number.isFinite(limit) && limit >= 1 && limit <= 100 ? limit : DEFAULT_LIMIT,
+    };
+  }
+  function writeUrl(push) {
+    const q = new URLSearchParams(location.search);
+    if (state.board) q.set('board', state.board.name); else q.delete('board');
+    q.set('window', state.window);
+    const url = `${location.pathname}?${q.toString()}`;
+    if (url === location.pathname + location.search) return;
+    if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
+  }
+
+  // ---------- API ----------
+  async function api(path) {
+    const res = await fetch(path, { headers: { accept: 'application/json' } });
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    return { ok: res.ok, status: res.status, body };
+  }
+  const enc = encodeURIComponent;
+
+  // ---------- live status ----------
+  const STATUS_TEXT = { idle: 'Idle', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
+  function setStatus(s, detail) {
+    els.status.dataset.state = s;
+    els.statusText.textContent = detail || STATUS_TEXT[s] || s;
+    els.status.title = `Live connection: ${detail || STATUS_TEXT[s] || s}`;
+  }
+
+  // ---------- board chrome ----------
+  function renderPicker(selected) {
+    clear(els.select);
+    if (!state.boards.length) {
+      els.select.appendChild(el('option', null, 'No boards yet'));
+      els.select.disabled = true;
+      return;
+    }
+    for (const b of state.boards) {
+      const opt = el('option', null, b.title ? `${b.title}` : b.name);
+      opt.value = b.name;
+      if (b.name === selected) opt.selected = true;
+      els.select.appendChild(opt);
+    }
+    if (selected && !state.boards.some((b) => b.name === selected)) {
+      const opt = el('option', null, `${selected} (not found)`);
+      opt.value = selected;
+      opt.selected = true;
+      opt.disabled = true;
+      els.select.insertBefore(opt, els.select.firstChild);
+    }
+    els.select.disabled = false;
+  }
+
+  function renderTabs() {
+    clear(els.tabs);
+    const windows = state.board ? state.board.windows || ['all'] : [];
+    els.tabs.hidden = windows.length === 0;
+    for (const w of windows) {
+      const b = el('button', 'tab', WINDOW_LABELS[w] || w);
+      b.type = 'button';
+      b.id = `tab-${w}`;
+      b.setAttribute('role', 'tab');
+      b.dataset.window = w;
+      const on = w === state.window;
+      b.setAttribute('aria-selected', on ? 'true' : 'false');
+      b.tabIndex = on ? 0 : -1;
+      b.setAttribute('aria-controls', 'board-body');
+      b.addEventListener('click', () => selectWindow(w, true));
+      els.tabs.appendChild(b);
+    }
+  }
+
+  // Arrow keys move between tabs (WAI-ARIA tabs pattern, automatic activation).
+  els.tabs.addEventListener('keydown', (e) => {
+    const tabs = [...els.tabs.querySelectorAll('[role=tab]')];
+    const i = tabs.indexOf(document.activeElement);
+    if (i < 0) return;
+    let j = null;
+    if (e.key === 'ArrowRight') j = (i + 1) % tabs.length;
+    else if (e.key === 'ArrowLeft') j = (i - 1 + tabs.length) % tabs.length;
+    else if (e.key === 'Home') j = 0;
+    else if (e.key === 'End') j = tabs.length - 1;
+    if (j === null) return;
+    e.preventDefault();
+    tabs[j].focus();
+    selectWindow(tabs[j].dataset.window, true);
+  });
+
+  function showMessage(kind, title, detail, action) {
+    els.table.hidden = true;
+    els.message.hidden = false;
+    els.message.dataset.kind = kind;
+    clear(els.message);
+    els.message.appendChild(el('div', 'message-icon', kind === 'empty' ? '🏁' : kind === 'error' ? '⚠' : '🔎'));
+    els.message.appendChild(el('p', 'message-title', title));
+    if (detail) els.message.appendChild(el('p', 'message-detail', detail));
+    if (action) els.message.appendChild(action);
+  }
+  function hideMessage() {
+    els.message.hidden = true;
+    els.table.hidden = false;
+  }
+
+  // ---------- live table ----------
+  function tieSet(entries) {
+    // Ranks that appear more than once are shared ("=2").
+    const counts = new Map();
+    for (const e of entries) counts.set(e.rank, (counts.get(e.rank) || 0) + 1);
+    return (rank) => counts.get(rank) > 1;
+  }
+
+  function rankCell(entry, shared) {
+    const td = el('td', 'col-rank');
+    const badge = el('span', 'rank' + (entry.rank <= 3 ? ` rank-${entry.rank}` : ''));
+    badge.textContent = (shared ? '=' : '') + fmtInt.format(entry.rank);
+    if (shared) {
+      badge.title = `Tied for rank ${fmtInt.format(entry.rank)}`;
+      badge.classList.add('rank-tied');
+    }
+    td.appendChild(badge);
+    return td;
+  }
+
+  function memberCell(entry, extra) {
+    const td = el('td', 'col-member');
+    const wrap = el('div', 'member');
+    const name = displayName(entry);
+    const primary = el('span', 'member-name', name || entry.member);
+    wrap.appendChild(primary);
+    if (name) wrap.appendChild(el('span', 'member-id', entry.member));
+    if (extra) wrap.appendChild(extra);
+    td.appendChild(wrap);
+    return td;
+  }
+
+  function scoreCell(entry) {
+    const td = el('td', 'col-score');
+    const s = el('span', 'score', formatScore(entry.score));
+    if (Math.abs(entry.score) >= 1e6) s.title = fmtNum.format(entry.score);
+    td.appendChild(s);
+    return td;
+  }
+
+  function renderEntries(msg, isSnapshot) {
+    const entries = Array.isArray(msg.entries) ? msg.entries : [];
+    els.total.textContent = formatCount(msg.total);
+    els.total.title = typeof msg.total === 'number' ? `${fmtInt.format(msg.total)} members` : '';
+    els.period.textContent = formatPeriod(msg.window, msg.period);
+    els.period.title = msg.period || '';
+
+    if (entries.length === 0) {
+      state.prevRanks = new Map();
+      clear(els.rows);
+      showMessage('empty', 'No scores yet', `Nobody is on this board ${msg.window === 'all' ? '' : `for ${(WINDOW_LABELS[msg.window] || msg.window).toLowerCase()} `}yet. New scores appear here live.`);
+      return;
+    }
+    hideMessage();
+    els.caption.textContent = `Top ${entries.length} of ${fmtInt.format(msg.total || entries.length)} members`;
+
+    const prev = isSnapshot && !state.prevRanks ? null : state.prevRanks;
+    const shared = tieSet(entries);
+    const next = new Map();
+    const frag = document.createDocumentFragment();
+    const moves = [];
+    for (const entry of entries) {
+      next.set(entry.member, { rank: entry.rank, score: entry.score });
+      const tr = el('tr', 'row');
+      tr.dataset.member = entry.member; // attribute value, never parsed as HTML
+      let cue = null;
+      if (prev) {
+        const before = prev.get(entry.member);
+        if (!before) {
+          tr.classList.add('moved', 'is-new');
+          cue = el('span', 'cue cue-new', 'new');
+          cue.title = 'New in the top';
+          moves.push(`${displayName(entry) || entry.member} entered at ${entry.rank}`);
+        } else if (entry.rank < before.rank) {
+          tr.classList.add('moved', 'is-up');
+          cue = el('span', 'cue cue-up', `▲ ${before.rank - entry.rank}`);
+          cue.title = `Up from ${before.rank}`;
+          if (entry.rank <= 3) moves.push(`${displayName(entry) || entry.member} up to ${entry.rank}`);
+        } else if (entry.rank > before.rank) {
+          tr.classList.add('moved', 'is-down');
+          cue = el('span', 'cue cue-down', `▼ ${entry.rank - before.rank}`);
+          cue.title = `Down from ${before.rank}`;
+        } else if (entry.score !== before.score) {
+          tr.classList.add('moved', 'is-changed');
+        }
+      }
+      tr.appendChild(rankCell(entry, shared(entry.rank)));
+      tr.appendChild(memberCell(entry, cue));
+      tr.appendChild(scoreCell(entry));
+      frag.appendChild(tr);
+    }
+    clear(els.rows);
+    els.rows.appendChild(frag);
+    state.prevRanks = next;
+
+    // Announce sparingly: only top-3 changes / new entrants, at most every 10 s.
+    const now = Date.now();
+    if (moves.length && now - state.lastAnnounce > 10000) {
+      state.lastAnnounce = now;
+      els.announcer.textContent = moves.slice(0, 2).join('. ');
+    }
+  }
+
+  // ---------- WebSocket with backoff ----------
+  function liveUrl() {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/v1/boards/${enc(state.board.name)}/live?limit=${state.limit}&window=${enc(state.window)}`;
+  }
+
+  function disconnect() {
+    state.wsGen++;
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    if (state.ws) {
+      try { state.ws.close(1000, 'switching'); } catch { /* already closed */ }
+      state.ws = null;
+    }
+  }
+
+  function connect() {
+    disconnect();
+    if (!state.board) return;
+    const gen = state.wsGen;
+    setStatus(state.attempt ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = new WebSocket(liveUrl());
+    } catch {
+      scheduleReconnect(gen);
+      return;
+    }
+    state.ws = ws;
+    ws.addEventListener('message', (ev) => {
+      if (gen !== state.wsGen || typeof ev.data !== 'string') return;
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; } // e.g. "pong"
+      if (!msg || (msg.type !== 'snapshot' && msg.type !== 'update')) return;
+      if (msg.type === 'snapshot') {
+        state.attempt = 0; // healthy again
+        setStatus('live');
+      }
+      renderEntries(msg, msg.type === 'snapshot');
+    });
+    ws.addEventListener('close', (ev) => {
+      if (gen !== state.wsGen) return;
+      state.ws = null;
+      if (ev.code === 4404) {
+        // The board was deleted while we watched.
+        setStatus('offline', 'Board removed');
+        showMessage('missing', 'This board was removed', 'Pick another board above.');
+        return;
+      }
+      scheduleReconnect(gen);
+    });
+  }
+
+  function backoffDelay(attempt) {
+    const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    // "Equal jitter": half fixed, half random, so clients do not reconnect in lockstep.
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  function scheduleReconnect(gen) {
+    if (gen !== state.wsGen) return;
+    const delay = backoffDelay(state.attempt);
+    state.attempt++;
+    setStatus('reconnecting', `Reconnecting in ${Math.max(1, Math.round(delay / 1000))}s…`);
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = setTimeout(() => {
+      if (gen !== state.wsGen) return;
+      if (!navigator.onLine) { scheduleReconnect(gen); return; }
+      connect();
+    }, delay);
+  }
+
+  window.addEventListener('online', () => {
+    if (state.board && !state.ws) { state.attempt = 0; connect(); }
+  });
+
+  // ---------- navigation ----------
+  async function loadBoards() {
+    const r = await api('/v1/boards');
+    if (!r.ok || !r.body || !Array.isArray(r.body.boards)) throw new Error(`GET /v1/boards → ${r.status}`);
+    state.boards = r.body.boards.slice().sort((a, b) => (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
+  }
+
+  function boardHeading(board) {
+    els.boardTitle.textContent = board.title || board.name;
+    els.boardName.textContent = board.title && board.title !== board.name ? board.name : 'Leaderboard';
+    document.title = `${board.title || board.name} — Podium`;
+  }
+
+  async function selectBoard(name, push) {
+    disconnect();
+    state.prevRanks = null;
+    state.attempt = 0;
+    clear(els.rows);
+    els.total.textContent = '—';
+    els.period.textContent = '—';
+    clearSearch();
+
+    let board = state.boards.find((b) => b.name === name) || null;
+    if (!board && name) {
+      // Not in the list we have: ask directly (it may be brand new).
+      const r = await api(`/v1/boards/${enc(name)}`);
+      if (r.ok && r.body) board = r.body;
+    }
+    renderPicker(name);
+    if (!board) {
+      state.board = null;
+      renderTabs();
+      setStatus('offline', 'Not connected');
+      els.boardTitle.textContent = 'Board not found';
+      els.boardName.textContent = 'Leaderboard';
+      document.title = 'Board not found — Podium';
+      const action = state.boards.length ? (() => {
+        const a = el('a', 'btn btn-ghost', `Go to ${state.boards[0].title || state.boards[0].name}`);
+        a.href = `?board=${enc(state.boards[0].name)}`;
+        return a;
+      })() : null;
+      showMessage('missing', `There is no board called “${name}”`, state.boards.length ? 'It may have been removed, or the link has a typo. Pick a board above.' : 'No boards exist yet. Send an event to create one.', action);
+      return;
+    }
+    state.board = board;
+    boardHeading(board);
+    const windows = board.windows && board.windows.length ? board.windows : ['all'];
+    if (!windows.includes(state.window)) state.window = windows[0];
+    renderTabs();
+    writeUrl(push);
+    showMessage('loading', 'Loading…');
+    els.message.dataset.kind = 'loading';
+    connect();
+  }
+
+  function selectWindow(w, push) {
+    if (!state.board || w === state.window) return;
+    state.window = w;
+    state.prevRanks = null;
+    renderTabs();
+    writeUrl(push);
+    clearSearch(true);
+    connect();
+  }
+
+  els.select.addEventListener('change', () => {
+    state.window = '';
+    selectBoard(els.select.value, true);
+  });
+
+  window.addEventListener('popstate', () => route(false));
+
+  async function route(push) {
+    const u = readUrl();
+    state.limit = u.limit;
+    if (!u.board && state.boards.length === 0) {
+      disconnect();
+      renderPicker('');
+      state.board = null;
+      renderTabs();
+      els.boardTitle.textContent = 'No boards yet';
+      setStatus('idle');
+      showMessage('empty', 'No boards yet', 'Boards appear as soon as the first event reaches them (POST /v1/events).');
+      return;
+    }
+    const name = u.board || state.boards[0].name;
+    if (state.board && state.board.name === name && u.window && u.window !== state.window) {
+      selectWindow(u.window, false);
+      return;
+    }
+    state.window = u.window;
+    await selectBoard(name, push);
+  }
+
+  // ---------- search ----------
+  let searchGen = 0;
+  function clearSearch(keepInput) {
+    searchGen++;
+    clear(els.searchResult);
+    if (!keepInput) els.searchInput.value = '';
+    else if (els.searchInput.value.trim()) runSearch(els.searchInput.value.trim());
+  }
+
+  async function runSearch(member) {
+    if (!state.board) return;
+    const gen = ++searchGen;
+    clear(els.searchResult);
+    els.searchResult.appendChild(el('p', 'muted', 'Searching…'));
+    const base = `/v1/boards/${enc(state.board.name)}/members/${enc(member)}`;
+    const w = `window=${enc(state.window)}`;
+    let r;
+    try { r = await api(`${base}?${w}`); } catch { r = { ok: false, status: 0 }; }
+    if (gen !== searchGen) return;
+    clear(els.searchResult);
+    if (r.status === 404) {
+      const p = el('p', 'search-miss');
+      p.appendChild(el('strong', 'mono', member));
+      p.appendChild(document.createTextNode(' is not on this board'));
+      const label = WINDOW_LABELS[state.window];
+      if (state.window !== 'all' && label) p.appendChild(document.createTextNode(` (${label.toLowerCase()})`));
+      p.appendChild(document.createTextNode('.'));
+      els.searchResult.appendChild(p);
+      return;
+    }
+    if (!r.ok || !r.body) {
+      els.searchResult.appendChild(el('p', 'search-miss', `Search failed (${r.status || 'network error'}). Try again.`));
+      return;
+    }
+    const m = r.body;
+    const head = el('div', 'search-head');
+    const who = el('div', 'member');
+    const name = displayName(m);
+    who.appendChild(el('span', 'member-name', name || m.member));
+    if (name) who.appendChild(el('span', 'member-id', m.member));
+    head.appendChild(who);
+    els.searchResult.appendChild(head);
+
+    const dl = el('dl', 'search-stats');
+    const add = (k, v, cls) => {
+      const d = el('div', 'stat' + (cls ? ` ${cls}` : ''));
+      d.appendChild(el('dt', null, k));
+      d.appendChild(el('dd', null, v));
+      dl.appendChild(d);
+    };
+    add('Rank', `#${fmtInt.format(m.rank)}`, 'stat-rank');
+    add('Score', formatScore(m.score));
+    add('Percentile', typeof m.percentile === 'number' ? `${fmtPct.format(m.percentile)}%` : '—');
+    els.searchResult.appendChild(dl);
+    if (typeof m.total === 'number') {
+      els.searchResult.appendChild(el('p', 'muted small', `Better than ${fmtPct.format(m.percentile || 0)}% of ${fmtInt.format(m.total)} members`));
+    }
+
+    let a;
+    try { a = await api(`${base}/around?radius=3&${w}`); } catch { a = { ok: false }; }
+    if (gen !== searchGen) return;
+    if (a.ok && a.body && Array.isArray(a.body.entries) && a.body.entries.length) {
+      els.searchResult.appendChild(el('h3', 'around-title', 'Around them'));
+      const list = el('ol', 'around');
+      const shared = tieSet(a.body.entries);
+      for (const e of a.body.entries) {
+        const li = el('li', 'around-row' + (e.member === m.member ? ' is-self' : ''));
+        if (e.member === m.member) li.setAttribute('aria-current', 'true');
+        const rank = el('span', 'rank', (shared(e.rank) ? '=' : '') + fmtInt.format(e.rank));
+        li.appendChild(rank);
+        const who2 = el('span', 'member');
+        const n2 = displayName(e);
+        who2.appendChild(el('span', 'member-name', n2 || e.member));
+        if (n2) who2.appendChild(el('span', 'member-id', e.member));
+        li.appendChild(who2);
+        li.appendChild(el('span', 'score', formatScore(e.score)));
+        list.appendChild(li);
+      }
+      els.searchResult.appendChild(list);
+    }
+  }
+
+  els.searchForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = els.searchInput.value.trim();
+    if (v) runSearch(v);
+  });
+
+  // ---------- start ----------
+  async function start() {
+    try {
+      await loadBoards();
+    } catch (err) {
+      renderPicker('');
+      setStatus('offline', 'Offline');
+      const retry = el('button', 'btn', 'Try again');
+      retry.type = 'button';
+      retry.addEventListener('click', () => { showMessage('loading', 'Loading…'); start(); });
+      showMessage('error', 'Could not reach the leaderboard service', 'Check your connection and try again.', retry);
+      return;
+    }
+    await route(false);
+  }
+  start();
+})();
