@@ -55,6 +55,16 @@ impl Rng {
     }
 }
 
+/// Member `i`'s 16-byte id (distinct for distinct `i`: splitmix64 is a bijection).
+fn id(i: usize) -> MemberId {
+    MemberId::parse(format!("{:016x}", Rng(i as u64).next())).unwrap()
+}
+
+/// Member `i`'s initial score.
+fn initial(i: usize) -> f64 {
+    Rng(!(i as u64)).below(1_000_000) as f64
+}
+
 /// Median of per-op times (ns) over batches of `batch` ops.
 fn median_ns(batches: usize, batch: usize, mut f: impl FnMut(usize)) -> f64 {
     let mut t: Vec<f64> = (0..batches)
@@ -89,32 +99,15 @@ fn main() {
     eprintln!("[{target}] {n} members, {ops} ops per measurement");
 
     let mut rng = Rng(42);
-    let ids: Vec<MemberId> =
-        (0..n).map(|_| MemberId::parse(format!("{:016x}", rng.next())).unwrap()).collect();
-    let initial: Vec<f64> = (0..n).map(|_| rng.below(1_000_000) as f64).collect();
     let upd: Vec<(usize, f64)> = (0..ops).map(|_| (rng.below(n), 1.0 + rng.below(100) as f64)).collect();
     let probes: Vec<usize> = (0..ops).map(|_| rng.below(n)).collect();
-
-    // calibration: one dependent random read in a 64 MiB array (DRAM latency incl. TLB misses)
-    {
-        let len = 8 << 20;
-        let mut next: Vec<u32> = (0..len as u32).collect();
-        let mut x = Rng(7);
-        for i in (1..len).rev() {
-            next.swap(i, x.below(i));
-        }
-        let mut at = 0u32;
-        let ns = median_ns(50, 2000, |_| at = next[at as usize]);
-        std::hint::black_box(at);
-        result("dram_random_read_ns", format!("{ns:.0}"));
-    }
 
     // load
     let before = LIVE.load(Relaxed);
     let t = Instant::now();
     let mut r = Ranking::new(Order::Desc, Op::Incr);
-    for (id, s) in ids.iter().zip(&initial) {
-        r.apply(id, *s, 0);
+    for i in 0..n {
+        r.apply(&id(i), initial(i), 0);
     }
     let load_s = t.elapsed().as_secs_f64();
     let bytes = LIVE.load(Relaxed) - before;
@@ -125,8 +118,22 @@ fn main() {
 
     // The ids each op asks for, laid out in op order: a request's id is hot in
     // cache when the Durable Object handles it, not scattered across the heap.
-    let upd_ids: Vec<MemberId> = upd.iter().map(|(m, _)| ids[*m].clone()).collect();
-    let probe_ids: Vec<MemberId> = probes.iter().map(|m| ids[*m].clone()).collect();
+    let upd_ids: Vec<MemberId> = upd.iter().map(|(m, _)| id(*m)).collect();
+    let probe_ids: Vec<MemberId> = probes.iter().map(|m| id(*m)).collect();
+
+    // calibration: one dependent random read in a 32 MiB array (DRAM latency incl. TLB misses)
+    {
+        let len = 8 << 20; // u32s
+        let mut next: Vec<u32> = (0..len as u32).collect();
+        let mut x = Rng(7);
+        for i in (1..len).rev() {
+            next.swap(i, x.below(i));
+        }
+        let mut at = 0u32;
+        let ns = median_ns(50, 2000, |_| at = next[at as usize]);
+        std::hint::black_box(at);
+        result("dram_random_read_ns", format!("{ns:.0}"));
+    }
 
     // per-op medians
     let batch = 1000;
@@ -175,14 +182,14 @@ fn main() {
 
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(addr) = redis {
-        redis_bench(&addr, &ids, &initial, &upd, &probes);
+        redis_bench(&addr, n, &upd, &probes);
     }
     #[cfg(target_arch = "wasm32")]
     let _ = redis;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64)], probes: &[usize]) {
+fn redis_bench(addr: &str, n: usize, upd: &[(usize, f64)], probes: &[usize]) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
 
@@ -251,11 +258,11 @@ fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64
     let mut c = Conn { w: s.try_clone().unwrap(), r: BufReader::new(s) };
     let key = "bench:zset";
     c.one(&["DEL", key]);
-    for chunk in ids.iter().zip(initial).collect::<Vec<_>>().chunks(1000) {
+    for start in (0..n).step_by(1000) {
         let mut z: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), key.as_bytes().to_vec()];
-        for (id, s) in chunk {
-            z.push(format!("{s}").into_bytes());
-            z.push(id.as_str().as_bytes().to_vec());
+        for i in start..(start + 1000).min(n) {
+            z.push(format!("{}", initial(i)).into_bytes());
+            z.push(id(i).as_str().as_bytes().to_vec());
         }
         c.pipeline(&[z]);
     }
@@ -268,7 +275,7 @@ fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64
         let cmds: Vec<Vec<Vec<u8>>> = chunk
             .iter()
             .map(|(m, v)| {
-                vec![b"ZINCRBY".to_vec(), key.as_bytes().to_vec(), format!("{v}").into_bytes(), ids[*m].as_str().as_bytes().to_vec()]
+                vec![b"ZINCRBY".to_vec(), key.as_bytes().to_vec(), format!("{v}").into_bytes(), id(*m).as_str().as_bytes().to_vec()]
             })
             .collect();
         c.pipeline(&cmds);
@@ -276,7 +283,7 @@ fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64
     for chunk in probes.chunks(1000) {
         let cmds: Vec<Vec<Vec<u8>>> = chunk
             .iter()
-            .map(|m| vec![b"ZREVRANK".to_vec(), key.as_bytes().to_vec(), ids[*m].as_str().as_bytes().to_vec()])
+            .map(|m| vec![b"ZREVRANK".to_vec(), key.as_bytes().to_vec(), id(*m).as_str().as_bytes().to_vec()])
             .collect();
         c.pipeline(&cmds);
     }
@@ -292,7 +299,7 @@ fn redis_bench(addr: &str, ids: &[MemberId], initial: &[f64], upd: &[(usize, f64
     };
     result("redis_zincrby_ns", format!("{:.0}", usec("zincrby") * 1000.0));
     result("redis_zrevrank_ns", format!("{:.0}", usec("zrevrank") * 1000.0));
-    result("redis_bytes_per_member", format!("{:.1}", mem as f64 / ids.len() as f64));
+    result("redis_bytes_per_member", format!("{:.1}", mem as f64 / n as f64));
     c.one(&["DEL", key]);
     let _ = V::S(String::new());
 }
