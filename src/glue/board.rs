@@ -11,11 +11,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use worker::{console_error, durable_object, Env, Method, Request, Response, Result, State};
+use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
 
 use super::http::now_ms;
 use crate::core::period::Period;
-use crate::core::ranking::{Applied, Ranking};
+use crate::core::ranking::{Applied, Ranking, Row};
 use crate::core::retention::Retention;
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
@@ -47,6 +47,27 @@ pub struct BoardObject {
 
 fn rust_err(e: impl std::fmt::Display) -> worker::Error {
     worker::Error::RustError(e.to_string())
+}
+
+fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
+    let num = |v: &SqlStorageValue| match v {
+        SqlStorageValue::Integer(i) => Some(*i as f64),
+        SqlStorageValue::Float(f) => Some(*f),
+        _ => None,
+    };
+    match cols.as_slice() {
+        [SqlStorageValue::String(member), score, seq, ts, meta] => Ok(Row {
+            member: member.clone(),
+            score: num(score).ok_or_else(|| rust_err("bad score column"))?,
+            seq: num(seq).ok_or_else(|| rust_err("bad seq column"))? as u64,
+            ts: num(ts).ok_or_else(|| rust_err("bad ts column"))? as i64,
+            meta: match meta {
+                SqlStorageValue::String(m) => Some(m.clone()),
+                _ => None,
+            },
+        }),
+        _ => Err(rust_err("bad members row")),
+    }
 }
 
 impl BoardObject {
@@ -82,27 +103,23 @@ impl BoardObject {
                 _ => {}
             }
         }
-        #[derive(Deserialize)]
-        struct MemberRow {
-            member: String,
-            score: f64,
-            seq: f64,
-            ts: f64,
-            meta: Option<String>,
-        }
-        let rows = sql
-            .exec("SELECT member, score, seq, ts, meta FROM members", None)?
-            .to_array::<MemberRow>()?
-            .into_iter()
-            .map(|r| crate::core::ranking::Row {
-                member: r.member,
-                score: r.score,
-                seq: r.seq as u64,
-                ts: r.ts as i64,
-                meta: r.meta,
-            });
+        // Streamed row by row: a million-member board must not become one
+        // giant JS array on the way in.
+        let cursor = sql.exec("SELECT member, score, seq, ts, meta FROM members", None)?;
+        let mut failed = None;
+        let rows = cursor.raw().map_while(|raw| match raw.and_then(member_row) {
+            Ok(row) => Some(row),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        });
         let (order, op) = spec.as_ref().map(|s| (s.order, s.op)).unwrap_or((Order::Desc, Op::Incr));
-        *self.ranking.borrow_mut() = Some(Ranking::from_rows(order, op, rows));
+        let ranking = Ranking::from_rows(order, op, rows);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
         Ok(())
     }
