@@ -160,6 +160,7 @@
   }
 
   function renderTabs() {
+    const hadFocus = els.tabs.contains(document.activeElement);
     clear(els.tabs);
     const windows = state.board ? state.board.windows || ['all'] : [];
     els.tabs.hidden = windows.length === 0;
@@ -175,6 +176,7 @@
       b.setAttribute('aria-controls', 'board-body');
       b.addEventListener('click', () => selectWindow(w, true));
       els.tabs.appendChild(b);
+      if (on && hadFocus) b.focus();
     }
   }
 
@@ -549,6 +551,7 @@
       const shared = tieSet(a.body.entries);
       for (const e of a.body.entries) {
         const li = el('li', 'around-row' + (e.member === m.member ? ' is-self' : ''));
+        li.dataset.member = e.member;
         if (e.member === m.member) li.setAttribute('aria-current', 'true');
         const rank = el('span', 'rank', (shared(e.rank) ? '=' : '') + fmtInt.format(e.rank));
         li.appendChild(rank);
