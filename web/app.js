@@ -565,6 +565,14 @@
       }
       els.searchResult.appendChild(list);
     }
+    // A lookup is a point in time (the table above is the live view): say when, offer a refresh.
+    const foot = el('div', 'search-foot');
+    foot.appendChild(el('span', 'muted small', `As of ${new Date().toLocaleTimeString()}`));
+    const again = el('button', 'btn btn-ghost btn-small', 'Refresh');
+    again.type = 'button';
+    again.addEventListener('click', () => runSearch(member));
+    foot.appendChild(again);
+    els.searchResult.appendChild(foot);
   }
 
   els.searchForm.addEventListener('submit', (e) => {

@@ -188,6 +188,9 @@ describe('leaderboard page', () => {
     await expectStatus(await api.events(worker.url, { type: 'like', board: 'likes', member: 'katherine', value: 40, meta: { name: 'Katherine Johnson' } }), 202, 'POST');
     await waitFor(async () => page.$('#board-rows tr.is-up[data-member="katherine"]'), { timeout: 3000, what: 'katherine moves' });
     await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-desktop.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-desktop-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
 
     const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     try {
