@@ -4,8 +4,15 @@
 import { readFileSync } from "node:fs";
 
 const base = process.argv[2] ?? "http://127.0.0.1:8787";
+function devVars() {
+  try {
+    return readFileSync(new URL("../.dev.vars", import.meta.url), "utf8");
+  } catch {
+    return ""; // deployed use: PODIUM_ADMIN_KEY instead
+  }
+}
 const vars = Object.fromEntries(
-  readFileSync(new URL("../.dev.vars", import.meta.url), "utf8")
+  devVars()
     .split("\n")
     .filter((l) => /^\w+=/.test(l))
     .map((l) => {

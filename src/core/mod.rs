@@ -2,6 +2,7 @@
 //! as arguments; everything here builds and tests natively and on wasm32.
 
 pub mod catalog;
+pub mod chores;
 pub mod period;
 pub mod retention;
 pub mod ranking;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
 
 use super::http::now_ms;
+use crate::core::chores::Chores;
 use crate::core::period::Period;
 use crate::core::ranking::{Applied, Ranking, Row};
 use crate::core::retention::Retention;
@@ -24,12 +25,6 @@ use crate::protocol::{
     LIVE_MAX_LIMIT,
 };
 
-/// Event ids are remembered at least this long (API.md promises 24 hours).
-const DEDUPE_MS: i64 = 25 * 3600 * 1000;
-/// Pruning runs at most this often.
-const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
-/// Live updates are coalesced to at most one per this interval.
-pub const PUBLISH_EVERY_MS: i64 = 500;
 
 #[durable_object]
 pub struct BoardObject {
@@ -99,7 +94,11 @@ impl BoardObject {
         for kv in sql.exec("SELECT k, v FROM kv", None)?.to_array::<Kv>()? {
             match kv.k.as_str() {
                 "spec" => spec = serde_json::from_str(&kv.v).ok(),
-                "watched" => self.watched.set(kv.v == "1"),
+                // After an eviction, push once more in case a change was not yet published.
+                "watched" => {
+                    self.watched.set(kv.v == "1");
+                    self.dirty.set(kv.v == "1");
+                }
                 _ => {}
             }
         }
@@ -256,22 +255,20 @@ impl BoardObject {
         })
     }
 
-    /// Sets the alarm for the earliest chore that is due.
+    fn chores(&self) -> Result<Chores> {
+        Ok(Chores {
+            now: now_ms(),
+            dirty: self.dirty.get(),
+            watched: self.watched.get(),
+            last_publish: self.last_publish.get(),
+            oldest_seen: self.oldest_seen()?,
+            expires_at: self.expiry(),
+        })
+    }
+
+    /// Sets the alarm for the earliest chore the core says is due.
     async fn schedule(&self) -> Result<()> {
-        let now = now_ms();
-        let mut want: Option<i64> = None;
-        let mut consider = |t: i64| want = Some(want.map_or(t, |w: i64| w.min(t)));
-        if self.dirty.get() && self.watched.get() {
-            consider((self.last_publish.get() + PUBLISH_EVERY_MS).max(now));
-        }
-        if let Some(oldest) = self.oldest_seen()? {
-            // Wake when the oldest id passes the horizon, not on a timer.
-            consider((oldest + DEDUPE_MS).max(now + PRUNE_MIN_GAP_MS));
-        }
-        if let Some(t) = self.expiry() {
-            consider(t);
-        }
-        let Some(want) = want else { return Ok(()) };
+        let Some(want) = self.chores()?.next_alarm() else { return Ok(()) };
         if self.alarm_at.get().is_none() {
             self.alarm_at.set(self.state.storage().get_alarm().await?);
         }
@@ -385,17 +382,17 @@ impl worker::DurableObject for BoardObject {
     async fn alarm(&self) -> Result<Response> {
         self.alarm_at.set(None);
         self.ensure_loaded()?;
-        let now = now_ms();
-        if self.expiry().is_some_and(|t| now >= t) {
+        let chores = self.chores()?;
+        if chores.expired() {
             self.wipe().await?;
             return Response::ok("expired");
         }
-        if self.watched.get() && (self.dirty.get() || self.last_publish.get() == 0) {
+        if chores.publish_due() {
             if let Err(e) = self.publish().await {
                 console_error!("publish failed: {e}");
             }
         }
-        self.sql().exec("DELETE FROM seen WHERE at < ?", vec![((now - DEDUPE_MS) as f64).into()])?;
+        self.sql().exec("DELETE FROM seen WHERE at < ?", vec![(chores.prune_before() as f64).into()])?;
         self.schedule().await?;
         Response::ok("done")
     }

@@ -1,0 +1,94 @@
+//! When a board period's alarm should fire. Time is an argument: the glue
+//! passes `now` and what it knows, and sets the alarm this returns.
+
+/// Event ids are remembered at least this long (the contract promises 24 h).
+pub const DEDUPE_MS: i64 = 25 * 3600 * 1000;
+/// Live updates are coalesced to at most one per this interval.
+pub const PUBLISH_EVERY_MS: i64 = 500;
+/// Pruning runs at most this often.
+pub const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
+
+/// What a board period knows when it decides on its next alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chores {
+    pub now: i64,
+    /// The ranking changed since the last push to live viewers.
+    pub dirty: bool,
+    /// A live hub has viewers of this period.
+    pub watched: bool,
+    pub last_publish: i64,
+    /// When the oldest remembered event id was stored.
+    pub oldest_seen: Option<i64>,
+    /// When this period's retention ends (`None` for all-time).
+    pub expires_at: Option<i64>,
+}
+
+impl Chores {
+    /// The earliest time any chore is due, if any is pending.
+    pub fn next_alarm(&self) -> Option<i64> {
+        let publish = (self.dirty && self.watched).then(|| (self.last_publish + PUBLISH_EVERY_MS).max(self.now));
+        // Wake when the oldest id passes the horizon, not on a timer.
+        let prune = self.oldest_seen.map(|t| (t + DEDUPE_MS).max(self.now + PRUNE_MIN_GAP_MS));
+        [publish, prune, self.expires_at].into_iter().flatten().min()
+    }
+
+    pub fn expired(&self) -> bool {
+        self.expires_at.is_some_and(|t| self.now >= t)
+    }
+
+    pub fn publish_due(&self) -> bool {
+        self.watched && self.dirty && self.now >= self.last_publish + PUBLISH_EVERY_MS
+    }
+
+    /// Ids stored before this are pruned.
+    pub fn prune_before(&self) -> i64 {
+        self.now - DEDUPE_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(now: i64) -> Chores {
+        Chores { now, dirty: false, watched: false, last_publish: 0, oldest_seen: None, expires_at: None }
+    }
+
+    #[test]
+    fn an_idle_all_time_board_needs_no_alarm() {
+        assert_eq!(idle(1_000).next_alarm(), None);
+    }
+
+    #[test]
+    fn changes_nobody_watches_are_not_published() {
+        let c = Chores { dirty: true, ..idle(1_000) };
+        assert_eq!(c.next_alarm(), None);
+        assert!(!c.publish_due());
+    }
+
+    #[test]
+    fn watched_changes_are_published_at_most_every_500_ms() {
+        let c = Chores { dirty: true, watched: true, last_publish: 10_000, ..idle(10_100) };
+        assert_eq!(c.next_alarm(), Some(10_500));
+        assert!(!c.publish_due());
+        let later = Chores { now: 10_500, ..c };
+        assert!(later.publish_due());
+        let long_after = Chores { now: 50_000, ..c };
+        assert_eq!(long_after.next_alarm(), Some(50_000));
+    }
+
+    #[test]
+    fn event_ids_are_pruned_once_the_oldest_passes_the_horizon() {
+        let c = Chores { oldest_seen: Some(5_000), ..idle(6_000) };
+        assert_eq!(c.next_alarm(), Some(5_000 + DEDUPE_MS));
+        assert_eq!(c.prune_before(), 6_000 - DEDUPE_MS);
+    }
+
+    #[test]
+    fn an_expired_period_is_due_for_deletion() {
+        let c = Chores { expires_at: Some(7_000), ..idle(6_000) };
+        assert_eq!(c.next_alarm(), Some(7_000));
+        assert!(!c.expired());
+        assert!(Chores { now: 7_000, ..c }.expired());
+    }
+}
