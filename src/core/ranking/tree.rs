@@ -5,7 +5,7 @@
 //! Entries are `(key, seq, slot)`, compared lexicographically, all unique
 //! (`slot` is unique). `key` is the score mapped to a `u64` whose ascending
 //! order is "better first" (see `mod.rs`). Each block is one allocation holding
-//! three parallel arrays. The block id holding each member is kept by the
+//! two parallel arrays, `(key, seq)` pairs and slots. The block id holding each member is kept by the
 //! caller (`BlockOf`), so a member is found without knowing its score.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are nearly full, which keeps blocks ~85% full.
@@ -33,31 +33,85 @@ impl BlockOf for Vec<u32> {
     }
 }
 
+/// Partition point of a monotone `pred` (true, then false) over `0..n`,
+/// searched outward from `hint`: the answer is usually a few entries away, in
+/// the cache lines already loaded, where a plain binary search would touch
+/// about eight cold lines of a block.
+#[inline]
+fn partition_near(n: usize, hint: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi);
+    if hint < n && pred(hint) {
+        lo = hint + 1;
+        hi = n;
+        let mut step = 1;
+        loop {
+            let probe = hint + step;
+            if probe >= n {
+                break;
+            }
+            if pred(probe) {
+                lo = probe + 1;
+                step *= 2;
+            } else {
+                hi = probe;
+                break;
+            }
+        }
+    } else {
+        let h = hint.min(n);
+        hi = h;
+        lo = 0;
+        let mut step = 1;
+        while step <= h {
+            let probe = h - step;
+            if pred(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step *= 2;
+        }
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 struct Block {
-    ks: [u64; CAP],
-    ss: [u64; CAP],
+    /// (score key, seq) side by side: one cache line per comparison
+    kv: [(u64, u64); CAP],
     ms: [u32; CAP],
 }
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { ks: [0; CAP], ss: [0; CAP], ms: [0; CAP] })
+        Box::new(Block { kv: [(0, 0); CAP], ms: [0; CAP] })
     }
     #[inline]
     fn key(&self, i: usize) -> Key {
-        (self.ks[i], self.ss[i], self.ms[i])
+        (self.kv[i].0, self.kv[i].1, self.ms[i])
     }
     #[inline]
     fn set(&mut self, i: usize, k: Key) {
-        self.ks[i] = k.0;
-        self.ss[i] = k.1;
+        self.kv[i] = (k.0, k.1);
         self.ms[i] = k.2;
     }
     #[inline]
     fn copy_within(&mut self, src: std::ops::Range<usize>, dst: usize) {
-        self.ks.copy_within(src.clone(), dst);
-        self.ss.copy_within(src.clone(), dst);
+        self.kv.copy_within(src.clone(), dst);
         self.ms.copy_within(src, dst);
+    }
+    /// Whether entry `i` sorts before `k`; the slot is only read on a (score, seq) tie.
+    #[inline]
+    fn less(&self, i: usize, k: Key) -> bool {
+        let (a, b) = self.kv[i];
+        (a, b) < (k.0, k.1) || ((a, b) == (k.0, k.1) && self.ms[i] < k.2)
     }
     /// First index whose entry is not less than `k` (among the first `n`).
     #[inline]
@@ -65,7 +119,7 @@ impl Block {
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.key(mid) < k {
+            if self.less(mid, k) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -76,7 +130,7 @@ impl Block {
     /// Number of entries (among the first `n`) whose score key is < `k` (or <= when `inclusive`).
     #[inline]
     fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
-        self.ks[..n].partition_point(|&x| x < k || (inclusive && x == k))
+        self.kv[..n].partition_point(|&(x, _)| x < k || (inclusive && x == k))
     }
     #[inline]
     fn find_slot(&self, n: usize, slot: u32) -> usize {
@@ -247,8 +301,7 @@ impl Tree {
         let mut r = self.blocks[rid as usize].take().unwrap();
         let l = self.block(lid);
         r.copy_within(0..rn, cnt);
-        r.ks[..cnt].copy_from_slice(&l.ks[ln - cnt..ln]);
-        r.ss[..cnt].copy_from_slice(&l.ss[ln - cnt..ln]);
+        r.kv[..cnt].copy_from_slice(&l.kv[ln - cnt..ln]);
         r.ms[..cnt].copy_from_slice(&l.ms[ln - cnt..ln]);
         for &m in &r.ms[..cnt] {
             bo.set_block_of(m, rid);
@@ -267,8 +320,7 @@ impl Tree {
         let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
         let mut l = self.blocks[lid as usize].take().unwrap();
         let r = self.block_mut(rid);
-        l.ks[ln..ln + cnt].copy_from_slice(&r.ks[..cnt]);
-        l.ss[ln..ln + cnt].copy_from_slice(&r.ss[..cnt]);
+        l.kv[ln..ln + cnt].copy_from_slice(&r.kv[..cnt]);
         l.ms[ln..ln + cnt].copy_from_slice(&r.ms[..cnt]);
         r.copy_within(cnt..rn, 0);
         let first = r.key(0);
@@ -303,8 +355,7 @@ impl Tree {
         let half = CAP / 2;
         let mut b = self.blocks[nid as usize].take().unwrap();
         let a = self.block(id);
-        b.ks[..CAP - half].copy_from_slice(&a.ks[half..]);
-        b.ss[..CAP - half].copy_from_slice(&a.ss[half..]);
+        b.kv[..CAP - half].copy_from_slice(&a.kv[half..]);
         b.ms[..CAP - half].copy_from_slice(&a.ms[half..]);
         for &m in &b.ms[..CAP - half] {
             bo.set_block_of(m, nid);
@@ -364,7 +415,7 @@ impl Tree {
         }
         let b = self.block_mut(id);
         let i = b.find_slot(n, slot);
-        let j = b.lower_bound(n, k);
+        let j = partition_near(n, i, |x| b.less(x, k));
         // entry i leaves; k goes before index j of the old layout
         if j <= i {
             b.copy_within(j..i, j + 1);
@@ -391,8 +442,7 @@ impl Tree {
         let rn = self.lens[rid as usize] as usize;
         let rb = self.blocks[rid as usize].take().unwrap();
         let lb = self.block_mut(lid);
-        lb.ks[ln..ln + rn].copy_from_slice(&rb.ks[..rn]);
-        lb.ss[ln..ln + rn].copy_from_slice(&rb.ss[..rn]);
+        lb.kv[ln..ln + rn].copy_from_slice(&rb.kv[..rn]);
         lb.ms[ln..ln + rn].copy_from_slice(&rb.ms[..rn]);
         for &m in &rb.ms[..rn] {
             bo.set_block_of(m, lid);
@@ -433,9 +483,9 @@ impl Tree {
         let i = b.find_slot(n, slot);
         let k = b.key(i);
         let before = self.fen_prefix(p);
-        let c = b.count_keys(n, k.0, false);
+        let c = partition_near(n, i, |x| b.kv[x].0 < k.0);
         let better = if c > 0 || p == 0 { before + c } else { self.count_before(k.0, false) };
-        let c = b.count_keys(n, k.0, true);
+        let c = partition_near(n, i, |x| b.kv[x].0 <= k.0);
         let not_worse = if c < n || p + 1 == self.order.len() || self.firsts[p + 1].0 > k.0 {
             before + c
         } else {
@@ -518,6 +568,17 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn searching_outward_from_a_hint_finds_the_same_partition_point() {
+        for n in 0..40 {
+            for cut in 0..=n {
+                for hint in 0..=n + 2 {
+                    assert_eq!(partition_near(n, hint, |x| x < cut), cut, "n={n} cut={cut} hint={hint}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn blocks_spill_split_and_merge_while_positions_stay_exact() {
