@@ -2,7 +2,7 @@
 // under `wrangler dev` on a free port with its own persisted state, and offers
 // small HTTP/polling helpers. No fixed sleeps: everything polls with a deadline.
 import { spawn } from 'node:child_process';
-import { existsSync, copyFileSync, mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { existsSync, copyFileSync, mkdtempSync, rmSync, createWriteStream, cpSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -50,6 +50,19 @@ async function waitHealthy(url, child, deadlineMs, logTail) {
 }
 
 /**
+ * A private copy of what `wrangler dev` serves (build/, web/, wrangler.toml,
+ * .dev.vars), so that a concurrent rebuild of build/ or an edit of web/ cannot
+ * make wrangler hot-reload mid-test (a reload drops in-flight queue messages).
+ * Set PODIUM_E2E_IN_PLACE=1 to run straight from the repo instead.
+ */
+function snapshotProject() {
+  const dir = mkdtempSync(join(tmpdir(), 'podium-e2e-app-'));
+  for (const f of ['wrangler.toml', '.dev.vars']) copyFileSync(join(ROOT, f), join(dir, f));
+  for (const d of ['build', 'web']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
+  return dir;
+}
+
+/**
  * Starts `wrangler dev` with the built worker. Returns {url, port, stop, restart, persistDir}.
  * State persists in `persistDir` (a fresh temp dir by default, removed on stop()).
  */
@@ -57,6 +70,8 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) 
   ensureDevVars();
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'podium-e2e-'));
+  const inPlace = !!process.env.PODIUM_E2E_IN_PLACE;
+  const appDir = inPlace ? ROOT : snapshotProject();
   let child = null;
   let port = 0;
   let log = [];
@@ -70,7 +85,7 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) 
       ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', dir,
         '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
       {
-        cwd: ROOT,
+        cwd: appDir,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
@@ -112,6 +127,7 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) 
     async stop() {
       await kill();
       if (ownDir) rmSync(dir, { recursive: true, force: true });
+      if (!inPlace) rmSync(appDir, { recursive: true, force: true });
     },
     async restart() {
       await kill();

@@ -1,0 +1,379 @@
+// Admin: boards (settings, listing, conflicts, bounds, op x order x ties, windows, delete) and routes.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, post, get, admin, waitFor, uniqueName, drain } from '../harness.mjs';
+
+let w;
+let EV;
+before(async () => { w = await startWorker(); EV = `${w.url}/v1/events`; });
+after(async () => { await w?.stop(); });
+
+function assertError(r, status, code, extra = {}) {
+  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
+  assert.equal(r.json?.error?.code, code, r.text);
+  for (const [k, v] of Object.entries(extra)) assert.deepEqual(r.json.error[k], v, `error.${k} in ${r.text}`);
+}
+const boardUrl = (b) => `${w.url}/v1/boards/${b}`;
+const topOf = async (b, qs = '') => (await get(`${boardUrl(b)}/top${qs ? `?${qs}` : ''}`)).json;
+const strip = (entries) => entries.map(({ rank, member, score }) => ({ rank, member, score }));
+
+// ---- UTC period keys, as API.md defines them ----
+const DAY = 86_400_000;
+const dayKey = (ts) => new Date(ts).toISOString().slice(0, 10);
+const monthKey = (ts) => new Date(ts).toISOString().slice(0, 7);
+function weekKey(ts) {
+  const d = new Date(Math.floor(ts / DAY) * DAY);
+  const dow = (d.getUTCDay() + 6) % 7; // Monday = 0
+  const thursday = new Date(d.getTime() + (3 - dow) * DAY);
+  const year = thursday.getUTCFullYear();
+  const jan1 = Date.UTC(year, 0, 1);
+  const week = 1 + Math.floor((thursday.getTime() - jan1) / DAY / 7);
+  return `${year}-W${String(week).padStart(2, '0')}`;
+}
+
+describe('board settings', () => {
+  test('PUT creates a board (201) with its settings, a second PUT updates it (200), GET shows it with periods', async () => {
+    const b = uniqueName();
+    let r = await admin(boardUrl(b), 'PUT', { title: 'Top sellers', order: 'desc', op: 'incr', windows: ['all', 'day', 'week', 'month'], ties: 'shared', min: 0, max: 1000000 });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.name, b);
+    assert.equal(r.json.title, 'Top sellers');
+    assert.equal(r.json.order, 'desc');
+    assert.equal(r.json.op, 'incr');
+    assert.deepEqual(r.json.windows, ['all', 'day', 'week', 'month']);
+    assert.equal(r.json.ties, 'shared');
+    r = await admin(boardUrl(b), 'PUT', { title: 'Best sellers' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.title, 'Best sellers');
+    assert.equal(r.json.order, 'desc', 'a partial PUT keeps other settings');
+    r = await get(boardUrl(b));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('access-control-allow-origin'), '*');
+    assert.equal(r.json.name, b);
+    assert.equal(r.json.title, 'Best sellers');
+    assert.equal(r.json.members, 0);
+    const now = Date.now();
+    assert.deepEqual(r.json.periods, { day: dayKey(now), week: weekKey(now), month: monthKey(now) });
+  });
+
+  test('a board created by PUT with no body gets the defaults', async () => {
+    const b = uniqueName();
+    const r = await admin(boardUrl(b), 'PUT', {});
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.order, 'desc');
+    assert.equal(r.json.op, 'incr');
+    assert.deepEqual(r.json.windows, ['all']);
+    assert.equal(r.json.ties, 'shared');
+  });
+
+  test('a board created by its first event gets the defaults and is listed with its member count', async () => {
+    const b = uniqueName();
+    assert.equal((await post(EV, [{ type: 'like', board: b, member: 'a' }, { type: 'like', board: b, member: 'b' }])).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    const r = await get(`${w.url}/v1/boards`);
+    assert.equal(r.status, 200, r.text);
+    const mine = r.json.boards.find((x) => x.name === b);
+    assert.ok(mine, `board ${b} listed`);
+    assert.equal(mine.members, 2);
+    assert.equal(mine.order, 'desc');
+    assert.equal(mine.op, 'incr');
+    assert.deepEqual(mine.windows, ['all']);
+    assert.equal(mine.ties, 'shared');
+    assert.ok('title' in mine);
+  });
+
+  const badBodies = [
+    [{ order: 'sideways' }, 'order'], [{ op: 'sum' }, 'op'], [{ windows: ['hour'] }, 'windows'], [{ ties: 'random' }, 'ties'],
+    [{ colour: 'red' }, 'colour'], [{ min: 'zero' }, 'min'],
+  ];
+  for (const [body, field] of badBodies) {
+    test(`PUT board with ${JSON.stringify(body)} is 400 naming ${field}`, async () => {
+      const r = await admin(boardUrl(uniqueName()), 'PUT', body);
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json?.error?.field, field, r.text);
+    });
+  }
+
+  test('PUT board with invalid JSON is 400 and with a bad name is 400', async () => {
+    const r = await post(boardUrl(uniqueName()), '{"title": ', { key: 'dev-admin-key', method: 'PUT' });
+    assert.equal(r.status, 400, r.text);
+    const r2 = await admin(`${w.url}/v1/boards/Bad%20Name`, 'PUT', {});
+    assert.equal(r2.status, 400, r2.text);
+  });
+
+  test('changing order or op of a board that holds scores is 409; other changes are fine', async () => {
+    const b = uniqueName();
+    assert.equal((await admin(boardUrl(b), 'PUT', { order: 'desc', op: 'incr' })).status, 201);
+    // Before scores exist, order and op may change.
+    assert.equal((await admin(boardUrl(b), 'PUT', { order: 'asc' })).status, 200);
+    assert.equal((await admin(boardUrl(b), 'PUT', { order: 'desc' })).status, 200);
+    assert.equal((await post(EV, { type: 'like', board: b, member: 'a' })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+    assertError(await admin(boardUrl(b), 'PUT', { order: 'asc' }), 409, 'conflict');
+    assertError(await admin(boardUrl(b), 'PUT', { op: 'best' }), 409, 'conflict');
+    const same = await admin(boardUrl(b), 'PUT', { order: 'desc', op: 'incr', title: 'Renamed' });
+    assert.equal(same.status, 200, same.text);
+    assert.equal((await get(boardUrl(b))).json.order, 'desc');
+  });
+
+  test('events outside min/max are 400 value_out_of_range naming field and index; bounds are inclusive', async () => {
+    const b = uniqueName();
+    assert.equal((await admin(boardUrl(b), 'PUT', { min: 0, max: 100 })).status, 201);
+    assertError(await post(EV, [{ type: 'lap', board: b, member: 'a', value: 5 }, { type: 'lap', board: b, member: 'a', value: 101 }]),
+      400, 'value_out_of_range', { field: 'value', index: 1 });
+    assertError(await post(EV, { type: 'lap', board: b, member: 'a', value: -1 }), 400, 'value_out_of_range', { field: 'value' });
+    const ok = await post(EV, [{ type: 'lap', board: b, member: 'lo', value: 0 }, { type: 'lap', board: b, member: 'hi', value: 100 }]);
+    assert.equal(ok.status, 202, ok.text);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    await drain(w.url, uniqueName('sentinel'));
+    assert.equal((await get(`${boardUrl(b)}/members/a`)).status, 404, 'rejected events were not applied');
+  });
+});
+
+describe('op x order x ties', () => {
+  const T = Date.now() - 120_000;
+  const at = (s) => T + s * 1000;
+  // Batch order follows ts, except `last`'s out-of-order pair for c.
+  const scripts = {
+    incr: [['b', 8, 1], ['a', 5, 2], ['c', 2, 3], ['a', 3, 4]],
+    best: [['b', 8, 1], ['a', 5, 2], ['c', 2, 3], ['a', 8, 4], ['c', 1, 5], ['b', 3, 6]],
+    last: [['b', 8, 1], ['a', 5, 2], ['c', 2, 3], ['a', 8, 4], ['c', 7, 6], ['c', 1, 5]],
+  };
+  // Expected order (best first) as [member, score].
+  const expected = {
+    'incr/desc': [['b', 8], ['a', 8], ['c', 2]],
+    'incr/asc': [['c', 2], ['b', 8], ['a', 8]],
+    'best/desc': [['b', 8], ['a', 8], ['c', 2]],
+    'best/asc': [['c', 1], ['b', 3], ['a', 5]],
+    'last/desc': [['b', 8], ['a', 8], ['c', 7]],
+    'last/asc': [['c', 7], ['b', 8], ['a', 8]],
+  };
+  const ranksOf = (rows, ties) => rows.map(([, s], i) => (ties === 'first' ? i + 1 : rows.findIndex(([, s2]) => s2 === s) + 1));
+
+  for (const op of ['incr', 'best', 'last']) {
+    for (const order of ['desc', 'asc']) {
+      for (const ties of ['shared', 'first']) {
+        test(`op ${op}, order ${order}, ties ${ties} ranks as specified`, async () => {
+          const b = uniqueName(`${op}-${order}-${ties}`);
+          const put = await admin(boardUrl(b), 'PUT', { op, order, ties });
+          assert.equal(put.status, 201, put.text);
+          const events = scripts[op].map(([member, value, s]) => ({ type: 'score', board: b, member, value, ts: at(s) }));
+          const r = await post(EV, events);
+          assert.equal(r.status, 202, r.text);
+          const rows = expected[`${op}/${order}`];
+          const want = rows.map(([member, score], i) => ({ rank: ranksOf(rows, ties)[i], member, score }));
+          let got;
+          try {
+            await waitFor(async () => {
+              got = strip((await topOf(b))?.entries ?? []);
+              return JSON.stringify(got) === JSON.stringify(want);
+            }, { timeout: 3000 });
+          } catch {
+            assert.deepEqual(got, want);
+          }
+          // Member standing agrees with the listing.
+          const m = await get(`${boardUrl(b)}/members/${want[1].member}`);
+          assert.equal(m.json.rank, want[1].rank);
+          assert.equal(m.json.score, want[1].score);
+        });
+      }
+    }
+  }
+});
+
+describe('routes', () => {
+  test('a route fans one event out to several boards with the event value or a fixed one', async () => {
+    const type = uniqueName('order');
+    const sales = uniqueName('sales');
+    const orders = uniqueName('orders');
+    const put = await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: sales, value: 'value' }, { board: orders, value: 1 }] });
+    assert.ok([200, 201].includes(put.status), put.text);
+    const list = await get(`${w.url}/v1/routes`);
+    assert.equal(list.status, 200);
+    assert.equal(list.headers.get('access-control-allow-origin'), '*');
+    assert.deepEqual(list.json.routes[type], [{ board: sales, value: 'value' }, { board: orders, value: 1 }]);
+    const r = await post(EV, [
+      { type, member: 'alice', value: 30 }, { type, member: 'alice', value: 12 }, { type, member: 'bob', value: 5 },
+    ]);
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await topOf(orders))?.total === 2 && (await topOf(sales))?.total === 2, { timeout: 3000 });
+    await waitFor(async () => JSON.stringify(strip((await topOf(sales)).entries)) === JSON.stringify([
+      { rank: 1, member: 'alice', score: 42 }, { rank: 2, member: 'bob', score: 5 }]), { timeout: 3000, what: 'sales' });
+    await waitFor(async () => JSON.stringify(strip((await topOf(orders)).entries)) === JSON.stringify([
+      { rank: 1, member: 'alice', score: 2 }, { rank: 2, member: 'bob', score: 1 }]), { timeout: 3000, what: 'orders' });
+  });
+
+  test('an event naming a board goes there besides its type\'s route', async () => {
+    const type = uniqueName('t');
+    const routed = uniqueName();
+    const direct = uniqueName();
+    await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: routed }] });
+    assert.equal((await post(EV, { type, member: 'm', board: direct, value: 4 })).status, 202);
+    await waitFor(async () => (await topOf(routed))?.entries?.[0]?.score === 4, { timeout: 3000, what: 'routed' });
+    await waitFor(async () => (await topOf(direct))?.entries?.[0]?.score === 4, { timeout: 3000, what: 'direct' });
+  });
+
+  test('a route change takes effect within 5 seconds, and deleting the route makes its events unroutable (422)', async () => {
+    const type = uniqueName('t');
+    const one = uniqueName('one');
+    const two = uniqueName('two');
+    assert.ok([200, 201].includes((await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: one }] })).status));
+    assert.equal((await post(EV, { type, member: 'first' })).status, 202);
+    await waitFor(async () => (await get(`${boardUrl(one)}/members/first`)).status === 200, { timeout: 3000 });
+
+    const change = await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: two }] });
+    assert.equal(change.status, 200, change.text);
+    const changedAt = Date.now();
+    const got = await get(`${w.url}/v1/routes/${type}`);
+    assert.deepEqual(got.json.targets.map((t) => t.board), [two]);
+    // Probe until an event lands on the new board; it must happen for events sent within 5 s.
+    let k = 0;
+    let sentAt = 0;
+    await waitFor(async () => {
+      k += 1;
+      const member = `probe-${k}`;
+      sentAt = Date.now();
+      const r = await post(EV, { type, member });
+      if (r.status !== 202) return false;
+      return waitFor(async () => {
+        if ((await get(`${boardUrl(two)}/members/${member}`)).status === 200) return 'two';
+        if ((await get(`${boardUrl(one)}/members/${member}`)).status === 200) return 'one';
+        return false;
+      }, { timeout: 3000 }).then((where) => where === 'two');
+    }, { timeout: 9000, interval: 200, what: 'route change to take effect' });
+    assert.ok(sentAt - changedAt <= 5000, `first event routed to the new board was sent ${sentAt - changedAt} ms after the change`);
+
+    const del = await admin(`${w.url}/v1/routes/${type}`, 'DELETE');
+    assert.equal(del.status, 204, del.text);
+    const deletedAt = Date.now();
+    await waitFor(async () => (await post(EV, { type, member: 'late' })).status === 422, { timeout: 5500, interval: 200, what: '422 after route deletion' });
+    assert.ok(Date.now() - deletedAt <= 5500);
+    assertError(await post(EV, { type, member: 'late' }), 422, 'unroutable_event');
+    assertError(await get(`${w.url}/v1/routes/${type}`), 404, 'route_not_found');
+    assertError(await admin(`${w.url}/v1/routes/${type}`, 'DELETE'), 404, 'route_not_found');
+  });
+
+  test('a route body with a bad target is 400', async () => {
+    const r = await admin(`${w.url}/v1/routes/${uniqueName('t')}`, 'PUT', { targets: [{ board: 'Bad Board' }] });
+    assert.equal(r.status, 400, r.text);
+    const r2 = await admin(`${w.url}/v1/routes/${uniqueName('t')}`, 'PUT', { targets: [{ board: 'ok', value: 'double' }] });
+    assert.equal(r2.status, 400, r2.text);
+  });
+});
+
+describe('windows', () => {
+  test('day, week and month windows split events at UTC midnight and the ISO week boundary, and period= reads past ones', async () => {
+    const b = uniqueName('win');
+    const put = await admin(boardUrl(b), 'PUT', { windows: ['all', 'day', 'week', 'month'] });
+    assert.equal(put.status, 201, put.text);
+    const now = Date.now();
+    const midnight = Math.floor(now / DAY) * DAY;
+    const dow = (new Date(midnight).getUTCDay() + 6) % 7;
+    let monday = midnight - dow * DAY;     // this ISO week's Monday 00:00 UTC
+    if (monday === midnight) monday -= 7 * DAY; // keep the week test apart from the day test
+    const events = [
+      { member: 'alice', value: 1, ts: midnight - 60_000 },           // yesterday 23:59
+      { member: 'alice', value: 2, ts: Math.min(midnight + 60_000, now) }, // today 00:01
+      { member: 'bob', value: 4, ts: midnight - 30_000 },               // yesterday
+      { member: 'carol', value: 5, ts: monday - 60_000 },               // Sunday 23:59, previous ISO week
+      { member: 'carol', value: 7, ts: monday + 60_000 },               // Monday 00:01
+    ];
+    const r = await post(EV, events.map((e) => ({ type: 'score', board: b, ...e })));
+    assert.equal(r.status, 202, r.text);
+
+    // The model: per window and period key, member -> score.
+    const keyOf = { all: () => 'all', day: dayKey, week: weekKey, month: monthKey };
+    const model = {};
+    for (const win of Object.keys(keyOf)) {
+      for (const e of events) {
+        const k = keyOf[win](e.ts);
+        model[win] ??= {};
+        model[win][k] ??= {};
+        model[win][k][e.member] = (model[win][k][e.member] ?? 0) + e.value;
+      }
+    }
+    await waitFor(async () => (await topOf(b, 'window=all'))?.entries?.find((e) => e.member === 'carol')?.score === 12
+      && (await topOf(b, 'window=all')).total === 3, { timeout: 3000, what: 'all window' });
+    await drain(w.url, uniqueName('sentinel'));
+
+    for (const win of Object.keys(keyOf)) {
+      for (const [period, scores] of Object.entries(model[win])) {
+        const qs = win === 'all' ? 'window=all' : `window=${win}&period=${period}`;
+        const t = await topOf(b, qs);
+        assert.ok(t, `top?${qs} answered`);
+        assert.equal(t.window, win, qs);
+        assert.equal(t.period, period, qs);
+        const got = Object.fromEntries(t.entries.map((e) => [e.member, e.score]));
+        assert.deepEqual(got, scores, `scores for ${qs}`);
+        assert.equal(t.total, Object.keys(scores).length, `total for ${qs}`);
+      }
+      // Without period=, the current period.
+      const cur = await topOf(b, `window=${win}`);
+      assert.equal(cur.period, keyOf[win](now), `current ${win} period`);
+      assert.deepEqual(Object.fromEntries(cur.entries.map((e) => [e.member, e.score])), model[win][keyOf[win](now)] ?? {}, `current ${win}`);
+    }
+    // The member endpoint reads periods too.
+    const m = await get(`${boardUrl(b)}/members/alice?window=day&period=${dayKey(midnight - 1)}`);
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.json.score, 1);
+    // Default window is `all` when kept.
+    assert.equal((await topOf(b)).window, 'all');
+  });
+
+  test('a board without `all` defaults to its first window', async () => {
+    const b = uniqueName('win');
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['week', 'day'] })).status, 201);
+    const t = await topOf(b);
+    assert.equal(t.window, 'week');
+    assert.equal(t.period, weekKey(Date.now()));
+  });
+
+  for (const [qs, field] of [['window=hour', 'window'], ['window=day&period=2026-13-45', 'period'], ['window=week&period=2026-11-02', 'period'], ['window=month&period=2026-W01', 'period']]) {
+    test(`windowed top?${qs} is 400 invalid_parameter naming ${field}`, async () => {
+      const b = uniqueName('win');
+      await admin(boardUrl(b), 'PUT', { windows: ['all', 'day', 'week', 'month'] });
+      assertError(await get(`${boardUrl(b)}/top?${qs}`), 400, 'invalid_parameter', { field });
+    });
+  }
+});
+
+describe('delete', () => {
+  test('DELETE removes a board and its scores; recreating it starts empty', async () => {
+    const b = uniqueName('del');
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await post(EV, [{ type: 's', board: b, member: 'a', value: 5 }, { type: 's', board: b, member: 'b', value: 3 }])).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    const del = await admin(boardUrl(b), 'DELETE');
+    assert.equal(del.status, 204, del.text);
+    assertError(await get(boardUrl(b)), 404, 'board_not_found');
+    assertError(await get(`${boardUrl(b)}/top`), 404, 'board_not_found');
+    assert.ok(!(await get(`${w.url}/v1/boards`)).json.boards.some((x) => x.name === b), 'not listed');
+    assertError(await admin(boardUrl(b), 'DELETE'), 404, 'board_not_found');
+    // Recreated: empty in every window.
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 201);
+    for (const qs of ['window=all', 'window=day']) {
+      const t = await topOf(b, qs);
+      assert.equal(t.total, 0, qs);
+      assert.deepEqual(t.entries, [], qs);
+    }
+    assert.equal((await get(boardUrl(b))).json.members, 0);
+    // New events count from zero.
+    assert.equal((await post(EV, { type: 's', board: b, member: 'a', value: 1 })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+    await drain(w.url, uniqueName('sentinel'));
+    assert.equal((await get(`${boardUrl(b)}/members/a`)).json.score, 1);
+    assert.equal((await get(`${boardUrl(b)}/members/b`)).status, 404);
+  });
+
+  test('a board re-created by an event after DELETE starts empty', async () => {
+    const b = uniqueName('del');
+    assert.equal((await post(EV, { type: 's', board: b, member: 'old', value: 9 })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+    assert.equal((await admin(boardUrl(b), 'DELETE')).status, 204);
+    assert.equal((await post(EV, { type: 's', board: b, member: 'new', value: 1 })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total >= 1, { timeout: 3000 });
+    await drain(w.url, uniqueName('sentinel'));
+    const t = await topOf(b);
+    assert.deepEqual(strip(t.entries), [{ rank: 1, member: 'new', score: 1 }]);
+  });
+});
