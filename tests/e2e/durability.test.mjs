@@ -1,0 +1,53 @@
+// Scores, settings, routes and dedupe state survive a restart of the worker on the same persisted state.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, post, get, admin, waitFor, uniqueName, drain } from '../harness.mjs';
+
+let w;
+before(async () => { w = await startWorker(); });
+after(async () => { await w?.stop(); });
+
+test('scores, board settings, routes and applied ids are unchanged after a restart on the same persisted state', async () => {
+  const b = uniqueName('dur');
+  const routed = uniqueName('dur-routed');
+  const type = uniqueName('dur-type');
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { title: 'Durable', order: 'asc', op: 'best', windows: ['all', 'day'] })).status, 201);
+  assert.ok([200, 201].includes((await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: routed, value: 2 }] })).status));
+  const events = [
+    { type: 'lap', board: b, member: 'ann', value: 61.5, id: 'lap-1', meta: { name: 'Ann' } },
+    { type: 'lap', board: b, member: 'ann', value: 59.25, id: 'lap-2' },
+    { type: 'lap', board: b, member: 'ben', value: 60, id: 'lap-3' },
+    { type, member: 'cat', id: 'r-1' },
+  ];
+  assert.equal((await post(`${w.url}/v1/events`, events)).status, 202);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}/top`)).json?.total === 2
+    && (await get(`${w.url}/v1/boards/${routed}/top`)).json?.total === 1, { timeout: 3000 });
+  await drain(w.url, uniqueName('sentinel'));
+  const snap = async () => ({
+    top: (await get(`${w.url}/v1/boards/${b}/top`)).json,
+    day: (await get(`${w.url}/v1/boards/${b}/top?window=day`)).json,
+    routed: (await get(`${w.url}/v1/boards/${routed}/top`)).json,
+    board: (await get(`${w.url}/v1/boards/${b}`)).json,
+    route: (await get(`${w.url}/v1/routes/${type}`)).json,
+  });
+  const beforeRestart = await snap();
+  assert.deepEqual(beforeRestart.top.entries.map((e) => [e.member, e.score]), [['ann', 59.25], ['ben', 60]]);
+
+  const oldUrl = w.url;
+  await w.restart();
+  assert.ok(w.url, 'restarted');
+  const afterRestart = await snap();
+  assert.deepEqual(afterRestart, beforeRestart, `state after restart (was ${oldUrl}, now ${w.url})`);
+
+  // Ids applied before the restart are still remembered; new events still work.
+  const again = await post(`${w.url}/v1/events`, [
+    { type: 'lap', board: b, member: 'ben', value: 1, id: 'lap-3' }, // duplicate: ignored
+    { type, member: 'cat', id: 'r-1' },                               // duplicate: ignored
+    { type: 'lap', board: b, member: 'dan', value: 70, id: 'lap-4' },
+  ]);
+  assert.equal(again.status, 202, again.text);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}/members/dan`)).status === 200, { timeout: 3000 });
+  await drain(w.url, uniqueName('sentinel'));
+  assert.equal((await get(`${w.url}/v1/boards/${b}/members/ben`)).json.score, 60);
+  assert.equal((await get(`${w.url}/v1/boards/${routed}/members/cat`)).json.score, 2);
+});
