@@ -196,12 +196,32 @@
     selectWindow(tabs[j].dataset.window, true);
   });
 
+  // Small line icons built with the DOM (no emoji font needed, no innerHTML).
+  const ICONS = {
+    empty: ['M6 21V4', 'M6 4h11l-2 4 2 4H6'], // a flag: the race has not started
+    missing: ['M11 4a7 7 0 1 0 0 14a7 7 0 1 0 0-14', 'M16 16l5 5', 'M8.5 8.5l5 5', 'M13.5 8.5l-5 5'],
+    error: ['M12 3l10 18H2z', 'M12 10v5', 'M12 18v.01'],
+  };
+  function icon(kind) {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'message-icon');
+    svg.setAttribute('aria-hidden', 'true');
+    for (const d of ICONS[kind] || ICONS.missing) {
+      const path = document.createElementNS(NS, 'path');
+      path.setAttribute('d', d);
+      svg.appendChild(path);
+    }
+    return svg;
+  }
+
   function showMessage(kind, title, detail, action) {
     els.table.hidden = true;
     els.message.hidden = false;
     els.message.dataset.kind = kind;
     clear(els.message);
-    els.message.appendChild(el('div', 'message-icon', kind === 'empty' ? '🏁' : kind === 'error' ? '⚠' : '🔎'));
+    els.message.appendChild(icon(kind));
     els.message.appendChild(el('p', 'message-title', title));
     if (detail) els.message.appendChild(el('p', 'message-detail', detail));
     if (action) els.message.appendChild(action);
