@@ -97,6 +97,7 @@
     attempt: 0,
     reconnectTimer: null,
     prevRanks: null, // Map member -> {rank, score} from the last render
+    period: null, // the period the table shows
     lastAnnounce: 0,
   };
 
@@ -287,7 +288,7 @@
     hideMessage();
     els.caption.textContent = `Top ${entries.length} of ${fmtInt.format(msg.total || entries.length)} members`;
 
-    const prev = isSnapshot && !state.prevRanks ? null : state.prevRanks;
+    const prev = state.prevRanks;
     const shared = tieSet(entries);
     const next = new Map();
     const frag = document.createDocumentFragment();
@@ -368,6 +369,11 @@
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; } // e.g. "pong"
       if (!msg || (msg.type !== 'snapshot' && msg.type !== 'update')) return;
+      if (msg.period !== state.period) {
+        // A new period (rollover) starts a fresh table: no movement cues against the old one.
+        state.period = msg.period;
+        state.prevRanks = null;
+      }
       if (msg.type === 'snapshot') {
         state.attempt = 0; // healthy again
         setStatus('live');
@@ -426,6 +432,7 @@
   async function selectBoard(name, push) {
     disconnect();
     state.prevRanks = null;
+    state.period = null;
     state.attempt = 0;
     clear(els.rows);
     els.total.textContent = '—';
@@ -469,6 +476,7 @@
     if (!state.board || w === state.window) return;
     state.window = w;
     state.prevRanks = null;
+    state.period = null;
     renderTabs();
     writeUrl(push);
     clearSearch(true);
