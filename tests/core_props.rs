@@ -232,6 +232,16 @@ fn run(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<Cmd>, check_ever
         }
     }
     check(&r, &m, order, ties, pool);
+    // a rebuild from the rows, in rank order and shuffled, answers every read the same
+    let rows: Vec<Row> = r.rows().collect();
+    check(&Ranking::from_rows(order, op, rows.clone()), &m, order, ties, pool);
+    let mut shuffled = rows;
+    shuffled.reverse();
+    let third = shuffled.len() / 3;
+    shuffled.rotate_left(third);
+    let back = Ranking::from_rows(order, op, shuffled);
+    check(&back, &m, order, ties, pool);
+    assert_eq!(back.next_seq(), r.rows().map(|x| x.seq + 1).max().unwrap_or(1));
 }
 
 fn combo() -> impl Strategy<Value = (Op, Order, Ties)> {
