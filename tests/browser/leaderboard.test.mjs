@@ -181,12 +181,12 @@ describe('leaderboard page', () => {
   test('screenshots: desktop and phone', async () => {
     await page.goto(`${worker.url}/?board=likes`);
     await waitFor(async () => (await tableMatchesApi('likes')) && (await liveState()) === 'live', { what: 'rows' });
-    await page.fill('#search-input', 'margaret');
-    await page.press('#search-input', 'Enter');
-    await waitFor(async () => (await page.$$('#search-result .around-row')).length > 0, { what: 'search' });
     // A live move so the cue shows in the picture.
     await expectStatus(await api.events(worker.url, { type: 'like', board: 'likes', member: 'katherine', value: 40, meta: { name: 'Katherine Johnson' } }), 202, 'POST');
     await waitFor(async () => page.$('#board-rows tr.is-up[data-member="katherine"]'), { timeout: 3000, what: 'katherine moves' });
+    await page.fill('#search-input', 'margaret');
+    await page.press('#search-input', 'Enter');
+    await waitFor(async () => (await page.$$('#search-result .around-row')).length > 0, { what: 'search' });
     await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-desktop.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-desktop-dark.png'), fullPage: true });
