@@ -192,7 +192,7 @@ impl Ids {
             Some(s) => s,
             None => {
                 let need = u * UNIT;
-                if self.pages.last().map_or(true, |p| p.len() + need > PAGE) {
+                if self.pages.last().is_none_or(|p| p.len() + need > PAGE) {
                     self.pages.push(Vec::with_capacity(PAGE));
                 }
                 let pi = self.pages.len() - 1;
