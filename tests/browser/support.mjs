@@ -2,7 +2,7 @@
 // port and persist dir (the page reconnects to the origin it was loaded from),
 // small HTTP helpers, deadline polling, and a Chromium launcher.
 import { spawn } from 'node:child_process';
-import { existsSync, copyFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, copyFileSync, mkdtempSync, rmSync, mkdirSync, cpSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -48,6 +48,18 @@ export async function waitFor(fn, { timeout = 5000, interval = 50, what = 'condi
 }
 
 /**
+ * A private copy of what `wrangler dev` serves (build/, web/, wrangler.toml,
+ * .dev.vars), so a concurrent rebuild of build/ or an edit of web/ cannot make
+ * wrangler hot-reload mid-test. PODIUM_E2E_IN_PLACE=1 runs from the repo instead.
+ */
+function snapshotProject() {
+  const dir = mkdtempSync(join(tmpdir(), 'podium-browser-app-'));
+  for (const f of ['wrangler.toml', '.dev.vars']) copyFileSync(join(ROOT, f), join(dir, f));
+  for (const d of ['build', 'web']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
+  return dir;
+}
+
+/**
  * Starts the already-built worker under `wrangler dev` on a free port with a
  * temp persist dir. restart() stops it and starts it again on the same port
  * and the same persist dir.
@@ -56,6 +68,8 @@ export async function startWorker({ startTimeoutMs = 90_000 } = {}) {
   const vars = join(ROOT, '.dev.vars');
   if (!existsSync(vars)) copyFileSync(join(ROOT, '.dev.vars.example'), vars);
   const dir = mkdtempSync(join(tmpdir(), 'podium-browser-'));
+  const inPlace = !!process.env.PODIUM_E2E_IN_PLACE;
+  const appDir = inPlace ? ROOT : snapshotProject();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let child = null;
@@ -69,7 +83,7 @@ export async function startWorker({ startTimeoutMs = 90_000 } = {}) {
       ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', dir,
         '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
       {
-        cwd: ROOT,
+        cwd: appDir,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
@@ -107,7 +121,11 @@ export async function startWorker({ startTimeoutMs = 90_000 } = {}) {
     kill,
     async start() { await launch(); },
     async restart() { await kill(); await launch(); },
-    async stop() { await kill(); rmSync(dir, { recursive: true, force: true }); },
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+      if (!inPlace) rmSync(appDir, { recursive: true, force: true });
+    },
   };
 }
 
