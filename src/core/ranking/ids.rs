@@ -91,8 +91,8 @@ impl Ids {
 
     #[inline]
     pub fn str(&self, slot: u32) -> &str {
-        // Only ever filled from `&str`.
-        std::str::from_utf8(self.bytes(slot)).unwrap_or_default()
+        // SAFETY: records are only filled by `insert`, from a whole `&str`.
+        unsafe { std::str::from_utf8_unchecked(self.bytes(slot)) }
     }
 
     #[inline]
@@ -181,7 +181,8 @@ impl Ids {
     }
 
     /// Interns an id (1–128 bytes) that is not present; returns its slot.
-    pub fn insert(&mut self, id: &[u8], ts: i64) -> u32 {
+    pub fn insert(&mut self, id: &str, ts: i64) -> u32 {
+        let id = id.as_bytes();
         debug_assert!(!id.is_empty() && id.len() <= 128);
         if (self.len + 1) * 20 > self.table.len() * 17 {
             let cap = (self.table.len() * 3 / 2).max(16);
@@ -273,7 +274,7 @@ mod tests {
     fn interned_ids_are_found_again_and_removal_keeps_the_others_reachable() {
         let mut ids = Ids::default();
         let names: Vec<String> = (0..5000).map(|i| format!("member-{i}").repeat(1 + i % 9)).collect();
-        let slots: Vec<u32> = names.iter().enumerate().map(|(i, n)| ids.insert(n.as_bytes(), i as i64)).collect();
+        let slots: Vec<u32> = names.iter().enumerate().map(|(i, n)| ids.insert(n, i as i64)).collect();
         for (i, (n, s)) in names.iter().zip(&slots).enumerate() {
             assert_eq!(ids.find(n.as_bytes()), Some(*s));
             assert_eq!(ids.str(*s), n);
@@ -288,7 +289,7 @@ mod tests {
             assert_eq!(ids.find(n.as_bytes()), if i % 3 == 0 { None } else { Some(*s) });
         }
         assert_eq!(ids.find(b"nobody"), None);
-        let s = ids.insert(b"member-0", 7);
+        let s = ids.insert("member-0", 7);
         assert!(slots.iter().step_by(3).any(|x| *x == s)); // a freed record is reused
         assert_eq!(ids.find(b"member-0"), Some(s));
         assert_eq!(ids.ts(s), 7);

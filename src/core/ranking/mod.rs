@@ -213,7 +213,7 @@ impl Ranking {
             if !self.ids.has_room(member.as_str().len()) {
                 return Applied::Unchanged;
             }
-            let slot = self.ids.insert(member.as_str().as_bytes(), ts);
+            let slot = self.ids.insert(member.as_str(), ts);
             let k = (key_of_score(value, self.order), self.next_seq, slot);
             self.next_seq += 1;
             self.tree.insert(k, &mut self.ids);
@@ -413,7 +413,7 @@ impl Ranking {
                 }
                 None => {
                     // slots grow with insertion order: equal (score, seq) keep member order
-                    let slot = r.ids.insert(row.member.as_bytes(), row.ts);
+                    let slot = r.ids.insert(&row.member, row.ts);
                     keys.push((k, row.seq, slot));
                     slot
                 }
