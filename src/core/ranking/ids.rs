@@ -1,5 +1,5 @@
 //! Interned members: one record per member in a paged byte arena,
-//! `[ts: i64][block: u32][len: u8][id bytes]`, padded to 8 bytes. A member's
+//! `[ts: i64][block: u32][index hint: u16][len: u8][id bytes]`, padded to 8 bytes. A member's
 //! slot is its record's offset in 8-byte units, so the id, its event time and
 //! the block of the order index that holds it share one cache line.
 //!
@@ -11,7 +11,7 @@
 
 const PAGE: usize = 1 << 16;
 const UNIT: usize = 8;
-const HEAD: usize = 13;
+const HEAD: usize = 15;
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 const MAX_SLOT: usize = SLOT_MASK as usize - 1;
@@ -75,7 +75,7 @@ impl Ids {
     #[inline]
     pub fn bytes(&self, slot: u32) -> &[u8] {
         let r = self.rec(slot);
-        &r[HEAD..HEAD + r[12] as usize]
+        &r[HEAD..HEAD + r[14] as usize]
     }
 
     /// Reads a record's first line so that a following pass finds it cached;
@@ -84,7 +84,7 @@ impl Ids {
     pub fn touch(&self, slots: impl Iterator<Item = u32>) {
         let mut acc = 0u8;
         for s in slots {
-            acc ^= self.rec(s)[12];
+            acc ^= self.rec(s)[14];
         }
         std::hint::black_box(acc);
     }
@@ -105,15 +105,6 @@ impl Ids {
         self.rec_mut(slot)[..8].copy_from_slice(&ts.to_le_bytes());
     }
 
-    #[inline]
-    pub fn block(&self, slot: u32) -> u32 {
-        u32::from_le_bytes(self.rec(slot)[8..12].try_into().unwrap())
-    }
-
-    #[inline]
-    pub fn set_block(&mut self, slot: u32, b: u32) {
-        self.rec_mut(slot)[8..12].copy_from_slice(&b.to_le_bytes());
-    }
 
     #[inline]
     pub fn find(&self, id: &[u8]) -> Option<u32> {
@@ -206,8 +197,8 @@ impl Ids {
         assert!((slot as usize) < MAX_SLOT, "member arena is full");
         let r = self.rec_mut(slot);
         r[..8].copy_from_slice(&ts.to_le_bytes());
-        r[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        r[12] = id.len() as u8;
+        r[8..14].fill(0xff);
+        r[14] = id.len() as u8;
         r[HEAD..HEAD + id.len()].copy_from_slice(id);
         self.place(slot, hash(id));
         self.len += 1;
@@ -257,12 +248,19 @@ impl Ids {
 
 impl super::tree::BlockOf for Ids {
     #[inline]
-    fn block_of(&self, slot: u32) -> u32 {
-        self.block(slot)
+    fn block_of(&self, slot: u32) -> (u32, usize) {
+        let r = self.rec(slot);
+        (u32::from_le_bytes(r[8..12].try_into().unwrap()), u16::from_le_bytes([r[12], r[13]]) as usize)
     }
     #[inline]
-    fn set_block_of(&mut self, slot: u32, b: u32) {
-        self.set_block(slot, b)
+    fn set_block_of(&mut self, slot: u32, block: u32, index: usize) {
+        let r = self.rec_mut(slot);
+        r[8..12].copy_from_slice(&block.to_le_bytes());
+        r[12..14].copy_from_slice(&(index as u16).to_le_bytes());
+    }
+    #[inline]
+    fn set_hint(&mut self, slot: u32, index: usize) {
+        self.rec_mut(slot)[12..14].copy_from_slice(&(index as u16).to_le_bytes());
     }
 }
 

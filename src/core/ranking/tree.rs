@@ -15,22 +15,26 @@ const BULK_FILL: usize = CAP * 15 / 16;
 
 pub(crate) type Key = (u64, u64, u32);
 
-/// Where the tree records which block holds a member.
+/// Where the tree records which block holds a member, with a hint of its
+/// index there (exact when it was placed; later inserts and removals in the
+/// block let it drift, so lookups search around it).
 pub(crate) trait BlockOf {
-    fn block_of(&self, slot: u32) -> u32;
-    fn set_block_of(&mut self, slot: u32, block: u32);
+    fn block_of(&self, slot: u32) -> (u32, usize);
+    fn set_block_of(&mut self, slot: u32, block: u32, index: usize);
+    fn set_hint(&mut self, slot: u32, index: usize);
 }
 
 impl BlockOf for Vec<u32> {
-    fn block_of(&self, slot: u32) -> u32 {
-        self[slot as usize]
+    fn block_of(&self, slot: u32) -> (u32, usize) {
+        (self[slot as usize], 0)
     }
-    fn set_block_of(&mut self, slot: u32, block: u32) {
+    fn set_block_of(&mut self, slot: u32, block: u32, _index: usize) {
         if self.len() <= slot as usize {
             self.resize(slot as usize + 1, u32::MAX);
         }
         self[slot as usize] = block;
     }
+    fn set_hint(&mut self, _slot: u32, _index: usize) {}
 }
 
 /// Partition point of a monotone `pred` (true, then false) over `0..n`,
@@ -131,6 +135,17 @@ impl Block {
     #[inline]
     fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
         self.kv[..n].partition_point(|&(x, _)| x < k || (inclusive && x == k))
+    }
+    /// Index of `slot`, looking first in the line around `hint`.
+    #[inline]
+    fn find_slot_near(&self, n: usize, slot: u32, hint: usize) -> usize {
+        let h = hint.min(n.saturating_sub(1));
+        let lo = h.saturating_sub(8);
+        let hi = (h + 8).min(n);
+        if let Some(x) = self.ms[lo..hi].iter().position(|&m| m == slot) {
+            return lo + x;
+        }
+        self.find_slot(n, slot)
     }
     #[inline]
     fn find_slot(&self, n: usize, slot: u32) -> usize {
@@ -269,7 +284,7 @@ impl Tree {
             self.order.push(id);
             self.block_mut(id).set(0, k);
             self.lens[id as usize] = 1;
-            bo.set_block_of(k.2, id);
+            bo.set_block_of(k.2, id, 0);
             self.len = 1;
             self.reindex();
             return;
@@ -286,7 +301,7 @@ impl Tree {
         b.copy_within(i..n, i + 1);
         b.set(i, k);
         self.lens[id as usize] += 1;
-        bo.set_block_of(k.2, id);
+        bo.set_block_of(k.2, id, i);
         if i == 0 {
             self.firsts[p] = k;
         }
@@ -303,8 +318,8 @@ impl Tree {
         r.copy_within(0..rn, cnt);
         r.kv[..cnt].copy_from_slice(&l.kv[ln - cnt..ln]);
         r.ms[..cnt].copy_from_slice(&l.ms[ln - cnt..ln]);
-        for &m in &r.ms[..cnt] {
-            bo.set_block_of(m, rid);
+        for (x, &m) in r.ms[..cnt].iter().enumerate() {
+            bo.set_block_of(m, rid, x);
         }
         self.firsts[p + 1] = r.key(0);
         self.blocks[rid as usize] = Some(r);
@@ -324,8 +339,8 @@ impl Tree {
         l.ms[ln..ln + cnt].copy_from_slice(&r.ms[..cnt]);
         r.copy_within(cnt..rn, 0);
         let first = r.key(0);
-        for &m in &l.ms[ln..ln + cnt] {
-            bo.set_block_of(m, lid);
+        for (x, &m) in l.ms[ln..ln + cnt].iter().enumerate() {
+            bo.set_block_of(m, lid, ln + x);
         }
         self.blocks[lid as usize] = Some(l);
         self.firsts[p] = first;
@@ -357,8 +372,8 @@ impl Tree {
         let a = self.block(id);
         b.kv[..CAP - half].copy_from_slice(&a.kv[half..]);
         b.ms[..CAP - half].copy_from_slice(&a.ms[half..]);
-        for &m in &b.ms[..CAP - half] {
-            bo.set_block_of(m, nid);
+        for (x, &m) in b.ms[..CAP - half].iter().enumerate() {
+            bo.set_block_of(m, nid, x);
         }
         self.blocks[nid as usize] = Some(b);
         self.lens[id as usize] = half as u32;
@@ -376,11 +391,11 @@ impl Tree {
 
     /// Removes a member's entry; returns its key.
     pub fn remove(&mut self, slot: u32, bo: &mut impl BlockOf) -> Key {
-        let id = bo.block_of(slot);
+        let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let n = self.lens[id as usize] as usize;
         let b = self.block_mut(id);
-        let i = b.find_slot(n, slot);
+        let i = b.find_slot_near(n, slot, hint);
         let k = b.key(i);
         b.copy_within(i + 1..n, i);
         let first = b.key(0);
@@ -404,7 +419,7 @@ impl Tree {
 
     /// Replaces a member's key; stays inside its block when the new key belongs there.
     pub fn update(&mut self, slot: u32, k: Key, bo: &mut impl BlockOf) {
-        let id = bo.block_of(slot);
+        let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let n = self.lens[id as usize] as usize;
         let in_block = (p == 0 || self.firsts[p] < k) && (p + 1 == self.order.len() || k < self.firsts[p + 1]);
@@ -414,17 +429,19 @@ impl Tree {
             return;
         }
         let b = self.block_mut(id);
-        let i = b.find_slot(n, slot);
+        let i = b.find_slot_near(n, slot, hint);
         let j = partition_near(n, i, |x| b.less(x, k));
         // entry i leaves; k goes before index j of the old layout
-        if j <= i {
+        let at = if j <= i {
             b.copy_within(j..i, j + 1);
-            b.set(j, k);
+            j
         } else {
             b.copy_within(i + 1..j, i);
-            b.set(j - 1, k);
-        }
+            j - 1
+        };
+        b.set(at, k);
         self.firsts[p] = b.key(0);
+        bo.set_hint(slot, at);
     }
 
     /// Merges the block at `p` into a neighbour when both fit in 3/4 of a block.
@@ -444,8 +461,8 @@ impl Tree {
         let lb = self.block_mut(lid);
         lb.kv[ln..ln + rn].copy_from_slice(&rb.kv[..rn]);
         lb.ms[ln..ln + rn].copy_from_slice(&rb.ms[..rn]);
-        for &m in &rb.ms[..rn] {
-            bo.set_block_of(m, lid);
+        for (x, &m) in rb.ms[..rn].iter().enumerate() {
+            bo.set_block_of(m, lid, ln + x);
         }
         self.lens[lid as usize] = (ln + rn) as u32;
         self.blocks[rid as usize] = Some(rb);
@@ -456,18 +473,18 @@ impl Tree {
     /// The key of a member's entry.
     #[inline]
     pub fn key_of(&self, slot: u32, bo: &impl BlockOf) -> Key {
-        let id = bo.block_of(slot);
+        let (id, hint) = bo.block_of(slot);
         let b = self.block(id);
-        b.key(b.find_slot(self.lens[id as usize] as usize, slot))
+        b.key(b.find_slot_near(self.lens[id as usize] as usize, slot, hint))
     }
 
     /// 0-based position of a member in the order, with its key.
     #[inline]
     pub fn position(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key) {
-        let id = bo.block_of(slot);
+        let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let b = self.block(id);
-        let i = b.find_slot(self.lens[id as usize] as usize, slot);
+        let i = b.find_slot_near(self.lens[id as usize] as usize, slot, hint);
         (self.fen_prefix(p) + i, b.key(i))
     }
 
@@ -476,11 +493,11 @@ impl Tree {
     /// member's own block unless its tie group crosses the block's edge.
     #[inline]
     pub fn standing(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key, usize, usize) {
-        let id = bo.block_of(slot);
+        let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let b = self.block(id);
         let n = self.lens[id as usize] as usize;
-        let i = b.find_slot(n, slot);
+        let i = b.find_slot_near(n, slot, hint);
         let k = b.key(i);
         let before = self.fen_prefix(p);
         let c = partition_near(n, i, |x| b.kv[x].0 < k.0);
@@ -544,7 +561,7 @@ impl Tree {
             let n = self.lens[id as usize] as usize;
             self.block_mut(id).set(n, k);
             self.lens[id as usize] += 1;
-            bo.set_block_of(k.2, id);
+            bo.set_block_of(k.2, id, n);
             self.len += 1;
         }
         self.reindex();
