@@ -208,3 +208,20 @@ test('a live socket to a board with no scores yet gets an empty snapshot with th
     ws.terminate();
   }
 });
+
+test('an event naming a board that its type\'s route also feeds is applied there once', async () => {
+  const b = uniqueName();
+  const type = uniqueName('t');
+  assert.ok([200, 201].includes((await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: b }] })).status));
+  assert.equal((await post(EV, { type, board: b, member: 'once', value: 3 })).status, 202);
+  await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+  await drain(w.url, uniqueName('sentinel'));
+  assert.equal((await get(`${w.url}/v1/boards/${b}/members/once`)).json.score, 3);
+});
+
+test('an old event (years ago) still counts in the `all` window', async () => {
+  const b = uniqueName();
+  const r = await post(EV, { type: 's', board: b, member: 'vintage', value: 4, ts: Date.now() - 3 * 365 * DAY });
+  assert.equal(r.status, 202, r.text);
+  await waitFor(async () => (await topOf(b))?.entries?.[0]?.score === 4, { timeout: 3000 });
+});
