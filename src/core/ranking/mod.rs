@@ -1,9 +1,10 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (about 55 bytes per member with 16-byte ids, see the benchmark):
-//! - `ids`: one record per member in a paged byte arena holding its id (stored
-//!   once), the event time of its last change and the index block holding it;
-//!   a hash index of `u32` entries maps an id to its record (its slot).
+//! Layout (58–62 bytes per member with 16-byte ids, see `scripts/bench.sh`):
+//! - `ids`: one 32-byte record per member in a paged byte arena holding its id
+//!   (stored once), the event time of its last change, and the index block
+//!   holding it with a hint of its index there; a hash index of `u32` entries
+//!   (fingerprint + slot) maps an id to its record (its slot).
 //! - `tree`: an order-statistic index of `(score key, seq, slot)` entries in
 //!   blocks of 256 with a Fenwick tree of block counts: rank, position and
 //!   "how many are strictly better" in O(log n).
