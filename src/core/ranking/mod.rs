@@ -1,7 +1,7 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
 //! Layout (58–62 bytes per member with 16-byte ids, see `scripts/bench.sh`):
-//! - `ids`: one 32-byte record per member in a paged byte arena holding its id
+//! - `ids`: one record per member (32 bytes for a 16-byte id) in a paged byte arena holding its id
 //!   (stored once), the event time of its last change, and the index block
 //!   holding it with a hint of its index there; a hash index of `u32` entries
 //!   (fingerprint + slot) maps an id to its record (its slot).
