@@ -45,6 +45,8 @@ impl Model {
 
     fn apply(&mut self, op: Op, order: Order, member: &str, value: f64, ts: i64) -> Applied {
         let value = if value == 0.0 { 0.0 } else { value };
+        // only `last` boards keep event times; the others report 0
+        let ts = if matches!(op, Op::Last) { ts } else { 0 };
         let seq = self.next_seq.max(1);
         match self.rows.iter_mut().find(|r| r.member == member) {
             None => {

@@ -1,20 +1,24 @@
 //! Interned members: one record per member in a paged byte arena,
-//! `[ts: i64][block: u32][index hint: u16][len: u8][id bytes]`, padded to 8 bytes. A member's
-//! slot is its record's offset in 8-byte units, so the id, its event time and
-//! the block of the order index that holds it share one cache line.
+//! `[head: u32][ts: i64, only for `Op::Last`][id bytes]`, padded to 4 bytes,
+//! where `head` packs the id length (7 bits), the member's index hint in its
+//! block of the order index (8 bits) and that block's id (17 bits). A member's
+//! slot is its record's offset in 4-byte units, so the id and the block that
+//! holds it share one cache line. A 16-byte id takes a 20-byte record.
 //!
 //! An open-addressing hash index (linear probing, backward-shift deletion) maps
 //! id bytes to slots. Each index entry is one `u32`: an 8-bit hash fingerprint
 //! and `slot + 1` in the low 24 bits, so a probe only touches the arena when
-//! the fingerprint matches. 24 bits of 8-byte units address 128 MiB of records,
-//! beyond what a Durable Object can hold.
+//! the fingerprint matches. 24 bits of 4-byte units address 64 MiB of records
+//! (about 3M members with 16-byte ids), beyond what fits in a Durable Object
+//! next to the rest of the index.
 
 const PAGE: usize = 1 << 16;
-const UNIT: usize = 8;
-const HEAD: usize = 15;
+const UNIT: usize = 4;
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 const MAX_SLOT: usize = SLOT_MASK as usize - 1;
+/// Block ids fit in 17 bits of the record head.
+pub(crate) const MAX_BLOCKS: usize = 1 << 17;
 
 #[inline]
 pub(crate) fn hash(b: &[u8]) -> u64 {
@@ -36,12 +40,10 @@ pub(crate) fn hash(b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-fn units(id_len: usize) -> usize {
-    (HEAD + id_len).div_ceil(UNIT)
-}
-
 #[derive(Clone, Default)]
 pub(crate) struct Ids {
+    /// 4, or 12 when records keep an event time
+    head: usize,
     pages: Vec<Vec<u8>>,
     /// freed records by size in units
     free: Vec<Vec<u32>>,
@@ -50,6 +52,32 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
+    /// Records keep an event time only when `with_ts`.
+    pub fn new(with_ts: bool) -> Ids {
+        Ids { head: if with_ts { 12 } else { 4 }, ..Ids::default() }
+    }
+
+    #[inline]
+    fn units(&self, id_len: usize) -> usize {
+        (self.head + id_len).div_ceil(UNIT)
+    }
+
+    #[inline]
+    fn head_of(&self, slot: u32) -> u32 {
+        u32::from_le_bytes(self.rec(slot)[..4].try_into().unwrap())
+    }
+
+    #[inline]
+    fn set_head(&mut self, slot: u32, h: u32) {
+        self.rec_mut(slot)[..4].copy_from_slice(&h.to_le_bytes());
+    }
+
+    /// Heap bytes held (capacity).
+    #[allow(dead_code)]
+    pub fn heap_bytes(&self) -> usize {
+        self.pages.iter().map(|p| p.capacity()).sum::<usize>() + self.table.capacity() * 4
+    }
+
     #[inline]
     fn pos(&self, h: u64) -> usize {
         ((h as u128 * self.table.len() as u128) >> 64) as usize
@@ -75,7 +103,8 @@ impl Ids {
     #[inline]
     pub fn bytes(&self, slot: u32) -> &[u8] {
         let r = self.rec(slot);
-        &r[HEAD..HEAD + r[14] as usize]
+        let len = (r[0] & 0x7f) as usize + 1;
+        &r[self.head..self.head + len]
     }
 
     /// Reads a record's first line so that a following pass finds it cached;
@@ -84,7 +113,7 @@ impl Ids {
     pub fn touch(&self, slots: impl Iterator<Item = u32>) {
         let mut acc = 0u8;
         for s in slots {
-            acc ^= self.rec(s)[14];
+            acc ^= self.rec(s)[0];
         }
         std::hint::black_box(acc);
     }
@@ -97,12 +126,17 @@ impl Ids {
 
     #[inline]
     pub fn ts(&self, slot: u32) -> i64 {
-        i64::from_le_bytes(self.rec(slot)[..8].try_into().unwrap())
+        if self.head == 4 {
+            return 0;
+        }
+        i64::from_le_bytes(self.rec(slot)[4..12].try_into().unwrap())
     }
 
     #[inline]
     pub fn set_ts(&mut self, slot: u32, ts: i64) {
-        self.rec_mut(slot)[..8].copy_from_slice(&ts.to_le_bytes());
+        if self.head != 4 {
+            self.rec_mut(slot)[4..12].copy_from_slice(&ts.to_le_bytes());
+        }
     }
 
 
@@ -135,7 +169,7 @@ impl Ids {
 
     /// Makes room in the hash index for `n` members without rehashing.
     pub fn reserve(&mut self, n: usize) {
-        let want = n * 20 / 17 + 16;
+        let want = n * 10 / 9 + 16;
         if want > self.table.len() {
             self.rehash(want);
         }
@@ -167,7 +201,7 @@ impl Ids {
 
     /// Whether another id of `len` bytes fits.
     pub fn has_room(&self, len: usize) -> bool {
-        let u = units(len);
+        let u = self.units(len);
         self.free.get(u).is_some_and(|f| !f.is_empty()) || self.pages.len() * (PAGE / UNIT) + u <= MAX_SLOT
     }
 
@@ -175,11 +209,11 @@ impl Ids {
     pub fn insert(&mut self, id: &str, ts: i64) -> u32 {
         let id = id.as_bytes();
         debug_assert!(!id.is_empty() && id.len() <= 128);
-        if (self.len + 1) * 20 > self.table.len() * 17 {
+        if (self.len + 1) * 10 > self.table.len() * 9 {
             let cap = (self.table.len() * 3 / 2).max(16);
             self.rehash(cap);
         }
-        let u = units(id.len());
+        let u = self.units(id.len());
         let slot = match self.free.get_mut(u).and_then(|f| f.pop()) {
             Some(s) => s,
             None => {
@@ -195,11 +229,11 @@ impl Ids {
             }
         };
         assert!((slot as usize) < MAX_SLOT, "member arena is full");
+        let head = self.head;
         let r = self.rec_mut(slot);
-        r[..8].copy_from_slice(&ts.to_le_bytes());
-        r[8..14].fill(0xff);
-        r[14] = id.len() as u8;
-        r[HEAD..HEAD + id.len()].copy_from_slice(id);
+        r[..4].copy_from_slice(&(id.len() as u32 - 1).to_le_bytes());
+        r[head..head + id.len()].copy_from_slice(id);
+        self.set_ts(slot, ts);
         self.place(slot, hash(id));
         self.len += 1;
         slot
@@ -237,7 +271,7 @@ impl Ids {
             }
         }
         self.table[hole] = 0;
-        let u = units(self.bytes(slot).len());
+        let u = self.units(self.bytes(slot).len());
         if self.free.len() <= u {
             self.free.resize(u + 1, Vec::new());
         }
@@ -249,18 +283,19 @@ impl Ids {
 impl super::tree::BlockOf for Ids {
     #[inline]
     fn block_of(&self, slot: u32) -> (u32, usize) {
-        let r = self.rec(slot);
-        (u32::from_le_bytes(r[8..12].try_into().unwrap()), u16::from_le_bytes([r[12], r[13]]) as usize)
+        let h = self.head_of(slot);
+        (h >> 15, (h >> 7 & 0xff) as usize)
     }
     #[inline]
     fn set_block_of(&mut self, slot: u32, block: u32, index: usize) {
-        let r = self.rec_mut(slot);
-        r[8..12].copy_from_slice(&block.to_le_bytes());
-        r[12..14].copy_from_slice(&(index as u16).to_le_bytes());
+        debug_assert!((block as usize) < MAX_BLOCKS);
+        let h = self.head_of(slot) & 0x7f;
+        self.set_head(slot, h | (index as u32 & 0xff) << 7 | block << 15);
     }
     #[inline]
     fn set_hint(&mut self, slot: u32, index: usize) {
-        self.rec_mut(slot)[12..14].copy_from_slice(&(index as u16).to_le_bytes());
+        let h = self.head_of(slot) & !(0xff << 7);
+        self.set_head(slot, h | (index as u32 & 0xff) << 7);
     }
 }
 
@@ -270,7 +305,7 @@ mod tests {
 
     #[test]
     fn interned_ids_are_found_again_and_removal_keeps_the_others_reachable() {
-        let mut ids = Ids::default();
+        let mut ids = Ids::new(true);
         let names: Vec<String> = (0..5000).map(|i| format!("member-{i}").repeat(1 + i % 9)).collect();
         let slots: Vec<u32> = names.iter().enumerate().map(|(i, n)| ids.insert(n, i as i64)).collect();
         for (i, (n, s)) in names.iter().zip(&slots).enumerate() {

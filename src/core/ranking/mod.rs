@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::{Op, Order, Ties};
 use crate::domain::names::MemberId;
 use ids::Ids;
-use tree::{Key, Tree};
+use tree::{pack, seq, slot, Key, Tree};
 
 /// Hasher for the `u32` slot keys of the metadata side map.
 #[derive(Default)]
@@ -147,7 +147,7 @@ impl Ranking {
         Ranking {
             order,
             op,
-            ids: Ids::default(),
+            ids: Ids::new(matches!(op, Op::Last)),
             tree: Tree::default(),
             meta: MetaMap::default(),
             next_seq: 1,
@@ -187,7 +187,7 @@ impl Ranking {
         Row {
             member: self.ids.str(slot).to_string(),
             score: score_of_key(k.0, self.order),
-            seq: k.1,
+            seq: seq(k),
             ts: self.ids.ts(slot),
             meta: self.meta_of(slot),
         }
@@ -196,9 +196,9 @@ impl Ranking {
     fn entry(&self, rank: u64, k: Key) -> Entry {
         Entry {
             rank,
-            member: self.ids.str(k.2).to_string(),
+            member: self.ids.str(slot(k)).to_string(),
             score: score_of_key(k.0, self.order),
-            meta: self.meta_of(k.2),
+            meta: self.meta_of(slot(k)),
         }
     }
 
@@ -211,11 +211,11 @@ impl Ranking {
         }
         let value = normalize(value);
         let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
-            if !self.ids.has_room(member.as_str().len()) {
+            if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
                 return Applied::Unchanged;
             }
             let slot = self.ids.insert(member.as_str(), ts);
-            let k = (key_of_score(value, self.order), self.next_seq, slot);
+            let k = pack(key_of_score(value, self.order), self.next_seq, slot);
             self.next_seq += 1;
             self.tree.insert(k, &mut self.ids);
             return Applied::Changed(self.row(slot, k));
@@ -252,7 +252,7 @@ impl Ranking {
             }
         };
         self.ids.set_ts(slot, ts);
-        let k = (key_of_score(new_score, self.order), self.next_seq, slot);
+        let k = pack(key_of_score(new_score, self.order), self.next_seq, slot);
         self.next_seq += 1;
         self.tree.update(slot, k, &mut self.ids);
         Applied::Changed(self.row(slot, k))
@@ -309,7 +309,7 @@ impl Ranking {
     fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
         let n = limit.min(self.len().saturating_sub(start));
         let keys: Vec<Key> = self.tree.iter_from(start).take(n).collect();
-        self.ids.touch(keys.iter().map(|k| k.2));
+        self.ids.touch(keys.iter().map(|&k| slot(k)));
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
         for (i, k) in keys.into_iter().enumerate() {
@@ -369,13 +369,13 @@ impl Ranking {
             .collect();
         found.sort_unstable_by_key(|f| f.0);
         found.dedup_by_key(|f| f.0);
-        self.ids.touch(found.iter().map(|f| f.1 .2));
+        self.ids.touch(found.iter().map(|f| slot(f.1)));
         found.into_iter().map(|(g, k)| self.entry(self.rank_at(g, k.0, ties), k)).collect()
     }
 
     /// Every member's row, in rank order.
     pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
-        self.tree.iter_from(0).map(move |k| self.row(k.2, k))
+        self.tree.iter_from(0).map(move |k| self.row(slot(k), k))
     }
 
     /// Rebuilds a ranking from rows in any order (fastest when already in rank
@@ -405,17 +405,17 @@ impl Ranking {
                 Some(slot) => {
                     // duplicate member: keep the row with the higher seq
                     dups = true;
-                    let i = keys.iter().position(|x| x.2 == slot).unwrap();
-                    if row.seq < keys[i].1 {
+                    let i = keys.iter().position(|&x| tree::slot(x) == slot).unwrap();
+                    if row.seq < seq(keys[i]) {
                         continue;
                     }
-                    keys[i] = (k, row.seq, slot);
+                    keys[i] = pack(k, row.seq, slot);
                     slot
                 }
                 None => {
                     // slots grow with insertion order: equal (score, seq) keep member order
                     let slot = r.ids.insert(&row.member, row.ts);
-                    keys.push((k, row.seq, slot));
+                    keys.push(pack(k, row.seq, slot));
                     slot
                 }
             };

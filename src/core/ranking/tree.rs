@@ -2,18 +2,38 @@
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
 //! and rank queries are O(log n) and an insert moves at most one block's tail.
 //!
-//! Entries are `(key, seq, slot)`, compared lexicographically, all unique
-//! (`slot` is unique). `key` is the score mapped to a `u64` whose ascending
-//! order is "better first" (see `mod.rs`). Each block is one allocation holding
-//! two parallel arrays, `(key, seq)` pairs and slots. The block id holding each member is kept by the
-//! caller (`BlockOf`), so a member is found without knowing its score.
+//! Entries are 16 bytes, `(key, seq << 24 | slot)`, compared as a pair, so in
+//! `(key, seq, slot)` order, all unique (`slot` is unique). `key` is the score
+//! mapped to a `u64` whose ascending order is "better first" (see `mod.rs`);
+//! seqs keep 40 bits, slots 24. Each block is one 4 KiB allocation of entries.
+//! The block id holding each member is kept by the caller (`BlockOf`), so a
+//! member is found without knowing its score.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are nearly full, which keeps blocks ~85% full.
 
 pub(crate) const CAP: usize = 256;
 const BULK_FILL: usize = CAP * 15 / 16;
 
-pub(crate) type Key = (u64, u64, u32);
+/// `(score key, seq << 24 | slot)`
+pub(crate) type Key = (u64, u64);
+
+pub(crate) const SEQ_MAX: u64 = (1 << 40) - 1;
+
+#[inline]
+pub(crate) fn pack(key: u64, seq: u64, slot: u32) -> Key {
+    debug_assert!(slot < 1 << 24);
+    (key, seq.min(SEQ_MAX) << 24 | slot as u64)
+}
+
+#[inline]
+pub(crate) fn slot(k: Key) -> u32 {
+    k.1 as u32 & 0xff_ffff
+}
+
+#[inline]
+pub(crate) fn seq(k: Key) -> u64 {
+    k.1 >> 24
+}
 
 /// Where the tree records which block holds a member, with a hint of its
 /// index there (exact when it was placed; later inserts and removals in the
@@ -88,34 +108,29 @@ fn partition_near(n: usize, hint: usize, pred: impl Fn(usize) -> bool) -> usize 
 }
 
 struct Block {
-    /// (score key, seq) side by side: one cache line per comparison
-    kv: [(u64, u64); CAP],
-    ms: [u32; CAP],
+    kv: [Key; CAP],
 }
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { kv: [(0, 0); CAP], ms: [0; CAP] })
+        Box::new(Block { kv: [(0, 0); CAP] })
     }
     #[inline]
     fn key(&self, i: usize) -> Key {
-        (self.kv[i].0, self.kv[i].1, self.ms[i])
+        self.kv[i]
     }
     #[inline]
     fn set(&mut self, i: usize, k: Key) {
-        self.kv[i] = (k.0, k.1);
-        self.ms[i] = k.2;
+        self.kv[i] = k;
     }
     #[inline]
     fn copy_within(&mut self, src: std::ops::Range<usize>, dst: usize) {
-        self.kv.copy_within(src.clone(), dst);
-        self.ms.copy_within(src, dst);
+        self.kv.copy_within(src, dst);
     }
-    /// Whether entry `i` sorts before `k`; the slot is only read on a (score, seq) tie.
+    /// Whether entry `i` sorts before `k`.
     #[inline]
     fn less(&self, i: usize, k: Key) -> bool {
-        let (a, b) = self.kv[i];
-        (a, b) < (k.0, k.1) || ((a, b) == (k.0, k.1) && self.ms[i] < k.2)
+        self.kv[i] < k
     }
     /// First index whose entry is not less than `k` (among the first `n`).
     #[inline]
@@ -140,21 +155,29 @@ impl Block {
     #[inline]
     fn find_slot_near(&self, n: usize, slot: u32, hint: usize) -> usize {
         let h = hint.min(n.saturating_sub(1));
-        let lo = h.saturating_sub(8);
-        let hi = (h + 8).min(n);
-        if let Some(x) = self.ms[lo..hi].iter().position(|&m| m == slot) {
+        let lo = h.saturating_sub(4);
+        let hi = (h + 4).min(n);
+        if let Some(x) = self.kv[lo..hi].iter().position(|&k| self::slot(k) == slot) {
             return lo + x;
+        }
+        // drifted hints: a wider window before the whole block
+        let (lo2, hi2) = (h.saturating_sub(32), (h + 32).min(n));
+        if let Some(x) = self.kv[lo2..lo].iter().position(|&k| self::slot(k) == slot) {
+            return lo2 + x;
+        }
+        if let Some(x) = self.kv[hi..hi2].iter().position(|&k| self::slot(k) == slot) {
+            return hi + x;
         }
         self.find_slot(n, slot)
     }
     #[inline]
     fn find_slot(&self, n: usize, slot: u32) -> usize {
-        let ms = &self.ms[..n];
+        let kv = &self.kv[..n];
         // 8 at a time without early exit per element: vectorizes.
         let mut base = 0;
-        for c in ms.chunks(8) {
-            if c.iter().fold(false, |a, &m| a | (m == slot)) {
-                return base + c.iter().position(|&m| m == slot).unwrap();
+        for c in kv.chunks(8) {
+            if c.iter().fold(false, |a, &k| a | (self::slot(k) == slot)) {
+                return base + c.iter().position(|&k| self::slot(k) == slot).unwrap();
             }
             base += c.len();
         }
@@ -181,6 +204,12 @@ pub(crate) struct Tree {
 impl Tree {
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether an insert may split a block: block ids must fit the member
+    /// records' 17 bits (see `ids.rs`).
+    pub fn has_room(&self) -> bool {
+        self.free_ids.len() + super::ids::MAX_BLOCKS > self.blocks.len() + 1
     }
 
     #[inline]
@@ -284,7 +313,7 @@ impl Tree {
             self.order.push(id);
             self.block_mut(id).set(0, k);
             self.lens[id as usize] = 1;
-            bo.set_block_of(k.2, id, 0);
+            bo.set_block_of(slot(k), id, 0);
             self.len = 1;
             self.reindex();
             return;
@@ -301,7 +330,7 @@ impl Tree {
         b.copy_within(i..n, i + 1);
         b.set(i, k);
         self.lens[id as usize] += 1;
-        bo.set_block_of(k.2, id, i);
+        bo.set_block_of(slot(k), id, i);
         if i == 0 {
             self.firsts[p] = k;
         }
@@ -317,9 +346,8 @@ impl Tree {
         let l = self.block(lid);
         r.copy_within(0..rn, cnt);
         r.kv[..cnt].copy_from_slice(&l.kv[ln - cnt..ln]);
-        r.ms[..cnt].copy_from_slice(&l.ms[ln - cnt..ln]);
-        for (x, &m) in r.ms[..cnt].iter().enumerate() {
-            bo.set_block_of(m, rid, x);
+        for (x, &k) in r.kv[..cnt].iter().enumerate() {
+            bo.set_block_of(slot(k), rid, x);
         }
         self.firsts[p + 1] = r.key(0);
         self.blocks[rid as usize] = Some(r);
@@ -336,11 +364,10 @@ impl Tree {
         let mut l = self.blocks[lid as usize].take().unwrap();
         let r = self.block_mut(rid);
         l.kv[ln..ln + cnt].copy_from_slice(&r.kv[..cnt]);
-        l.ms[ln..ln + cnt].copy_from_slice(&r.ms[..cnt]);
         r.copy_within(cnt..rn, 0);
         let first = r.key(0);
-        for (x, &m) in l.ms[ln..ln + cnt].iter().enumerate() {
-            bo.set_block_of(m, lid, ln + x);
+        for (x, &k) in l.kv[ln..ln + cnt].iter().enumerate() {
+            bo.set_block_of(slot(k), lid, ln + x);
         }
         self.blocks[lid as usize] = Some(l);
         self.firsts[p] = first;
@@ -371,9 +398,8 @@ impl Tree {
         let mut b = self.blocks[nid as usize].take().unwrap();
         let a = self.block(id);
         b.kv[..CAP - half].copy_from_slice(&a.kv[half..]);
-        b.ms[..CAP - half].copy_from_slice(&a.ms[half..]);
-        for (x, &m) in b.ms[..CAP - half].iter().enumerate() {
-            bo.set_block_of(m, nid, x);
+        for (x, &k) in b.kv[..CAP - half].iter().enumerate() {
+            bo.set_block_of(slot(k), nid, x);
         }
         self.blocks[nid as usize] = Some(b);
         self.lens[id as usize] = half as u32;
@@ -460,9 +486,8 @@ impl Tree {
         let rb = self.blocks[rid as usize].take().unwrap();
         let lb = self.block_mut(lid);
         lb.kv[ln..ln + rn].copy_from_slice(&rb.kv[..rn]);
-        lb.ms[ln..ln + rn].copy_from_slice(&rb.ms[..rn]);
-        for (x, &m) in rb.ms[..rn].iter().enumerate() {
-            bo.set_block_of(m, lid, ln + x);
+        for (x, &k) in rb.kv[..rn].iter().enumerate() {
+            bo.set_block_of(slot(k), lid, ln + x);
         }
         self.lens[lid as usize] = (ln + rn) as u32;
         self.blocks[rid as usize] = Some(rb);
@@ -561,7 +586,7 @@ impl Tree {
             let n = self.lens[id as usize] as usize;
             self.block_mut(id).set(n, k);
             self.lens[id as usize] += 1;
-            bo.set_block_of(k.2, id, n);
+            bo.set_block_of(slot(k), id, n);
             self.len += 1;
         }
         self.reindex();
@@ -573,7 +598,7 @@ impl Tree {
         assert_eq!(all.len(), self.len);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         for (g, k) in all.iter().enumerate() {
-            assert_eq!(self.position(k.2, bo), (g, *k));
+            assert_eq!(self.position(slot(*k), bo), (g, *k));
         }
         for (p, &id) in self.order.iter().enumerate() {
             assert_eq!(self.firsts[p], self.block(id).key(0));
@@ -608,31 +633,31 @@ mod tests {
         };
         let mut keys = Vec::new();
         for s in 0..5000u32 {
-            let k = (rnd() % 50, s as u64, s);
+            let k = pack(rnd() % 50, s as u64, s);
             t.insert(k, &mut bo);
             keys.push(k);
         }
         t.check(&bo);
         // moves, some inside their block, some across
         for s in (0..5000u32).step_by(3) {
-            let k = (rnd() % 60, 10_000 + s as u64, s);
+            let k = pack(rnd() % 60, 10_000 + s as u64, s);
             t.update(s, k, &mut bo);
             keys[s as usize] = k;
         }
         t.check(&bo);
         keys.sort();
         for (g, k) in keys.iter().enumerate().step_by(97) {
-            assert_eq!(t.position(k.2, &bo).0, g);
+            assert_eq!(t.position(slot(*k), &bo).0, g);
             assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
             assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
-            let st = t.standing(k.2, &bo);
+            let st = t.standing(slot(*k), &bo);
             assert_eq!(st, (g, *k, keys.partition_point(|j| j.0 < k.0), keys.partition_point(|j| j.0 <= k.0)));
         }
-        for k in keys.iter().filter(|k| k.2 % 7 != 0) {
-            assert_eq!(t.remove(k.2, &mut bo), *k);
+        for k in keys.iter().filter(|k| slot(**k) % 7 != 0) {
+            assert_eq!(t.remove(slot(*k), &mut bo), *k);
         }
         t.check(&bo);
-        assert_eq!(t.len(), keys.iter().filter(|k| k.2 % 7 == 0).count());
+        assert_eq!(t.len(), keys.iter().filter(|k| slot(**k) % 7 == 0).count());
         let again: Vec<Key> = t.iter_from(0).collect();
         let mut u = Tree::default();
         u.bulk_load(again.len(), again.iter().copied(), &mut bo);
