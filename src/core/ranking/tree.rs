@@ -107,13 +107,21 @@ fn partition_near(n: usize, hint: usize, pred: impl Fn(usize) -> bool) -> usize 
     lo
 }
 
+/// One byte of a slot's hash: a block keeps one per entry, so a member whose
+/// index hint went stale is found by scanning 256 bytes, not 4 KiB of entries.
+#[inline]
+fn tag(slot: u32) -> u8 {
+    (slot.wrapping_mul(0x9E37_79B1) >> 24) as u8
+}
+
 struct Block {
     kv: [Key; CAP],
+    tags: [u8; CAP],
 }
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { kv: [(0, 0); CAP] })
+        Box::new(Block { kv: [(0, 0); CAP], tags: [0; CAP] })
     }
     #[inline]
     fn key(&self, i: usize) -> Key {
@@ -122,10 +130,18 @@ impl Block {
     #[inline]
     fn set(&mut self, i: usize, k: Key) {
         self.kv[i] = k;
+        self.tags[i] = tag(slot(k));
     }
     #[inline]
     fn copy_within(&mut self, src: std::ops::Range<usize>, dst: usize) {
-        self.kv.copy_within(src, dst);
+        self.kv.copy_within(src.clone(), dst);
+        self.tags.copy_within(src, dst);
+    }
+    /// Copies entries `src` of `from` to index `dst` of `self`.
+    #[inline]
+    fn copy_from(&mut self, dst: usize, from: &Block, src: std::ops::Range<usize>) {
+        self.kv[dst..dst + src.len()].copy_from_slice(&from.kv[src.clone()]);
+        self.tags[dst..dst + src.len()].copy_from_slice(&from.tags[src]);
     }
     /// Whether entry `i` sorts before `k`.
     #[inline]
@@ -151,33 +167,29 @@ impl Block {
     fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
         self.kv[..n].partition_point(|&(x, _)| x < k || (inclusive && x == k))
     }
-    /// Index of `slot`, looking first in the line around `hint`.
+    /// Index of `slot`: at `hint` (exact unless later moves in the block
+    /// shifted it), next to it, else by its tag.
     #[inline]
     fn find_slot_near(&self, n: usize, slot: u32, hint: usize) -> usize {
         let h = hint.min(n.saturating_sub(1));
-        let lo = h.saturating_sub(4);
-        let hi = (h + 4).min(n);
-        if let Some(x) = self.kv[lo..hi].iter().position(|&k| self::slot(k) == slot) {
-            return lo + x;
-        }
-        // drifted hints: a wider window before the whole block
-        let (lo2, hi2) = (h.saturating_sub(32), (h + 32).min(n));
-        if let Some(x) = self.kv[lo2..lo].iter().position(|&k| self::slot(k) == slot) {
-            return lo2 + x;
-        }
-        if let Some(x) = self.kv[hi..hi2].iter().position(|&k| self::slot(k) == slot) {
-            return hi + x;
+        if self::slot(self.kv[h]) == slot {
+            return h;
         }
         self.find_slot(n, slot)
     }
     #[inline]
     fn find_slot(&self, n: usize, slot: u32) -> usize {
-        let kv = &self.kv[..n];
-        // 8 at a time without early exit per element: vectorizes.
+        let t = tag(slot);
         let mut base = 0;
-        for c in kv.chunks(8) {
-            if c.iter().fold(false, |a, &k| a | (self::slot(k) == slot)) {
-                return base + c.iter().position(|&k| self::slot(k) == slot).unwrap();
+        for c in self.tags[..n].chunks(32) {
+            // a whole chunk compared at once: vectorizes
+            let mut m = c.iter().enumerate().fold(0u32, |m, (j, &x)| m | ((x == t) as u32) << j);
+            while m != 0 {
+                let i = base + m.trailing_zeros() as usize;
+                if self::slot(self.kv[i]) == slot {
+                    return i;
+                }
+                m &= m - 1;
             }
             base += c.len();
         }
@@ -308,6 +320,13 @@ impl Tree {
     }
 
     pub fn insert(&mut self, k: Key, bo: &mut impl BlockOf) {
+        self.insert_near(k, None, bo)
+    }
+
+    /// Inserts `k`; `near_end` says where in its block the key likely goes
+    /// (an entry moving to a neighbour block lands near the edge it crossed),
+    /// so the search starts there instead of bisecting a cold block.
+    fn insert_near(&mut self, k: Key, mut near_end: Option<bool>, bo: &mut impl BlockOf) {
         if self.order.is_empty() {
             let id = self.new_block();
             self.order.push(id);
@@ -322,11 +341,16 @@ impl Tree {
         if self.len_at(p) == CAP {
             self.make_room(p, bo);
             p = self.block_for(k);
+            near_end = None;
         }
         let id = self.order[p];
         let n = self.lens[id as usize] as usize;
         let b = self.block_mut(id);
-        let i = b.lower_bound(n, k);
+        let i = match near_end {
+            None => b.lower_bound(n, k),
+            Some(true) => partition_near(n, n, |x| b.less(x, k)),
+            Some(false) => partition_near(n, 0, |x| b.less(x, k)),
+        };
         b.copy_within(i..n, i + 1);
         b.set(i, k);
         self.lens[id as usize] += 1;
@@ -345,7 +369,7 @@ impl Tree {
         let mut r = self.blocks[rid as usize].take().unwrap();
         let l = self.block(lid);
         r.copy_within(0..rn, cnt);
-        r.kv[..cnt].copy_from_slice(&l.kv[ln - cnt..ln]);
+        r.copy_from(0, l, ln - cnt..ln);
         for (x, &k) in r.kv[..cnt].iter().enumerate() {
             bo.set_block_of(slot(k), rid, x);
         }
@@ -363,7 +387,7 @@ impl Tree {
         let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
         let mut l = self.blocks[lid as usize].take().unwrap();
         let r = self.block_mut(rid);
-        l.kv[ln..ln + cnt].copy_from_slice(&r.kv[..cnt]);
+        l.copy_from(ln, r, 0..cnt);
         r.copy_within(cnt..rn, 0);
         let first = r.key(0);
         for (x, &k) in l.kv[ln..ln + cnt].iter().enumerate() {
@@ -397,7 +421,7 @@ impl Tree {
         let half = CAP / 2;
         let mut b = self.blocks[nid as usize].take().unwrap();
         let a = self.block(id);
-        b.kv[..CAP - half].copy_from_slice(&a.kv[half..]);
+        b.copy_from(0, a, half..CAP);
         for (x, &k) in b.kv[..CAP - half].iter().enumerate() {
             bo.set_block_of(slot(k), nid, x);
         }
@@ -450,20 +474,28 @@ impl Tree {
         let n = self.lens[id as usize] as usize;
         let in_block = (p == 0 || self.firsts[p] < k) && (p + 1 == self.order.len() || k < self.firsts[p + 1]);
         if !in_block {
+            let toward_front = p > 0 && k < self.firsts[p];
             self.remove(slot, bo);
-            self.insert(k, bo);
+            self.insert_near(k, Some(toward_front), bo);
             return;
         }
         let b = self.block_mut(id);
         let i = b.find_slot_near(n, slot, hint);
-        let j = partition_near(n, i, |x| b.less(x, k));
-        // entry i leaves; k goes before index j of the old layout
-        let at = if j <= i {
+        // a short walk over the lines the shift touches anyway
+        let at = if k < b.kv[i] {
+            let mut j = i;
+            while j > 0 && k < b.kv[j - 1] {
+                j -= 1;
+            }
             b.copy_within(j..i, j + 1);
             j
         } else {
-            b.copy_within(i + 1..j, i);
-            j - 1
+            let mut j = i;
+            while j + 1 < n && b.kv[j + 1] < k {
+                j += 1;
+            }
+            b.copy_within(i + 1..j + 1, i);
+            j
         };
         b.set(at, k);
         self.firsts[p] = b.key(0);
@@ -485,7 +517,7 @@ impl Tree {
         let rn = self.lens[rid as usize] as usize;
         let rb = self.blocks[rid as usize].take().unwrap();
         let lb = self.block_mut(lid);
-        lb.kv[ln..ln + rn].copy_from_slice(&rb.kv[..rn]);
+        lb.copy_from(ln, &rb, 0..rn);
         for (x, &k) in rb.kv[..rn].iter().enumerate() {
             bo.set_block_of(slot(k), lid, ln + x);
         }
