@@ -65,8 +65,8 @@ const people = [
 const events = [];
 people.forEach(([member, name], i) => {
   for (let k = 0; k < 8 - i; k++) events.push({ type: "like", member, meta: { name } });
-  for (let k = 0; k < (i % 3) + 1; k++) events.push({ type: "order", member, value: 20 + 15 * ((i * 7) % 5) });
-  for (let k = 0; k < (i * 5) % 4; k++) events.push({ type: "comment", member });
+  for (let k = 0; k < (i % 3) + 1; k++) events.push({ type: "order", member, meta: { name }, value: 20 + 15 * ((i * 7) % 5) });
+  for (let k = 0; k < (i * 5) % 4; k++) events.push({ type: "comment", member, meta: { name } });
 });
 const res = await call("POST", "/v1/events", events);
 console.log(`==> seeded ${res.accepted} events`);

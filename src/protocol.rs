@@ -86,13 +86,18 @@ pub struct TopOut {
     pub entries: Vec<EntryOut>,
 }
 
-/// Whole scores print as integers (`6`, not `6.0`), as clients expect.
-fn score<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+/// Whole numbers print as integers (`6`, not `6.0`), as clients expect.
+pub fn score<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
     if x.fract() == 0.0 && x.abs() < 9.0e15 {
         s.serialize_i64(*x as i64)
     } else {
         s.serialize_f64(*x)
     }
+}
+
+/// A number as JSON, whole numbers as integers.
+pub fn number(x: f64) -> serde_json::Value {
+    score(&x, serde_json::value::Serializer).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl Serialize for TargetValue {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             TargetValue::EventValue => s.serialize_str("value"),
-            TargetValue::Fixed(x) => s.serialize_f64(*x),
+            TargetValue::Fixed(x) => crate::protocol::score(x, s),
         }
     }
 }

@@ -220,10 +220,10 @@ fn board_view(name: &BoardName, r: &BoardRecord, members: Option<u64>) -> Value 
         "ties": r.settings.ties,
     });
     if let Some(m) = r.settings.min {
-        v["min"] = json!(m);
+        v["min"] = crate::protocol::number(m);
     }
     if let Some(m) = r.settings.max {
-        v["max"] = json!(m);
+        v["max"] = crate::protocol::number(m);
     }
     if let Some(n) = members {
         v["members"] = json!(n);
