@@ -479,23 +479,33 @@ impl Tree {
             self.insert_near(k, Some(toward_front), bo);
             return;
         }
+        let lo_key = self.firsts[p].0;
+        let hi_key = self.firsts.get(p + 1).map(|f| f.0);
         let b = self.block_mut(id);
         let i = b.find_slot_near(n, slot, hint);
-        // a short walk over the lines the shift touches anyway
-        let at = if k < b.kv[i] {
-            let mut j = i;
-            while j > 0 && k < b.kv[j - 1] {
-                j -= 1;
+        let old = b.kv[i];
+        // Scores spread evenly within a block, so the new index is guessed by
+        // interpolating keys (the block's edges come from `firsts`, in cache);
+        // the search then starts at the guess, not at a walk over every line.
+        let guess = |from: u64, to: u64, len: usize| -> usize {
+            if to <= from {
+                return 0;
             }
+            ((k.0.saturating_sub(from).min(to - from)) as u128 * len as u128 / (to - from) as u128) as usize
+        };
+        let at = if k < old {
+            let j = partition_near(i, guess(lo_key, old.0, i), |x| b.kv[x] < k);
             b.copy_within(j..i, j + 1);
             j
         } else {
-            let mut j = i;
-            while j + 1 < n && b.kv[j + 1] < k {
-                j += 1;
-            }
-            b.copy_within(i + 1..j + 1, i);
-            j
+            let m = n - i - 1;
+            let g = match hi_key {
+                Some(h) => guess(old.0, h, m + 1),
+                None => 0,
+            };
+            let j = i + 1 + partition_near(m, g, |x| b.kv[i + 1 + x] < k);
+            b.copy_within(i + 1..j, i);
+            j - 1
         };
         b.set(at, k);
         self.firsts[p] = b.key(0);
