@@ -404,10 +404,10 @@ impl Tree {
     /// Frees room in the full block at `p`: spill to a neighbour with room, else split.
     fn make_room(&mut self, p: usize, bo: &mut impl BlockOf) {
         let m = self.order.len();
-        if p + 1 < m && self.len_at(p + 1) < CAP - CAP / 8 {
+        if p + 1 < m && self.len_at(p + 1) < CAP - CAP / 32 {
             let cnt = (CAP - self.len_at(p + 1)) / 2;
             self.shift_right(p, cnt, bo);
-        } else if p > 0 && self.len_at(p - 1) < CAP - CAP / 8 {
+        } else if p > 0 && self.len_at(p - 1) < CAP - CAP / 32 {
             let cnt = (CAP - self.len_at(p - 1)) / 2;
             self.shift_left(p, cnt, bo);
         } else {
