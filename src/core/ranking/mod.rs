@@ -1,13 +1,16 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (58–62 bytes per member with 16-byte ids, see `scripts/bench.sh`):
-//! - `ids`: one record per member (32 bytes for a 16-byte id) in a paged byte arena holding its id
-//!   (stored once), the event time of its last change, and the index block
-//!   holding it with a hint of its index there; a hash index of `u32` entries
-//!   (fingerprint + slot) maps an id to its record (its slot).
-//! - `tree`: an order-statistic index of `(score key, seq, slot)` entries in
-//!   blocks of 256 with a Fenwick tree of block counts: rank, position and
-//!   "how many are strictly better" in O(log n).
+//! Layout (about 43 bytes per member rebuilt, 45–46 loaded by inserts, with
+//! 16-byte ids on an `incr` board; see `scripts/bench.sh`):
+//! - `ids`: one record per member (20 bytes for a 16-byte id, 8 more on `last`
+//!   boards, which keep event times) in a paged byte arena holding its id
+//!   (stored once) and the index block holding it with a hint of its index
+//!   there; a hash index of `u32` entries (fingerprint + slot) maps an id to
+//!   its record (its slot).
+//! - `tree`: an order-statistic index of 16-byte `(score key, seq << 24 | slot)`
+//!   entries in blocks of 256 (plus one tag byte per entry to find a member
+//!   whose hint went stale) with a Fenwick tree of block counts: rank,
+//!   position and "how many are strictly better" in O(log n).
 //! - `meta`: a side map, only for members that have metadata.
 //!
 //! The score is stored as a `u64` key whose ascending order is "better first"
@@ -51,6 +54,8 @@ pub struct Row {
     pub member: String,
     pub score: f64,
     pub seq: u64,
+    /// Event time of the last change on `last` boards (the only op that
+    /// compares event times); 0 on `incr` and `best` boards, which don't keep it.
     pub ts: i64,
     /// Opaque JSON text.
     pub meta: Option<String>,

@@ -5,11 +5,13 @@
 //! Entries are 16 bytes, `(key, seq << 24 | slot)`, compared as a pair, so in
 //! `(key, seq, slot)` order, all unique (`slot` is unique). `key` is the score
 //! mapped to a `u64` whose ascending order is "better first" (see `mod.rs`);
-//! seqs keep 40 bits, slots 24. Each block is one 4 KiB allocation of entries.
+//! seqs keep 40 bits (a board period would need 10^12 score changes to
+//! saturate them), slots 24. Each block is one allocation: 4 KiB of entries
+//! and one tag byte (a hash of the slot) per entry.
 //! The block id holding each member is kept by the caller (`BlockOf`), so a
 //! member is found without knowing its score.
 //! A full block first spills into a neighbour with room (B*-tree style) and
-//! only splits when both are nearly full, which keeps blocks ~85% full.
+//! only splits when both are (nearly) full, which keeps blocks ~85% full.
 
 pub(crate) const CAP: usize = 256;
 const BULK_FILL: usize = CAP * 15 / 16;
@@ -491,7 +493,8 @@ impl Tree {
             if to <= from {
                 return 0;
             }
-            ((k.0.saturating_sub(from).min(to - from)) as u128 * len as u128 / (to - from) as u128) as usize
+            let f = k.0.saturating_sub(from).min(to - from) as f64 / (to - from) as f64;
+            (f * len as f64) as usize
         };
         let at = if k < old {
             let j = partition_near(i, guess(lo_key, old.0, i), |x| b.kv[x] < k);
