@@ -313,11 +313,12 @@ impl Ranking {
 
     fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
         let n = limit.min(self.len().saturating_sub(start));
-        let keys: Vec<Key> = self.tree.iter_from(start).take(n).collect();
-        self.ids.touch(keys.iter().map(|&k| slot(k)));
+        // Two walks over the blocks (cheap, in cache) instead of a temporary
+        // Vec: the first starts every record's cache miss, the second builds.
+        self.ids.touch(self.tree.iter_from(start).take(n).map(slot));
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
-        for (i, k) in keys.into_iter().enumerate() {
+        for (i, k) in self.tree.iter_from(start).take(n).enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
                 (Ties::First, _) => g as u64 + 1,
