@@ -313,12 +313,23 @@ impl Ranking {
 
     fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
         let n = limit.min(self.len().saturating_sub(start));
-        // Two walks over the blocks (cheap, in cache) instead of a temporary
-        // Vec: the first starts every record's cache miss, the second builds.
-        self.ids.touch(self.tree.iter_from(start).take(n).map(slot));
+        // The keys go to a stack buffer (a heap one only for long pages), then
+        // every record's cache miss is started before the entries are built.
+        let mut small = [(0u64, 0u64); 128];
+        let big: Vec<Key>;
+        let keys: &[Key] = if n <= small.len() {
+            for (d, k) in small.iter_mut().zip(self.tree.iter_from(start).take(n)) {
+                *d = k;
+            }
+            &small[..n]
+        } else {
+            big = self.tree.iter_from(start).take(n).collect();
+            &big
+        };
+        self.ids.touch(keys.iter().map(|&k| slot(k)));
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
-        for (i, k) in self.tree.iter_from(start).take(n).enumerate() {
+        for (i, &k) in keys.iter().enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
                 (Ties::First, _) => g as u64 + 1,
