@@ -13,7 +13,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const INGEST_KEY = 'dev-ingest-key';
 export const ADMIN_KEY = 'dev-admin-key';
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -25,7 +25,7 @@ function freePort() {
   });
 }
 
-function ensureDevVars() {
+export function ensureDevVars() {
   const vars = join(ROOT, '.dev.vars');
   if (!existsSync(vars)) copyFileSync(join(ROOT, '.dev.vars.example'), vars);
 }
@@ -55,8 +55,8 @@ async function waitHealthy(url, child, deadlineMs, logTail) {
  * make wrangler hot-reload mid-test (a reload drops in-flight queue messages).
  * Set PODIUM_E2E_IN_PLACE=1 to run straight from the repo instead.
  */
-function snapshotProject() {
-  const dir = mkdtempSync(join(tmpdir(), 'podium-e2e-app-'));
+export function snapshotProject() {
+  const dir = mkdtempSync(join(tmpdir(), 'podium-app-'));
   for (const f of ['wrangler.toml', '.dev.vars']) copyFileSync(join(ROOT, f), join(dir, f));
   for (const d of ['build', 'web']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
   return dir;

@@ -2,62 +2,16 @@
 // port and persist dir (the page reconnects to the origin it was loaded from),
 // small HTTP helpers, deadline polling, and a Chromium launcher.
 import { spawn } from 'node:child_process';
-import { existsSync, copyFileSync, mkdtempSync, rmSync, mkdirSync, cpSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { ROOT, INGEST_KEY, ADMIN_KEY, freePort, ensureDevVars, snapshotProject, waitFor } from '../harness.mjs';
+
+export { ROOT, INGEST_KEY, ADMIN_KEY, waitFor };
 export const ARTIFACTS = join(ROOT, 'test-artifacts');
-export const INGEST_KEY = 'dev-ingest-key';
-export const ADMIN_KEY = 'dev-admin-key';
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls fn until truthy (returned) or throws after `timeout` ms, with the last value. */
-export async function waitFor(fn, { timeout = 5000, interval = 50, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  let lastErr;
-  for (;;) {
-    try {
-      last = await fn();
-      lastErr = undefined;
-      if (last) return last;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, interval));
-  }
-  const shown = lastErr ? `error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
-  throw new Error(`timed out after ${timeout} ms waiting for ${what}; ${shown}`);
-}
-
-/**
- * A private copy of what `wrangler dev` serves (build/, web/, wrangler.toml,
- * .dev.vars), so a concurrent rebuild of build/ or an edit of web/ cannot make
- * wrangler hot-reload mid-test. PODIUM_E2E_IN_PLACE=1 runs from the repo instead.
- */
-function snapshotProject() {
-  const dir = mkdtempSync(join(tmpdir(), 'podium-browser-app-'));
-  for (const f of ['wrangler.toml', '.dev.vars']) copyFileSync(join(ROOT, f), join(dir, f));
-  for (const d of ['build', 'web']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
-  return dir;
-}
 
 /**
  * Starts the already-built worker under `wrangler dev` on a free port with a
@@ -65,8 +19,7 @@ function snapshotProject() {
  * and the same persist dir.
  */
 export async function startWorker({ startTimeoutMs = 90_000 } = {}) {
-  const vars = join(ROOT, '.dev.vars');
-  if (!existsSync(vars)) copyFileSync(join(ROOT, '.dev.vars.example'), vars);
+  ensureDevVars();
   const dir = mkdtempSync(join(tmpdir(), 'podium-browser-'));
   const inPlace = !!process.env.PODIUM_E2E_IN_PLACE;
   const appDir = inPlace ? ROOT : snapshotProject();
