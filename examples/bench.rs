@@ -72,6 +72,13 @@ fn id(i: usize) -> MemberId {
     MemberId::parse(format!("{:016x}", Rng(i as u64).next())).unwrap()
 }
 
+/// Event times (ms): the load's events one ms apart from 2026-11-18, then the
+/// updates. Equal scores are ordered by when they were reached in event time
+/// (then member id), so the times are realistic, not all equal: events before
+/// 2020 would all count as reached at 2020-01-01 and leave every equal score
+/// to a member id comparison.
+const T0: i64 = 1_795_000_000_000;
+
 /// Member `i`'s initial score.
 fn initial(i: usize) -> f64 {
     Rng(!(i as u64)).below(1_000_000) as f64
@@ -119,7 +126,7 @@ fn main() {
     let t = Instant::now();
     let mut r = Ranking::new(Order::Desc, Op::Incr);
     for i in 0..n {
-        r.apply(&id(i), initial(i), 0);
+        r.apply(&id(i), initial(i), T0 + i as i64);
     }
     let load_s = t.elapsed().as_secs_f64();
     let bytes = LIVE.load(Relaxed) - before;
@@ -151,7 +158,7 @@ fn main() {
     let batch = 1000;
     let nb = ops / batch;
     let update = median_ns(nb, batch, |i| {
-        std::hint::black_box(r.apply(&upd_ids[i], upd[i].1, i as i64));
+        std::hint::black_box(r.apply(&upd_ids[i], upd[i].1, T0 + (n + i) as i64));
     });
     result("update_ns", format!("{update:.0}"));
     let rank = median_ns(nb, batch, |i| {
@@ -177,7 +184,7 @@ fn main() {
     let hot: Vec<MemberId> =
         r.top(0, 64, Ties::First).into_iter().map(|e| MemberId::parse(e.member).unwrap()).collect();
     let update_hot = median_ns(nb, batch, |i| {
-        std::hint::black_box(r.apply(&hot[i % 64], upd[i].1, i as i64));
+        std::hint::black_box(r.apply(&hot[i % 64], upd[i].1, T0 + (n + ops + i) as i64));
     });
     result("update_hot_ns", format!("{update_hot:.0}"));
     let rank_hot = median_ns(nb, batch, |i| {

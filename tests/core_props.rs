@@ -1,5 +1,7 @@
-//! The ranking against an obviously-correct model: a Vec sorted by the rules,
-//! for every op × order × ties combination, with heavy ties and removals.
+//! The ranking against an obviously-correct model: a Vec sorted by the rules
+//! (better score, then earlier reach time in event time, then member id bytes),
+//! for every op × order × ties combination, with heavy ties (of scores and of
+//! event times), out-of-order event times and removals.
 
 use podium::core::ranking::{Applied, Entry, Ranking, Row, Standing};
 use podium::core::{Op, Order, Ties};
@@ -17,7 +19,15 @@ enum Cmd {
 #[derive(Default)]
 struct Model {
     rows: Vec<Row>,
-    next_seq: u64,
+}
+
+/// 2020-01-01T00:00Z in ms: reach times are kept from there, in 40 bits.
+const EPOCH: i64 = 1_577_836_800_000;
+const REACH_MAX: i64 = (1 << 40) - 1;
+
+/// The reach time a ranking keeps for event time `ts` (`Row::seq`).
+fn reach_of(ts: i64) -> u64 {
+    (EPOCH + (ts - EPOCH).clamp(0, REACH_MAX)) as u64
 }
 
 fn better(order: Order, a: f64, b: f64) -> bool {
@@ -45,31 +55,34 @@ impl Model {
 
     fn apply(&mut self, op: Op, order: Order, member: &str, value: f64, ts: i64) -> Applied {
         let value = if value == 0.0 { 0.0 } else { value };
-        // only `last` boards keep event times; the others report 0
+        let at = reach_of(ts);
+        // only `last` boards keep the last writer's event time; the others report 0
         let ts = if matches!(op, Op::Last) { ts } else { 0 };
-        let seq = self.next_seq.max(1);
         match self.rows.iter_mut().find(|r| r.member == member) {
             None => {
-                let row = Row { member: member.into(), score: value, seq, ts, meta: None };
+                let row = Row { member: member.into(), score: value, seq: at, ts, meta: None };
                 self.rows.push(row.clone());
-                self.next_seq = seq + 1;
                 Applied::Changed(row)
             }
             Some(r) => {
-                let new = match op {
+                let (new, reach) = match op {
                     Op::Incr => {
                         let s = r.score + value;
                         let s = if s == 0.0 { 0.0 } else { s };
                         if s == r.score {
                             return Applied::Unchanged;
                         }
-                        s
+                        (s, r.seq.max(at))
                     }
                     Op::Best => {
+                        if value == r.score && at < r.seq {
+                            r.seq = at;
+                            return Applied::Changed(r.clone());
+                        }
                         if !better(order, value, r.score) {
                             return Applied::Unchanged;
                         }
-                        value
+                        (value, at)
                     }
                     Op::Last => {
                         if ts < r.ts {
@@ -82,13 +95,12 @@ impl Model {
                             r.ts = ts;
                             return Applied::Changed(r.clone());
                         }
-                        value
+                        (value, at)
                     }
                 };
                 r.score = new;
-                r.seq = seq;
+                r.seq = reach;
                 r.ts = ts;
-                self.next_seq = seq + 1;
                 Applied::Changed(r.clone())
             }
         }
@@ -172,7 +184,7 @@ fn check(r: &Ranking, m: &Model, order: Order, ties: Ties, pool: usize) {
 
 fn run(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<Cmd>, check_every: usize) {
     let mut r = Ranking::new(order, op);
-    let mut m = Model { rows: vec![], next_seq: 1 };
+    let mut m = Model { rows: vec![] };
     for (n, c) in cmds.into_iter().enumerate() {
         match c {
             Cmd::Apply(i, v, ts) => {
@@ -210,23 +222,6 @@ fn run(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<Cmd>, check_ever
                     rows.rotate_left(k);
                 }
                 r = Ranking::from_rows(order, op, rows);
-                // seqs continue after the max seq seen; the model's next seq is never lower
-                assert!(r.next_seq() <= m.next_seq.max(1));
-                m.next_seq = m.next_seq.max(1);
-                // align: the ranking continues from max+1, the model from its counter;
-                // both only need to be greater than every seq on the board, so re-sync.
-                r = Ranking::from_rows(
-                    order,
-                    op,
-                    r.rows().chain(std::iter::once(Row {
-                        member: "\u{1}sync".into(),
-                        score: 0.0,
-                        seq: m.next_seq - 1,
-                        ts: 0,
-                        meta: None,
-                    })),
-                );
-                assert!(r.remove("\u{1}sync"));
             }
         }
         if check_every > 0 && n % check_every == 0 {
@@ -243,7 +238,6 @@ fn run(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<Cmd>, check_ever
     shuffled.rotate_left(third);
     let back = Ranking::from_rows(order, op, shuffled);
     check(&back, &m, order, ties, pool);
-    assert_eq!(back.next_seq(), r.rows().map(|x| x.seq + 1).max().unwrap_or(1));
 }
 
 fn combo() -> impl Strategy<Value = (Op, Order, Ties)> {
@@ -263,9 +257,21 @@ fn value(heavy: bool) -> BoxedStrategy<f64> {
     }
 }
 
+/// Event times: mostly a few milliseconds after 2020-01-01 in any order (equal
+/// times are frequent), some before 2020 (clamped to it) or past the 40-bit
+/// range (clamped to its end).
+fn ts() -> BoxedStrategy<i64> {
+    prop_oneof![
+        20 => (0i64..6).prop_map(|t| EPOCH + t),
+        1 => prop_oneof![Just(0i64), Just(EPOCH - 1), Just(EPOCH - 2)],
+        1 => prop_oneof![Just(EPOCH + REACH_MAX), Just(EPOCH + REACH_MAX + 1), Just(i64::MAX)],
+    ]
+    .boxed()
+}
+
 fn cmds(pool: usize, len: usize, heavy: bool) -> impl Strategy<Value = Vec<Cmd>> {
     let c = prop_oneof![
-        12 => (0..pool, value(heavy), 0i64..6).prop_map(|(i, v, t)| Cmd::Apply(i, v, t)),
+        12 => (0..pool, value(heavy), ts()).prop_map(|(i, v, t)| Cmd::Apply(i, v, t)),
         1 => (0..pool).prop_map(Cmd::Remove),
         1 => (0..pool, proptest::option::of(0u8..3)).prop_map(|(i, v)| Cmd::Meta(i, v)),
         1 => any::<bool>().prop_map(Cmd::Rebuild),

@@ -297,6 +297,10 @@ impl super::tree::BlockOf for Ids {
         let h = self.head_of(slot) & !(0xff << 7);
         self.set_head(slot, h | (index as u32 & 0xff) << 7);
     }
+    #[inline]
+    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        self.bytes(a).cmp(self.bytes(b))
+    }
 }
 
 #[cfg(test)]

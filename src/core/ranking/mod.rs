@@ -7,7 +7,7 @@
 //!   (stored once) and the index block holding it with a hint of its index
 //!   there; a hash index of `u32` entries (fingerprint + slot) maps an id to
 //!   its record (its slot).
-//! - `tree`: an order-statistic index of 16-byte `(score key, seq << 24 | slot)`
+//! - `tree`: an order-statistic index of 16-byte `(score key, reach << 24 | slot)`
 //!   entries in blocks of 256 (plus one tag byte per entry to find a member
 //!   whose hint went stale) with a Fenwick tree of block counts: rank,
 //!   position and "how many are strictly better" in O(log n).
@@ -15,9 +15,28 @@
 //!
 //! The score is stored as a `u64` key whose ascending order is "better first"
 //! under the board's [`Order`], so every listing is one ascending walk:
-//! better score, then lower `seq` (reached the score first), then member id
-//! byte order (slots are assigned in that order by [`Ranking::from_rows`], and
-//! later members always get fresh, unique seqs).
+//! better score, then earlier reach time, then member id bytes (memcmp order, a
+//! prefix first; the index compares ids only between entries equal on score
+//! and reach).
+//!
+//! The reach time is the *event* time (`ts`, ms since the Unix epoch) at which
+//! the member reached its score, so the order does not depend on the order in
+//! which events are delivered:
+//! - `incr`: a change of score sets reach to the latest `ts` seen so far
+//!   (`max(old reach, ts)`; a new member: `ts`); an event that leaves the score
+//!   unchanged changes nothing;
+//! - `best`: a strictly better value sets the score and reach = `ts`; an equal
+//!   value with an earlier `ts` moves reach earlier; a worse one does nothing;
+//! - `last`: the event with the latest `ts` wins (equal `ts`: the later
+//!   applied); a winning new value sets reach = `ts`, a winning equal value
+//!   only updates the last-writer `ts` (kept in the member's record) and keeps
+//!   reach.
+//!
+//! Reach is kept in 40 bits of milliseconds since 2020-01-01T00:00Z
+//! ([`REACH_EPOCH_MS`]), up to mid-2054: **events before 2020 count as reached
+//! at 2020-01-01** (so among them equal scores are ordered by member id), later
+//! than 2054 as reached at the last representable millisecond. [`Row::seq`]
+//! carries the clamped reach as absolute ms since the Unix epoch.
 
 mod ids;
 mod tree;
@@ -28,7 +47,22 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::{Op, Order, Ties};
 use crate::domain::names::MemberId;
 use ids::Ids;
-use tree::{pack, seq, slot, Key, Tree};
+use tree::{pack, reach, slot, Key, Tree, REACH_MAX};
+
+/// 2020-01-01T00:00Z in ms since the Unix epoch: reach time 0.
+pub const REACH_EPOCH_MS: i64 = 1_577_836_800_000;
+
+/// An event time as the 40-bit reach stored in the index (clamped).
+#[inline]
+fn reach_of_ts(ts: i64) -> u64 {
+    ts.saturating_sub(REACH_EPOCH_MS).clamp(0, REACH_MAX as i64) as u64
+}
+
+/// A persisted reach time (absolute ms, [`Row::seq`]) as the stored reach.
+#[inline]
+fn reach_of_ms(ms: u64) -> u64 {
+    ms.saturating_sub(REACH_EPOCH_MS as u64).min(REACH_MAX)
+}
 
 /// Hasher for the `u32` slot keys of the metadata side map.
 #[derive(Default)]
@@ -53,6 +87,9 @@ type MetaMap = HashMap<u32, String, BuildHasherDefault<SlotHasher>>;
 pub struct Row {
     pub member: String,
     pub score: f64,
+    /// When the member reached `score`, in event time (ms since the Unix
+    /// epoch), clamped to 2020-01-01..2054 (see the module doc). Decides the
+    /// order among equal scores, before the member id.
     pub seq: u64,
     /// Event time of the last change on `last` boards (the only op that
     /// compares event times); 0 on `incr` and `best` boards, which don't keep it.
@@ -127,7 +164,6 @@ pub struct Ranking {
     ids: Ids,
     tree: Tree,
     meta: MetaMap,
-    next_seq: u64,
 }
 
 impl Clone for Ranking {
@@ -142,7 +178,6 @@ impl std::fmt::Debug for Ranking {
             .field("order", &self.order)
             .field("op", &self.op)
             .field("len", &self.len())
-            .field("next_seq", &self.next_seq)
             .finish()
     }
 }
@@ -155,7 +190,6 @@ impl Ranking {
             ids: Ids::new(matches!(op, Op::Last)),
             tree: Tree::default(),
             meta: MetaMap::default(),
-            next_seq: 1,
         }
     }
 
@@ -175,11 +209,6 @@ impl Ranking {
         self.tree.len() == 0
     }
 
-    /// The seq the next score change will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
-    }
-
     #[inline]
     fn meta_of(&self, slot: u32) -> Option<String> {
         if self.meta.is_empty() {
@@ -192,7 +221,7 @@ impl Ranking {
         Row {
             member: self.ids.str(slot).to_string(),
             score: score_of_key(k.0, self.order),
-            seq: seq(k),
+            seq: REACH_EPOCH_MS as u64 + reach(k),
             ts: self.ids.ts(slot),
             meta: self.meta_of(slot),
         }
@@ -207,39 +236,41 @@ impl Ranking {
         }
     }
 
-    /// Applies one event's value at event time `ts` (ms). Deduplicating events
-    /// is the caller's job. A non-finite value, or an `incr` whose sum would not
-    /// be finite, changes nothing.
+    /// Applies one event's value at event time `ts` (ms since the Unix epoch).
+    /// Deduplicating events is the caller's job. A non-finite value, or an
+    /// `incr` whose sum would not be finite, changes nothing. See the module
+    /// doc for how each op moves the member's reach time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> Applied {
         if !value.is_finite() {
             return Applied::Unchanged;
         }
         let value = normalize(value);
+        let at = reach_of_ts(ts);
         let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
             if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
                 return Applied::Unchanged;
             }
             let slot = self.ids.insert(member.as_str(), ts);
-            let k = pack(key_of_score(value, self.order), self.next_seq, slot);
-            self.next_seq += 1;
+            let k = pack(key_of_score(value, self.order), at, slot);
             self.tree.insert(k, &mut self.ids);
             return Applied::Changed(self.row(slot, k));
         };
         let old = self.tree.key_of(slot, &self.ids);
         let old_score = score_of_key(old.0, self.order);
-        let new_score = match self.op {
+        let (new_key, new_reach) = match self.op {
             Op::Incr => {
                 let s = normalize(old_score + value);
                 if !s.is_finite() || s == old_score {
                     return Applied::Unchanged;
                 }
-                s
+                (key_of_score(s, self.order), reach(old).max(at))
             }
             Op::Best => {
-                if key_of_score(value, self.order) >= old.0 {
+                let nk = key_of_score(value, self.order);
+                if nk > old.0 || (nk == old.0 && at >= reach(old)) {
                     return Applied::Unchanged;
                 }
-                value
+                (nk, at)
             }
             Op::Last => {
                 let cur = self.ids.ts(slot);
@@ -253,12 +284,11 @@ impl Ranking {
                     self.ids.set_ts(slot, ts);
                     return Applied::Changed(self.row(slot, old));
                 }
-                value
+                self.ids.set_ts(slot, ts);
+                (key_of_score(value, self.order), at)
             }
         };
-        self.ids.set_ts(slot, ts);
-        let k = pack(key_of_score(new_score, self.order), self.next_seq, slot);
-        self.next_seq += 1;
+        let k = pack(new_key, new_reach, slot);
         self.tree.update(slot, k, &mut self.ids);
         Applied::Changed(self.row(slot, k))
     }
@@ -398,16 +428,16 @@ impl Ranking {
     /// Rebuilds a ranking from rows in any order (fastest when already in rank
     /// order, as [`Ranking::rows`] yields them). Rows with a non-finite score
     /// or an empty or over-long member id are skipped; if a member appears twice, the row
-    /// with the higher seq wins. Seqs continue after the highest seq seen.
+    /// with the later reach time (`seq`) wins.
     pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
         let mut r = Ranking::new(order, op);
-        let mut rows: Vec<(u64, Row)> = rows
+        let mut rows: Vec<(u64, u64, Row)> = rows
             .into_iter()
             .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
-            .map(|row| (key_of_score(row.score, order), row))
+            .map(|row| (key_of_score(row.score, order), reach_of_ms(row.seq), row))
             .collect();
-        let cmp = |a: &(u64, Row), b: &(u64, Row)| {
-            (a.0, a.1.seq, a.1.member.as_bytes()).cmp(&(b.0, b.1.seq, b.1.member.as_bytes()))
+        let cmp = |a: &(u64, u64, Row), b: &(u64, u64, Row)| {
+            (a.0, a.1, a.2.member.as_bytes()).cmp(&(b.0, b.1, b.2.member.as_bytes()))
         };
         if !rows.windows(2).all(|w| cmp(&w[0], &w[1]).is_lt()) {
             rows.sort_unstable_by(cmp);
@@ -416,23 +446,21 @@ impl Ranking {
         r.ids.reserve(n);
         let mut keys: Vec<Key> = Vec::with_capacity(n);
         let mut dups = false;
-        for (k, row) in rows {
-            r.next_seq = r.next_seq.max(row.seq.saturating_add(1));
+        for (k, at, row) in rows {
             let slot = match r.ids.find(row.member.as_bytes()) {
                 Some(slot) => {
-                    // duplicate member: keep the row with the higher seq
+                    // duplicate member: keep the row with the later reach
                     dups = true;
                     let i = keys.iter().position(|&x| tree::slot(x) == slot).unwrap();
-                    if row.seq < seq(keys[i]) {
+                    if at < reach(keys[i]) {
                         continue;
                     }
-                    keys[i] = pack(k, row.seq, slot);
+                    keys[i] = pack(k, at, slot);
                     slot
                 }
                 None => {
-                    // slots grow with insertion order: equal (score, seq) keep member order
                     let slot = r.ids.insert(&row.member, row.ts);
-                    keys.push(pack(k, row.seq, slot));
+                    keys.push(pack(k, at, slot));
                     slot
                 }
             };
@@ -447,7 +475,7 @@ impl Ranking {
             }
         }
         if dups {
-            keys.sort_unstable();
+            keys.sort_unstable_by(|&a, &b| tree::cmp(a, b, &r.ids));
         }
         r.tree.bulk_load(keys.len(), keys, &mut r.ids);
         r

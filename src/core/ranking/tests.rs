@@ -8,12 +8,20 @@ fn names(v: &[Entry]) -> Vec<(&str, u64)> {
     v.iter().map(|e| (e.member.as_str(), e.rank)).collect()
 }
 
+/// An event time in 2026; tests give times as offsets from it.
+const T: i64 = 1_795_000_000_000;
+
+/// A board after `events` of `(member, value, ts offset from T)`.
 fn board(order: Order, op: Op, events: &[(&str, f64, i64)]) -> Ranking {
     let mut r = Ranking::new(order, op);
     for (who, v, ts) in events {
-        r.apply(&m(who), *v, *ts);
+        r.apply(&m(who), *v, T + *ts);
     }
     r
+}
+
+fn reach(r: &Ranking, who: &str) -> i64 {
+    r.get(who).unwrap().seq as i64 - T
 }
 
 #[test]
@@ -37,31 +45,33 @@ fn best_keeps_the_better_score_under_the_order() {
 fn last_keeps_the_value_with_the_latest_ts_even_out_of_order() {
     let r = board(Order::Desc, Op::Last, &[("a", 5.0, 10), ("a", 9.0, 5), ("a", 1.0, 10)]);
     let row = r.get("a").unwrap();
-    assert_eq!((row.score, row.ts), (1.0, 10)); // equal ts: the later-applied one wins
+    assert_eq!((row.score, row.ts), (1.0, T + 10)); // equal ts: the later-applied one wins
 }
 
 #[test]
-fn an_update_that_leaves_the_score_equal_is_unchanged_and_keeps_seq() {
+fn an_update_that_leaves_the_score_equal_is_unchanged_and_keeps_the_reach_time() {
     let mut r = board(Order::Desc, Op::Incr, &[("a", 2.0, 1)]);
-    let seq = r.get("a").unwrap().seq;
-    assert_eq!(r.apply(&m("a"), 0.0, 5), Applied::Unchanged);
-    assert_eq!(r.get("a").unwrap().seq, seq);
+    assert_eq!(r.apply(&m("a"), 0.0, T + 5), Applied::Unchanged);
+    assert_eq!(reach(&r, "a"), 1);
     assert_eq!(r.get("a").unwrap().ts, 0);
 
     let mut r = board(Order::Desc, Op::Best, &[("a", 2.0, 1)]);
-    assert_eq!(r.apply(&m("a"), 2.0, 5), Applied::Unchanged);
-    assert_eq!(r.apply(&m("a"), 1.0, 5), Applied::Unchanged);
+    assert_eq!(r.apply(&m("a"), 2.0, T + 5), Applied::Unchanged);
+    assert_eq!(r.apply(&m("a"), 2.0, T + 1), Applied::Unchanged);
+    assert_eq!(r.apply(&m("a"), 1.0, T), Applied::Unchanged);
+    assert_eq!(reach(&r, "a"), 1);
 }
 
 #[test]
-fn last_with_the_same_value_and_a_newer_ts_persists_the_ts_but_keeps_seq() {
+fn last_with_the_same_value_and_a_newer_ts_persists_the_ts_but_keeps_the_reach_time() {
     let mut r = board(Order::Desc, Op::Last, &[("a", 2.0, 1)]);
-    let seq = r.get("a").unwrap().seq;
-    match r.apply(&m("a"), 2.0, 9) {
-        Applied::Changed(row) => assert_eq!((row.score, row.seq, row.ts), (2.0, seq, 9)),
+    match r.apply(&m("a"), 2.0, T + 9) {
+        Applied::Changed(row) => assert_eq!((row.score, row.seq as i64 - T, row.ts), (2.0, 1, T + 9)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(r.apply(&m("a"), 2.0, 9), Applied::Unchanged);
+    assert_eq!(r.apply(&m("a"), 2.0, T + 9), Applied::Unchanged);
+    assert_eq!(r.apply(&m("a"), 3.0, T + 8), Applied::Unchanged);
+    assert_eq!(reach(&r, "a"), 1);
 }
 
 #[test]
@@ -70,10 +80,10 @@ fn equal_scores_are_ordered_by_who_reached_them_first_then_by_member_id() {
     // c reached 5 first, then a, then b
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("c", 1), ("a", 2), ("b", 3)]);
     assert_eq!(names(&r.top(0, 10, Ties::Shared)), [("c", 1), ("a", 1), ("b", 1)]);
-    // equal seqs (from rows) fall back to member byte order
+    // equal reach times (from rows) fall back to member byte order
     let rows = vec![
-        Row { member: "z".into(), score: 1.0, seq: 7, ts: 0, meta: None },
-        Row { member: "y".into(), score: 1.0, seq: 7, ts: 0, meta: None },
+        Row { member: "z".into(), score: 1.0, seq: T as u64 + 7, ts: 0, meta: None },
+        Row { member: "y".into(), score: 1.0, seq: T as u64 + 7, ts: 0, meta: None },
     ];
     r = Ranking::from_rows(Order::Desc, Op::Incr, rows);
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("y", 1), ("z", 2)]);
@@ -158,19 +168,32 @@ fn removing_a_member_drops_it_and_its_metadata() {
 }
 
 #[test]
-fn rebuilding_from_rows_continues_seqs_and_keeps_the_order() {
-    let mut r = board(Order::Desc, Op::Incr, &[("a", 5.0, 1), ("b", 5.0, 2), ("c", 1.0, 3)]);
+fn rebuilding_from_rows_keeps_the_order_and_the_reach_times() {
+    let mut r = board(
+        Order::Desc,
+        Op::Incr,
+        &[("b", 5.0, 1), ("a", 5.0, 2), ("c", 1.0, 3), ("e", 1.0, 3), ("d", 1.0, 3), ("f", 5.0, 1)],
+    );
     r.set_meta(&m("c"), Some("true".into()));
     let rows: Vec<Row> = r.rows().collect();
+    let order: Vec<&str> = rows.iter().map(|x| x.member.as_str()).collect();
+    assert_eq!(order, ["b", "f", "a", "c", "d", "e"]);
     let mut shuffled = rows.clone();
     shuffled.reverse();
     let mut back = Ranking::from_rows(Order::Desc, Op::Incr, shuffled);
     assert_eq!(back.rows().collect::<Vec<_>>(), rows);
-    let max = rows.iter().map(|r| r.seq).max().unwrap();
-    match back.apply(&m("c"), 1.0, 4) {
-        Applied::Changed(row) => assert!(row.seq > max),
-        other => panic!("{other:?}"),
-    }
+    // an incr that moves `d` on still measures reach in event time
+    back.apply(&m("d"), 4.0, T + 2);
+    assert_eq!((back.get("d").unwrap().score, reach(&back, "d")), (5.0, 3));
+    assert_eq!(names(&back.top(0, 4, Ties::First)), [("b", 1), ("f", 2), ("a", 3), ("d", 4)]);
+}
+
+#[test]
+fn a_duplicated_row_keeps_the_later_reach_time() {
+    let row = |score: f64, at: i64| Row { member: "a".into(), score, seq: (T + at) as u64, ts: 0, meta: None };
+    let r = Ranking::from_rows(Order::Desc, Op::Incr, vec![row(3.0, 5), row(1.0, 2), row(9.0, 4)]);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r.get("a").unwrap().score, reach(&r, "a")), (3.0, 5));
 }
 
 #[test]
@@ -181,4 +204,100 @@ fn a_member_that_later_reaches_a_tied_score_ranks_below_the_one_who_held_it() {
     r.apply(&m("a"), 1.0, 4);
     r.apply(&m("b"), 1.0, 5);
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+}
+
+#[test]
+fn members_reaching_the_same_score_at_the_same_time_are_ordered_by_member_id_bytes() {
+    // byte order: a prefix first, uppercase before lowercase, multi-byte UTF-8 last
+    let ids = ["b", "ab", "a", "B", "é", "a-", "aa"];
+    for op in [Op::Incr, Op::Best, Op::Last] {
+        for order in [Order::Desc, Order::Asc] {
+            let ev: Vec<(&str, f64, i64)> = ids.iter().map(|&i| (i, 7.0, 4)).collect();
+            let r = board(order, op, &ev);
+            let got: Vec<String> = r.top(0, 10, Ties::First).into_iter().map(|e| e.member).collect();
+            assert_eq!(got, ["B", "a", "a-", "aa", "ab", "b", "é"], "{op:?} {order:?}");
+            let rows: Vec<Row> = r.rows().collect();
+            let back = Ranking::from_rows(order, op, rows.iter().rev().cloned());
+            assert_eq!(back.rows().collect::<Vec<_>>(), rows);
+        }
+    }
+}
+
+#[test]
+fn equal_score_and_time_ties_stay_in_id_order_as_members_move_through_a_large_board() {
+    // enough members for many blocks; every score shared by hundreds at one time
+    let mut r = Ranking::new(Order::Desc, Op::Incr);
+    let id = |i: u32| format!("{:08x}", i.wrapping_mul(0x9E37_79B1));
+    for i in 0..6000u32 {
+        r.apply(&m(&id(i)), (i % 7) as f64, T);
+    }
+    for i in (0..6000u32).step_by(5) {
+        r.apply(&m(&id(i)), 1.0, T);
+    }
+    for i in (0..6000u32).step_by(11) {
+        r.remove(&id(i));
+    }
+    let rows: Vec<Row> = r.rows().collect();
+    assert!(rows.windows(2).all(|w| w[0].score > w[1].score
+        || (w[0].score == w[1].score && w[0].member.as_bytes() < w[1].member.as_bytes())));
+    for (g, row) in rows.iter().enumerate().step_by(37) {
+        assert_eq!(r.rank(&row.member, Ties::First).unwrap().rank, g as u64 + 1);
+    }
+    let back = Ranking::from_rows(Order::Desc, Op::Incr, rows.iter().rev().cloned());
+    assert_eq!(back.rows().collect::<Vec<_>>(), rows);
+}
+
+#[test]
+fn an_incr_delivered_late_does_not_move_a_member_ahead_of_one_who_reached_the_score_earlier_in_event_time() {
+    // a reaches 5 at T+10; b's events reach 5 at T+20 but one is delivered last
+    let r = board(Order::Desc, Op::Incr, &[("b", 2.0, 20), ("a", 5.0, 10), ("b", 3.0, 5)]);
+    assert_eq!(reach(&r, "b"), 20);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+    // the same events delivered in any other order give the same listing
+    let r2 = board(Order::Desc, Op::Incr, &[("b", 3.0, 5), ("b", 2.0, 20), ("a", 5.0, 10)]);
+    assert_eq!(r2.rows().collect::<Vec<_>>(), r.rows().collect::<Vec<_>>());
+}
+
+#[test]
+fn an_incr_that_leaves_the_score_unchanged_does_not_move_the_reach_time() {
+    let mut r = board(Order::Desc, Op::Incr, &[("a", 5.0, 10), ("b", 5.0, 20)]);
+    assert_eq!(r.apply(&m("a"), 0.0, T + 30), Applied::Unchanged);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+}
+
+#[test]
+fn a_best_score_equalled_earlier_in_event_time_moves_the_member_ahead() {
+    let mut r = board(Order::Desc, Op::Best, &[("a", 8.0, 10), ("b", 8.0, 20)]);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+    match r.apply(&m("b"), 8.0, T + 5) {
+        Applied::Changed(row) => assert_eq!((row.score, row.seq as i64 - T), (8.0, 5)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("b", 1), ("a", 2)]);
+    // a strictly better value takes its own event time, even a later one
+    r.apply(&m("a"), 9.0, T + 50);
+    assert_eq!(reach(&r, "a"), 50);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+}
+
+#[test]
+fn a_last_value_reached_later_in_event_time_ranks_below_an_equal_one_reached_earlier() {
+    // b's older event arrives after its newer one and loses; a set 4 at T+10
+    let r = board(Order::Desc, Op::Last, &[("b", 4.0, 30), ("a", 4.0, 10), ("b", 9.0, 20)]);
+    assert_eq!((r.get("b").unwrap().score, reach(&r, "b"), r.get("b").unwrap().ts), (4.0, 30, T + 30));
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+    // re-sending the same value later keeps the earlier reach
+    let mut r = board(Order::Desc, Op::Last, &[("a", 4.0, 10), ("b", 4.0, 20)]);
+    r.apply(&m("a"), 4.0, T + 40);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2)]);
+}
+
+#[test]
+fn events_before_2020_count_as_reached_at_2020_then_member_id_decides() {
+    let mut r = Ranking::new(Order::Desc, Op::Best);
+    r.apply(&m("b"), 3.0, 0);
+    r.apply(&m("a"), 3.0, 1_000_000_000_000); // 2001
+    r.apply(&m("c"), 3.0, REACH_EPOCH_MS + 1);
+    assert_eq!(r.get("b").unwrap().seq, REACH_EPOCH_MS as u64);
+    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2), ("c", 3)]);
 }

@@ -2,12 +2,14 @@
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
 //! and rank queries are O(log n) and an insert moves at most one block's tail.
 //!
-//! Entries are 16 bytes, `(key, seq << 24 | slot)`, compared as a pair, so in
-//! `(key, seq, slot)` order, all unique (`slot` is unique). `key` is the score
-//! mapped to a `u64` whose ascending order is "better first" (see `mod.rs`);
-//! seqs keep 40 bits (a board period would need 10^12 score changes to
-//! saturate them), slots 24. Each block is one allocation: 4 KiB of entries
-//! and one tag byte (a hash of the slot) per entry.
+//! Entries are 16 bytes, `(key, reach << 24 | slot)`, in `(key, reach, member
+//! id bytes)` order, all unique (ids are unique). `key` is the score mapped to
+//! a `u64` whose ascending order is "better first", `reach` the 40-bit time the
+//! member reached it (see `mod.rs`), `slot` (24 bits) the member's record. Slots
+//! are not in id order, so entries equal on `(key, reach)` are ordered by
+//! comparing the ids ([`BlockOf::id_cmp`]); that only happens on such ties, so
+//! the common comparison stays two integer compares. Each block is one
+//! allocation: 4 KiB of entries and one tag byte (a hash of the slot) per entry.
 //! The block id holding each member is kept by the caller (`BlockOf`), so a
 //! member is found without knowing its score.
 //! A full block first spills into a neighbour with room (B*-tree style) and
@@ -16,15 +18,15 @@
 pub(crate) const CAP: usize = 256;
 const BULK_FILL: usize = CAP * 15 / 16;
 
-/// `(score key, seq << 24 | slot)`
+/// `(score key, reach << 24 | slot)`
 pub(crate) type Key = (u64, u64);
 
-pub(crate) const SEQ_MAX: u64 = (1 << 40) - 1;
+pub(crate) const REACH_MAX: u64 = (1 << 40) - 1;
 
 #[inline]
-pub(crate) fn pack(key: u64, seq: u64, slot: u32) -> Key {
+pub(crate) fn pack(key: u64, reach: u64, slot: u32) -> Key {
     debug_assert!(slot < 1 << 24);
-    (key, seq.min(SEQ_MAX) << 24 | slot as u64)
+    (key, reach.min(REACH_MAX) << 24 | slot as u64)
 }
 
 #[inline]
@@ -33,8 +35,33 @@ pub(crate) fn slot(k: Key) -> u32 {
 }
 
 #[inline]
-pub(crate) fn seq(k: Key) -> u64 {
+pub(crate) fn reach(k: Key) -> u64 {
     k.1 >> 24
+}
+
+/// Whether entry `x` sorts before `k`: by score key, then reach, then (only
+/// when both are equal) member id bytes.
+#[inline(always)]
+pub(crate) fn lt(x: Key, k: Key, bo: &impl BlockOf) -> bool {
+    if x.0 != k.0 {
+        return x.0 < k.0;
+    }
+    if (x.1 ^ k.1) >> 24 != 0 {
+        return x.1 < k.1;
+    }
+    tie_lt(x, k, bo)
+}
+
+#[cold]
+#[inline(never)]
+fn tie_lt(x: Key, k: Key, bo: &impl BlockOf) -> bool {
+    bo.id_cmp(slot(x), slot(k)).is_lt()
+}
+
+/// The full order of entries (see [`lt`]).
+#[inline]
+pub(crate) fn cmp(x: Key, k: Key, bo: &impl BlockOf) -> std::cmp::Ordering {
+    (x.0, x.1 >> 24).cmp(&(k.0, k.1 >> 24)).then_with(|| bo.id_cmp(slot(x), slot(k)))
 }
 
 /// Where the tree records which block holds a member, with a hint of its
@@ -44,6 +71,8 @@ pub(crate) trait BlockOf {
     fn block_of(&self, slot: u32) -> (u32, usize);
     fn set_block_of(&mut self, slot: u32, block: u32, index: usize);
     fn set_hint(&mut self, slot: u32, index: usize);
+    /// Order of two members' id bytes.
+    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering;
 }
 
 impl BlockOf for Vec<u32> {
@@ -57,6 +86,10 @@ impl BlockOf for Vec<u32> {
         self[slot as usize] = block;
     }
     fn set_hint(&mut self, _slot: u32, _index: usize) {}
+    /// Test double: the id order is the slot order.
+    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        a.cmp(&b)
+    }
 }
 
 /// Partition point of a monotone `pred` (true, then false) over `0..n`,
@@ -147,16 +180,16 @@ impl Block {
     }
     /// Whether entry `i` sorts before `k`.
     #[inline]
-    fn less(&self, i: usize, k: Key) -> bool {
-        self.kv[i] < k
+    fn less(&self, i: usize, k: Key, bo: &impl BlockOf) -> bool {
+        lt(self.kv[i], k, bo)
     }
     /// First index whose entry is not less than `k` (among the first `n`).
     #[inline]
-    fn lower_bound(&self, n: usize, k: Key) -> usize {
+    fn lower_bound(&self, n: usize, k: Key, bo: &impl BlockOf) -> usize {
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.less(mid, k) {
+            if self.less(mid, k, bo) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -312,8 +345,8 @@ impl Tree {
 
     /// Position of the block an entry with key `k` belongs in.
     #[inline]
-    fn block_for(&self, k: Key) -> usize {
-        self.firsts.partition_point(|&f| f <= k).saturating_sub(1)
+    fn block_for(&self, k: Key, bo: &impl BlockOf) -> usize {
+        self.firsts.partition_point(|&f| !lt(k, f, bo)).saturating_sub(1)
     }
 
     #[inline]
@@ -339,19 +372,19 @@ impl Tree {
             self.reindex();
             return;
         }
-        let mut p = self.block_for(k);
+        let mut p = self.block_for(k, bo);
         if self.len_at(p) == CAP {
             self.make_room(p, bo);
-            p = self.block_for(k);
+            p = self.block_for(k, bo);
             near_end = None;
         }
         let id = self.order[p];
         let n = self.lens[id as usize] as usize;
         let b = self.block_mut(id);
         let i = match near_end {
-            None => b.lower_bound(n, k),
-            Some(true) => partition_near(n, n, |x| b.less(x, k)),
-            Some(false) => partition_near(n, 0, |x| b.less(x, k)),
+            None => b.lower_bound(n, k, bo),
+            Some(true) => partition_near(n, n, |x| b.less(x, k, bo)),
+            Some(false) => partition_near(n, 0, |x| b.less(x, k, bo)),
         };
         b.copy_within(i..n, i + 1);
         b.set(i, k);
@@ -474,9 +507,10 @@ impl Tree {
         let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let n = self.lens[id as usize] as usize;
-        let in_block = (p == 0 || self.firsts[p] < k) && (p + 1 == self.order.len() || k < self.firsts[p + 1]);
+        let in_block =
+            (p == 0 || lt(self.firsts[p], k, bo)) && (p + 1 == self.order.len() || lt(k, self.firsts[p + 1], bo));
         if !in_block {
-            let toward_front = p > 0 && k < self.firsts[p];
+            let toward_front = p > 0 && lt(k, self.firsts[p], bo);
             self.remove(slot, bo);
             self.insert_near(k, Some(toward_front), bo);
             return;
@@ -496,8 +530,8 @@ impl Tree {
             let f = k.0.saturating_sub(from).min(to - from) as f64 / (to - from) as f64;
             (f * len as f64) as usize
         };
-        let at = if k < old {
-            let j = partition_near(i, guess(lo_key, old.0, i), |x| b.kv[x] < k);
+        let at = if lt(k, old, bo) {
+            let j = partition_near(i, guess(lo_key, old.0, i), |x| lt(b.kv[x], k, bo));
             b.copy_within(j..i, j + 1);
             j
         } else {
@@ -506,7 +540,7 @@ impl Tree {
                 Some(h) => guess(old.0, h, m + 1),
                 None => 0,
             };
-            let j = i + 1 + partition_near(m, g, |x| b.kv[i + 1 + x] < k);
+            let j = i + 1 + partition_near(m, g, |x| lt(b.kv[i + 1 + x], k, bo));
             b.copy_within(i + 1..j, i);
             j - 1
         };
@@ -609,7 +643,7 @@ impl Tree {
         })
     }
 
-    /// Replaces the content with `n` entries given in strictly increasing key order.
+    /// Replaces the content with `n` entries given in strictly increasing order (see [`lt`]).
     pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>, bo: &mut impl BlockOf) {
         *self = Tree::default();
         let nblocks = n.div_ceil(BULK_FILL);
@@ -641,7 +675,7 @@ impl Tree {
     pub fn check(&self, bo: &impl BlockOf) {
         let all: Vec<Key> = self.iter_from(0).collect();
         assert_eq!(all.len(), self.len);
-        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert!(all.windows(2).all(|w| lt(w[0], w[1], bo)));
         for (g, k) in all.iter().enumerate() {
             assert_eq!(self.position(slot(*k), bo), (g, *k));
         }
