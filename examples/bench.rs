@@ -308,7 +308,12 @@ fn redis_bench(addr: &str, n: usize, upd: &[(usize, f64)], probes: &[usize]) {
         let cmds: Vec<Vec<Vec<u8>>> = chunk
             .iter()
             .map(|(m, v)| {
-                vec![b"ZINCRBY".to_vec(), key.as_bytes().to_vec(), format!("{v}").into_bytes(), id(*m).as_str().as_bytes().to_vec()]
+                vec![
+                    b"ZINCRBY".to_vec(),
+                    key.as_bytes().to_vec(),
+                    format!("{v}").into_bytes(),
+                    id(*m).as_str().as_bytes().to_vec(),
+                ]
             })
             .collect();
         c.pipeline(&cmds);

@@ -7,32 +7,62 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// The body (or an NDJSON line) is not JSON.
-    InvalidJson { index: Option<usize>, message: String },
+    InvalidJson {
+        index: Option<usize>,
+        message: String,
+    },
     /// An event broke a field rule.
-    InvalidEvent { index: Option<usize>, field: String, message: String },
+    InvalidEvent {
+        index: Option<usize>,
+        field: String,
+        message: String,
+    },
     /// An object carried a field the API does not define.
-    UnknownField { index: Option<usize>, field: String },
+    UnknownField {
+        index: Option<usize>,
+        field: String,
+    },
     /// An event's value is outside its board's `min`/`max`.
-    ValueOutOfRange { index: Option<usize>, message: String },
-    TooManyEvents { max: usize },
+    ValueOutOfRange {
+        index: Option<usize>,
+        message: String,
+    },
+    TooManyEvents {
+        max: usize,
+    },
     EmptyBatch,
     /// A query parameter is malformed or out of bounds.
-    InvalidParameter { field: String, message: String },
+    InvalidParameter {
+        field: String,
+        message: String,
+    },
     /// A board or route body is malformed.
-    InvalidBody { field: Option<String>, message: String },
+    InvalidBody {
+        field: Option<String>,
+        message: String,
+    },
     Unauthorized,
     NotFound,
     BoardNotFound(String),
     MemberNotFound(String),
     PeriodNotFound(String),
     RouteNotFound(String),
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     Conflict(String),
-    PayloadTooLarge { max: usize },
+    PayloadTooLarge {
+        max: usize,
+    },
     UnsupportedMediaType,
-    Unroutable { index: Option<usize>, event_type: String },
+    Unroutable {
+        index: Option<usize>,
+        event_type: String,
+    },
     NotWebSocket,
-    Overloaded { retry_after_s: u32 },
+    Overloaded {
+        retry_after_s: u32,
+    },
     Internal,
 }
 
@@ -40,8 +70,14 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
-            InvalidJson { .. } | InvalidEvent { .. } | UnknownField { .. } | ValueOutOfRange { .. }
-            | TooManyEvents { .. } | EmptyBatch | InvalidParameter { .. } | InvalidBody { .. } => 400,
+            InvalidJson { .. }
+            | InvalidEvent { .. }
+            | UnknownField { .. }
+            | ValueOutOfRange { .. }
+            | TooManyEvents { .. }
+            | EmptyBatch
+            | InvalidParameter { .. }
+            | InvalidBody { .. } => 400,
             Unauthorized => 401,
             NotFound | BoardNotFound(_) | MemberNotFound(_) | PeriodNotFound(_) | RouteNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
@@ -85,7 +121,8 @@ impl ApiError {
 
     fn message(&self) -> String {
         use ApiError::*;
-        let at = |index: &Option<usize>| index.map(|i| format!("events[{i}]")).unwrap_or_else(|| "event".into());
+        let at =
+            |index: &Option<usize>| index.map(|i| format!("events[{i}]")).unwrap_or_else(|| "event".into());
         match self {
             InvalidJson { index: Some(i), message } => format!("line {} is not valid JSON: {message}", i + 1),
             InvalidJson { index: None, message } => format!("body is not valid JSON: {message}"),
@@ -106,13 +143,10 @@ impl ApiError {
             MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
             Conflict(m) => m.clone(),
             PayloadTooLarge { max } => format!("body is larger than {max} bytes"),
-            UnsupportedMediaType => {
-                "send Content-Type: application/json or application/x-ndjson".into()
+            UnsupportedMediaType => "send Content-Type: application/json or application/x-ndjson".into(),
+            Unroutable { index, event_type } => {
+                format!("{} names no board and no route exists for type \"{event_type}\"", at(index))
             }
-            Unroutable { index, event_type } => format!(
-                "{} names no board and no route exists for type \"{event_type}\"",
-                at(index)
-            ),
             NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
             Overloaded { .. } => "overloaded; retry later".into(),
             Internal => "internal error".into(),
@@ -135,8 +169,11 @@ impl ApiError {
     fn index(&self) -> Option<usize> {
         use ApiError::*;
         match self {
-            InvalidJson { index, .. } | InvalidEvent { index, .. } | UnknownField { index, .. }
-            | ValueOutOfRange { index, .. } | Unroutable { index, .. } => *index,
+            InvalidJson { index, .. }
+            | InvalidEvent { index, .. }
+            | UnknownField { index, .. }
+            | ValueOutOfRange { index, .. }
+            | Unroutable { index, .. } => *index,
             _ => None,
         }
     }
@@ -183,8 +220,12 @@ mod tests {
 
     #[test]
     fn an_invalid_event_names_its_index_and_field() {
-        let e = ApiError::InvalidEvent { index: None, field: "value".into(), message: "must be a finite number".into() }
-            .at_index(3);
+        let e = ApiError::InvalidEvent {
+            index: None,
+            field: "value".into(),
+            message: "must be a finite number".into(),
+        }
+        .at_index(3);
         assert_eq!(e.status(), 400);
         assert_eq!(
             e.body(),

@@ -21,8 +21,13 @@ impl Route {
     /// The methods an endpoint answers (besides OPTIONS), for 405 and `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
-            Route::Health | Route::Routes | Route::Boards | Route::Top(_) | Route::Member(..)
-            | Route::Around(..) | Route::Live(_) => "GET",
+            Route::Health
+            | Route::Routes
+            | Route::Boards
+            | Route::Top(_)
+            | Route::Member(..)
+            | Route::Around(..)
+            | Route::Live(_) => "GET",
             Route::Events | Route::Lookup(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
@@ -98,7 +103,10 @@ mod tests {
             match_path("/v1/boards/likes/members/%3Cimg%20src%3Dx%3E"),
             Some(Route::Member("likes".into(), "<img src=x>".into()))
         );
-        assert_eq!(match_path("/v1/boards/likes/members/a%2Fb"), Some(Route::Member("likes".into(), "a/b".into())));
+        assert_eq!(
+            match_path("/v1/boards/likes/members/a%2Fb"),
+            Some(Route::Member("likes".into(), "a/b".into()))
+        );
         assert_eq!(match_path("/v1/boards/likes/members/%zz"), None);
     }
 

@@ -113,10 +113,9 @@ impl<'de> Deserialize<'de> for TargetValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(s) if s == "value" => Ok(TargetValue::EventValue),
-            serde_json::Value::Number(n) => n
-                .as_f64()
-                .map(TargetValue::Fixed)
-                .ok_or_else(|| serde::de::Error::custom("bad number")),
+            serde_json::Value::Number(n) => {
+                n.as_f64().map(TargetValue::Fixed).ok_or_else(|| serde::de::Error::custom("bad number"))
+            }
             _ => Err(serde::de::Error::custom("expected \"value\" or a number")),
         }
     }

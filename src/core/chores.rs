@@ -26,7 +26,8 @@ pub struct Chores {
 impl Chores {
     /// The earliest time any chore is due, if any is pending.
     pub fn next_alarm(&self) -> Option<i64> {
-        let publish = (self.dirty && self.watched).then(|| (self.last_publish + PUBLISH_EVERY_MS).max(self.now));
+        let publish =
+            (self.dirty && self.watched).then(|| (self.last_publish + PUBLISH_EVERY_MS).max(self.now));
         // Wake when the oldest id passes the horizon, not on a timer.
         let prune = self.oldest_seen.map(|t| (t + DEDUPE_MS).max(self.now + PRUNE_MIN_GAP_MS));
         [publish, prune, self.expires_at].into_iter().flatten().min()

@@ -4,8 +4,8 @@
 pub mod catalog;
 pub mod chores;
 pub mod period;
-pub mod retention;
 pub mod ranking;
+pub mod retention;
 
 use serde::{Deserialize, Serialize};
 

@@ -38,10 +38,8 @@ pub enum BodyFormat {
 impl BodyFormat {
     /// From a `Content-Type` header; anything else is a 415.
     pub fn from_content_type(ct: Option<&str>) -> Result<BodyFormat, ApiError> {
-        let mime = ct
-            .and_then(|c| c.split(';').next())
-            .map(|m| m.trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let mime =
+            ct.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase()).unwrap_or_default();
         match mime.as_str() {
             "application/json" => Ok(BodyFormat::Json),
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(BodyFormat::Ndjson),
@@ -77,10 +75,8 @@ pub fn parse_body(
             }
         }
         BodyFormat::Ndjson => {
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidJson {
-                index: None,
-                message: "body is not UTF-8".into(),
-            })?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::InvalidJson { index: None, message: "body is not UTF-8".into() })?;
             let mut items = Vec::new();
             for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let i = items.len();
@@ -215,7 +211,13 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             None
         }
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -246,7 +248,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
                 return None;
             }
             let m = oh * 60 + om;
-            if *sign == b'-' { -m } else { m }
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
         }
         _ => return None,
     };
@@ -314,7 +320,9 @@ mod tests {
 
     #[test]
     fn the_first_bad_event_is_named_by_index_and_field() {
-        let e = err_of(r#"[{"type":"like","member":"a"},{"type":"like","member":"b","value":"x"},{"type":"Bad","member":"c"}]"#);
+        let e = err_of(
+            r#"[{"type":"like","member":"a"},{"type":"like","member":"b","value":"x"},{"type":"Bad","member":"c"}]"#,
+        );
         assert_eq!(e["code"], "invalid_event");
         assert_eq!(e["index"], 1);
         assert_eq!(e["field"], "value");
@@ -333,7 +341,10 @@ mod tests {
         assert_eq!(err_of(r#"{"type":"like"}"#)["field"], "member");
         assert_eq!(err_of(r#"{"type":"like","member":""}"#)["field"], "member");
         assert_eq!(err_of(r#"{"type":"like","member":"a\u0007"}"#)["field"], "member");
-        assert_eq!(err_of(&format!(r#"{{"type":"like","member":"{}"}}"#, "m".repeat(129)))["field"], "member");
+        assert_eq!(
+            err_of(&format!(r#"{{"type":"like","member":"{}"}}"#, "m".repeat(129)))["field"],
+            "member"
+        );
         assert_eq!(err_of(r#"{"type":"like","member":"a","board":"Sales"}"#)["field"], "board");
         assert_eq!(err_of(r#"{"type":"like","member":"a","id":""}"#)["field"], "id");
         assert_eq!(err_of(r#"{"type":"like","member":7}"#)["field"], "member");
@@ -387,7 +398,10 @@ mod tests {
 
     #[test]
     fn content_types_other_than_json_and_ndjson_are_refused() {
-        assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8")), Ok(BodyFormat::Json));
+        assert_eq!(
+            BodyFormat::from_content_type(Some("application/json; charset=utf-8")),
+            Ok(BodyFormat::Json)
+        );
         assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")), Ok(BodyFormat::Ndjson));
         assert_eq!(BodyFormat::from_content_type(Some("text/plain")), Err(ApiError::UnsupportedMediaType));
         assert_eq!(BodyFormat::from_content_type(None), Err(ApiError::UnsupportedMediaType));

@@ -3,8 +3,8 @@
 
 pub mod auth;
 pub mod event;
-pub mod settings;
 pub mod names;
+pub mod settings;
 
 pub use event::{BodyFormat, Event};
 pub use names::{BoardName, EventId, EventType, MemberId, NameError};

@@ -40,9 +40,7 @@ fn slug(s: &str, extra: &[u8]) -> Result<(), NameError> {
     let b = s.as_bytes();
     match b.first() {
         None => return Err(NameError::Empty),
-        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
-            return Err(NameError::BadPattern)
-        }
+        Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => return Err(NameError::BadPattern),
         _ => {}
     }
     if b.len() > 64 {

@@ -69,7 +69,12 @@ pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
     let title = match m.get("title") {
         None => None,
         Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TITLE_BYTES => Some(t.clone()),
-        Some(_) => return Err(bad("title", format!("must be a non-empty string of at most {MAX_TITLE_BYTES} bytes"))),
+        Some(_) => {
+            return Err(bad(
+                "title",
+                format!("must be a non-empty string of at most {MAX_TITLE_BYTES} bytes"),
+            ))
+        }
     };
     let windows = match m.get("windows") {
         None => None,
@@ -126,7 +131,9 @@ pub fn parse_route_targets(body: &[u8]) -> Result<Vec<RouteTarget>, ApiError> {
             None => TargetValue::EventValue,
             Some(Value::String(s)) if s == "value" => TargetValue::EventValue,
             Some(v) => match v.as_f64() {
-                Some(x) if x.is_finite() && x.abs() <= crate::domain::event::MAX_ABS_VALUE => TargetValue::Fixed(x),
+                Some(x) if x.is_finite() && x.abs() <= crate::domain::event::MAX_ABS_VALUE => {
+                    TargetValue::Fixed(x)
+                }
                 _ => return Err(bad("value", "must be \"value\" or a finite number")),
             },
         };
@@ -166,7 +173,10 @@ mod tests {
 
     #[test]
     fn route_targets_take_the_event_value_or_a_fixed_number() {
-        let t = parse_route_targets(br#"{"targets":[{"board":"sales","value":"value"},{"board":"orders","value":1},{"board":"x"}]}"#).unwrap();
+        let t = parse_route_targets(
+            br#"{"targets":[{"board":"sales","value":"value"},{"board":"orders","value":1},{"board":"x"}]}"#,
+        )
+        .unwrap();
         assert_eq!(t[0].value, TargetValue::EventValue);
         assert_eq!(t[1].value, TargetValue::Fixed(1.0));
         assert_eq!(t[2].value, TargetValue::EventValue);

@@ -25,7 +25,6 @@ use crate::protocol::{
     LIVE_MAX_LIMIT,
 };
 
-
 #[durable_object]
 pub struct BoardObject {
     state: State,
@@ -292,7 +291,8 @@ impl BoardObject {
         let spec = self.spec.borrow();
         let spec = spec.as_ref()?;
         let period = Period::parse(spec.window, &spec.period)?;
-        let retention = self.env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default();
+        let retention =
+            self.env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default();
         retention.expires_at(period)
     }
 

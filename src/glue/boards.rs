@@ -54,7 +54,10 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
         None => r.settings.default_window(),
         Some(w) => Window::parse(w).filter(|w| r.settings.windows.contains(w)).ok_or_else(|| {
             let kept: Vec<&str> = r.settings.windows.iter().map(|w| w.as_str()).collect();
-            ApiError::InvalidParameter { field: "window".into(), message: format!("must be one of: {}", kept.join(", ")) }
+            ApiError::InvalidParameter {
+                field: "window".into(),
+                message: format!("must be one of: {}", kept.join(", ")),
+            }
         })?,
     };
     let now = now_ms();
@@ -163,14 +166,17 @@ const MAX_LOOKUP: usize = 100;
 
 fn parse_lookup(body: &[u8]) -> ApiResult<Vec<String>> {
     let bad = |m: &str| ApiError::InvalidBody { field: Some("members".into()), message: m.into() };
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
     let Value::Object(obj) = v else {
         return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() });
     };
     if let Some(k) = obj.keys().find(|k| *k != "members") {
         return Err(ApiError::UnknownField { index: None, field: k.clone() });
     }
-    let Some(Value::Array(items)) = obj.get("members") else { return Err(bad("is required and must be an array")) };
+    let Some(Value::Array(items)) = obj.get("members") else {
+        return Err(bad("is required and must be an array"));
+    };
     if items.len() > MAX_LOOKUP {
         return Err(bad("must hold at most 100 members"));
     }
@@ -190,7 +196,10 @@ pub async fn live(req: Request, env: &Env, board: &str) -> ApiResult {
     let limit = q.int("limit", 10, 1, LIVE_MAX_LIMIT)?;
     let t = target(env, board, &q).await?;
     if q.get("period").is_some() {
-        return Err(ApiError::InvalidParameter { field: "period".into(), message: "is not supported: live follows the current period".into() });
+        return Err(ApiError::InvalidParameter {
+            field: "period".into(),
+            message: "is not supported: live follows the current period".into(),
+        });
     }
     let upgrade = req.headers().get("Upgrade").ok().flatten().unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
@@ -235,8 +244,12 @@ fn board_view(name: &BoardName, r: &BoardRecord, members: Option<u64>) -> Value 
 async fn member_count(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<u64> {
     let w = r.settings.default_window();
     let s = spec(name, r, w, &Period::of(w, now_ms()).key());
-    let out: QueryOut =
-        call_object(&board_stub(env, &s)?, "/query", &BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
+    let out: QueryOut = call_object(
+        &board_stub(env, &s)?,
+        "/query",
+        &BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared },
+    )
+    .await?;
     Ok(out.total)
 }
 
@@ -251,7 +264,8 @@ fn periods(r: &BoardRecord) -> Value {
 
 pub async fn list(env: &Env) -> ApiResult {
     let cat = catalog::get(env).await?;
-    let counts = futures_util::future::join_all(cat.boards.iter().map(|(n, r)| member_count(env, n, r))).await;
+    let counts =
+        futures_util::future::join_all(cat.boards.iter().map(|(n, r)| member_count(env, n, r))).await;
     let mut boards = Vec::new();
     for ((n, r), c) in cat.boards.iter().zip(counts) {
         boards.push(board_view(n, r, Some(c?)));
@@ -269,7 +283,8 @@ pub async fn get(env: &Env, board: &str) -> ApiResult {
 }
 
 pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
-    let name = BoardName::parse(board).map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
+    let name = BoardName::parse(board)
+        .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
     let body = req.bytes().await.map_err(|e| internal("board body", e))?;
     let patch = parse_board_patch(&body)?;
     let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;

@@ -32,9 +32,16 @@ pub enum CatalogOp {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CatalogReply {
     /// `changed`: the op created (PUT) or removed (DELETE) something.
-    Done { catalog: Catalog, changed: bool },
-    Conflict { message: String },
-    Invalid { message: String },
+    Done {
+        catalog: Catalog,
+        changed: bool,
+    },
+    Conflict {
+        message: String,
+    },
+    Invalid {
+        message: String,
+    },
 }
 
 thread_local! {

@@ -31,9 +31,10 @@ pub async fn consume(batch: MessageBatch<QueuedEvent>, env: Env) -> worker::Resu
         }
     };
     // A board created after this isolate cached the catalog: refresh once.
-    let stale = messages.iter().flat_map(|m| m.body().to.iter()).any(|d| {
-        cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation)
-    });
+    let stale = messages
+        .iter()
+        .flat_map(|m| m.body().to.iter())
+        .any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
     if stale {
         if let Ok(c) = catalog::fresh(&env).await {
             cat = c;
@@ -56,8 +57,18 @@ pub async fn consume(batch: MessageBatch<QueuedEvent>, env: Env) -> worker::Resu
                     continue; // an event for a period no longer kept
                 }
                 let s = spec(&d.board, r, *w, &p.key());
-                let g = groups.entry(s.object_name()).or_insert_with(|| Group { spec: s, events: vec![], messages: vec![] });
-                g.events.push(ApplyEvent { id: ev.id.clone(), member: ev.member.clone(), value: d.value, ts: ev.ts, meta: ev.meta.clone() });
+                let g = groups.entry(s.object_name()).or_insert_with(|| Group {
+                    spec: s,
+                    events: vec![],
+                    messages: vec![],
+                });
+                g.events.push(ApplyEvent {
+                    id: ev.id.clone(),
+                    member: ev.member.clone(),
+                    value: d.value,
+                    ts: ev.ts,
+                    meta: ev.meta.clone(),
+                });
                 g.messages.push(i);
             }
         }

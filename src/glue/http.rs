@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 
 use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::JsCast;
 use worker::{console_error, Headers, Method, Request, RequestInit, Response, Stub};
 
 use crate::error::ApiError;
@@ -83,13 +84,18 @@ impl Query {
 
 /// Calls a Durable Object with a JSON body and reads a JSON answer. Its
 /// non-2xx answers are internal errors: objects only answer the worker.
-pub async fn call_object<B: Serialize, T: DeserializeOwned>(stub: &Stub, path: &str, body: &B) -> ApiResult<T> {
+pub async fn call_object<B: Serialize, T: DeserializeOwned>(
+    stub: &Stub,
+    path: &str,
+    body: &B,
+) -> ApiResult<T> {
     let text = serde_json::to_string(body).map_err(|e| internal("serialize", e))?;
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "application/json");
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(text.into()));
-    let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("request", e))?;
+    let req = Request::new_with_init(&format!("https://object{path}"), &init)
+        .map_err(|e| internal("request", e))?;
     let mut resp = stub.fetch_with_request(req).await.map_err(|e| internal(path, e))?;
     let status = resp.status_code();
     let body = resp.text().await.map_err(|e| internal(path, e))?;
@@ -114,8 +120,6 @@ pub fn new_id() -> String {
     });
     uuid.unwrap_or_else(|| format!("{:x}-{:x}", now_ms(), (js_sys::Math::random() * 1e15) as u64))
 }
-
-use wasm_bindgen::JsCast;
 
 /// An alarm time at an absolute instant (a plain `i64` would be an offset).
 pub fn alarm_at(ms: i64) -> worker::ScheduledTime {

@@ -9,7 +9,7 @@ use super::catalog::{self, CatalogOp};
 use super::http::{internal, json, new_id, now_ms, ApiResult};
 use crate::core::catalog::{Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
-use crate::domain::{BodyFormat, BoardName, Event};
+use crate::domain::{BoardName, BodyFormat, Event};
 use crate::error::ApiError;
 use crate::protocol::QueuedEvent;
 
@@ -23,10 +23,10 @@ pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
         return Err(ApiError::PayloadTooLarge { max: MAX_BODY_BYTES });
     }
     let format = BodyFormat::from_content_type(req.headers().get("Content-Type").ok().flatten().as_deref())?;
-    let body = req.bytes().await.map_err(|_| ApiError::InvalidBody {
-        field: None,
-        message: "the body could not be read".into(),
-    })?;
+    let body = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::InvalidBody { field: None, message: "the body could not be read".into() })?;
     let events = parse_body(format, &body, now_ms(), new_id)?;
 
     let mut cat = catalog::get(env).await?;
@@ -59,7 +59,9 @@ fn resolve_all(cat: &Catalog, events: &[Event]) -> Result<Vec<QueuedEvent>, ApiE
         .enumerate()
         .map(|(i, ev)| {
             let to = cat.resolve(ev).map_err(|e| match e {
-                ResolveError::Unroutable => ApiError::Unroutable { index: Some(i), event_type: ev.kind.to_string() },
+                ResolveError::Unroutable => {
+                    ApiError::Unroutable { index: Some(i), event_type: ev.kind.to_string() }
+                }
                 ResolveError::OutOfRange { board, value } => {
                     let s = &cat.boards[&board].settings;
                     let bounds = match (s.min, s.max) {
@@ -114,4 +116,3 @@ fn chunks(messages: &[QueuedEvent]) -> Vec<&[QueuedEvent]> {
     }
     out
 }
-

@@ -10,8 +10,8 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 use worker::{
-    console_warn, durable_object, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
-    WebSocketPair,
+    console_warn, durable_object, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
 };
 
 use super::http::{call_object, now_ms};
@@ -220,7 +220,13 @@ impl worker::DurableObject for LiveObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
         let _ = ws.close(Some(1000), Some("bye"));
         Ok(())
     }

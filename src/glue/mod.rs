@@ -13,7 +13,6 @@ mod rules;
 use serde_json::json;
 use worker::{event, Context, Env, MessageBatch, Request, Response};
 
-
 use crate::domain::auth::{bearer, role_of, Role};
 use crate::error::ApiError;
 use crate::protocol::QueuedEvent;
@@ -47,7 +46,12 @@ async fn queue(batch: MessageBatch<QueuedEvent>, env: Env, _ctx: Context) -> wor
 fn role(req: &Request, env: &Env) -> Option<Role> {
     let header = req.headers().get("Authorization").ok().flatten();
     let token = bearer(header.as_deref())?;
-    let secret = |name: &str| env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).unwrap_or_default();
+    let secret = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .unwrap_or_default()
+    };
     role_of(token, &secret("INGEST_KEYS"), &secret("ADMIN_KEY"))
 }
 
@@ -71,7 +75,10 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
     }
     match (route, method.as_str()) {
         (Route::Health, _) => {
-            let version = env.var("PODIUM_VERSION").map(|v| v.to_string()).unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
+            let version = env
+                .var("PODIUM_VERSION")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
             json(200, &json!({ "ok": true, "version": version }))
         }
         (Route::Events, _) => {

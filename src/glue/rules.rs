@@ -10,7 +10,8 @@ use crate::domain::EventType;
 use crate::error::ApiError;
 
 fn event_type(raw: &str) -> ApiResult<EventType> {
-    EventType::parse(raw).map_err(|e| ApiError::InvalidParameter { field: "type".into(), message: e.to_string() })
+    EventType::parse(raw)
+        .map_err(|e| ApiError::InvalidParameter { field: "type".into(), message: e.to_string() })
 }
 
 pub async fn list(env: &Env) -> ApiResult {

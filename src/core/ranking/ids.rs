@@ -139,7 +139,6 @@ impl Ids {
         }
     }
 
-
     #[inline]
     pub fn find(&self, id: &[u8]) -> Option<u32> {
         if self.len == 0 {

@@ -190,7 +190,8 @@ fn rebuilding_from_rows_keeps_the_order_and_the_reach_times() {
 
 #[test]
 fn a_duplicated_row_keeps_the_later_reach_time() {
-    let row = |score: f64, at: i64| Row { member: "a".into(), score, seq: (T + at) as u64, ts: 0, meta: None };
+    let row =
+        |score: f64, at: i64| Row { member: "a".into(), score, seq: (T + at) as u64, ts: 0, meta: None };
     let r = Ranking::from_rows(Order::Desc, Op::Incr, vec![row(3.0, 5), row(1.0, 2), row(9.0, 4)]);
     assert_eq!(r.len(), 1);
     assert_eq!((r.get("a").unwrap().score, reach(&r, "a")), (3.0, 5));

@@ -507,8 +507,8 @@ impl Tree {
         let (id, hint) = bo.block_of(slot);
         let p = self.pos[id as usize] as usize;
         let n = self.lens[id as usize] as usize;
-        let in_block =
-            (p == 0 || lt(self.firsts[p], k, bo)) && (p + 1 == self.order.len() || lt(k, self.firsts[p + 1], bo));
+        let in_block = (p == 0 || lt(self.firsts[p], k, bo))
+            && (p + 1 == self.order.len() || lt(k, self.firsts[p + 1], bo));
         if !in_block {
             let toward_front = p > 0 && lt(k, self.firsts[p], bo);
             self.remove(slot, bo);
@@ -730,13 +730,16 @@ mod tests {
             assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
             assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
             let st = t.standing(slot(*k), &bo);
-            assert_eq!(st, (g, *k, keys.partition_point(|j| j.0 < k.0), keys.partition_point(|j| j.0 <= k.0)));
+            assert_eq!(
+                st,
+                (g, *k, keys.partition_point(|j| j.0 < k.0), keys.partition_point(|j| j.0 <= k.0))
+            );
         }
-        for k in keys.iter().filter(|k| slot(**k) % 7 != 0) {
+        for k in keys.iter().filter(|k| !slot(**k).is_multiple_of(7)) {
             assert_eq!(t.remove(slot(*k), &mut bo), *k);
         }
         t.check(&bo);
-        assert_eq!(t.len(), keys.iter().filter(|k| slot(**k) % 7 == 0).count());
+        assert_eq!(t.len(), keys.iter().filter(|k| slot(**k).is_multiple_of(7)).count());
         let again: Vec<Key> = t.iter_from(0).collect();
         let mut u = Tree::default();
         u.bulk_load(again.len(), again.iter().copied(), &mut bo);
