@@ -90,7 +90,9 @@ pub struct BoardRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteTarget {
     pub board: BoardName,
-    pub value: TargetValue,
+    /// `None`: not given, which means the event's value (and is echoed back as not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<TargetValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,7 +178,7 @@ impl Catalog {
             push(b, event.value)?;
         }
         for t in self.routes.get(&event.kind).into_iter().flatten() {
-            let v = match t.value {
+            let v = match t.value.unwrap_or(TargetValue::EventValue) {
                 TargetValue::EventValue => event.value,
                 TargetValue::Fixed(x) => x,
             };
@@ -294,8 +296,9 @@ mod tests {
         c.routes.insert(
             EventType::parse("order").unwrap(),
             vec![
-                RouteTarget { board: b("sales"), value: TargetValue::EventValue },
-                RouteTarget { board: b("orders"), value: TargetValue::Fixed(1.0) },
+                RouteTarget { board: b("sales"), value: Some(TargetValue::EventValue) },
+                RouteTarget { board: b("orders"), value: Some(TargetValue::Fixed(1.0)) },
+                RouteTarget { board: b("count"), value: None },
             ],
         );
         c
@@ -306,7 +309,19 @@ mod tests {
         let c = seed_routes();
         let d = c.resolve(&event("order", None, 25.0)).unwrap();
         let got: Vec<_> = d.iter().map(|d| (d.board.as_str(), d.value)).collect();
-        assert_eq!(got, vec![("sales", 25.0), ("orders", 1.0)]);
+        assert_eq!(got, vec![("sales", 25.0), ("orders", 1.0), ("count", 25.0)]);
+    }
+
+    #[test]
+    fn a_route_is_echoed_as_it_was_given() {
+        let c = seed_routes();
+        let json = serde_json::to_string(&c.routes).unwrap();
+        assert_eq!(
+            json,
+            r#"{"order":[{"board":"sales","value":"value"},{"board":"orders","value":1},{"board":"count"}]}"#
+        );
+        let back: BTreeMap<EventType, Vec<RouteTarget>> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c.routes);
     }
 
     #[test]
@@ -314,7 +329,7 @@ mod tests {
         let c = seed_routes();
         let d = c.resolve(&event("order", Some("sales"), 5.0)).unwrap();
         let got: Vec<_> = d.iter().map(|d| (d.board.as_str(), d.value)).collect();
-        assert_eq!(got, vec![("sales", 5.0), ("orders", 1.0)]);
+        assert_eq!(got, vec![("sales", 5.0), ("orders", 1.0), ("count", 5.0)]);
     }
 
     #[test]

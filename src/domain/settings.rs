@@ -128,11 +128,11 @@ pub fn parse_route_targets(body: &[u8]) -> Result<Vec<RouteTarget>, ApiError> {
             .ok_or_else(|| bad("board", "is required"))
             .and_then(|b| BoardName::parse(b).map_err(|e| bad("board", e.to_string())))?;
         let value = match t.get("value") {
-            None => TargetValue::EventValue,
-            Some(Value::String(s)) if s == "value" => TargetValue::EventValue,
+            None => None,
+            Some(Value::String(s)) if s == "value" => Some(TargetValue::EventValue),
             Some(v) => match v.as_f64() {
                 Some(x) if x.is_finite() && x.abs() <= crate::domain::event::MAX_ABS_VALUE => {
-                    TargetValue::Fixed(x)
+                    Some(TargetValue::Fixed(x))
                 }
                 _ => return Err(bad("value", "must be \"value\" or a finite number")),
             },
@@ -177,9 +177,9 @@ mod tests {
             br#"{"targets":[{"board":"sales","value":"value"},{"board":"orders","value":1},{"board":"x"}]}"#,
         )
         .unwrap();
-        assert_eq!(t[0].value, TargetValue::EventValue);
-        assert_eq!(t[1].value, TargetValue::Fixed(1.0));
-        assert_eq!(t[2].value, TargetValue::EventValue);
+        assert_eq!(t[0].value, Some(TargetValue::EventValue));
+        assert_eq!(t[1].value, Some(TargetValue::Fixed(1.0)));
+        assert_eq!(t[2].value, None);
         assert!(parse_route_targets(br#"{"targets":[]}"#).is_err());
         assert!(parse_route_targets(br#"{"targets":[{"board":"a"},{"board":"a"}]}"#).is_err());
         assert!(parse_route_targets(br#"{"targets":[{"board":"Bad"}]}"#).is_err());
