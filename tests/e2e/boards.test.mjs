@@ -182,6 +182,17 @@ describe('op x order x ties', () => {
 });
 
 describe('routes', () => {
+  test('a route target given without a value is listed without one and feeds the event value', async () => {
+    const type = uniqueName('like');
+    const likes = uniqueName('likes');
+    const put = await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: likes }] });
+    assert.ok([200, 201].includes(put.status), put.text);
+    const list = await get(`${w.url}/v1/routes`);
+    assert.deepEqual(list.json.routes[type], [{ board: likes }]);
+    assert.equal((await post(EV, { type, member: 'amy', value: 4 })).status, 202);
+    await waitFor(async () => (await topOf(likes))?.entries?.[0]?.score === 4, { timeout: 3000 });
+  });
+
   test('a route fans one event out to several boards with the event value or a fixed one', async () => {
     const type = uniqueName('order');
     const sales = uniqueName('sales');
