@@ -66,7 +66,7 @@ export function snapshotProject() {
  * Starts `wrangler dev` with the built worker. Returns {url, port, stop, restart, persistDir}.
  * State persists in `persistDir` (a fresh temp dir by default, removed on stop()).
  */
-export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) {
+export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePort = false } = {}) {
   ensureDevVars();
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'podium-e2e-'));
@@ -78,7 +78,8 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) 
   const logTail = () => log.join('').split('\n').slice(-40).join('\n');
 
   async function launch() {
-    port = await freePort();
+    // samePort: a page loaded from the worker reconnects to the origin it came from.
+    if (!port || !samePort) port = await freePort();
     log = [];
     child = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
@@ -124,6 +125,11 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000 } = {}) 
   const handle = {
     url: '', port: 0, persistDir: dir,
     log: logTail,
+    /** Stops the worker, keeping its state; `start()` brings it back. */
+    kill,
+    async start() {
+      await launch();
+    },
     async stop() {
       await kill();
       if (ownDir) rmSync(dir, { recursive: true, force: true });
