@@ -219,6 +219,18 @@ describe('auth, size, content type, routing', () => {
     assertError(await post(`${w.url}/v1/routes/like`, undefined, { method: 'DELETE', contentType: null }), 401, 'unauthorized');
     assertError(await post(`${w.url}/v1/boards/x`, undefined, { method: 'DELETE', contentType: null }), 401, 'unauthorized');
   });
+  test('every board and route write without a key or with a wrong key is 401 and changes nothing', async () => {
+    const b = uniqueName('guarded');
+    const t = uniqueName('guarded');
+    for (const key of [null, 'wrong-key']) {
+      assertError(await post(`${w.url}/v1/boards/${b}`, { title: 't' }, { method: 'PUT', key }), 401, 'unauthorized');
+      assertError(await post(`${w.url}/v1/boards/${b}`, undefined, { method: 'DELETE', contentType: null, key }), 401, 'unauthorized');
+      assertError(await post(`${w.url}/v1/routes/${t}`, { targets: [{ board: b }] }, { method: 'PUT', key }), 401, 'unauthorized');
+      assertError(await post(`${w.url}/v1/routes/${t}`, undefined, { method: 'DELETE', contentType: null, key }), 401, 'unauthorized');
+    }
+    assert.equal((await get(`${w.url}/v1/boards/${b}`)).status, 404);
+    assert.equal((await get(`${w.url}/v1/routes`)).json.routes[t], undefined);
+  });
   test('a body over 1 MiB is 413', async () => {
     const r = await post(EV, JSON.stringify({ type: 'like', member: 'a', board: 'x', meta: { pad: 'x'.repeat(1024 * 1024 + 10) } }));
     assertError(r, 413, 'payload_too_large');
