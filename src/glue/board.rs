@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
 
-use super::http::now_ms;
+use super::http::{now_ms, retention, rust_err};
+use super::kv;
 use crate::core::chores::Chores;
 use crate::core::period::Period;
 use crate::core::ranking::{Applied, Ranking, Row};
-use crate::core::retention::Retention;
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
@@ -37,10 +37,6 @@ pub struct BoardObject {
     dirty: Cell<bool>,
     last_publish: Cell<i64>,
     alarm_at: Cell<Option<i64>>,
-}
-
-fn rust_err(e: impl std::fmt::Display) -> worker::Error {
-    worker::Error::RustError(e.to_string())
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -75,7 +71,7 @@ impl BoardObject {
             return Ok(());
         }
         let sql = self.sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
+        kv::open(&sql)?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, score REAL NOT NULL, \
              seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT)",
@@ -84,23 +80,11 @@ impl BoardObject {
         sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
         sql.exec("CREATE INDEX IF NOT EXISTS seen_at ON seen (at)", None)?;
 
-        #[derive(Deserialize)]
-        struct Kv {
-            k: String,
-            v: String,
-        }
-        let mut spec: Option<BoardSpec> = None;
-        for kv in sql.exec("SELECT k, v FROM kv", None)?.to_array::<Kv>()? {
-            match kv.k.as_str() {
-                "spec" => spec = serde_json::from_str(&kv.v).ok(),
-                // After an eviction, push once more in case a change was not yet published.
-                "watched" => {
-                    self.watched.set(kv.v == "1");
-                    self.dirty.set(kv.v == "1");
-                }
-                _ => {}
-            }
-        }
+        let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
+        let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
+        self.watched.set(watched);
+        // After an eviction, push once more in case a change was not yet published.
+        self.dirty.set(watched);
         // Streamed row by row: a million-member board must not become one
         // giant JS array on the way in.
         let cursor = sql.exec("SELECT member, score, seq, ts, meta FROM members", None)?;
@@ -122,14 +106,6 @@ impl BoardObject {
         Ok(())
     }
 
-    fn put_kv(&self, k: &str, v: &str) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            vec![k.into(), v.into()],
-        )?;
-        Ok(())
-    }
-
     /// Records which board period this object is, the first time it is told.
     fn adopt_spec(&self, spec: &BoardSpec) -> Result<()> {
         let same = self.spec.borrow().as_ref() == Some(spec);
@@ -144,7 +120,7 @@ impl BoardObject {
                 *r = Ranking::new(spec.order, spec.op);
             }
         }
-        self.put_kv("spec", &serde_json::to_string(spec).map_err(rust_err)?)?;
+        kv::put(&self.sql(), "spec", &serde_json::to_string(spec).map_err(rust_err)?)?;
         *self.spec.borrow_mut() = Some(spec.clone());
         Ok(())
     }
@@ -291,9 +267,7 @@ impl BoardObject {
         let spec = self.spec.borrow();
         let spec = spec.as_ref()?;
         let period = Period::parse(spec.window, &spec.period)?;
-        let retention =
-            self.env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default();
-        retention.expires_at(period)
+        retention(&self.env).expires_at(period)
     }
 
     /// Pushes the current top to the live hub; stops watching when it has no viewers.
@@ -319,7 +293,7 @@ impl BoardObject {
     fn set_watched(&self, on: bool) -> Result<()> {
         if self.watched.get() != on {
             self.watched.set(on);
-            self.put_kv("watched", if on { "1" } else { "0" })?;
+            kv::put(&self.sql(), "watched", if on { "1" } else { "0" })?;
         }
         Ok(())
     }

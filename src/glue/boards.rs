@@ -5,11 +5,10 @@ use serde_json::{json, Value};
 use worker::{Env, Request, Response, Stub};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object, internal, json, now_ms, ApiResult, Query};
+use super::http::{call_object, internal, json, now_ms, retention, ApiResult, Query};
 use super::live::SPEC_HEADER;
 use crate::core::catalog::{BoardRecord, Catalog};
 use crate::core::period::Period;
-use crate::core::retention::Retention;
 use crate::core::{Ties, Window};
 use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
@@ -23,10 +22,6 @@ pub fn board_name(raw: &str) -> ApiResult<BoardName> {
 
 fn record<'c>(cat: &'c Catalog, name: &BoardName) -> ApiResult<&'c BoardRecord> {
     cat.boards.get(name).ok_or_else(|| ApiError::BoardNotFound(name.to_string()))
-}
-
-fn retention(env: &Env) -> Retention {
-    env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default()
 }
 
 pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> BoardSpec {

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Env, Method, Request, Response, Result, State};
 
-use super::http::{call_object, internal, now_ms, ApiResult};
+use super::http::{call_object, internal, now_ms, rust_err, ApiResult};
+use super::kv;
 use crate::core::catalog::{BoardPatch, Catalog, PatchError, RouteTarget};
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
@@ -95,14 +96,9 @@ impl CatalogObject {
             return Ok(c.clone());
         }
         let sql = self.state.storage().sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
-        #[derive(Deserialize)]
-        struct Row {
-            v: String,
-        }
-        let rows: Vec<Row> = sql.exec("SELECT v FROM kv WHERE k = 'catalog'", None)?.to_array()?;
-        let c = match rows.first() {
-            Some(r) => serde_json::from_str(&r.v).map_err(|e| worker::Error::RustError(e.to_string()))?,
+        kv::open(&sql)?;
+        let c = match kv::get(&sql, "catalog")? {
+            Some(v) => serde_json::from_str(&v).map_err(rust_err)?,
             None => Catalog::default(),
         };
         *self.catalog.borrow_mut() = Some(c.clone());
@@ -110,11 +106,8 @@ impl CatalogObject {
     }
 
     fn save(&self, c: &Catalog) -> Result<()> {
-        let text = serde_json::to_string(c).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.state.storage().sql().exec(
-            "INSERT INTO kv (k, v) VALUES ('catalog', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            vec![text.into()],
-        )?;
+        let text = serde_json::to_string(c).map_err(rust_err)?;
+        kv::put(&self.state.storage().sql(), "catalog", &text)?;
         *self.catalog.borrow_mut() = Some(c.clone());
         Ok(())
     }

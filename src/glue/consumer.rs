@@ -9,9 +9,8 @@ use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRe
 
 use super::boards::spec;
 use super::catalog;
-use super::http::{call_object, now_ms};
+use super::http::{call_object, now_ms, retention};
 use crate::core::period::Period;
-use crate::core::retention::Retention;
 use crate::protocol::{ApplyBatch, ApplyEvent, ApplyResult, BoardSpec, QueuedEvent};
 
 struct Group {
@@ -40,7 +39,7 @@ pub async fn consume(batch: MessageBatch<QueuedEvent>, env: Env) -> worker::Resu
             cat = c;
         }
     }
-    let retention = env.var("RETAIN_PERIODS").map(|v| Retention::parse(&v.to_string())).unwrap_or_default();
+    let retention = retention(&env);
     let now = now_ms();
 
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();

@@ -125,3 +125,15 @@ pub fn new_id() -> String {
 pub fn alarm_at(ms: i64) -> worker::ScheduledTime {
     worker::ScheduledTime::new(js_sys::Date::new(&(ms as f64).into()))
 }
+
+/// A failure inside a Durable Object, as the runtime's error type.
+pub fn rust_err(e: impl Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+/// How many past periods are kept (`RETAIN_PERIODS`), defaults when unset.
+pub fn retention(env: &worker::Env) -> crate::core::retention::Retention {
+    env.var("RETAIN_PERIODS")
+        .map(|v| crate::core::retention::Retention::parse(&v.to_string()))
+        .unwrap_or_default()
+}

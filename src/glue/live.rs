@@ -14,7 +14,8 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-use super::http::{call_object, now_ms};
+use super::http::{call_object, now_ms, rust_err};
+use super::kv;
 use crate::core::period::Period;
 use crate::protocol::{BoardSpec, LiveMessage, TopOut};
 
@@ -23,6 +24,11 @@ pub const SPEC_HEADER: &str = "X-Podium-Spec";
 #[derive(Serialize, Deserialize)]
 struct Attachment {
     limit: usize,
+}
+
+/// The top `limit` a socket asked for when it connected.
+fn limit_of(ws: &WebSocket) -> usize {
+    ws.deserialize_attachment::<Attachment>().ok().flatten().map_or(10, |a| a.limit)
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -38,33 +44,21 @@ pub struct LiveObject {
     hub: RefCell<Option<HubState>>,
 }
 
-fn rust_err(e: impl std::fmt::Display) -> worker::Error {
-    worker::Error::RustError(e.to_string())
-}
-
 impl LiveObject {
     fn load(&self) -> Result<Option<HubState>> {
         if let Some(h) = self.hub.borrow().as_ref() {
             return Ok(Some(h.clone()));
         }
         let sql = self.state.storage().sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)", None)?;
-        #[derive(Deserialize)]
-        struct Row {
-            v: String,
-        }
-        let rows: Vec<Row> = sql.exec("SELECT v FROM kv WHERE k = 'hub'", None)?.to_array()?;
-        let hub: Option<HubState> = rows.first().and_then(|r| serde_json::from_str(&r.v).ok());
+        kv::open(&sql)?;
+        let hub: Option<HubState> = kv::get(&sql, "hub")?.and_then(|v| serde_json::from_str(&v).ok());
         *self.hub.borrow_mut() = hub.clone();
         Ok(hub)
     }
 
     fn save(&self, hub: HubState) -> Result<()> {
         let text = serde_json::to_string(&hub).map_err(rust_err)?;
-        self.state.storage().sql().exec(
-            "INSERT INTO kv (k, v) VALUES ('hub', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            vec![text.into()],
-        )?;
+        kv::put(&self.state.storage().sql(), "hub", &text)?;
         *self.hub.borrow_mut() = Some(hub);
         Ok(())
     }
@@ -75,8 +69,7 @@ impl LiveObject {
         call_object(&stub, "/watch", spec).await.map_err(|_| rust_err("board did not answer /watch"))
     }
 
-    fn send(&self, ws: &WebSocket, kind: &str, hub: &HubState) {
-        let limit = ws.deserialize_attachment::<Attachment>().ok().flatten().map_or(10, |a| a.limit);
+    fn send(&self, ws: &WebSocket, limit: usize, kind: &str, hub: &HubState) {
         let entries = &hub.top.entries[..hub.top.entries.len().min(limit)];
         let msg = LiveMessage {
             kind,
@@ -95,7 +88,7 @@ impl LiveObject {
 
     fn broadcast(&self, kind: &str, hub: &HubState, old: Option<&TopOut>) {
         for ws in self.state.get_websockets() {
-            let limit = ws.deserialize_attachment::<Attachment>().ok().flatten().map_or(10, |a| a.limit);
+            let limit = limit_of(&ws);
             let changed = match old {
                 None => true,
                 Some(old) => {
@@ -104,7 +97,7 @@ impl LiveObject {
                 }
             };
             if changed {
-                self.send(&ws, kind, hub);
+                self.send(&ws, limit, kind, hub);
             }
         }
     }
@@ -144,7 +137,7 @@ impl LiveObject {
         let server = pair.server;
         self.state.accept_web_socket(&server);
         server.serialize_attachment(Attachment { limit })?;
-        self.send(&server, "snapshot", &hub);
+        self.send(&server, limit, "snapshot", &hub);
         self.schedule_rollover(&spec).await?;
         Response::from_websocket(pair.client)
     }

@@ -7,6 +7,7 @@ mod catalog;
 mod consumer;
 mod http;
 mod ingest;
+mod kv;
 mod live;
 mod rules;
 
