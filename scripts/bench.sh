@@ -101,6 +101,9 @@ printf '%-26s %10s %10s %9s %11s %10s   %s\n' "" "native" "wasm" "wasm/nat" "red
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "update (incr existing) ns" "$(n update_ns)" "$(w update_ns)" \
   "$(ratio "$(w update_ns)" "$(n update_ns)")" "$(n redis_zincrby_ns)" "$(ratio "$(n redis_zincrby_ns)" "$(n update_ns)")" \
   "native <=500 ns, redis/nat >=8, wasm/nat <=1.5"
+printf '%-26s %10s %10s %9s %11s %10s   %s\n' "update, batches of 100 ns" "$(n update_batch100_ns)" "$(w update_batch100_ns)" \
+  "$(ratio "$(w update_batch100_ns)" "$(n update_batch100_ns)")" "$(n redis_zincrby_ns)" \
+  "$(ratio "$(n redis_zincrby_ns)" "$(n update_batch100_ns)")" "(the Durable Object's path: Queue batches)"
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "rank (shared ties) ns" "$(n rank_ns)" "$(w rank_ns)" \
   "$(ratio "$(w rank_ns)" "$(n rank_ns)")" "$(n redis_zrevrank_ns)" "$(ratio "$(n redis_zrevrank_ns)" "$(n rank_ns)")" \
   "native <=300 ns, redis/nat >=8, wasm/nat <=1.5"

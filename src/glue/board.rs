@@ -17,7 +17,7 @@ use super::http::{now_ms, retention, rust_err};
 use super::kv;
 use crate::core::chores::Chores;
 use crate::core::period::Period;
-use crate::core::ranking::{Applied, Ranking, Row};
+use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
@@ -135,8 +135,11 @@ impl BoardObject {
         {
             let mut guard = self.ranking.borrow_mut();
             let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
+            // Dedupe first (the id row is the dedupe record: a redelivered
+            // event finds it), then apply the fresh events as one batch, which
+            // the ranking does faster than one at a time.
+            let mut fresh_events = Vec::with_capacity(batch.events.len());
             for ev in batch.events {
-                // The id row is the dedupe record: a redelivered event finds it.
                 let fresh = sql
                     .exec(
                         "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING RETURNING id",
@@ -149,9 +152,15 @@ impl BoardObject {
                 }
                 applied += 1;
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
-                let mut changed = matches!(ranking.apply(&member, ev.value, ev.ts), Applied::Changed(_));
-                if ev.meta.is_some() {
-                    changed |= ranking.set_meta(&member, ev.meta);
+                fresh_events.push((member, ev.value, ev.ts, ev.meta));
+            }
+            let refs: Vec<(&MemberId, f64, i64)> = fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect();
+            let changed = ranking.apply_batch(&refs);
+            drop(refs);
+            // metadata after the scores: it only sticks to members on the board
+            for ((member, _, _, meta), mut changed) in fresh_events.into_iter().zip(changed) {
+                if meta.is_some() {
+                    changed |= ranking.set_meta(&member, meta);
                 }
                 if changed {
                     touched.insert(member.into_string());

@@ -118,6 +118,48 @@ impl Ids {
         std::hint::black_box(acc);
     }
 
+    /// Reads the hash index line where each hash's probe starts (see `touch`).
+    pub fn touch_table(&self, hashes: &[u64]) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mut acc = 0u32;
+        for &h in hashes {
+            acc ^= self.table[self.pos(h)];
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// The slot of the first entry on `h`'s probe path whose fingerprint
+    /// matches: the member's record, unless the fingerprint matched another
+    /// id (1 in 256) or the member is new. Only a hint for `touch`: [`Ids::find`]
+    /// compares the bytes.
+    pub fn candidate(&self, h: u64) -> Option<u32> {
+        self.probe(h).next()
+    }
+
+    /// The slots on `h`'s probe path whose fingerprint matches, in probe
+    /// order, up to the first empty entry.
+    #[inline]
+    fn probe(&self, h: u64) -> impl Iterator<Item = u32> + '_ {
+        let fp = Self::fp(h);
+        let cap = self.table.len();
+        let mut i = if self.len == 0 { cap } else { self.pos(h) };
+        std::iter::from_fn(move || {
+            while i < cap {
+                let e = self.table[i];
+                if e == 0 {
+                    return None;
+                }
+                i = if i + 1 == cap { 0 } else { i + 1 };
+                if e & !SLOT_MASK == fp {
+                    return Some((e & SLOT_MASK) - 1);
+                }
+            }
+            None
+        })
+    }
+
     #[inline]
     pub fn str(&self, slot: u32) -> &str {
         // SAFETY: records are only filled by `insert`, from a whole `&str`.
@@ -141,29 +183,7 @@ impl Ids {
 
     #[inline]
     pub fn find(&self, id: &[u8]) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let h = hash(id);
-        let fp = Self::fp(h);
-        let cap = self.table.len();
-        let mut i = self.pos(h);
-        loop {
-            let e = self.table[i];
-            if e == 0 {
-                return None;
-            }
-            if e & !SLOT_MASK == fp {
-                let slot = (e & SLOT_MASK) - 1;
-                if self.bytes(slot) == id {
-                    return Some(slot);
-                }
-            }
-            i += 1;
-            if i == cap {
-                i = 0;
-            }
-        }
+        self.probe(hash(id)).find(|&slot| self.bytes(slot) == id)
     }
 
     /// Makes room in the hash index for `n` members without rehashing.
@@ -290,11 +310,6 @@ impl super::tree::BlockOf for Ids {
         debug_assert!((block as usize) < MAX_BLOCKS);
         let h = self.head_of(slot) & 0x7f;
         self.set_head(slot, h | (index as u32 & 0xff) << 7 | block << 15);
-    }
-    #[inline]
-    fn set_hint(&mut self, slot: u32, index: usize) {
-        let h = self.head_of(slot) & !(0xff << 7);
-        self.set_head(slot, h | (index as u32 & 0xff) << 7);
     }
     #[inline]
     fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {

@@ -1,6 +1,6 @@
 //! An order-statistic index: a sorted sequence of fixed-capacity blocks (a
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
-//! and rank queries are O(log n) and an insert moves at most one block's tail.
+//! and rank queries are O(log n).
 //!
 //! Entries are 16 bytes, `(key, reach << 24 | slot)`, in `(key, reach, member
 //! id bytes)` order, all unique (ids are unique). `key` is the score mapped to
@@ -8,15 +8,24 @@
 //! member reached it (see `mod.rs`), `slot` (24 bits) the member's record. Slots
 //! are not in id order, so entries equal on `(key, reach)` are ordered by
 //! comparing the ids ([`BlockOf::id_cmp`]); that only happens on such ties, so
-//! the common comparison stays two integer compares. Each block is one
-//! allocation: 4 KiB of entries and one tag byte (a hash of the slot) per entry.
-//! The block id holding each member is kept by the caller (`BlockOf`), so a
-//! member is found without knowing its score.
+//! the common comparison stays two integer compares.
+//!
+//! A block is one allocation of 256 entry cells, an occupancy bitmap and a
+//! permutation (`order`: the cells in entry order, one byte each). A member
+//! keeps its cell while it moves within the block, and its record names the
+//! block and cell exactly ([`BlockOf`]), so finding a member is one read of
+//! its cell (with the 256-byte permutation, read alongside, for its position)
+//! and a move rewrites no other member's record: only permutation bytes move.
+//! A new or moving entry takes a free cell next to its neighbours' cells, so
+//! cells stay close to entry order and a search through the permutation reads
+//! nearby cache lines, as in a plain sorted block. When no free cell is near,
+//! the block is laid out again in order.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are (nearly) full, which keeps blocks ~85% full.
 
 pub(crate) const CAP: usize = 256;
 const BULK_FILL: usize = CAP * 15 / 16;
+const WORDS: usize = CAP / 64;
 
 /// `(score key, reach << 24 | slot)`
 pub(crate) type Key = (u64, u64);
@@ -64,29 +73,26 @@ pub(crate) fn cmp(x: Key, k: Key, bo: &impl BlockOf) -> std::cmp::Ordering {
     (x.0, x.1 >> 24).cmp(&(k.0, k.1 >> 24)).then_with(|| bo.id_cmp(slot(x), slot(k)))
 }
 
-/// Where the tree records which block holds a member, with a hint of its
-/// index there (exact when it was placed; later inserts and removals in the
-/// block let it drift, so lookups search around it).
+/// Where the tree records which block and cell hold a member: always exact.
 pub(crate) trait BlockOf {
     fn block_of(&self, slot: u32) -> (u32, usize);
-    fn set_block_of(&mut self, slot: u32, block: u32, index: usize);
-    fn set_hint(&mut self, slot: u32, index: usize);
+    fn set_block_of(&mut self, slot: u32, block: u32, cell: usize);
     /// Order of two members' id bytes.
     fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering;
 }
 
-impl BlockOf for Vec<u32> {
+/// Test double: block and cell by slot; the id order is the slot order.
+impl BlockOf for Vec<(u32, u32)> {
     fn block_of(&self, slot: u32) -> (u32, usize) {
-        (self[slot as usize], 0)
+        let (b, c) = self[slot as usize];
+        (b, c as usize)
     }
-    fn set_block_of(&mut self, slot: u32, block: u32, _index: usize) {
+    fn set_block_of(&mut self, slot: u32, block: u32, cell: usize) {
         if self.len() <= slot as usize {
-            self.resize(slot as usize + 1, u32::MAX);
+            self.resize(slot as usize + 1, (u32::MAX, 0));
         }
-        self[slot as usize] = block;
+        self[slot as usize] = (block, cell as u32);
     }
-    fn set_hint(&mut self, _slot: u32, _index: usize) {}
-    /// Test double: the id order is the slot order.
     fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
         a.cmp(&b)
     }
@@ -142,105 +148,316 @@ fn partition_near(n: usize, hint: usize, pred: impl Fn(usize) -> bool) -> usize 
     lo
 }
 
-/// One byte of a slot's hash: a block keeps one per entry, so a member whose
-/// index hint went stale is found by scanning 256 bytes, not 4 KiB of entries.
+/// Interpolated position of `k` between two known keys at two positions:
+/// scores spread evenly within a block, so the guess lands a few entries from
+/// the answer and the search starts there instead of bisecting a cold block.
 #[inline]
-fn tag(slot: u32) -> u8 {
-    (slot.wrapping_mul(0x9E37_79B1) >> 24) as u8
+fn interpolate(k: u64, lo: (u64, usize), hi: (u64, usize)) -> usize {
+    if hi.0 <= lo.0 || hi.1 <= lo.1 {
+        return lo.1;
+    }
+    let f = k.saturating_sub(lo.0).min(hi.0 - lo.0) as f64 / (hi.0 - lo.0) as f64;
+    lo.1 + (f * (hi.1 - lo.1) as f64) as usize
 }
 
 struct Block {
+    /// entry cells
     kv: [Key; CAP],
-    tags: [u8; CAP],
+    /// the occupied cells in entry order (the first `len`)
+    order: [u8; CAP],
+    /// by cell: the position of its entry in `order` (the inverse), so a
+    /// member's position is one byte read beside its cell
+    inv: [u8; CAP],
+    /// occupied cells
+    occ: [u64; WORDS],
+    /// by position: bit `j` says the entry at `j` has the same score key as
+    /// the one at `j - 1`, so a member's tie group is found without reading
+    /// its neighbours' cells
+    eq: [u64; WORDS],
 }
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { kv: [(0, 0); CAP], tags: [0; CAP] })
+        Box::new(Block { kv: [(0, 0); CAP], order: [0; CAP], inv: [0; CAP], occ: [0; WORDS], eq: [0; WORDS] })
+    }
+    /// Entry at position `j`.
+    #[inline]
+    fn at(&self, j: usize) -> Key {
+        self.kv[self.order[j] as usize]
+    }
+    #[cfg(test)]
+    fn is_free(&self, c: usize) -> bool {
+        self.occ[c / 64] >> (c % 64) & 1 == 0
     }
     #[inline]
-    fn key(&self, i: usize) -> Key {
-        self.kv[i]
+    fn mark(&mut self, c: usize) {
+        self.occ[c / 64] |= 1 << (c % 64);
     }
     #[inline]
-    fn set(&mut self, i: usize, k: Key) {
-        self.kv[i] = k;
-        self.tags[i] = tag(slot(k));
+    fn unmark(&mut self, c: usize) {
+        self.occ[c / 64] &= !(1 << (c % 64));
     }
+    /// First free cell at or after `c`.
     #[inline]
-    fn copy_within(&mut self, src: std::ops::Range<usize>, dst: usize) {
-        self.kv.copy_within(src.clone(), dst);
-        self.tags.copy_within(src, dst);
-    }
-    /// Copies entries `src` of `from` to index `dst` of `self`.
-    #[inline]
-    fn copy_from(&mut self, dst: usize, from: &Block, src: std::ops::Range<usize>) {
-        self.kv[dst..dst + src.len()].copy_from_slice(&from.kv[src.clone()]);
-        self.tags[dst..dst + src.len()].copy_from_slice(&from.tags[src]);
-    }
-    /// Whether entry `i` sorts before `k`.
-    #[inline]
-    fn less(&self, i: usize, k: Key, bo: &impl BlockOf) -> bool {
-        lt(self.kv[i], k, bo)
-    }
-    /// First index whose entry is not less than `k` (among the first `n`).
-    #[inline]
-    fn lower_bound(&self, n: usize, k: Key, bo: &impl BlockOf) -> usize {
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.less(mid, k, bo) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    fn free_from(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        if w >= WORDS {
+            return None;
         }
-        lo
+        let mut bits = !self.occ[w] & (!0u64 << (c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            if w == WORDS {
+                return None;
+            }
+            bits = !self.occ[w];
+        }
+    }
+    /// Last free cell at or before `c`.
+    #[inline]
+    fn free_upto(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        let mut bits = !self.occ[w] & (!0u64 >> (63 - c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + 63 - bits.leading_zeros() as usize);
+            }
+            if w == 0 {
+                return None;
+            }
+            w -= 1;
+            bits = !self.occ[w];
+        }
+    }
+    /// The free cell nearest to `c` (`c` itself when free), with its distance.
+    #[inline]
+    fn free_near(&self, c: usize) -> Option<(usize, usize)> {
+        let c = c.min(CAP - 1);
+        match (self.free_upto(c), self.free_from(c)) {
+            (Some(l), Some(r)) => Some(if c - l <= r - c { (l, c - l) } else { (r, r - c) }),
+            (Some(l), None) => Some((l, c - l)),
+            (None, Some(r)) => Some((r, r - c)),
+            (None, None) => None,
+        }
+    }
+    /// Position of the entry in cell `c` (among the first `n`).
+    #[inline]
+    fn position_of(&self, n: usize, c: usize) -> usize {
+        let j = self.inv[c] as usize;
+        debug_assert!(j < n && self.order[j] as usize == c);
+        j
+    }
+    /// Moves the recorded position of every entry at `lo..hi` one up (or
+    /// down): a pass over all 256 bytes, which vectorizes (free cells' bytes
+    /// change too; nothing reads them).
+    #[inline]
+    fn shift_inv(&mut self, lo: usize, hi: usize, up: bool) {
+        let len = hi.saturating_sub(lo);
+        if len == 0 {
+            return;
+        }
+        // u8 lanes only (a range of all 256 positions starts at 0)
+        let (lo, last, all) = (lo as u8, (len - 1).min(255) as u8, len >= CAP);
+        let d = if up { 1u8 } else { u8::MAX };
+        for v in self.inv.iter_mut() {
+            let inside = all | (v.wrapping_sub(lo) <= last);
+            *v = v.wrapping_add(d & (inside as u8).wrapping_neg());
+        }
+    }
+    /// Re-records the positions of the entries at `from..to`.
+    fn renumber(&mut self, from: usize, to: usize) {
+        for x in from..to {
+            self.inv[self.order[x] as usize] = x as u8;
+        }
+    }
+    /// The cell for a new entry at position `j` (between the entries now at
+    /// `j - 1` and `j`, of `n`): a free cell between its neighbours' cells,
+    /// else the free cell nearest to them. None only when the block is full.
+    #[inline]
+    fn cell_for(&self, n: usize, j: usize) -> Option<usize> {
+        let left = (j > 0).then(|| self.order[j - 1] as usize);
+        let right = (j < n).then(|| self.order[j] as usize);
+        self.cell_between(left, right)
+    }
+    /// The free cell for an entry whose neighbours are in cells `left` and `right`.
+    #[inline]
+    fn cell_between(&self, left: Option<usize>, right: Option<usize>) -> Option<usize> {
+        let near = match (left, right) {
+            (Some(l), Some(r)) if l < r => l + (r - l) / 2,
+            (Some(l), _) => l + 1,
+            (None, Some(r)) => r.saturating_sub(1),
+            (None, None) => CAP / 2,
+        };
+        self.free_near(near).map(|(c, _)| c)
+    }
+    /// Moves the entry at position `i` (of `n`) to position `j` among the
+    /// others, with key `k`, into a free cell near its new neighbours' (its
+    /// own cell if that is nearest); returns the cell. Only the positions
+    /// between `i` and `j` are renumbered, so a short move is cheap.
+    fn relocate(&mut self, n: usize, i: usize, j: usize, k: Key) -> usize {
+        let old = self.order[i] as usize;
+        self.unmark(old);
+        // the new neighbours, in today's positions
+        let left = (j > 0).then(|| self.order[if j <= i { j - 1 } else { j }] as usize);
+        let right = (j + 1 < n).then(|| self.order[if j < i { j } else { j + 1 }] as usize);
+        let c = self.cell_between(left, right).unwrap_or(old);
+        self.mark(c);
+        self.kv[c] = k;
+        if j < i {
+            self.order.copy_within(j..i, j + 1);
+        } else {
+            self.order.copy_within(i + 1..=j, i);
+        }
+        self.order[j] = c as u8;
+        self.renumber(i.min(j), i.max(j) + 1);
+        self.remove_bit(i);
+        self.insert_bit(j);
+        for x in [i, i + 1, j, j + 1] {
+            self.set_eq(n, x);
+        }
+        c
+    }
+    /// Puts `k` in cell `c` at position `j` (of `n`).
+    #[inline]
+    fn put(&mut self, n: usize, j: usize, c: usize, k: Key) {
+        self.kv[c] = k;
+        self.mark(c);
+        self.shift_inv(j, n, true);
+        self.order.copy_within(j..n, j + 1);
+        self.order[j] = c as u8;
+        self.inv[c] = j as u8;
+        self.insert_bit(j);
+        self.set_eq(n + 1, j);
+        self.set_eq(n + 1, j + 1);
+    }
+    /// Takes out the entry at position `j` (of `n`); returns its cell.
+    #[inline]
+    fn take(&mut self, n: usize, j: usize) -> usize {
+        let c = self.order[j] as usize;
+        self.shift_inv(j + 1, n, false);
+        self.order.copy_within(j + 1..n, j);
+        self.unmark(c);
+        self.remove_bit(j);
+        self.set_eq(n - 1, j);
+        c
+    }
+    /// Recomputes tie bit `j` (of `n` entries).
+    #[inline]
+    fn set_eq(&mut self, n: usize, j: usize) {
+        if j >= n.min(CAP) {
+            return;
+        }
+        let same = j > 0 && self.at(j).0 == self.at(j - 1).0;
+        let (w, b) = (j / 64, j % 64);
+        self.eq[w] = self.eq[w] & !(1 << b) | (same as u64) << b;
+    }
+    /// Recomputes every tie bit.
+    fn set_all_eq(&mut self, n: usize) {
+        self.eq = [0; WORDS];
+        for j in 1..n {
+            self.set_eq(n, j);
+        }
+    }
+    /// Shifts tie bits at `j` and above up by one (bit `j` becomes 0).
+    #[inline]
+    fn insert_bit(&mut self, j: usize) {
+        let (w, b) = (j / 64, j % 64);
+        for x in (w + 1..WORDS).rev() {
+            self.eq[x] = self.eq[x] << 1 | self.eq[x - 1] >> 63;
+        }
+        let low = self.eq[w] & ((1u64 << b) - 1);
+        self.eq[w] = (self.eq[w] & !((1u64 << b) - 1)) << 1 | low;
+    }
+    /// Drops tie bit `j`, shifting the ones above it down.
+    #[inline]
+    fn remove_bit(&mut self, j: usize) {
+        let (w, b) = (j / 64, j % 64);
+        let low = self.eq[w] & ((1u64 << b) - 1);
+        let high = if b == 63 { 0 } else { self.eq[w] >> (b + 1) << b };
+        self.eq[w] = high | low;
+        for x in w + 1..WORDS {
+            self.eq[x - 1] |= (self.eq[x] & 1) << 63;
+            self.eq[x] >>= 1;
+        }
+    }
+    /// How many entries just before position `i` (down from `i - 1`) share
+    /// its score key.
+    #[inline]
+    fn ties_before(&self, i: usize) -> usize {
+        let mut run = 0;
+        let mut w = i / 64;
+        let mut bits = self.eq[w] << (63 - i % 64);
+        let mut avail = i % 64 + 1;
+        loop {
+            let lead = (!bits).leading_zeros() as usize;
+            if lead < avail {
+                return run + lead;
+            }
+            run += avail;
+            if w == 0 {
+                return run;
+            }
+            w -= 1;
+            bits = self.eq[w];
+            avail = 64;
+        }
+    }
+    /// How many entries just after position `i` (of `n`) share its score key.
+    #[inline]
+    fn ties_after(&self, n: usize, i: usize) -> usize {
+        let mut run = 0;
+        let mut j = i + 1;
+        while j < n {
+            let bits = self.eq[j / 64] >> (j % 64);
+            let avail = (64 - j % 64).min(n - j);
+            let t = (!bits).trailing_zeros() as usize;
+            if t < avail {
+                return run + t;
+            }
+            run += avail;
+            j += avail;
+        }
+        run
+    }
+    /// First position whose entry is not less than `k` (among the first `n`),
+    /// searched outward from `guess`.
+    #[inline]
+    fn lower_bound(&self, n: usize, guess: usize, k: Key, bo: &impl BlockOf) -> usize {
+        partition_near(n, guess, |j| lt(self.at(j), k, bo))
     }
     /// Number of entries (among the first `n`) whose score key is < `k` (or <= when `inclusive`).
     #[inline]
     fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
-        self.kv[..n].partition_point(|&(x, _)| x < k || (inclusive && x == k))
+        partition_near(n, n / 2, |j| {
+            let x = self.at(j).0;
+            x < k || (inclusive && x == k)
+        })
     }
-    /// Index of `slot`: at `hint` (exact unless later moves in the block
-    /// shifted it), next to it, else by its tag.
-    #[inline]
-    fn find_slot_near(&self, n: usize, slot: u32, hint: usize) -> usize {
-        let h = hint.min(n.saturating_sub(1));
-        if self::slot(self.kv[h]) == slot {
-            return h;
-        }
-        self.find_slot(n, slot)
+    /// Entries in order.
+    fn entries(&self, n: usize) -> impl Iterator<Item = Key> + '_ {
+        self.order[..n].iter().map(|&c| self.kv[c as usize])
     }
-    #[inline]
-    fn find_slot(&self, n: usize, slot: u32) -> usize {
-        let t = tag(slot);
-        let mut base = 0;
-        for c in self.tags[..n].chunks(32) {
-            // a whole chunk compared at once: vectorizes
-            let mut m = c.iter().enumerate().fold(0u32, |m, (j, &x)| m | ((x == t) as u32) << j);
-            while m != 0 {
-                let i = base + m.trailing_zeros() as usize;
-                if self::slot(self.kv[i]) == slot {
-                    return i;
-                }
-                m &= m - 1;
-            }
-            base += c.len();
-        }
-        unreachable!("slot not in its block")
-    }
+}
+
+/// A block id's block, entry count and position in the sequence, side by
+/// side: one cache line answers all three.
+#[derive(Default)]
+struct Meta {
+    block: Option<Box<Block>>,
+    len: u32,
+    pos: u32,
 }
 
 #[derive(Default)]
 pub(crate) struct Tree {
-    blocks: Vec<Option<Box<Block>>>,
-    lens: Vec<u32>,
+    /// by block id
+    meta: Vec<Meta>,
     free_ids: Vec<u32>,
     /// block ids by position
     order: Vec<u32>,
-    /// block id -> position
-    pos: Vec<u32>,
     /// by position: first entry of the block
     firsts: Vec<Key>,
     /// Fenwick tree over positions (1-based)
@@ -256,31 +473,29 @@ impl Tree {
     /// Whether an insert may split a block: block ids must fit the member
     /// records' 17 bits (see `ids.rs`).
     pub fn has_room(&self) -> bool {
-        self.free_ids.len() + super::ids::MAX_BLOCKS > self.blocks.len() + 1
+        self.free_ids.len() + super::ids::MAX_BLOCKS > self.meta.len() + 1
     }
 
     #[inline]
     fn block(&self, id: u32) -> &Block {
-        self.blocks[id as usize].as_deref().unwrap()
+        self.meta[id as usize].block.as_deref().unwrap()
     }
 
     #[inline]
     fn block_mut(&mut self, id: u32) -> &mut Block {
-        self.blocks[id as usize].as_deref_mut().unwrap()
+        self.meta[id as usize].block.as_deref_mut().unwrap()
     }
 
     fn new_block(&mut self) -> u32 {
         match self.free_ids.pop() {
             Some(id) => {
-                self.blocks[id as usize] = Some(Block::new());
-                self.lens[id as usize] = 0;
+                self.meta[id as usize].block = Some(Block::new());
+                self.meta[id as usize].len = 0;
                 id
             }
             None => {
-                self.blocks.push(Some(Block::new()));
-                self.lens.push(0);
-                self.pos.push(0);
-                (self.blocks.len() - 1) as u32
+                self.meta.push(Meta { block: Some(Block::new()), len: 0, pos: 0 });
+                (self.meta.len() - 1) as u32
             }
         }
     }
@@ -331,9 +546,9 @@ impl Tree {
         self.fen.resize(m + 1, 0);
         self.firsts.clear();
         for (p, &id) in self.order.iter().enumerate() {
-            self.pos[id as usize] = p as u32;
-            self.fen[p + 1] = self.lens[id as usize];
-            self.firsts.push(self.blocks[id as usize].as_deref().unwrap().key(0));
+            self.meta[id as usize].pos = p as u32;
+            self.fen[p + 1] = self.meta[id as usize].len;
+            self.firsts.push(self.meta[id as usize].block.as_deref().unwrap().at(0));
         }
         for i in 1..=m {
             let j = i + (i & i.wrapping_neg());
@@ -351,7 +566,38 @@ impl Tree {
 
     #[inline]
     fn len_at(&self, p: usize) -> usize {
-        self.lens[self.order[p] as usize] as usize
+        self.meta[self.order[p] as usize].len as usize
+    }
+
+    /// Lays `entries` (sorted) out over block `id`'s cells in order, with the
+    /// free cells spread evenly between them, and records every member's cell.
+    fn lay_out(&mut self, id: u32, entries: &[Key], bo: &mut impl BlockOf) {
+        let n = entries.len();
+        debug_assert!(n <= CAP);
+        let b = self.block_mut(id);
+        b.occ = [0; WORDS];
+        for (j, &k) in entries.iter().enumerate() {
+            let c = j * CAP / n;
+            b.kv[c] = k;
+            b.mark(c);
+            b.order[j] = c as u8;
+            b.inv[c] = j as u8;
+            bo.set_block_of(slot(k), id, c);
+        }
+        b.set_all_eq(n);
+        self.meta[id as usize].len = n as u32;
+    }
+
+    /// Puts `k` at position `j` of block `id` (which has room), in the free
+    /// cell nearest its neighbours' cells. Counts it in the block's length.
+    fn put(&mut self, id: u32, j: usize, k: Key, bo: &mut impl BlockOf) {
+        let n = self.meta[id as usize].len as usize;
+        debug_assert!(n < CAP, "put into a full block");
+        let b = self.block_mut(id);
+        let c = b.cell_for(n, j).unwrap_or(CAP - 1);
+        b.put(n, j, c, k);
+        self.meta[id as usize].len += 1;
+        bo.set_block_of(slot(k), id, c);
     }
 
     pub fn insert(&mut self, k: Key, bo: &mut impl BlockOf) {
@@ -361,36 +607,35 @@ impl Tree {
     /// Inserts `k`; `near_end` says where in its block the key likely goes
     /// (an entry moving to a neighbour block lands near the edge it crossed),
     /// so the search starts there instead of bisecting a cold block.
-    fn insert_near(&mut self, k: Key, mut near_end: Option<bool>, bo: &mut impl BlockOf) {
+    fn insert_near(&mut self, k: Key, near_end: Option<bool>, bo: &mut impl BlockOf) {
         if self.order.is_empty() {
             let id = self.new_block();
             self.order.push(id);
-            self.block_mut(id).set(0, k);
-            self.lens[id as usize] = 1;
-            bo.set_block_of(slot(k), id, 0);
+            self.lay_out(id, &[k], bo);
             self.len = 1;
             self.reindex();
             return;
         }
         let mut p = self.block_for(k, bo);
+        let mut near_end = near_end;
         if self.len_at(p) == CAP {
             self.make_room(p, bo);
             p = self.block_for(k, bo);
             near_end = None;
         }
         let id = self.order[p];
-        let n = self.lens[id as usize] as usize;
-        let b = self.block_mut(id);
-        let i = match near_end {
-            None => b.lower_bound(n, k, bo),
-            Some(true) => partition_near(n, n, |x| b.less(x, k, bo)),
-            Some(false) => partition_near(n, 0, |x| b.less(x, k, bo)),
+        let n = self.meta[id as usize].len as usize;
+        let guess = match near_end {
+            Some(true) => n,
+            Some(false) => 0,
+            None => match self.firsts.get(p + 1) {
+                Some(f) => interpolate(k.0, (self.firsts[p].0, 0), (f.0, n)),
+                None => n / 2,
+            },
         };
-        b.copy_within(i..n, i + 1);
-        b.set(i, k);
-        self.lens[id as usize] += 1;
-        bo.set_block_of(slot(k), id, i);
-        if i == 0 {
+        let j = self.block(id).lower_bound(n, guess, k, bo);
+        self.put(id, j, k, bo);
+        if j == 0 {
             self.firsts[p] = k;
         }
         self.fen_add(p, 1);
@@ -400,18 +645,16 @@ impl Tree {
     /// Moves `cnt` entries from the end of block `p` to the front of block `p + 1`.
     fn shift_right(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
         let (lid, rid) = (self.order[p], self.order[p + 1]);
-        let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
-        let mut r = self.blocks[rid as usize].take().unwrap();
-        let l = self.block(lid);
-        r.copy_within(0..rn, cnt);
-        r.copy_from(0, l, ln - cnt..ln);
-        for (x, &k) in r.kv[..cnt].iter().enumerate() {
-            bo.set_block_of(slot(k), rid, x);
+        let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
+        let l = self.block_mut(lid);
+        let mut moved: Vec<Key> = (ln - cnt..ln).map(|j| l.at(j)).collect();
+        for j in (ln - cnt..ln).rev() {
+            l.take(j + 1, j);
         }
-        self.firsts[p + 1] = r.key(0);
-        self.blocks[rid as usize] = Some(r);
-        self.lens[lid as usize] -= cnt as u32;
-        self.lens[rid as usize] += cnt as u32;
+        self.meta[lid as usize].len -= cnt as u32;
+        moved.extend(self.block(rid).entries(rn));
+        self.lay_out(rid, &moved, bo);
+        self.firsts[p + 1] = moved[0];
         self.fen_add(p, -(cnt as i32));
         self.fen_add(p + 1, cnt as i32);
     }
@@ -419,19 +662,21 @@ impl Tree {
     /// Moves `cnt` entries from the front of block `p` to the end of block `p - 1`.
     fn shift_left(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
         let (lid, rid) = (self.order[p - 1], self.order[p]);
-        let (ln, rn) = (self.lens[lid as usize] as usize, self.lens[rid as usize] as usize);
-        let mut l = self.blocks[lid as usize].take().unwrap();
+        let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
+        let mut moved: Vec<Key> = self.block(lid).entries(ln).collect();
         let r = self.block_mut(rid);
-        l.copy_from(ln, r, 0..cnt);
-        r.copy_within(cnt..rn, 0);
-        let first = r.key(0);
-        for (x, &k) in l.kv[ln..ln + cnt].iter().enumerate() {
-            bo.set_block_of(slot(k), lid, ln + x);
+        moved.extend((0..cnt).map(|j| r.at(j)));
+        for j in 0..cnt {
+            let c = r.order[j] as usize;
+            r.unmark(c);
         }
-        self.blocks[lid as usize] = Some(l);
+        r.order.copy_within(cnt..rn, 0);
+        r.renumber(0, rn - cnt);
+        r.set_all_eq(rn - cnt);
+        let first = r.at(0);
+        self.meta[rid as usize].len -= cnt as u32;
+        self.lay_out(lid, &moved, bo);
         self.firsts[p] = first;
-        self.lens[lid as usize] += cnt as u32;
-        self.lens[rid as usize] -= cnt as u32;
         self.fen_add(p - 1, cnt as i32);
         self.fen_add(p, -(cnt as i32));
     }
@@ -452,48 +697,42 @@ impl Tree {
 
     fn split(&mut self, p: usize, bo: &mut impl BlockOf) {
         let id = self.order[p];
+        let n = self.meta[id as usize].len as usize;
+        let all: Vec<Key> = self.block(id).entries(n).collect();
+        let half = n / 2;
         let nid = self.new_block();
-        let half = CAP / 2;
-        let mut b = self.blocks[nid as usize].take().unwrap();
-        let a = self.block(id);
-        b.copy_from(0, a, half..CAP);
-        for (x, &k) in b.kv[..CAP - half].iter().enumerate() {
-            bo.set_block_of(slot(k), nid, x);
-        }
-        self.blocks[nid as usize] = Some(b);
-        self.lens[id as usize] = half as u32;
-        self.lens[nid as usize] = (CAP - half) as u32;
+        self.lay_out(id, &all[..half], bo);
+        self.lay_out(nid, &all[half..], bo);
         self.order.insert(p + 1, nid);
         self.reindex();
     }
 
     fn drop_block(&mut self, p: usize) {
         let id = self.order.remove(p);
-        self.blocks[id as usize] = None;
-        self.lens[id as usize] = 0;
+        self.meta[id as usize].block = None;
+        self.meta[id as usize].len = 0;
         self.free_ids.push(id);
     }
 
     /// Removes a member's entry; returns its key.
     pub fn remove(&mut self, slot: u32, bo: &mut impl BlockOf) -> Key {
-        let (id, hint) = bo.block_of(slot);
-        let p = self.pos[id as usize] as usize;
-        let n = self.lens[id as usize] as usize;
+        let (id, c) = bo.block_of(slot);
+        let p = self.meta[id as usize].pos as usize;
+        let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
-        let i = b.find_slot_near(n, slot, hint);
-        let k = b.key(i);
-        b.copy_within(i + 1..n, i);
-        let first = b.key(0);
+        let k = b.kv[c];
+        let j = b.position_of(n, c);
+        b.take(n, j);
         let n = n - 1;
-        self.lens[id as usize] = n as u32;
+        self.meta[id as usize].len = n as u32;
         self.len -= 1;
         if n == 0 {
             self.drop_block(p);
             self.reindex();
             return k;
         }
-        if i == 0 {
-            self.firsts[p] = first;
+        if j == 0 {
+            self.firsts[p] = self.block(id).at(0);
         }
         self.fen_add(p, -1);
         if n < CAP / 4 {
@@ -504,9 +743,8 @@ impl Tree {
 
     /// Replaces a member's key; stays inside its block when the new key belongs there.
     pub fn update(&mut self, slot: u32, k: Key, bo: &mut impl BlockOf) {
-        let (id, hint) = bo.block_of(slot);
-        let p = self.pos[id as usize] as usize;
-        let n = self.lens[id as usize] as usize;
+        let (id, c) = bo.block_of(slot);
+        let p = self.meta[id as usize].pos as usize;
         let in_block = (p == 0 || lt(self.firsts[p], k, bo))
             && (p + 1 == self.order.len() || lt(k, self.firsts[p + 1], bo));
         if !in_block {
@@ -517,36 +755,35 @@ impl Tree {
         }
         let lo_key = self.firsts[p].0;
         let hi_key = self.firsts.get(p + 1).map(|f| f.0);
+        let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
-        let i = b.find_slot_near(n, slot, hint);
-        let old = b.kv[i];
-        // Scores spread evenly within a block, so the new index is guessed by
-        // interpolating keys (the block's edges come from `firsts`, in cache);
-        // the search then starts at the guess, not at a walk over every line.
-        let guess = |from: u64, to: u64, len: usize| -> usize {
-            if to <= from {
-                return 0;
-            }
-            let f = k.0.saturating_sub(from).min(to - from) as f64 / (to - from) as f64;
-            (f * len as f64) as usize
-        };
-        let at = if lt(k, old, bo) {
-            let j = partition_near(i, guess(lo_key, old.0, i), |x| lt(b.kv[x], k, bo));
-            b.copy_within(j..i, j + 1);
-            j
+        let old = b.kv[c];
+        let i = b.position_of(n, c);
+        // the new position among the others, guessed by interpolating keys
+        // (the block's edges come from `firsts`, in cache)
+        let j = if lt(k, old, bo) {
+            partition_near(i, interpolate(k.0, (lo_key, 0), (old.0, i)), |x| lt(b.at(x), k, bo))
         } else {
-            let m = n - i - 1;
             let g = match hi_key {
-                Some(h) => guess(old.0, h, m + 1),
-                None => 0,
+                Some(h) => interpolate(k.0, (old.0, i + 1), (h, n)),
+                None => i + 1,
             };
-            let j = i + 1 + partition_near(m, g, |x| lt(b.kv[i + 1 + x], k, bo));
-            b.copy_within(i + 1..j, i);
-            j - 1
+            i + partition_near(n - i - 1, g - (i + 1), |x| lt(b.at(i + 1 + x), k, bo))
         };
-        b.set(at, k);
-        self.firsts[p] = b.key(0);
-        bo.set_hint(slot, at);
+        if j == i {
+            // same neighbours: same cell
+            b.kv[c] = k;
+            b.set_eq(n, i);
+            b.set_eq(n, i + 1);
+        } else {
+            let c2 = b.relocate(n, i, j, k);
+            if c2 != c {
+                bo.set_block_of(slot, id, c2);
+            }
+        }
+        if i == 0 || j == 0 {
+            self.firsts[p] = self.block(id).at(0);
+        }
     }
 
     /// Merges the block at `p` into a neighbour when both fit in 3/4 of a block.
@@ -560,36 +797,41 @@ impl Tree {
             return;
         };
         let (lid, rid) = (self.order[left], self.order[right]);
-        let ln = self.lens[lid as usize] as usize;
-        let rn = self.lens[rid as usize] as usize;
-        let rb = self.blocks[rid as usize].take().unwrap();
-        let lb = self.block_mut(lid);
-        lb.copy_from(ln, &rb, 0..rn);
-        for (x, &k) in rb.kv[..rn].iter().enumerate() {
-            bo.set_block_of(slot(k), lid, ln + x);
-        }
-        self.lens[lid as usize] = (ln + rn) as u32;
-        self.blocks[rid as usize] = Some(rb);
+        let mut all: Vec<Key> = self.block(lid).entries(self.meta[lid as usize].len as usize).collect();
+        all.extend(self.block(rid).entries(self.meta[rid as usize].len as usize));
+        self.lay_out(lid, &all, bo);
         self.drop_block(right);
         self.reindex();
+    }
+
+    /// Reads each member's cell and position byte, for
+    /// `Ranking::apply_batch`.
+    pub fn touch_members(&self, slots: impl Iterator<Item = u32>, bo: &impl BlockOf) {
+        let mut acc = 0u64;
+        for s in slots {
+            let (id, c) = bo.block_of(s);
+            let Some(b) = self.meta.get(id as usize).and_then(|m| m.block.as_deref()) else { continue };
+            acc ^= b.kv[c.min(CAP - 1)].1 ^ b.inv[c.min(CAP - 1)] as u64;
+        }
+        std::hint::black_box(acc);
     }
 
     /// The key of a member's entry.
     #[inline]
     pub fn key_of(&self, slot: u32, bo: &impl BlockOf) -> Key {
-        let (id, hint) = bo.block_of(slot);
-        let b = self.block(id);
-        b.key(b.find_slot_near(self.lens[id as usize] as usize, slot, hint))
+        let (id, c) = bo.block_of(slot);
+        self.block(id).kv[c]
     }
 
     /// 0-based position of a member in the order, with its key.
     #[inline]
     pub fn position(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key) {
-        let (id, hint) = bo.block_of(slot);
-        let p = self.pos[id as usize] as usize;
+        let (id, c) = bo.block_of(slot);
+        let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
-        let i = b.find_slot_near(self.lens[id as usize] as usize, slot, hint);
-        (self.fen_prefix(p) + i, b.key(i))
+        let k = b.kv[c];
+        let before = self.fen_prefix(p);
+        (before + b.position_of(self.meta[id as usize].len as usize, c), k)
     }
 
     /// A member's 0-based position, key, and the numbers of entries with a
@@ -597,16 +839,16 @@ impl Tree {
     /// member's own block unless its tie group crosses the block's edge.
     #[inline]
     pub fn standing(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key, usize, usize) {
-        let (id, hint) = bo.block_of(slot);
-        let p = self.pos[id as usize] as usize;
+        let (id, c) = bo.block_of(slot);
+        let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
-        let n = self.lens[id as usize] as usize;
-        let i = b.find_slot_near(n, slot, hint);
-        let k = b.key(i);
+        let n = self.meta[id as usize].len as usize;
+        let k = b.kv[c];
         let before = self.fen_prefix(p);
-        let c = partition_near(n, i, |x| b.kv[x].0 < k.0);
-        let better = if c > 0 || p == 0 { before + c } else { self.count_before(k.0, false) };
-        let c = partition_near(n, i, |x| b.kv[x].0 <= k.0);
+        let i = b.position_of(n, c);
+        let better_in = i - b.ties_before(i);
+        let better = if better_in > 0 || p == 0 { before + better_in } else { self.count_before(k.0, false) };
+        let c = i + 1 + b.ties_after(n, i);
         let not_worse = if c < n || p + 1 == self.order.len() || self.firsts[p + 1].0 > k.0 {
             before + c
         } else {
@@ -623,7 +865,7 @@ impl Tree {
             return 0;
         }
         let id = self.order[pp - 1];
-        self.fen_prefix(pp - 1) + self.block(id).count_keys(self.lens[id as usize] as usize, k, inclusive)
+        self.fen_prefix(pp - 1) + self.block(id).count_keys(self.meta[id as usize].len as usize, k, inclusive)
     }
 
     /// Entries in order from global index `start`.
@@ -632,9 +874,9 @@ impl Tree {
         std::iter::from_fn(move || {
             while p < self.order.len() {
                 let id = self.order[p];
-                if i < self.lens[id as usize] as usize {
+                if i < self.meta[id as usize].len as usize {
                     i += 1;
-                    return Some(self.block(id).key(i - 1));
+                    return Some(self.block(id).at(i - 1));
                 }
                 p += 1;
                 i = 0;
@@ -647,27 +889,26 @@ impl Tree {
     pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>, bo: &mut impl BlockOf) {
         *self = Tree::default();
         let nblocks = n.div_ceil(BULK_FILL);
-        self.blocks.reserve_exact(nblocks);
-        self.lens.reserve_exact(nblocks);
-        self.pos.reserve_exact(nblocks);
+        self.meta.reserve_exact(nblocks);
         self.order.reserve_exact(nblocks);
-        let mut cur: Option<u32> = None;
+        let mut chunk: Vec<Key> = Vec::with_capacity(BULK_FILL);
+        let flush = |t: &mut Tree, chunk: &mut Vec<Key>, bo: &mut _| {
+            if chunk.is_empty() {
+                return;
+            }
+            let id = t.new_block();
+            t.order.push(id);
+            t.lay_out(id, chunk, bo);
+            t.len += chunk.len();
+            chunk.clear();
+        };
         for k in sorted {
-            let id = match cur {
-                Some(id) if (self.lens[id as usize] as usize) < BULK_FILL => id,
-                _ => {
-                    let id = self.new_block();
-                    self.order.push(id);
-                    cur = Some(id);
-                    id
-                }
-            };
-            let n = self.lens[id as usize] as usize;
-            self.block_mut(id).set(n, k);
-            self.lens[id as usize] += 1;
-            bo.set_block_of(slot(k), id, n);
-            self.len += 1;
+            chunk.push(k);
+            if chunk.len() == BULK_FILL {
+                flush(self, &mut chunk, bo);
+            }
         }
+        flush(self, &mut chunk, bo);
         self.reindex();
     }
 
@@ -680,8 +921,21 @@ impl Tree {
             assert_eq!(self.position(slot(*k), bo), (g, *k));
         }
         for (p, &id) in self.order.iter().enumerate() {
-            assert_eq!(self.firsts[p], self.block(id).key(0));
-            assert_eq!(self.fen_prefix(p + 1) - self.fen_prefix(p), self.lens[id as usize] as usize);
+            let b = self.block(id);
+            let n = self.meta[id as usize].len as usize;
+            assert_eq!(self.firsts[p], b.at(0));
+            assert_eq!(self.fen_prefix(p + 1) - self.fen_prefix(p), n);
+            assert_eq!(b.occ.iter().map(|w| w.count_ones()).sum::<u32>() as usize, n);
+            for j in 0..n {
+                let same = j > 0 && b.at(j).0 == b.at(j - 1).0;
+                assert_eq!(b.eq[j / 64] >> (j % 64) & 1 == 1, same, "tie bit {j}");
+            }
+            let mut seen = std::collections::HashSet::new();
+            for j in 0..n {
+                let c = b.order[j] as usize;
+                assert!(!b.is_free(c) && seen.insert(c), "the order lists each occupied cell once");
+                assert_eq!(bo.block_of(slot(b.kv[c])), (id, c), "a member's record names its cell");
+            }
         }
     }
 }
@@ -702,9 +956,26 @@ mod tests {
     }
 
     #[test]
+    fn ascending_and_descending_inserts_spill_into_both_neighbours_and_stay_exact() {
+        for descending in [false, true] {
+            let mut t = Tree::default();
+            let mut bo: Vec<(u32, u32)> = Vec::new();
+            for s in 0..3000u32 {
+                let key = if descending { 10_000 - s as u64 } else { s as u64 };
+                t.insert(pack(key, 0, s), &mut bo);
+                if s % 97 == 0 {
+                    t.check(&bo);
+                }
+            }
+            t.check(&bo);
+            assert_eq!(t.len(), 3000);
+        }
+    }
+
+    #[test]
     fn blocks_spill_split_and_merge_while_positions_stay_exact() {
         let mut t = Tree::default();
-        let mut bo: Vec<u32> = Vec::new();
+        let mut bo: Vec<(u32, u32)> = Vec::new();
         let mut x = 12345u64;
         let mut rnd = move || {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
