@@ -317,3 +317,40 @@ proptest! {
         run(op, order, ties, 900, cmds, 0);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// The board Durable Object applies the Queue's batches with
+    /// `apply_batch`: it must say the same and leave the same board as
+    /// applying each event in turn, repeated members and all.
+    #[test]
+    fn a_batch_applies_exactly_like_its_events_one_at_a_time(
+        (op, order, _ties) in combo(),
+        heavy in any::<bool>(),
+        events in proptest::collection::vec((0usize..300, -1e3..1e3f64, ts()), 0..1500),
+        cuts in proptest::collection::vec(1usize..120, 1..40),
+    ) {
+        let values: Vec<(MemberId, f64, i64)> = events
+            .iter()
+            .map(|&(i, v, t)| (MemberId::parse(name(i)).unwrap(), if heavy { (v as i64 % 3) as f64 } else { v }, t))
+            .collect();
+        let mut one = Ranking::new(order, op);
+        let want: Vec<bool> =
+            values.iter().map(|(m, v, t)| matches!(one.apply(m, *v, *t), Applied::Changed(_))).collect();
+        let mut batched = Ranking::new(order, op);
+        let mut got = Vec::new();
+        let mut rest: &[(MemberId, f64, i64)] = &values;
+        for c in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*c).min(rest.len()));
+            let refs: Vec<(&MemberId, f64, i64)> = now.iter().map(|(m, v, t)| (m, *v, *t)).collect();
+            got.extend(batched.apply_batch(&refs));
+            rest = later;
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(batched.rows().collect::<Vec<_>>(), one.rows().collect::<Vec<_>>());
+    }
+}
