@@ -385,6 +385,12 @@ impl Ranking {
             &big
         };
         self.ids.touch(keys.iter().map(|&k| slot(k)));
+        // the entry before the page: unless it ties with the first, the first
+        // one's shared rank is its position (no count of better scores needed)
+        let before = match ties {
+            Ties::Shared if start > 0 && n > 0 => self.tree.iter_from(start - 1).next(),
+            _ => None,
+        };
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
         for (i, &k) in keys.iter().enumerate() {
@@ -393,7 +399,10 @@ impl Ranking {
                 (Ties::First, _) => g as u64 + 1,
                 (Ties::Shared, Some((pk, pr))) if pk == k.0 => pr,
                 (Ties::Shared, Some(_)) => g as u64 + 1,
-                (Ties::Shared, None) => self.rank_at(g, k.0, ties),
+                (Ties::Shared, None) => match before {
+                    Some(b) if b.0 == k.0 => self.rank_at(g, k.0, ties),
+                    _ => g as u64 + 1,
+                },
             };
             prev = Some((k.0, rank));
             out.push(self.entry(rank, k));
