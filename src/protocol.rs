@@ -157,9 +157,9 @@ pub fn meta_json(meta: Option<&str>) -> Option<serde_json::Value> {
     meta.and_then(|m| serde_json::from_str(m).ok())
 }
 
-impl From<crate::core::ranking::Entry> for EntryOut {
-    fn from(e: crate::core::ranking::Entry) -> Self {
-        EntryOut { rank: e.rank, member: e.member, score: e.score, meta: meta_json(e.meta.as_deref()) }
+impl From<crate::core::ranking::Entry<'_>> for EntryOut {
+    fn from(e: crate::core::ranking::Entry<'_>) -> Self {
+        EntryOut { rank: e.rank, member: e.member.to_string(), score: e.score, meta: meta_json(e.meta) }
     }
 }
 

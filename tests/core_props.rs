@@ -106,8 +106,8 @@ impl Model {
         }
     }
 
-    fn entries(&self, order: Order, ties: Ties) -> Vec<Entry> {
-        let s = self.sorted(order);
+    /// The listing of `s` (this model's rows, `sorted`).
+    fn entries(s: &[Row], order: Order, ties: Ties) -> Vec<Entry<'_>> {
         s.iter()
             .enumerate()
             .map(|(i, r)| Entry {
@@ -115,9 +115,9 @@ impl Model {
                     Ties::First => i as u64 + 1,
                     Ties::Shared => 1 + s.iter().filter(|o| better(order, o.score, r.score)).count() as u64,
                 },
-                member: r.member.clone(),
+                member: r.member.as_str(),
                 score: r.score,
-                meta: r.meta.clone(),
+                meta: r.meta.as_deref(),
             })
             .collect()
     }
@@ -133,7 +133,8 @@ fn name(i: usize) -> String {
 }
 
 fn check(r: &Ranking, m: &Model, order: Order, ties: Ties, pool: usize) {
-    let want = m.entries(order, ties);
+    let sorted = m.sorted(order);
+    let want = Model::entries(&sorted, order, ties);
     assert_eq!(r.len(), want.len());
     assert_eq!(r.is_empty(), want.is_empty());
     assert_eq!(r.rows().collect::<Vec<_>>(), m.sorted(order));
@@ -165,7 +166,7 @@ fn check(r: &Ranking, m: &Model, order: Order, ties: Ties, pool: usize) {
                         score: e.score,
                         total,
                         percentile: 100.0 * worse as f64 / total as f64,
-                        meta: e.meta.clone(),
+                        meta: e.meta,
                     })
                 );
                 for radius in [0, 1, 3] {
@@ -178,7 +179,7 @@ fn check(r: &Ranking, m: &Model, order: Order, ties: Ties, pool: usize) {
     }
     let ask: Vec<String> = (0..pool).step_by(2).chain([0, 1, pool + 1]).map(name).collect();
     let ask: Vec<&str> = ask.iter().map(|s| s.as_str()).collect();
-    let exp: Vec<Entry> = want.iter().filter(|e| ask.contains(&e.member.as_str())).cloned().collect();
+    let exp: Vec<Entry> = want.iter().filter(|e| ask.contains(&e.member)).cloned().collect();
     assert_eq!(r.lookup(&ask, ties), exp);
 }
 

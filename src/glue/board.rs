@@ -193,7 +193,7 @@ impl BoardObject {
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
         let total = r.len() as u64;
-        let entries = |v: Vec<crate::core::ranking::Entry>| v.into_iter().map(EntryOut::from).collect();
+        let entries = |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(EntryOut::from).collect();
         Ok(match q {
             BoardQuery::Top { offset, limit, ties } => {
                 QueryOut { total, found: true, entries: entries(r.top(offset, limit, ties)), standing: None }
@@ -209,7 +209,7 @@ impl BoardObject {
                         score: s.score,
                         total: s.total,
                         percentile: s.percentile,
-                        meta: meta_json(s.meta.as_deref()),
+                        meta: meta_json(s.meta),
                     }),
                 },
                 None => QueryOut { total, found: false, entries: vec![], standing: None },

@@ -100,25 +100,27 @@ pub struct Row {
     pub meta: Option<String>,
 }
 
-/// One line of a listing.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
+/// One line of a listing, borrowing the member id and metadata from the
+/// ranking: a page costs no allocation per line; whoever sends it copies
+/// what it writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Entry<'a> {
     pub rank: u64,
-    pub member: String,
+    pub member: &'a str,
     pub score: f64,
     /// Opaque JSON text.
-    pub meta: Option<String>,
+    pub meta: Option<&'a str>,
 }
 
 /// One member's standing.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Standing {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standing<'a> {
     pub rank: u64,
     pub score: f64,
     pub total: u64,
     /// 100 × (members with a strictly worse score) / total.
     pub percentile: f64,
-    pub meta: Option<String>,
+    pub meta: Option<&'a str>,
 }
 
 /// What an event did to the ranking.
@@ -212,11 +214,11 @@ impl Ranking {
     }
 
     #[inline]
-    fn meta_of(&self, slot: u32) -> Option<String> {
+    fn meta_of(&self, slot: u32) -> Option<&str> {
         if self.meta.is_empty() {
             return None;
         }
-        self.meta.get(&slot).cloned()
+        self.meta.get(&slot).map(String::as_str)
     }
 
     fn row(&self, slot: u32, k: Key) -> Row {
@@ -225,14 +227,14 @@ impl Ranking {
             score: score_of_key(k.0, self.order),
             seq: REACH_EPOCH_MS as u64 + reach(k),
             ts: self.ids.ts(slot),
-            meta: self.meta_of(slot),
+            meta: self.meta_of(slot).map(str::to_string),
         }
     }
 
-    fn entry(&self, rank: u64, k: Key) -> Entry {
+    fn entry(&self, rank: u64, k: Key) -> Entry<'_> {
         Entry {
             rank,
-            member: self.ids.str(slot(k)).to_string(),
+            member: self.ids.str(slot(k)),
             score: score_of_key(k.0, self.order),
             meta: self.meta_of(slot(k)),
         }
@@ -365,11 +367,11 @@ impl Ranking {
     }
 
     /// Entries from position `start`, at most `limit`.
-    fn listing(&self, start: usize, limit: usize) -> Vec<Entry> {
+    fn listing(&self, start: usize, limit: usize) -> Vec<Entry<'_>> {
         self.listing_ties(start, limit, Ties::First)
     }
 
-    fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry> {
+    fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
         let n = limit.min(self.len().saturating_sub(start));
         // The keys go to a stack buffer (a heap one only for long pages), then
         // every record's cache miss is started before the entries are built.
@@ -411,14 +413,14 @@ impl Ranking {
     }
 
     /// The best `limit` entries after skipping `offset`.
-    pub fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry> {
+    pub fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
         if ties == Ties::First {
             return self.listing(offset, limit);
         }
         self.listing_ties(offset, limit, ties)
     }
 
-    pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing> {
+    pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing<'_>> {
         let slot = self.ids.find(member.as_bytes())?;
         let (g, k, better, not_worse) = self.tree.standing(slot, &self.ids);
         let total = self.len() as u64;
@@ -436,7 +438,7 @@ impl Ranking {
     }
 
     /// Up to `radius` entries on each side of the member, the member included.
-    pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry>> {
+    pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
         let slot = self.ids.find(member.as_bytes())?;
         let (g, _) = self.tree.position(slot, &self.ids);
         let start = g.saturating_sub(radius);
@@ -445,7 +447,7 @@ impl Ranking {
     }
 
     /// The given members that are on the board, best first, each once.
-    pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry> {
+    pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
         let mut found: Vec<(usize, Key)> = members
             .iter()
             .filter_map(|m| self.ids.find(m.as_bytes()))
