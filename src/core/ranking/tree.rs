@@ -594,7 +594,8 @@ impl Tree {
         let n = self.meta[id as usize].len as usize;
         debug_assert!(n < CAP, "put into a full block");
         let b = self.block_mut(id);
-        let c = b.cell_for(n, j).unwrap_or(CAP - 1);
+        // an invariant, not input: a block that is not full has a free cell
+        let c = b.cell_for(n, j).expect("a block with room has a free cell");
         b.put(n, j, c, k);
         self.meta[id as usize].len += 1;
         bo.set_block_of(slot(k), id, c);
