@@ -1,9 +1,10 @@
 //! Interned members: one record per member in a paged byte arena,
 //! `[head: u32][ts: i64, only for `Op::Last`][id bytes]`, padded to 4 bytes,
-//! where `head` packs the id length (7 bits), the member's index hint in its
-//! block of the order index (8 bits) and that block's id (17 bits). A member's
-//! slot is its record's offset in 4-byte units, so the id and the block that
-//! holds it share one cache line. A 16-byte id takes a 20-byte record.
+//! where `head` packs the id length (7 bits), the cell of the member's entry
+//! in its block of the order index (8 bits) and that block's id (17 bits),
+//! always exact. A member's slot is its record's offset in 4-byte units, so
+//! the id and where its entry lives share one cache line. A 16-byte id takes a
+//! 20-byte record.
 //!
 //! An open-addressing hash index (linear probing, backward-shift deletion) maps
 //! id bytes to slots. Each index entry is one `u32`: an 8-bit hash fingerprint
