@@ -10,16 +10,17 @@
 //! comparing the ids ([`BlockOf::id_cmp`]); that only happens on such ties, so
 //! the common comparison stays two integer compares.
 //!
-//! A block is one allocation of 256 entry cells, an occupancy bitmap and a
-//! permutation (`order`: the cells in entry order, one byte each). A member
-//! keeps its cell while it moves within the block, and its record names the
-//! block and cell exactly ([`BlockOf`]), so finding a member is one read of
-//! its cell (with the 256-byte permutation, read alongside, for its position)
-//! and a move rewrites no other member's record: only permutation bytes move.
-//! A new or moving entry takes a free cell next to its neighbours' cells, so
-//! cells stay close to entry order and a search through the permutation reads
-//! nearby cache lines, as in a plain sorted block. When no free cell is near,
-//! the block is laid out again in order.
+//! A block is one allocation of 256 entry cells, an occupancy bitmap, a
+//! permutation (`order`: the cells in entry order, one byte each), its
+//! inverse (`inv`: each cell's position) and a bitmap of which positions tie
+//! with the one before. A member keeps its cell while it moves within the
+//! block and its record names the block and cell exactly ([`BlockOf`]), so
+//! finding a member and its position is one read of its cell and its `inv`
+//! byte, and a move rewrites no other member's record: only permutation bytes
+//! move. A new or moving entry takes the free cell nearest its neighbours'
+//! cells, so cells stay close to entry order and a search through the
+//! permutation reads nearby cache lines, much as in a plain sorted block;
+//! spills, splits and merges lay blocks out in order again.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are (nearly) full, which keeps blocks ~85% full.
 
