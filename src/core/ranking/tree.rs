@@ -975,6 +975,61 @@ mod tests {
     }
 
     #[test]
+    fn random_inserts_moves_and_removals_on_a_large_tree_keep_every_cell_exact() {
+        let mut t = Tree::default();
+        let mut bo: Vec<(u32, u32)> = Vec::new();
+        let mut x = 99u64;
+        let mut rnd = move |n: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let mut live: Vec<Option<Key>> = Vec::new();
+        for step in 0..40_000u32 {
+            let s = rnd(6000) as u32;
+            // few distinct scores: long tie runs that cross block edges
+            let k = pack(rnd(400), rnd(3), s);
+            match live.get(s as usize).copied().flatten() {
+                None if rnd(4) > 0 => {
+                    if live.len() <= s as usize {
+                        live.resize(s as usize + 1, None);
+                    }
+                    t.insert(k, &mut bo);
+                    live[s as usize] = Some(k);
+                }
+                Some(old) if rnd(5) == 0 => {
+                    assert_eq!(t.remove(s, &mut bo), old);
+                    live[s as usize] = None;
+                }
+                Some(_) => {
+                    t.update(s, k, &mut bo);
+                    live[s as usize] = Some(k);
+                }
+                None => {}
+            }
+            if step % 4000 == 0 {
+                t.check(&bo);
+            }
+        }
+        t.check(&bo);
+        let mut want: Vec<Key> = live.iter().flatten().copied().collect();
+        want.sort_by(|a, b| cmp(*a, *b, &bo));
+        assert_eq!(t.iter_from(0).collect::<Vec<_>>(), want);
+        for (g, k) in want.iter().enumerate().step_by(37) {
+            let st = t.standing(slot(*k), &bo);
+            let better = want.partition_point(|j| j.0 < k.0);
+            let not_worse = want.partition_point(|j| j.0 <= k.0);
+            assert_eq!(st, (g, *k, better, not_worse));
+        }
+        // drain to empty: merges and dropped blocks
+        for (s, k) in live.iter().enumerate() {
+            if let Some(k) = k {
+                assert_eq!(t.remove(s as u32, &mut bo), *k);
+            }
+        }
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
     fn blocks_spill_split_and_merge_while_positions_stay_exact() {
         let mut t = Tree::default();
         let mut bo: Vec<(u32, u32)> = Vec::new();
