@@ -123,14 +123,6 @@ pub struct Standing<'a> {
     pub meta: Option<&'a str>,
 }
 
-/// What an event did to the ranking.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Applied {
-    Unchanged,
-    /// The member's new persistent row.
-    Changed(Row),
-}
-
 const SIGN: u64 = 1 << 63;
 
 /// Maps a finite score to a `u64` whose ascending order is "better first".
@@ -240,15 +232,14 @@ impl Ranking {
         }
     }
 
-    /// Applies one event's value at event time `ts` (ms since the Unix epoch).
-    /// Deduplicating events is the caller's job. A non-finite value, or an
-    /// `incr` whose sum would not be finite, changes nothing. See the module
-    /// doc for how each op moves the member's reach time.
-    pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> Applied {
-        match self.apply_one(member, value, ts) {
-            Some((slot, k)) => Applied::Changed(self.row(slot, k)),
-            None => Applied::Unchanged,
-        }
+    /// Applies one event's value at event time `ts` (ms since the Unix epoch);
+    /// says whether the ranking changed (the member's row is then
+    /// [`Ranking::get`]). Deduplicating events is the caller's job. A
+    /// non-finite value, or an `incr` whose sum would not be finite, changes
+    /// nothing. See the module doc for how each op moves the member's reach
+    /// time.
+    pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
+        self.apply_one(member, value, ts).is_some()
     }
 
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
@@ -268,8 +259,8 @@ impl Ranking {
         events.iter().map(|&(m, v, ts)| self.apply_one(m, v, ts).is_some()).collect()
     }
 
-    /// [`Ranking::apply`] without building the row: the member's slot and new
-    /// key when the ranking changed.
+    /// [`Ranking::apply`], with the member's slot and new key when the
+    /// ranking changed.
     fn apply_one(&mut self, member: &MemberId, value: f64, ts: i64) -> Option<(u32, Key)> {
         if !value.is_finite() {
             return None;
