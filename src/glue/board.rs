@@ -154,9 +154,8 @@ impl BoardObject {
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
                 fresh_events.push((member, ev.value, ev.ts, ev.meta));
             }
-            let refs: Vec<(&MemberId, f64, i64)> = fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect();
-            let changed = ranking.apply_batch(&refs);
-            drop(refs);
+            let changed =
+                ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
             for ((member, _, _, meta), mut changed) in fresh_events.into_iter().zip(changed) {
                 if meta.is_some() {

@@ -184,7 +184,13 @@ impl Ids {
 
     #[inline]
     pub fn find(&self, id: &[u8]) -> Option<u32> {
-        self.probe(hash(id)).find(|&slot| self.bytes(slot) == id)
+        self.find_hashed(id, hash(id))
+    }
+
+    /// [`Ids::find`] given `hash(id)`, for a caller that already has it.
+    #[inline]
+    pub fn find_hashed(&self, id: &[u8], h: u64) -> Option<u32> {
+        self.probe(h).find(|&slot| self.bytes(slot) == id)
     }
 
     /// Makes room in the hash index for `n` members without rehashing.

@@ -239,7 +239,8 @@ impl Ranking {
     /// nothing. See the module doc for how each op moves the member's reach
     /// time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
-        self.apply_one(member, value, ts).is_some()
+        let h = ids::hash(member.as_str().as_bytes());
+        self.apply_one(member, h, value, ts).is_some()
     }
 
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
@@ -256,18 +257,18 @@ impl Ranking {
         let slots: Vec<Option<u32>> = hashes.iter().map(|&h| self.ids.candidate(h)).collect();
         self.ids.touch(slots.iter().flatten().copied());
         self.tree.touch_members(slots.iter().flatten().copied(), &self.ids);
-        events.iter().map(|&(m, v, ts)| self.apply_one(m, v, ts).is_some()).collect()
+        events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts).is_some()).collect()
     }
 
-    /// [`Ranking::apply`], with the member's slot and new key when the
-    /// ranking changed.
-    fn apply_one(&mut self, member: &MemberId, value: f64, ts: i64) -> Option<(u32, Key)> {
+    /// [`Ranking::apply`] given the hash of the member id, with the member's
+    /// slot and new key when the ranking changed.
+    fn apply_one(&mut self, member: &MemberId, h: u64, value: f64, ts: i64) -> Option<(u32, Key)> {
         if !value.is_finite() {
             return None;
         }
         let value = normalize(value);
         let at = reach_of_ts(ts);
-        let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
+        let Some(slot) = self.ids.find_hashed(member.as_str().as_bytes(), h) else {
             if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
                 return None;
             }

@@ -233,15 +233,13 @@ impl Block {
             bits = !self.occ[w];
         }
     }
-    /// The free cell nearest to `c` (`c` itself when free), with its distance.
+    /// The free cell nearest to `c` (`c` itself when free).
     #[inline]
-    fn free_near(&self, c: usize) -> Option<(usize, usize)> {
+    fn free_near(&self, c: usize) -> Option<usize> {
         let c = c.min(CAP - 1);
         match (self.free_upto(c), self.free_from(c)) {
-            (Some(l), Some(r)) => Some(if c - l <= r - c { (l, c - l) } else { (r, r - c) }),
-            (Some(l), None) => Some((l, c - l)),
-            (None, Some(r)) => Some((r, r - c)),
-            (None, None) => None,
+            (Some(l), Some(r)) => Some(if c - l <= r - c { l } else { r }),
+            (l, r) => l.or(r),
         }
     }
     /// Position of the entry in cell `c` (among the first `n`).
@@ -292,7 +290,7 @@ impl Block {
             (None, Some(r)) => r.saturating_sub(1),
             (None, None) => CAP / 2,
         };
-        self.free_near(near).map(|(c, _)| c)
+        self.free_near(near)
     }
     /// Moves the entry at position `i` (of `n`) to position `j` among the
     /// others, with key `k`, into a free cell near its new neighbours' (its
@@ -650,8 +648,10 @@ impl Tree {
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
         let l = self.block_mut(lid);
         let mut moved: Vec<Key> = (ln - cnt..ln).map(|j| l.at(j)).collect();
-        for j in (ln - cnt..ln).rev() {
-            l.take(j + 1, j);
+        // the tail goes: the others keep their cells, positions and tie bits
+        for j in ln - cnt..ln {
+            let c = l.order[j] as usize;
+            l.unmark(c);
         }
         self.meta[lid as usize].len -= cnt as u32;
         moved.extend(self.block(rid).entries(rn));
@@ -946,6 +946,15 @@ impl Tree {
 mod tests {
     use super::*;
 
+    /// A small deterministic random stream for the tests below.
+    fn lcg(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        }
+    }
+
     #[test]
     fn searching_outward_from_a_hint_finds_the_same_partition_point() {
         for n in 0..40 {
@@ -978,11 +987,8 @@ mod tests {
     fn random_inserts_moves_and_removals_on_a_large_tree_keep_every_cell_exact() {
         let mut t = Tree::default();
         let mut bo: Vec<(u32, u32)> = Vec::new();
-        let mut x = 99u64;
-        let mut rnd = move |n: u64| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) % n
-        };
+        let mut next = lcg(99);
+        let mut rnd = move |n: u64| next() % n;
         let mut live: Vec<Option<Key>> = Vec::new();
         for step in 0..40_000u32 {
             let s = rnd(6000) as u32;
@@ -1033,11 +1039,7 @@ mod tests {
     fn blocks_spill_split_and_merge_while_positions_stay_exact() {
         let mut t = Tree::default();
         let mut bo: Vec<(u32, u32)> = Vec::new();
-        let mut x = 12345u64;
-        let mut rnd = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            x >> 33
-        };
+        let mut rnd = lcg(12345);
         let mut keys = Vec::new();
         for s in 0..5000u32 {
             let k = pack(rnd() % 50, s as u64, s);
