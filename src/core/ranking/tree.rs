@@ -27,6 +27,8 @@
 pub(crate) const CAP: usize = 256;
 const BULK_FILL: usize = CAP * 15 / 16;
 const WORDS: usize = CAP / 64;
+/// Entries read on each side of a search's starting guess (see `Block::touch_near`).
+const TOUCH: usize = 8;
 
 /// `(score key, reach << 24 | slot)`
 pub(crate) type Key = (u64, u64);
@@ -435,6 +437,17 @@ impl Block {
             x < k || (inclusive && x == k)
         })
     }
+    /// Reads the entries near position `g` (of `n`) in one pass: their cells
+    /// are independent loads, so their misses overlap, and the search that
+    /// follows finds them cached instead of waiting on each probe in turn.
+    #[inline]
+    fn touch_near(&self, n: usize, g: usize) {
+        let mut acc = 0u64;
+        for j in g.saturating_sub(TOUCH)..(g + TOUCH).min(n) {
+            acc ^= self.at(j).0;
+        }
+        std::hint::black_box(acc);
+    }
     /// Entries in order.
     fn entries(&self, n: usize) -> impl Iterator<Item = Key> + '_ {
         self.order[..n].iter().map(|&c| self.kv[c as usize])
@@ -633,7 +646,9 @@ impl Tree {
                 None => n / 2,
             },
         };
-        let j = self.block(id).lower_bound(n, guess, k, bo);
+        let b = self.block(id);
+        b.touch_near(n, guess);
+        let j = b.lower_bound(n, guess, k, bo);
         self.put(id, j, k, bo);
         if j == 0 {
             self.firsts[p] = k;
@@ -764,12 +779,15 @@ impl Tree {
         // the new position among the others, guessed by interpolating keys
         // (the block's edges come from `firsts`, in cache)
         let j = if lt(k, old, bo) {
-            partition_near(i, interpolate(k.0, (lo_key, 0), (old.0, i)), |x| lt(b.at(x), k, bo))
+            let g = interpolate(k.0, (lo_key, 0), (old.0, i));
+            b.touch_near(i, g);
+            partition_near(i, g, |x| lt(b.at(x), k, bo))
         } else {
             let g = match hi_key {
                 Some(h) => interpolate(k.0, (old.0, i + 1), (h, n)),
                 None => i + 1,
             };
+            b.touch_near(n, g);
             i + partition_near(n - i - 1, g - (i + 1), |x| lt(b.at(i + 1 + x), k, bo))
         };
         if j == i {
