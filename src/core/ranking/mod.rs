@@ -1,19 +1,21 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (about 44 bytes per member rebuilt, 47 loaded by inserts, with
+//! Layout (about 45 bytes per member rebuilt, 48 loaded by inserts, with
 //! 16-byte ids on an `incr` board; see `scripts/bench.sh`):
-//! - `ids`: one record per member (20 bytes for a 16-byte id, 8 more on `last`
-//!   boards, which keep event times) in a paged byte arena holding its id
-//!   (stored once) and the index block and cell holding its entry; a hash
-//!   index of `u32` entries (fingerprint + slot) maps an id to its record
-//!   (its slot).
+//! - `ids`: a hash index of `u64` entries, one per member, each naming the
+//!   member's record and the block and cell of its entry in `tree`; the
+//!   records (16 bytes for a 16-byte id, 8 more on `last` boards, which keep
+//!   event times) hold each id once, in a paged byte arena. A member's *slot*
+//!   is its entry's index in the hash index.
 //! - `tree`: an order-statistic index of 16-byte `(score key, reach << 24 | slot)`
 //!   entries in blocks of 256 cells, where an entry keeps its cell while it
 //!   moves within its block (a byte permutation per block holds the order, a
 //!   second byte per cell its position), with a Fenwick tree of block counts:
 //!   rank, position and "how many are strictly better" in O(log n). Finding a
-//!   member is its hash slot, its record, then its cell: three dependent reads.
-//! - `meta`: a side map, only for members that have metadata.
+//!   member is its hash slot, then its record and its cell side by side: two
+//!   rounds of memory reads, not a chain of three.
+//! - `meta`: a side map keyed by record (slots move, records don't), only
+//!   for members that have metadata.
 //!
 //! The score is stored as a `u64` key whose ascending order is "better first"
 //! under the board's [`Order`], so every listing is one ascending walk:
@@ -66,7 +68,7 @@ fn reach_of_ms(ms: u64) -> u64 {
     ms.saturating_sub(REACH_EPOCH_MS as u64).min(REACH_MAX)
 }
 
-/// Hasher for the `u32` slot keys of the metadata side map.
+/// Hasher for the `u32` record keys of the metadata side map.
 #[derive(Default)]
 struct SlotHasher(u64);
 impl Hasher for SlotHasher {
@@ -210,7 +212,7 @@ impl Ranking {
         if self.meta.is_empty() {
             return None;
         }
-        self.meta.get(&slot).map(String::as_str)
+        self.meta.get(&self.ids.record(slot)).map(String::as_str)
     }
 
     fn row(&self, slot: u32, k: Key) -> Row {
@@ -246,11 +248,11 @@ impl Ranking {
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
     /// and says which changed the ranking. Faster per event than one at a time
     /// (the Durable Object applies the Queue's batches this way): a member's
-    /// hash slot, record and index block are each a cache miss that depends on
-    /// the one before, so one event alone waits on memory three or four times
-    /// in a row. Here each of those reads is first made for the whole batch in
-    /// one tight pass, where the misses overlap, and the events are then
-    /// applied from cache.
+    /// hash slot, then its record and cell, then the entries near its new
+    /// place are cache misses that each wait on the one before, so one event
+    /// alone waits on memory three times in a row. Here the first two rounds
+    /// of reads are made for the whole batch in tight passes, where the misses
+    /// overlap, and the events are then applied from cache.
     pub fn apply_batch(&mut self, events: &[(&MemberId, f64, i64)]) -> Vec<bool> {
         let hashes: Vec<u64> = events.iter().map(|e| ids::hash(e.0.as_str().as_bytes())).collect();
         self.ids.touch_table(&hashes);
@@ -272,7 +274,8 @@ impl Ranking {
             if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
                 return None;
             }
-            let slot = self.ids.insert(member.as_str(), ts);
+            let tree = &mut self.tree;
+            let slot = self.ids.insert(member.as_str(), ts, &mut |b, c, s| tree.set_slot(b, c, s));
             let k = pack(key_of_score(value, self.order), at, slot);
             self.tree.insert(k, &mut self.ids);
             return Some((slot, k));
@@ -321,15 +324,16 @@ impl Ranking {
         let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
             return false;
         };
+        let rec = self.ids.record(slot);
         match meta {
             Some(m) => {
-                if self.meta.get(&slot) == Some(&m) {
+                if self.meta.get(&rec) == Some(&m) {
                     return false;
                 }
-                self.meta.insert(slot, m);
+                self.meta.insert(rec, m);
                 true
             }
-            None => self.meta.remove(&slot).is_some(),
+            None => self.meta.remove(&rec).is_some(),
         }
     }
 
@@ -339,8 +343,9 @@ impl Ranking {
             return false;
         };
         self.tree.remove(slot, &mut self.ids);
-        self.meta.remove(&slot);
-        self.ids.remove(slot);
+        self.meta.remove(&self.ids.record(slot));
+        let tree = &mut self.tree;
+        self.ids.remove(slot, &mut |b, c, s| tree.set_slot(b, c, s));
         true
     }
 
@@ -474,7 +479,8 @@ impl Ranking {
             rows.sort_unstable_by(cmp);
         }
         let n = rows.len();
-        r.ids.reserve(n);
+        // no slot moves after this: `keys` names members by slot
+        r.ids.reserve(n, &mut |_, _, _| ());
         let mut keys: Vec<Key> = Vec::with_capacity(n);
         let mut dups = false;
         for (k, at, row) in rows {
@@ -490,18 +496,19 @@ impl Ranking {
                     slot
                 }
                 None => {
-                    let slot = r.ids.insert(&row.member, row.ts);
+                    let slot = r.ids.insert(&row.member, row.ts, &mut |_, _, _| ());
                     keys.push(pack(k, at, slot));
                     slot
                 }
             };
             r.ids.set_ts(slot, row.ts);
+            let rec = r.ids.record(slot);
             match row.meta {
                 Some(m) => {
-                    r.meta.insert(slot, m);
+                    r.meta.insert(rec, m);
                 }
                 None => {
-                    r.meta.remove(&slot);
+                    r.meta.remove(&rec);
                 }
             }
         }

@@ -301,3 +301,40 @@ fn events_before_2020_count_as_reached_at_2020_then_member_id_decides() {
     assert_eq!(r.get("b").unwrap().seq, REACH_EPOCH_MS as u64);
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2), ("c", 3)]);
 }
+
+#[test]
+fn members_stay_reachable_and_every_cell_exact_while_the_id_index_grows_and_shifts() {
+    // The id index moves slots when it grows and when a removal shifts
+    // entries back; the order index (and its copy of each block's first
+    // entry) must follow every move. Heavy ties make comparisons read ids.
+    let mut r = Ranking::new(Order::Desc, Op::Last);
+    let id = |i: u64| format!("m{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40);
+    let mut live = std::collections::BTreeMap::new();
+    let mut x = 7u64;
+    for step in 0..30_000u64 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let who = id(x >> 50);
+        if x >> 61 == 0 && live.contains_key(&who) {
+            assert!(r.remove(&who));
+            live.remove(&who);
+        } else {
+            let v = (x >> 20 & 7) as f64;
+            r.apply(&m(&who), v, T + step as i64);
+            if x >> 13 & 7 == 0 {
+                r.set_meta(&m(&who), Some(format!("{step}")));
+            }
+            live.insert(who, v);
+        }
+        if step % 5000 == 4999 {
+            r.tree.check(&r.ids);
+        }
+    }
+    r.tree.check(&r.ids);
+    assert_eq!(r.len(), live.len());
+    for (who, v) in &live {
+        assert_eq!(r.get(who).map(|row| row.score), Some(*v), "{who}");
+    }
+    let back = Ranking::from_rows(Order::Desc, Op::Last, r.rows());
+    back.tree.check(&back.ids);
+    assert_eq!(back.rows().collect::<Vec<_>>(), r.rows().collect::<Vec<_>>());
+}

@@ -836,6 +836,21 @@ impl Tree {
         std::hint::black_box(acc);
     }
 
+    /// Renames the member in cell `cell` of block `id` to `slot` (the id
+    /// index moved it). A block that is not there is skipped: a ranking being
+    /// rebuilt interns its members before it has blocks.
+    #[inline]
+    pub fn set_slot(&mut self, id: u32, cell: usize, slot: u32) {
+        let Some(m) = self.meta.get_mut(id as usize) else { return };
+        let Some(b) = m.block.as_deref_mut() else { return };
+        let k = &mut b.kv[cell];
+        k.1 = k.1 & !0xff_ffff | slot as u64;
+        // `firsts` holds a copy of each block's first entry
+        if m.len > 0 && b.order[0] as usize == cell {
+            self.firsts[m.pos as usize] = *k;
+        }
+    }
+
     /// The key of a member's entry.
     #[inline]
     pub fn key_of(&self, slot: u32, bo: &impl BlockOf) -> Key {
@@ -954,7 +969,7 @@ impl Tree {
             for j in 0..n {
                 let c = b.order[j] as usize;
                 assert!(!b.is_free(c) && seen.insert(c), "the order lists each occupied cell once");
-                assert_eq!(bo.block_of(slot(b.kv[c])), (id, c), "a member's record names its cell");
+                assert_eq!(bo.block_of(slot(b.kv[c])), (id, c), "a member's id entry names its cell");
             }
         }
     }
