@@ -551,16 +551,18 @@ impl Tree {
         (p, rem)
     }
 
-    /// Rebuilds positions, firsts and the Fenwick tree after the block sequence changed.
-    fn reindex(&mut self) {
+    /// Rebuilds the positions from `from` on and the Fenwick tree after the
+    /// block sequence changed there (the caller keeps `firsts` in step: reading
+    /// every block's first entry again would be a cache miss per block).
+    fn reindex(&mut self, from: usize) {
         let m = self.order.len();
         self.fen.clear();
         self.fen.resize(m + 1, 0);
-        self.firsts.clear();
         for (p, &id) in self.order.iter().enumerate() {
-            self.meta[id as usize].pos = p as u32;
+            if p >= from {
+                self.meta[id as usize].pos = p as u32;
+            }
             self.fen[p + 1] = self.meta[id as usize].len;
-            self.firsts.push(self.meta[id as usize].block.as_deref().unwrap().at(0));
         }
         for i in 1..=m {
             let j = i + (i & i.wrapping_neg());
@@ -626,7 +628,8 @@ impl Tree {
             self.order.push(id);
             self.lay_out(id, &[k], bo);
             self.len = 1;
-            self.reindex();
+            self.firsts.push(k);
+            self.reindex(0);
             return;
         }
         let mut p = self.block_for(k, bo);
@@ -721,11 +724,13 @@ impl Tree {
         self.lay_out(id, &all[..half], bo);
         self.lay_out(nid, &all[half..], bo);
         self.order.insert(p + 1, nid);
-        self.reindex();
+        self.firsts.insert(p + 1, all[half]);
+        self.reindex(p + 1);
     }
 
     fn drop_block(&mut self, p: usize) {
         let id = self.order.remove(p);
+        self.firsts.remove(p);
         self.meta[id as usize].block = None;
         self.meta[id as usize].len = 0;
         self.free_ids.push(id);
@@ -745,7 +750,7 @@ impl Tree {
         self.len -= 1;
         if n == 0 {
             self.drop_block(p);
-            self.reindex();
+            self.reindex(p);
             return k;
         }
         if j == 0 {
@@ -821,7 +826,7 @@ impl Tree {
         all.extend(self.block(rid).entries(self.meta[rid as usize].len as usize));
         self.lay_out(lid, &all, bo);
         self.drop_block(right);
-        self.reindex();
+        self.reindex(right);
     }
 
     /// Reads each member's cell and position byte, for
@@ -934,6 +939,7 @@ impl Tree {
             let id = t.new_block();
             t.order.push(id);
             t.lay_out(id, chunk, bo);
+            t.firsts.push(chunk[0]);
             t.len += chunk.len();
             chunk.clear();
         };
@@ -944,7 +950,7 @@ impl Tree {
             }
         }
         flush(self, &mut chunk, bo);
-        self.reindex();
+        self.reindex(0);
     }
 
     #[cfg(test)]
