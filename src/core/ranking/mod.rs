@@ -9,8 +9,8 @@
 //!   is its entry's index in the hash index.
 //! - `tree`: an order-statistic index of 16-byte `(score key, reach << 24 | slot)`
 //!   entries in blocks of 256 cells, where an entry keeps its cell while it
-//!   moves within its block (a byte permutation per block holds the order, a
-//!   second byte per cell its position), with a Fenwick tree of block counts:
+//!   moves within its block (a byte permutation per block holds the order),
+//!   with a Fenwick tree of block counts:
 //!   rank, position and "how many are strictly better" in O(log n). Finding a
 //!   member is its hash slot, then its record and its cell side by side: two
 //!   rounds of memory reads, not a chain of three.

@@ -11,12 +11,13 @@
 //! the common comparison stays two integer compares.
 //!
 //! A block is one allocation of 256 entry cells, an occupancy bitmap, a
-//! permutation (`order`: the cells in entry order, one byte each), its
-//! inverse (`inv`: each cell's position) and a bitmap of which positions tie
-//! with the one before. A member keeps its cell while it moves within the
-//! block and its record names the block and cell exactly ([`BlockOf`]), so
-//! finding a member and its position is one read of its cell and its `inv`
-//! byte, and a move rewrites no other member's record: only permutation bytes
+//! permutation (`order`: the cells in entry order, one byte each) and a
+//! bitmap of which positions tie with the one before. A member keeps its cell
+//! while it moves within the block and its id entry names the block and cell
+//! exactly ([`BlockOf`]), so finding a member is one read of its cell, and
+//! its position a scan of the 256 order bytes for its cell's byte (eight at a
+//! time); a move rewrites no other member's id entry and no positions: only
+//! permutation bytes
 //! move. A new or moving entry takes the free cell nearest its neighbours'
 //! cells, so cells stay close to entry order and a search through the
 //! permutation reads nearby cache lines, much as in a plain sorted block;
@@ -168,9 +169,6 @@ struct Block {
     kv: [Key; CAP],
     /// the occupied cells in entry order (the first `len`)
     order: [u8; CAP],
-    /// by cell: the position of its entry in `order` (the inverse), so a
-    /// member's position is one byte read beside its cell
-    inv: [u8; CAP],
     /// occupied cells
     occ: [u64; WORDS],
     /// by position: bit `j` says the entry at `j` has the same score key as
@@ -181,7 +179,7 @@ struct Block {
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { kv: [(0, 0); CAP], order: [0; CAP], inv: [0; CAP], occ: [0; WORDS], eq: [0; WORDS] })
+        Box::new(Block { kv: [(0, 0); CAP], order: [0; CAP], occ: [0; WORDS], eq: [0; WORDS] })
     }
     /// Entry at position `j`.
     #[inline]
@@ -244,35 +242,36 @@ impl Block {
             (l, r) => l.or(r),
         }
     }
-    /// Position of the entry in cell `c` (among the first `n`).
+    /// Position of the entry in cell `c` (among the first `n`): where `c`
+    /// is in `order`, found eight bytes at a time, starting where cell `c`
+    /// would be if cells were in entry order (they stay close to it, so this
+    /// is usually the first word read). Keeping each cell's position in a
+    /// second byte array would save the scan but cost a byte per cell and
+    /// rewriting positions on every move.
     #[inline]
     fn position_of(&self, n: usize, c: usize) -> usize {
-        let j = self.inv[c] as usize;
-        debug_assert!(j < n && self.order[j] as usize == c);
-        j
-    }
-    /// Moves the recorded position of every entry at `lo..hi` one up (or
-    /// down): a pass over all 256 bytes, which vectorizes (free cells' bytes
-    /// change too; nothing reads them).
-    #[inline]
-    fn shift_inv(&mut self, lo: usize, hi: usize, up: bool) {
-        let len = hi.saturating_sub(lo);
-        if len == 0 {
-            return;
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let pat = c as u64 * ONES;
+        let find = |w: usize| {
+            let x = u64::from_le_bytes(self.order[w * 8..w * 8 + 8].try_into().unwrap()) ^ pat;
+            // a zero byte of `x` is `c`; the lowest one sets the lowest bit
+            // here (higher bits can be false positives; they are never read)
+            let mut z = x.wrapping_sub(ONES) & !x & (ONES << 7);
+            if n - w * 8 < 8 {
+                z &= (1 << ((n - w * 8) * 8)) - 1; // bytes past `n` are stale
+            }
+            (z != 0).then(|| w * 8 + z.trailing_zeros() as usize / 8)
+        };
+        let words = n.div_ceil(8);
+        let w0 = (c * n / CAP / 8).min(words - 1);
+        for d in 0..words {
+            let hit = if w0 + d < words { find(w0 + d) } else { None };
+            if let Some(j) = hit.or_else(|| if d > 0 && d <= w0 { find(w0 - d) } else { None }) {
+                debug_assert!(j < n && self.order[j] as usize == c);
+                return j;
+            }
         }
-        // u8 lanes only (a range of all 256 positions starts at 0)
-        let (lo, last, all) = (lo as u8, (len - 1).min(255) as u8, len >= CAP);
-        let d = if up { 1u8 } else { u8::MAX };
-        for v in self.inv.iter_mut() {
-            let inside = all | (v.wrapping_sub(lo) <= last);
-            *v = v.wrapping_add(d & (inside as u8).wrapping_neg());
-        }
-    }
-    /// Re-records the positions of the entries at `from..to`.
-    fn renumber(&mut self, from: usize, to: usize) {
-        for x in from..to {
-            self.inv[self.order[x] as usize] = x as u8;
-        }
+        unreachable!("cell {c} is not in the block's order")
     }
     /// The cell for a new entry at position `j` (between the entries now at
     /// `j - 1` and `j`, of `n`): a free cell between its neighbours' cells,
@@ -296,8 +295,8 @@ impl Block {
     }
     /// Moves the entry at position `i` (of `n`) to position `j` among the
     /// others, with key `k`, into a free cell near its new neighbours' (its
-    /// own cell if that is nearest); returns the cell. Only the positions
-    /// between `i` and `j` are renumbered, so a short move is cheap.
+    /// own cell if that is nearest); returns the cell. Only the order bytes
+    /// between `i` and `j` move, so a short move is cheap.
     fn relocate(&mut self, n: usize, i: usize, j: usize, k: Key) -> usize {
         let old = self.order[i] as usize;
         self.unmark(old);
@@ -313,7 +312,6 @@ impl Block {
             self.order.copy_within(i + 1..=j, i);
         }
         self.order[j] = c as u8;
-        self.renumber(i.min(j), i.max(j) + 1);
         self.remove_bit(i);
         self.insert_bit(j);
         for x in [i, i + 1, j, j + 1] {
@@ -326,10 +324,8 @@ impl Block {
     fn put(&mut self, n: usize, j: usize, c: usize, k: Key) {
         self.kv[c] = k;
         self.mark(c);
-        self.shift_inv(j, n, true);
         self.order.copy_within(j..n, j + 1);
         self.order[j] = c as u8;
-        self.inv[c] = j as u8;
         self.insert_bit(j);
         self.set_eq(n + 1, j);
         self.set_eq(n + 1, j + 1);
@@ -338,7 +334,6 @@ impl Block {
     #[inline]
     fn take(&mut self, n: usize, j: usize) -> usize {
         let c = self.order[j] as usize;
-        self.shift_inv(j + 1, n, false);
         self.order.copy_within(j + 1..n, j);
         self.unmark(c);
         self.remove_bit(j);
@@ -595,7 +590,6 @@ impl Tree {
             b.kv[c] = k;
             b.mark(c);
             b.order[j] = c as u8;
-            b.inv[c] = j as u8;
             bo.set_block_of(slot(k), id, c);
         }
         b.set_all_eq(n);
@@ -691,7 +685,6 @@ impl Tree {
             r.unmark(c);
         }
         r.order.copy_within(cnt..rn, 0);
-        r.renumber(0, rn - cnt);
         r.set_all_eq(rn - cnt);
         let first = r.at(0);
         self.meta[rid as usize].len -= cnt as u32;
@@ -829,14 +822,17 @@ impl Tree {
         self.reindex(right);
     }
 
-    /// Reads each member's cell and position byte, for
+    /// Reads each member's cell and the order bytes where its position is
+    /// likely found, for
     /// `Ranking::apply_batch`.
     pub fn touch_members(&self, slots: impl Iterator<Item = u32>, bo: &impl BlockOf) {
         let mut acc = 0u64;
         for s in slots {
             let (id, c) = bo.block_of(s);
             let Some(b) = self.meta.get(id as usize).and_then(|m| m.block.as_deref()) else { continue };
-            acc ^= b.kv[c.min(CAP - 1)].1 ^ b.inv[c.min(CAP - 1)] as u64;
+            // the cell, and the order bytes its position is likely found in
+            let c = c.min(CAP - 1);
+            acc ^= b.kv[c].1 ^ b.order[c] as u64;
         }
         std::hint::black_box(acc);
     }
