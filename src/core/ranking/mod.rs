@@ -1,6 +1,6 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (about 45 bytes per member rebuilt, 48 loaded by inserts, with
+//! Layout (about 44 bytes per member rebuilt, 47 loaded by inserts, with
 //! 16-byte ids on an `incr` board; see `scripts/bench.sh`):
 //! - `ids`: a hash index of `u64` entries, one per member, each naming the
 //!   member's record and the block and cell of its entry in `tree`; the
