@@ -109,18 +109,24 @@ impl Ids {
         (e >> LEN_SHIFT & 0x7f) as usize + 1
     }
 
+    /// Where the record behind an entry lies: its page and byte range there.
+    #[inline]
+    fn span(&self, e: u64) -> (usize, std::ops::Range<usize>) {
+        let off = Self::rec_of(e) as usize * UNIT;
+        (off / PAGE, off % PAGE..off % PAGE + self.head + Self::len_of(e))
+    }
+
     /// The record behind an entry: `[ts][id]`.
     #[inline]
     fn rec_bytes(&self, e: u64) -> &[u8] {
-        let off = Self::rec_of(e) as usize * UNIT;
-        &self.pages[off / PAGE][off % PAGE..off % PAGE + self.head + Self::len_of(e)]
+        let (page, at) = self.span(e);
+        &self.pages[page][at]
     }
 
     #[inline]
     fn rec_mut(&mut self, e: u64) -> &mut [u8] {
-        let off = Self::rec_of(e) as usize * UNIT;
-        let end = off % PAGE + self.head + Self::len_of(e);
-        &mut self.pages[off / PAGE][off % PAGE..end]
+        let (page, at) = self.span(e);
+        &mut self.pages[page][at]
     }
 
     #[inline]

@@ -70,8 +70,8 @@ fn reach_of_ms(ms: u64) -> u64 {
 
 /// Hasher for the `u32` record keys of the metadata side map.
 #[derive(Default)]
-struct SlotHasher(u64);
-impl Hasher for SlotHasher {
+struct RecordHasher(u64);
+impl Hasher for RecordHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -84,7 +84,7 @@ impl Hasher for SlotHasher {
         self.0 = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
-type MetaMap = HashMap<u32, String, BuildHasherDefault<SlotHasher>>;
+type MetaMap = HashMap<u32, String, BuildHasherDefault<RecordHasher>>;
 
 /// A member's persistent form.
 #[derive(Clone, Debug, PartialEq)]
@@ -242,7 +242,7 @@ impl Ranking {
     /// time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
         let h = ids::hash(member.as_str().as_bytes());
-        self.apply_one(member, h, value, ts).is_some()
+        self.apply_one(member, h, value, ts)
     }
 
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
@@ -259,26 +259,25 @@ impl Ranking {
         let slots: Vec<Option<u32>> = hashes.iter().map(|&h| self.ids.candidate(h)).collect();
         self.ids.touch(slots.iter().flatten().copied());
         self.tree.touch_members(slots.iter().flatten().copied(), &self.ids);
-        events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts).is_some()).collect()
+        events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect()
     }
 
-    /// [`Ranking::apply`] given the hash of the member id, with the member's
-    /// slot and new key when the ranking changed.
-    fn apply_one(&mut self, member: &MemberId, h: u64, value: f64, ts: i64) -> Option<(u32, Key)> {
+    /// [`Ranking::apply`] given the hash of the member id.
+    fn apply_one(&mut self, member: &MemberId, h: u64, value: f64, ts: i64) -> bool {
         if !value.is_finite() {
-            return None;
+            return false;
         }
         let value = normalize(value);
         let at = reach_of_ts(ts);
         let Some(slot) = self.ids.find_hashed(member.as_str().as_bytes(), h) else {
             if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
-                return None;
+                return false;
             }
             let tree = &mut self.tree;
             let slot = self.ids.insert(member.as_str(), ts, &mut |b, c, s| tree.set_slot(b, c, s));
             let k = pack(key_of_score(value, self.order), at, slot);
             self.tree.insert(k, &mut self.ids);
-            return Some((slot, k));
+            return true;
         };
         let old = self.tree.key_of(slot, &self.ids);
         let old_score = score_of_key(old.0, self.order);
@@ -286,28 +285,28 @@ impl Ranking {
             Op::Incr => {
                 let s = normalize(old_score + value);
                 if !s.is_finite() || s == old_score {
-                    return None;
+                    return false;
                 }
                 (key_of_score(s, self.order), reach(old).max(at))
             }
             Op::Best => {
                 let nk = key_of_score(value, self.order);
                 if nk > old.0 || (nk == old.0 && at >= reach(old)) {
-                    return None;
+                    return false;
                 }
                 (nk, at)
             }
             Op::Last => {
                 let cur = self.ids.ts(slot);
                 if ts < cur {
-                    return None;
+                    return false;
                 }
                 if value == old_score {
                     if ts == cur {
-                        return None;
+                        return false;
                     }
                     self.ids.set_ts(slot, ts);
-                    return Some((slot, old));
+                    return true;
                 }
                 self.ids.set_ts(slot, ts);
                 (key_of_score(value, self.order), at)
@@ -315,7 +314,7 @@ impl Ranking {
         };
         let k = pack(new_key, new_reach, slot);
         self.tree.update(slot, k, &mut self.ids);
-        Some((slot, k))
+        true
     }
 
     /// Sets or clears a member's metadata (opaque JSON text). Only members on

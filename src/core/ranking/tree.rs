@@ -17,10 +17,10 @@
 //! exactly ([`BlockOf`]), so finding a member is one read of its cell, and
 //! its position a scan of the order bytes for its cell's byte (eight at a
 //! time); a move rewrites no other member's id entry and no positions: only
-//! permutation bytes move. A new or moving entry takes the free cell nearest its neighbours'
-//! cells, so cells stay close to entry order and a search through the
-//! permutation reads nearby cache lines, much as in a plain sorted block;
-//! spills, splits and merges lay blocks out in order again.
+//! permutation bytes move. A new or moving entry takes the free cell nearest
+//! its neighbours' cells, so cells stay close to entry order and a search
+//! through the permutation reads nearby cache lines, much as in a plain
+//! sorted block; spills, splits and merges lay blocks out in order again.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are (nearly) full, which keeps blocks ~85% full.
 
@@ -616,7 +616,7 @@ impl Tree {
     /// Inserts `k`; `near_end` says where in its block the key likely goes
     /// (an entry moving to a neighbour block lands near the edge it crossed),
     /// so the search starts there instead of bisecting a cold block.
-    fn insert_near(&mut self, k: Key, near_end: Option<bool>, bo: &mut impl BlockOf) {
+    fn insert_near(&mut self, k: Key, mut near_end: Option<bool>, bo: &mut impl BlockOf) {
         if self.order.is_empty() {
             let id = self.new_block();
             self.order.push(id);
@@ -627,7 +627,6 @@ impl Tree {
             return;
         }
         let mut p = self.block_for(k, bo);
-        let mut near_end = near_end;
         if self.len_at(p) == CAP {
             self.make_room(p, bo);
             p = self.block_for(k, bo);
@@ -837,17 +836,17 @@ impl Tree {
     }
 
     /// Renames the member in cell `cell` of block `id` to `slot` (the id
-    /// index moved it). A block that is not there is skipped: a ranking being
-    /// rebuilt interns its members before it has blocks.
+    /// index moved it).
     #[inline]
     pub fn set_slot(&mut self, id: u32, cell: usize, slot: u32) {
-        let Some(m) = self.meta.get_mut(id as usize) else { return };
-        let Some(b) = m.block.as_deref_mut() else { return };
+        let p = self.meta[id as usize].pos as usize;
+        let b = self.block_mut(id);
         let k = &mut b.kv[cell];
         k.1 = k.1 & !0xff_ffff | slot as u64;
+        let (k, first) = (*k, b.order[0] as usize == cell);
         // `firsts` holds a copy of each block's first entry
-        if m.len > 0 && b.order[0] as usize == cell {
-            self.firsts[m.pos as usize] = *k;
+        if first {
+            self.firsts[p] = k;
         }
     }
 
