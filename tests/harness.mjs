@@ -77,8 +77,25 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
   let log = [];
   const logTail = () => log.join('').split('\n').slice(-40).join('\n');
 
+  // A free port found by freePort() can be taken by someone else before wrangler
+  // binds it (and wrangler's own start-up can fail the same way on a loaded
+  // machine), so a failed start is retried on fresh ports before giving up.
   async function launch() {
-    // samePort: a page loaded from the worker reconnects to the origin it came from.
+    const attempts = 3;
+    for (let i = 1; ; i++) {
+      try {
+        return await launchOnce();
+      } catch (e) {
+        if (i >= attempts) throw e;
+        console.error(`# wrangler dev start ${i}/${attempts} failed, retrying:\n${e.message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async function launchOnce() {
+    // samePort: a page loaded from the worker reconnects to the origin it came from
+    // (a retry then waits for that port rather than moving).
     if (!port || !samePort) port = await freePort();
     log = [];
     child = spawn(
