@@ -1,39 +1,57 @@
-//! Interned members: an open-addressing hash index (linear probing,
-//! backward-shift deletion) whose entries say where everything about a member
-//! is, beside a paged byte arena of records that hold the id bytes once.
+//! Member ids: where they are stored and how a member is found.
 //!
-//! A member's *slot* is its entry's index in the hash index. Each entry is one
-//! `u64`: an 8-bit hash fingerprint, the id length (7 bits), the record's
-//! offset in 4-byte units (24 bits), and the block (17 bits) and cell (8 bits)
-//! of the member's entry in the order index. So once a lookup reaches a
-//! member's slot, its record and its cell are two independent reads whose
-//! cache misses overlap, not a chain. Slots move when the index grows or a
-//! deletion shifts entries back; each move is reported (block, cell, new
-//! slot) so the order index, which names members by slot, can follow.
+//! A member's id lives in its cell of the order index (see `tree.rs`), as a
+//! 16-byte *payload* beside its score: the id bytes themselves when the id
+//! is at most 16 bytes and the board keeps no event times, else a reference
+//! to a *record* in [`Arena`], a paged byte arena of `[ts: i64, only on
+//! Op::Last boards][id bytes]` records padded to 4 bytes. The id length is
+//! kept in the cell's key (its low bits, the *tag*), so a payload's bytes are
+//! `Arena::bytes(payload, len)`.
 //!
-//! A record is `[ts: i64, only on Op::Last boards][id bytes]`, padded to 4
-//! bytes: a 16-byte id takes 16 bytes. Records never move: their offset
-//! (`Ids::record`) is the key for anything kept on the side, like metadata.
-//! 24 bits of 4-byte units address 64 MiB of records, and 24-bit slots a
-//! 16M-entry index: both beyond what fits in a Durable Object next to the rest.
+//! [`Index`] finds a member's cell from its id: an open-addressing hash table
+//! (linear probing, backward-shift deletion) of `u32` entries, each a 7-bit
+//! hash fingerprint and the member's location (block << 8 | cell). A lookup
+//! reads its entry, then the cell, whose key, id and position bytes lie in
+//! one block: two rounds of memory reads. When the tree moves a member to
+//! another cell it reports the move, and the entry is found again by the
+//! id's hash and the old location (unique on the probe path) and rewritten.
 
 const PAGE: usize = 1 << 16;
 const UNIT: usize = 4;
-const MAX_REC: usize = (1 << 24) - 2;
-/// Largest hash index: slots are 24 bits in the order index's entries.
-const MAX_CAP: usize = 1 << 24;
-/// Block ids fit in 17 bits of an entry.
+const MAX_REC: usize = u32::MAX as usize / 2;
+/// Largest hash index (far beyond what fits a Durable Object; small enough
+/// for `* 10` on 32-bit targets).
+const MAX_CAP: usize = 1 << 28;
+/// Block ids fit in 17 bits of a location.
 pub(crate) const MAX_BLOCKS: usize = 1 << 17;
 
-// entry layout, low bits first
-const CELL_BITS: u32 = 8;
-const BLOCK_SHIFT: u32 = 8;
-const BLOCK_MASK: u64 = (1 << 17) - 1;
-const REC_SHIFT: u32 = 25;
-const REC_MASK: u64 = (1 << 24) - 1;
-const LEN_SHIFT: u32 = 49;
-const FP_SHIFT: u32 = 56;
-const LOC_MASK: u64 = (1 << REC_SHIFT) - 1;
+/// A member's id as kept in its cell: inline bytes, or a record reference.
+pub(crate) type Id16 = [u8; 16];
+
+/// Where a member's entry is in the order index: `block << 8 | cell`.
+pub(crate) type Loc = u32;
+
+/// The location a member "moves from" when it enters the order index.
+pub(crate) const NEW: Loc = u32::MAX;
+
+const LOC_BITS: u32 = 25;
+const LOC_MASK: u32 = (1 << LOC_BITS) - 1;
+
+#[inline]
+pub(crate) fn loc(block: u32, cell: usize) -> Loc {
+    debug_assert!((block as usize) < MAX_BLOCKS && cell < 256);
+    block << 8 | cell as u32
+}
+
+#[inline]
+pub(crate) fn block_of(l: Loc) -> u32 {
+    l >> 8
+}
+
+#[inline]
+pub(crate) fn cell_of(l: Loc) -> usize {
+    (l & 0xff) as usize
+}
 
 #[inline]
 pub(crate) fn hash(b: &[u8]) -> u64 {
@@ -55,243 +73,111 @@ pub(crate) fn hash(b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// Told of every slot that moves: `(block, cell, new slot)` of the member's
-/// entry in the order index.
-pub(crate) trait Moved: FnMut(u32, usize, u32) {}
-impl<F: FnMut(u32, usize, u32)> Moved for F {}
-
+/// Records for the ids that do not fit their cell (and, on `last` boards,
+/// every member's event time).
 #[derive(Clone, Default)]
-pub(crate) struct Ids {
+pub(crate) struct Arena {
     /// 0, or 8 when records keep an event time
     head: usize,
     pages: Vec<Vec<u8>>,
     /// freed records by size in units
     free: Vec<Vec<u32>>,
-    table: Vec<u64>,
-    len: usize,
 }
 
-impl Ids {
+impl Arena {
     /// Records keep an event time only when `with_ts`.
-    pub fn new(with_ts: bool) -> Ids {
-        Ids { head: if with_ts { 8 } else { 0 }, ..Ids::default() }
+    pub fn new(with_ts: bool) -> Arena {
+        Arena { head: if with_ts { 8 } else { 0 }, ..Arena::default() }
+    }
+
+    /// Whether an id of `len` bytes is kept in a record rather than inline.
+    #[inline]
+    fn in_record(&self, len: usize) -> bool {
+        self.head != 0 || len > 16
     }
 
     #[inline]
-    fn units(&self, id_len: usize) -> usize {
-        (self.head + id_len).div_ceil(UNIT)
+    fn units(&self, len: usize) -> usize {
+        (self.head + len).div_ceil(UNIT)
     }
 
     /// Heap bytes held (capacity).
     #[allow(dead_code)]
     pub fn heap_bytes(&self) -> usize {
-        self.pages.iter().map(|p| p.capacity()).sum::<usize>() + self.table.capacity() * 8
+        self.pages.iter().map(|p| p.capacity()).sum()
     }
 
     #[inline]
-    fn pos(&self, h: u64) -> usize {
-        ((h as u128 * self.table.len() as u128) >> 64) as usize
+    fn rec(pay: &Id16) -> usize {
+        u32::from_le_bytes([pay[0], pay[1], pay[2], pay[3]]) as usize * UNIT
     }
 
+    /// The record behind a payload: `[ts][id]`.
     #[inline]
-    fn fp(h: u64) -> u64 {
-        // the low bits: `pos` uses the high ones
-        (h & 0xff) << FP_SHIFT
+    fn record(&self, pay: &Id16, len: usize) -> &[u8] {
+        let off = Self::rec(pay);
+        &self.pages[off / PAGE][off % PAGE..off % PAGE + self.head + len]
     }
 
+    /// The id bytes of a member whose cell holds `pay`, of `len` bytes.
     #[inline]
-    fn rec_of(e: u64) -> u32 {
-        ((e >> REC_SHIFT & REC_MASK) - 1) as u32
-    }
-
-    #[inline]
-    fn len_of(e: u64) -> usize {
-        (e >> LEN_SHIFT & 0x7f) as usize + 1
-    }
-
-    /// Where the record behind an entry lies: its page and byte range there.
-    #[inline]
-    fn span(&self, e: u64) -> (usize, std::ops::Range<usize>) {
-        let off = Self::rec_of(e) as usize * UNIT;
-        (off / PAGE, off % PAGE..off % PAGE + self.head + Self::len_of(e))
-    }
-
-    /// The record behind an entry: `[ts][id]`.
-    #[inline]
-    fn rec_bytes(&self, e: u64) -> &[u8] {
-        let (page, at) = self.span(e);
-        &self.pages[page][at]
-    }
-
-    #[inline]
-    fn rec_mut(&mut self, e: u64) -> &mut [u8] {
-        let (page, at) = self.span(e);
-        &mut self.pages[page][at]
-    }
-
-    #[inline]
-    fn entry_bytes(&self, e: u64) -> &[u8] {
-        &self.rec_bytes(e)[self.head..]
-    }
-
-    #[inline]
-    pub fn bytes(&self, slot: u32) -> &[u8] {
-        self.entry_bytes(self.table[slot as usize])
-    }
-
-    /// The member's record: it never moves while the member is on the board,
-    /// so it keys what is kept on the side (slots move).
-    #[inline]
-    pub fn record(&self, slot: u32) -> u32 {
-        Self::rec_of(self.table[slot as usize])
-    }
-
-    /// Reads the given slots' entries, then their records' first line, so
-    /// that a following pass finds them cached; independent touches overlap
-    /// their memory latency.
-    #[inline]
-    pub fn touch(&self, slots: impl Iterator<Item = u32> + Clone) {
-        let mut acc = 0u64;
-        for s in slots.clone() {
-            acc ^= self.table[s as usize];
+    pub fn bytes<'a>(&'a self, pay: &'a Id16, len: usize) -> &'a [u8] {
+        if self.in_record(len) {
+            &self.record(pay, len)[self.head..]
+        } else {
+            &pay[..len]
         }
-        for s in slots {
-            acc ^= self.bytes(s)[0] as u64;
-        }
-        std::hint::black_box(acc);
     }
 
-    /// Reads the hash index line where each hash's probe starts (see `touch`).
-    pub fn touch_table(&self, hashes: &[u64]) {
-        if self.table.is_empty() {
+    /// Reads the first line of the records behind these payloads, so that a
+    /// following pass finds them cached (see `Ids::touch_table`).
+    #[inline]
+    pub fn touch<'a>(&self, pays: impl Iterator<Item = (&'a Id16, usize)>) {
+        if self.head == 0 {
             return;
         }
-        let mut acc = 0u64;
-        for &h in hashes {
-            acc ^= self.table[self.pos(h)];
+        let mut acc = 0u8;
+        for (p, len) in pays {
+            acc ^= self.record(p, len)[0];
         }
         std::hint::black_box(acc);
     }
 
-    /// The first slot on `h`'s probe path whose fingerprint matches: the
-    /// member's, unless the fingerprint matched another id (1 in 256) or the
-    /// member is new. Only a hint for `touch`: [`Ids::find`] compares the bytes.
-    pub fn candidate(&self, h: u64) -> Option<u32> {
-        self.probe(h).next()
-    }
-
-    /// The slots on `h`'s probe path whose fingerprint matches, in probe
-    /// order, up to the first empty entry.
+    /// The event time kept for a member (0 on boards that keep none).
     #[inline]
-    fn probe(&self, h: u64) -> impl Iterator<Item = u32> + '_ {
-        let fp = Self::fp(h);
-        let cap = self.table.len();
-        let mut i = if self.len == 0 { cap } else { self.pos(h) };
-        std::iter::from_fn(move || {
-            while i < cap {
-                let e = self.table[i];
-                if e == 0 {
-                    return None;
-                }
-                let at = i as u32;
-                i = if i + 1 == cap { 0 } else { i + 1 };
-                if e & (0xff << FP_SHIFT) == fp {
-                    return Some(at);
-                }
-            }
-            None
-        })
-    }
-
-    #[inline]
-    pub fn str(&self, slot: u32) -> &str {
-        // SAFETY: records are only filled by `insert`, from a whole `&str`.
-        unsafe { std::str::from_utf8_unchecked(self.bytes(slot)) }
-    }
-
-    #[inline]
-    pub fn ts(&self, slot: u32) -> i64 {
+    pub fn ts(&self, pay: &Id16, len: usize) -> i64 {
         if self.head == 0 {
             return 0;
         }
-        i64::from_le_bytes(self.rec_bytes(self.table[slot as usize])[..8].try_into().unwrap())
+        i64::from_le_bytes(self.record(pay, len)[..8].try_into().unwrap())
     }
 
     #[inline]
-    pub fn set_ts(&mut self, slot: u32, ts: i64) {
+    pub fn set_ts(&mut self, pay: &Id16, ts: i64) {
         if self.head != 0 {
-            let e = self.table[slot as usize];
-            self.rec_mut(e)[..8].copy_from_slice(&ts.to_le_bytes());
+            let off = Self::rec(pay);
+            self.pages[off / PAGE][off % PAGE..off % PAGE + 8].copy_from_slice(&ts.to_le_bytes());
         }
-    }
-
-    #[inline]
-    pub fn find(&self, id: &[u8]) -> Option<u32> {
-        self.find_hashed(id, hash(id))
-    }
-
-    /// [`Ids::find`] given `hash(id)`, for a caller that already has it.
-    #[inline]
-    pub fn find_hashed(&self, id: &[u8], h: u64) -> Option<u32> {
-        self.probe(h).find(|&slot| {
-            let e = self.table[slot as usize];
-            Self::len_of(e) == id.len() && self.entry_bytes(e) == id
-        })
-    }
-
-    /// Makes room in the hash index for `n` members without growing it again.
-    pub fn reserve(&mut self, n: usize, moved: &mut impl Moved) {
-        let want = (n * 10 / 9 + 16).min(MAX_CAP);
-        if want > self.table.len() {
-            self.rehash(want, moved);
-        }
-    }
-
-    fn rehash(&mut self, cap: usize, moved: &mut impl Moved) {
-        let old = std::mem::take(&mut self.table);
-        self.table = vec![0; cap];
-        for e in old {
-            if e != 0 {
-                let slot = self.place(e, hash(self.entry_bytes(e)));
-                moved(block(e), cell(e), slot);
-            }
-        }
-    }
-
-    /// Puts entry `e` (its fingerprint included) on `h`'s probe path; returns its slot.
-    #[inline]
-    fn place(&mut self, e: u64, h: u64) -> u32 {
-        let cap = self.table.len();
-        let mut i = self.pos(h);
-        while self.table[i] != 0 {
-            i += 1;
-            if i == cap {
-                i = 0;
-            }
-        }
-        self.table[i] = e;
-        i as u32
     }
 
     /// Whether another id of `len` bytes fits.
     pub fn has_room(&self, len: usize) -> bool {
+        if !self.in_record(len) {
+            return true;
+        }
         let u = self.units(len);
-        let records = self.free.get(u).is_some_and(|f| !f.is_empty())
-            || self.pages.len() * (PAGE / UNIT) + u <= MAX_REC;
-        records && (self.len + 1) * 10 <= MAX_CAP * 9
+        self.free.get(u).is_some_and(|f| !f.is_empty()) || self.pages.len() * (PAGE / UNIT) + u <= MAX_REC
     }
 
-    /// Interns an id (1–128 bytes) that is not present; returns its slot. Its
-    /// block and cell read 0 until [`BlockOf::set_block_of`] sets them.
-    /// Growing the index moves every other slot (see [`Moved`]).
-    ///
-    /// [`BlockOf::set_block_of`]: super::tree::BlockOf::set_block_of
-    pub fn insert(&mut self, id: &str, ts: i64, moved: &mut impl Moved) -> u32 {
+    /// The payload for a new member's id (1–128 bytes), with a record when it
+    /// needs one.
+    pub fn make(&mut self, id: &str, ts: i64) -> Id16 {
         let id = id.as_bytes();
         debug_assert!(!id.is_empty() && id.len() <= 128);
-        if (self.len + 1) * 10 > self.table.len() * 9 {
-            let cap = (self.table.len() * 3 / 2).clamp(16, MAX_CAP);
-            self.rehash(cap, moved);
+        let mut pay = [0u8; 16];
+        if !self.in_record(id.len()) {
+            pay[..id.len()].copy_from_slice(id);
+            return pay;
         }
         let u = self.units(id.len());
         let rec = match self.free.get_mut(u).and_then(|f| f.pop()) {
@@ -308,150 +194,293 @@ impl Ids {
                 rec
             }
         };
-        assert!((rec as usize) <= MAX_REC, "member arena is full");
-        let h = hash(id);
-        let e = Self::fp(h) | (id.len() as u64 - 1) << LEN_SHIFT | (rec as u64 + 1) << REC_SHIFT;
+        pay[..4].copy_from_slice(&rec.to_le_bytes());
+        let off = rec as usize * UNIT;
         let head = self.head;
-        let r = self.rec_mut(e);
-        r[head..].copy_from_slice(id);
-        let slot = self.place(e, h);
-        self.set_ts(slot, ts);
-        self.len += 1;
-        slot
+        self.pages[off / PAGE][off % PAGE + head..off % PAGE + head + id.len()].copy_from_slice(id);
+        self.set_ts(&pay, ts);
+        pay
     }
 
-    /// Forgets a member; its record is reused by a later id of the same size.
-    /// The entries after it on its probe path may move back (see [`Moved`]).
-    pub fn remove(&mut self, slot: u32, moved: &mut impl Moved) {
+    /// The payload of an id that fits inline (on a board without times).
+    #[cfg(test)]
+    pub fn make_inline(&self, id: &str) -> Id16 {
+        assert!(!self.in_record(id.len()));
+        let mut pay = [0u8; 16];
+        pay[..id.len()].copy_from_slice(id.as_bytes());
+        pay
+    }
+
+    /// Frees a departed member's record, if it had one, for a later id of
+    /// the same size.
+    pub fn release(&mut self, pay: &Id16, len: usize) {
+        if !self.in_record(len) {
+            return;
+        }
+        let u = self.units(len);
+        if self.free.len() <= u {
+            self.free.resize(u + 1, Vec::new());
+        }
+        self.free[u].push((Self::rec(pay) / UNIT) as u32);
+    }
+}
+
+/// The hash index from member id to location (see the module doc).
+#[derive(Clone, Default)]
+pub(crate) struct Index {
+    table: Vec<u32>,
+    len: usize,
+}
+
+impl Index {
+    /// Heap bytes held (capacity).
+    #[allow(dead_code)]
+    pub fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 4
+    }
+
+    #[inline]
+    fn pos(&self, h: u64) -> usize {
+        ((h as u128 * self.table.len() as u128) >> 64) as usize
+    }
+
+    /// 1..=127 from the hash's low bits (`pos` uses the high ones): never 0,
+    /// so an entry is never 0, which marks a free one.
+    #[inline]
+    fn fp(h: u64) -> u32 {
+        ((h & 0x7f) as u32).max(1) << LOC_BITS
+    }
+
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.table.len() {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    /// Members held.
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether inserting one more member needs a bigger table first.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        (self.len + 1) * 10 > self.table.len() * 9
+    }
+
+    /// The table size to grow to from here.
+    pub fn grown_cap(&self) -> usize {
+        (self.table.len() * 3 / 2).clamp(16, MAX_CAP)
+    }
+
+    /// Whether another member fits at all.
+    pub fn has_room(&self) -> bool {
+        (self.len + 1) * 10 <= MAX_CAP * 9
+    }
+
+    /// The capacity that holds `n` members without growing.
+    pub fn cap_for(n: usize) -> usize {
+        (n * 10 / 9 + 16).min(MAX_CAP)
+    }
+
+    /// Replaces the table with one of `cap` entries holding the given
+    /// members, `(hash of id, location)`.
+    pub fn rebuild(&mut self, cap: usize, members: impl Iterator<Item = (u64, Loc)>) {
+        self.table = Vec::new();
+        self.table = vec![0; cap];
+        self.len = 0;
+        for (h, l) in members {
+            self.place(h, l);
+        }
+    }
+
+    /// Enters a member (not present) at location `l`; the table has room.
+    #[inline]
+    pub fn place(&mut self, h: u64, l: Loc) {
+        debug_assert!(self.len < self.table.len());
+        let mut i = self.pos(h);
+        while self.table[i] != 0 {
+            i = self.next(i);
+        }
+        self.table[i] = Self::fp(h) | l;
+        self.len += 1;
+    }
+
+    /// Points entry `e` (of the member whose id hashes to `h`) at `l`.
+    #[inline]
+    pub fn set(&mut self, e: usize, h: u64, l: Loc) {
+        self.table[e] = Self::fp(h) | l;
+    }
+
+    /// The member whose id hashes to `h` moved from `from` to `to`.
+    #[inline]
+    pub fn relocate(&mut self, h: u64, from: Loc, to: Loc) {
+        let want = Self::fp(h) | from;
+        let mut i = self.pos(h);
+        loop {
+            let e = self.table[i];
+            debug_assert!(e != 0, "moved member {from:#x} is not in the index");
+            if e == want || e == 0 {
+                break;
+            }
+            i = self.next(i);
+        }
+        self.table[i] = Self::fp(h) | to;
+    }
+
+    /// The entries on `h`'s probe path whose fingerprint matches, as
+    /// (entry index, location), in probe order, up to the first free entry.
+    #[inline]
+    pub fn probe(&self, h: u64) -> impl Iterator<Item = (usize, Loc)> + '_ {
+        let fp = Self::fp(h);
         let cap = self.table.len();
-        let gone = self.table[slot as usize];
+        let mut i = if self.len == 0 { cap } else { self.pos(h) };
+        std::iter::from_fn(move || {
+            while i < cap {
+                let e = self.table[i];
+                if e == 0 {
+                    return None;
+                }
+                let at = i;
+                i = if i + 1 == cap { 0 } else { i + 1 };
+                if e & !LOC_MASK == fp {
+                    return Some((at, e & LOC_MASK));
+                }
+            }
+            None
+        })
+    }
+
+    /// The first location on `h`'s probe path whose fingerprint matches: the
+    /// member's, unless the fingerprint matched another id or the member is
+    /// new. Only a hint, for touching memory ahead.
+    #[inline]
+    pub fn candidate(&self, h: u64) -> Option<Loc> {
+        self.probe(h).next().map(|(_, l)| l)
+    }
+
+    /// Reads the table line where each hash's probe starts, so that a
+    /// following pass finds them cached; independent reads overlap their
+    /// memory latency.
+    pub fn touch_table(&self, hashes: &[u64]) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mut acc = 0u32;
+        for &h in hashes {
+            acc ^= self.table[self.pos(h)];
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// Forgets entry `i`; `hash_at` gives the id hash of the member at a
+    /// location (for the entries after it, which may move back).
+    pub fn remove(&mut self, i: usize, hash_at: impl Fn(Loc) -> u64) {
+        let cap = self.table.len();
         // backward-shift deletion
-        let mut hole = slot as usize;
+        let mut hole = i;
         let mut j = hole;
         loop {
-            j += 1;
-            if j == cap {
-                j = 0;
-            }
+            j = self.next(j);
             let e = self.table[j];
             if e == 0 {
                 break;
             }
-            let ideal = self.pos(hash(self.entry_bytes(e)));
+            let ideal = self.pos(hash_at(e & LOC_MASK));
             let d_ideal = (j + cap - ideal) % cap;
             let d_hole = (j + cap - hole) % cap;
             if d_ideal >= d_hole {
                 self.table[hole] = e;
-                moved(block(e), cell(e), hole as u32);
                 hole = j;
             }
         }
         self.table[hole] = 0;
-        let u = self.units(Self::len_of(gone));
-        if self.free.len() <= u {
-            self.free.resize(u + 1, Vec::new());
-        }
-        self.free[u].push(Self::rec_of(gone));
         self.len -= 1;
     }
-}
 
-#[inline]
-fn block(e: u64) -> u32 {
-    (e >> BLOCK_SHIFT & BLOCK_MASK) as u32
-}
-
-#[inline]
-fn cell(e: u64) -> usize {
-    (e & ((1 << CELL_BITS) - 1)) as usize
-}
-
-impl super::tree::BlockOf for Ids {
-    #[inline]
-    fn block_of(&self, slot: u32) -> (u32, usize) {
-        let e = self.table[slot as usize];
-        (block(e), cell(e))
-    }
-    #[inline]
-    fn set_block_of(&mut self, slot: u32, block: u32, index: usize) {
-        debug_assert!((block as usize) < MAX_BLOCKS && index < 256);
-        let e = &mut self.table[slot as usize];
-        *e = *e & !LOC_MASK | (block as u64) << BLOCK_SHIFT | index as u64;
-    }
-    #[inline]
-    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
-        self.bytes(a).cmp(self.bytes(b))
+    /// Every location in the table (for checks).
+    #[cfg(test)]
+    pub fn locations(&self) -> Vec<Loc> {
+        self.table.iter().filter(|&&e| e != 0).map(|e| e & LOC_MASK).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tree::BlockOf;
     use super::*;
     use std::collections::HashMap;
 
-    /// Interns `names`, giving member `i` the location (i, i % 256), and
-    /// keeps a location → slot map up to date from the reported moves.
-    fn interned(names: &[String]) -> (Ids, HashMap<(u32, usize), u32>) {
-        let mut ids = Ids::new(true);
-        let mut at: HashMap<(u32, usize), u32> = HashMap::new();
-        for (i, n) in names.iter().enumerate() {
-            let s = ids.insert(n, i as i64, &mut |b, c, s| {
-                at.insert((b, c), s);
-            });
-            let loc = (i as u32, i % 256);
-            ids.set_block_of(s, loc.0, loc.1);
-            at.insert(loc, s);
-        }
-        (ids, at)
+    #[test]
+    fn short_ids_live_in_their_payload_and_long_ones_or_timed_ones_in_records() {
+        let mut a = Arena::new(false);
+        let p = a.make("sixteen-bytes-id", 5);
+        assert_eq!(a.bytes(&p, 16), b"sixteen-bytes-id");
+        assert_eq!(&p, b"sixteen-bytes-id", "inline");
+        assert_eq!(a.heap_bytes(), 0);
+        let long = "x".repeat(17);
+        let q = a.make(&long, 5);
+        assert_eq!(a.bytes(&q, 17), long.as_bytes());
+        assert!(a.heap_bytes() > 0);
+        assert_eq!(a.ts(&q, 17), 0, "no times kept");
+
+        let mut t = Arena::new(true);
+        let p = t.make("ab", 42);
+        assert_eq!(t.bytes(&p, 2), b"ab");
+        assert_eq!(t.ts(&p, 2), 42);
+        t.set_ts(&p, 43);
+        assert_eq!(t.ts(&p, 2), 43);
+        t.release(&p, 2);
+        let r = t.make("cd", 1);
+        assert_eq!(&r[..4], &p[..4], "a freed record is reused by an id of its size");
+        assert_eq!(t.bytes(&r, 2), b"cd");
+        assert_eq!(t.ts(&r, 2), 1);
     }
 
     #[test]
-    fn interned_ids_are_found_again_and_removal_keeps_the_others_reachable() {
-        let names: Vec<String> = (0..5000).map(|i| format!("member-{i}").repeat(1 + i % 9)).collect();
-        let (mut ids, mut at) = interned(&names);
-        for (i, n) in names.iter().enumerate() {
-            let s = ids.find(n.as_bytes()).unwrap();
-            assert_eq!(ids.str(s), n);
-            assert_eq!(ids.ts(s), i as i64);
-            assert_eq!(at[&(i as u32, i % 256)], s, "every move was reported");
-        }
-        let records: Vec<u32> = names.iter().map(|n| ids.record(ids.find(n.as_bytes()).unwrap())).collect();
-        for (i, n) in names.iter().enumerate() {
-            if i % 3 == 0 {
-                let s = ids.find(n.as_bytes()).unwrap();
-                ids.remove(s, &mut |b, c, s| {
-                    at.insert((b, c), s);
-                });
+    fn entries_are_found_moved_and_removed_with_the_others_still_reachable() {
+        let names: Vec<String> = (0..5000).map(|i| format!("member-{i}")).collect();
+        let hs: Vec<u64> = names.iter().map(|n| hash(n.as_bytes())).collect();
+        let mut at: HashMap<Loc, usize> = HashMap::new();
+        let mut ix = Index::default();
+        for (i, &h) in hs.iter().enumerate() {
+            if ix.is_full() {
+                let cap = ix.grown_cap();
+                let all: Vec<(u64, Loc)> = at.iter().map(|(&l, &m)| (hs[m], l)).collect();
+                ix.rebuild(cap, all.into_iter());
             }
+            let l = loc(i as u32 / 200, i % 200);
+            ix.place(h, l);
+            at.insert(l, i);
         }
-        for (i, n) in names.iter().enumerate() {
-            let s = ids.find(n.as_bytes());
-            if i % 3 == 0 {
-                assert_eq!(s, None);
-                continue;
-            }
-            let s = s.unwrap();
-            assert_eq!(at[&(i as u32, i % 256)], s, "every shift back was reported");
-            assert_eq!(ids.block_of(s), (i as u32, i % 256));
-            assert_eq!(ids.record(s), records[i], "records stay put");
-            assert_eq!(ids.ts(s), i as i64);
+        let find = |ix: &Index, at: &HashMap<Loc, usize>, m: usize| {
+            ix.probe(hs[m]).find(|&(_, l)| at.get(&l) == Some(&m))
+        };
+        // move every third member somewhere new
+        for m in (0..5000).step_by(3) {
+            let (_, from) = find(&ix, &at, m).unwrap();
+            let to = loc(100 + m as u32 / 200, m % 200);
+            ix.relocate(hs[m], from, to);
+            at.remove(&from);
+            at.insert(to, m);
         }
-        assert_eq!(ids.find(b"nobody"), None);
-        let s = ids.insert("member-0", 7, &mut |_, _, _| ());
-        assert!(records.iter().step_by(3).any(|r| *r == ids.record(s)), "a freed record is reused");
-        assert_eq!(ids.find(b"member-0"), Some(s));
-        assert_eq!(ids.ts(s), 7);
-    }
-
-    #[test]
-    fn an_id_that_is_a_prefix_of_another_is_a_different_member() {
-        let mut ids = Ids::new(false);
-        let a = ids.insert("abcd", 0, &mut |_, _, _| ());
-        let b = ids.insert("abc", 0, &mut |_, _, _| ());
-        assert_ne!(a, b);
-        assert_eq!(ids.find(b"abcd"), Some(a));
-        assert_eq!(ids.find(b"abc"), Some(b));
-        assert_eq!(ids.find(b"ab"), None);
+        // remove every fifth
+        for m in (0..5000).step_by(5) {
+            let (i, l) = find(&ix, &at, m).unwrap();
+            let hash_at = |l: Loc| hs[at[&l]];
+            ix.remove(i, hash_at);
+            at.remove(&l);
+        }
+        for m in 0..5000 {
+            assert_eq!(find(&ix, &at, m).is_some(), m % 5 != 0, "member {m}");
+        }
+        let mut locs = ix.locations();
+        locs.sort();
+        let mut want: Vec<Loc> = at.keys().copied().collect();
+        want.sort();
+        assert_eq!(locs, want, "one entry per member, at its location");
     }
 }

@@ -1,21 +1,20 @@
 //! One board-period's ranking, held in a Durable Object's memory.
 //!
-//! Layout (about 44 bytes per member rebuilt, 47 loaded by inserts, with
-//! 16-byte ids on an `incr` board; see `scripts/bench.sh`):
-//! - `ids`: a hash index of `u64` entries, one per member, each naming the
-//!   member's record and the block and cell of its entry in `tree`; the
-//!   records (16 bytes for a 16-byte id, 8 more on `last` boards, which keep
-//!   event times) hold each id once, in a paged byte arena. A member's *slot*
-//!   is its entry's index in the hash index.
-//! - `tree`: an order-statistic index of 16-byte `(score key, reach << 24 | slot)`
-//!   entries in blocks of 256 cells, where an entry keeps its cell while it
-//!   moves within its block (a byte permutation per block holds the order),
-//!   with a Fenwick tree of block counts:
-//!   rank, position and "how many are strictly better" in O(log n). Finding a
-//!   member is its hash slot, then its record and its cell side by side: two
-//!   rounds of memory reads, not a chain of three.
-//! - `meta`: a side map keyed by record (slots move, records don't), only
-//!   for members that have metadata.
+//! Layout (see `scripts/bench.sh` for the bytes per member it comes to):
+//! - `tree`: an order-statistic index of cells in blocks of 256. A cell holds
+//!   a 16-byte `(score key, reach << 24 | id length - 1)` entry and beside it
+//!   the member's id: its bytes when they fit in 16 (on `incr` and `best`
+//!   boards), else a reference to a record in `arena`. An entry keeps its cell
+//!   while it moves within its block (a byte permutation per block holds the
+//!   order), and a Fenwick tree of block counts answers rank, position and
+//!   "how many are strictly better" in O(log n).
+//! - `index`: a hash index of `u32` entries from member id to location
+//!   (block and cell). Finding a member is its entry, then its cell, whose
+//!   key and id lie side by side: two rounds of memory reads.
+//! - `arena`: records for ids longer than 16 bytes and, on `last` boards,
+//!   every member's event time of its last change.
+//! - `meta`: a side map keyed by member id, only for members that have
+//!   metadata.
 //!
 //! The score is stored as a `u64` key whose ascending order is "better first"
 //! under the board's [`Order`], so every listing is one ascending walk:
@@ -46,12 +45,11 @@ mod ids;
 mod tree;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{Op, Order, Ties};
 use crate::domain::names::MemberId;
-use ids::Ids;
-use tree::{pack, reach, slot, Key, Tree, REACH_MAX};
+use ids::{Arena, Id16, Index, Loc, NEW};
+use tree::{pack, reach, tag, Ent, Key, Members, Move, Tree, REACH_MAX};
 
 /// 2020-01-01T00:00Z in ms since the Unix epoch: reach time 0.
 pub const REACH_EPOCH_MS: i64 = 1_577_836_800_000;
@@ -68,23 +66,7 @@ fn reach_of_ms(ms: u64) -> u64 {
     ms.saturating_sub(REACH_EPOCH_MS as u64).min(REACH_MAX)
 }
 
-/// Hasher for the `u32` record keys of the metadata side map.
-#[derive(Default)]
-struct RecordHasher(u64);
-impl Hasher for RecordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 = (self.0 << 8 | x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.0 = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-type MetaMap = HashMap<u32, String, BuildHasherDefault<RecordHasher>>;
+type MetaMap = HashMap<Box<[u8]>, String>;
 
 /// A member's persistent form.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,9 +141,65 @@ fn normalize(x: f64) -> f64 {
 pub struct Ranking {
     order: Order,
     op: Op,
-    ids: Ids,
+    index: Index,
+    arena: Arena,
     tree: Tree,
     meta: MetaMap,
+}
+
+/// The id index and the arena, as the tree sees them: id bytes for ties, and
+/// every change of a member's location followed in the index.
+struct Names<'a> {
+    index: &'a mut Index,
+    arena: &'a Arena,
+}
+
+/// The id length a tag stands for.
+#[inline]
+fn id_len(t: u32) -> usize {
+    (t & 0x7f) as usize + 1
+}
+
+/// The tag for an id of `len` bytes (1–128).
+#[inline]
+fn tag_of_len(len: usize) -> u32 {
+    (len - 1) as u32
+}
+
+impl Names<'_> {
+    #[inline]
+    fn hash(&self, pay: &Id16, t: u32) -> u64 {
+        ids::hash(self.arena.bytes(pay, id_len(t)))
+    }
+}
+
+impl Members for Names<'_> {
+    #[inline]
+    fn bytes<'a>(&'a self, pay: &'a Id16, t: u32) -> &'a [u8] {
+        self.arena.bytes(pay, id_len(t))
+    }
+
+    /// Each entry is found by its fingerprint and old location. Within a
+    /// batch a location can be another mover's old one too (a block laid out
+    /// again), and the entry found may then be that member's: the two swap
+    /// entries. Harmless: both have the same fingerprint, and the one found
+    /// comes first on this member's probe path, so each entry stays on the
+    /// probe path of the member at its location, which a lookup checks.
+    fn moved(&mut self, moves: &[Move]) {
+        for (pay, t, from, to) in moves {
+            let h = self.hash(pay, *t);
+            if *from == NEW {
+                self.index.place(h, *to);
+            } else {
+                self.index.relocate(h, *from, *to);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn is_at(&self, pay: &Id16, t: u32, at: Loc) -> bool {
+        self.index.probe(self.hash(pay, t)).any(|(_, l)| l == at)
+    }
 }
 
 impl Clone for Ranking {
@@ -180,12 +218,21 @@ impl std::fmt::Debug for Ranking {
     }
 }
 
+/// A stand-in payload for unused slots of a listing's stack buffer.
+static NO_ID: Id16 = [0; 16];
+
+/// Rows beyond this many are not loaded by [`Ranking::from_rows`]: far more
+/// than a Durable Object's memory holds, and its duplicate check names rows
+/// by a 25-bit number.
+const MAX_ROWS: usize = 30_000_000;
+
 impl Ranking {
     pub fn new(order: Order, op: Op) -> Ranking {
         Ranking {
             order,
             op,
-            ids: Ids::new(matches!(op, Op::Last)),
+            index: Index::default(),
+            arena: Arena::new(matches!(op, Op::Last)),
             tree: Tree::default(),
             meta: MetaMap::default(),
         }
@@ -207,30 +254,64 @@ impl Ranking {
         self.tree.len() == 0
     }
 
+    /// The tree's view of the ids, for a change.
     #[inline]
-    fn meta_of(&self, slot: u32) -> Option<&str> {
+    fn names(&mut self) -> (&mut Tree, Names<'_>) {
+        (&mut self.tree, Names { index: &mut self.index, arena: &self.arena })
+    }
+
+    /// The id bytes of the member with entry `k` and payload `pay`.
+    #[inline]
+    fn id_bytes<'a>(&'a self, k: Key, pay: &'a Id16) -> &'a [u8] {
+        self.arena.bytes(pay, id_len(tag(k)))
+    }
+
+    #[inline]
+    fn id_str<'a>(&'a self, k: Key, pay: &'a Id16) -> &'a str {
+        // SAFETY: ids enter only from a whole `&str` (`apply`, `from_rows`),
+        // and every id byte of it is kept, in its payload or its record.
+        unsafe { std::str::from_utf8_unchecked(self.id_bytes(k, pay)) }
+    }
+
+    /// The member's entry in the id index and its location.
+    #[inline]
+    fn find_hashed(&self, id: &[u8], h: u64) -> Option<(usize, Loc)> {
+        self.index.probe(h).find(|&(_, at)| {
+            let (k, pay) = self.tree.entry(at);
+            id_len(tag(k)) == id.len() && self.arena.bytes(pay, id.len()) == id
+        })
+    }
+
+    #[inline]
+    fn find(&self, id: &[u8]) -> Option<(usize, Loc)> {
+        self.find_hashed(id, ids::hash(id))
+    }
+
+    #[inline]
+    fn meta_of(&self, id: &[u8]) -> Option<&str> {
         if self.meta.is_empty() {
             return None;
         }
-        self.meta.get(&self.ids.record(slot)).map(String::as_str)
+        self.meta.get(id).map(String::as_str)
     }
 
-    fn row(&self, slot: u32, k: Key) -> Row {
+    fn row(&self, k: Key, pay: &Id16) -> Row {
+        let id = self.id_bytes(k, pay);
         Row {
-            member: self.ids.str(slot).to_string(),
+            member: self.id_str(k, pay).to_string(),
             score: score_of_key(k.0, self.order),
             seq: REACH_EPOCH_MS as u64 + reach(k),
-            ts: self.ids.ts(slot),
-            meta: self.meta_of(slot).map(str::to_string),
+            ts: self.arena.ts(pay, id.len()),
+            meta: self.meta_of(id).map(str::to_string),
         }
     }
 
-    fn entry(&self, rank: u64, k: Key) -> Entry<'_> {
+    fn entry<'a>(&'a self, rank: u64, k: Key, pay: &'a Id16) -> Entry<'a> {
         Entry {
             rank,
-            member: self.ids.str(slot(k)),
+            member: self.id_str(k, pay),
             score: score_of_key(k.0, self.order),
-            meta: self.meta_of(slot(k)),
+            meta: self.meta_of(self.id_bytes(k, pay)),
         }
     }
 
@@ -248,18 +329,31 @@ impl Ranking {
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
     /// and says which changed the ranking. Faster per event than one at a time
     /// (the Durable Object applies the Queue's batches this way): a member's
-    /// hash slot, then its record and cell, then the entries near its new
-    /// place are cache misses that each wait on the one before, so one event
-    /// alone waits on memory three times in a row. Here the first two rounds
-    /// of reads are made for the whole batch in tight passes, where the misses
-    /// overlap, and the events are then applied from cache.
+    /// index entry, then its cell, then the entries near its new place are
+    /// cache misses that each wait on the one before, so one event alone waits
+    /// on memory three times in a row. Here the first two rounds of reads are
+    /// made for the whole batch in tight passes, where the misses overlap, and
+    /// the events are then applied from cache.
     pub fn apply_batch(&mut self, events: &[(&MemberId, f64, i64)]) -> Vec<bool> {
         let hashes: Vec<u64> = events.iter().map(|e| ids::hash(e.0.as_str().as_bytes())).collect();
-        self.ids.touch_table(&hashes);
-        let slots: Vec<Option<u32>> = hashes.iter().map(|&h| self.ids.candidate(h)).collect();
-        self.ids.touch(slots.iter().flatten().copied());
-        self.tree.touch_members(slots.iter().flatten().copied(), &self.ids);
+        self.index.touch_table(&hashes);
+        let locs: Vec<Loc> = hashes.iter().filter_map(|&h| self.index.candidate(h)).collect();
+        self.tree.touch_members(locs.iter().copied());
+        if self.op == Op::Last {
+            self.arena.touch(locs.iter().map(|&l| {
+                let (k, pay) = self.tree.entry(l);
+                (pay, id_len(tag(k)))
+            }));
+        }
         events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect()
+    }
+
+    /// Makes room in the id index for one more member.
+    fn grow_index(&mut self) {
+        let cap = self.index.grown_cap();
+        let (index, tree, arena) = (&mut self.index, &self.tree, &self.arena);
+        index
+            .rebuild(cap, tree.cells().map(|(k, pay, at)| (ids::hash(arena.bytes(pay, id_len(tag(k)))), at)));
     }
 
     /// [`Ranking::apply`] given the hash of the member id.
@@ -269,17 +363,22 @@ impl Ranking {
         }
         let value = normalize(value);
         let at = reach_of_ts(ts);
-        let Some(slot) = self.ids.find_hashed(member.as_str().as_bytes(), h) else {
-            if !self.ids.has_room(member.as_str().len()) || !self.tree.has_room() {
+        let id = member.as_str();
+        let Some((_, here)) = self.find_hashed(id.as_bytes(), h) else {
+            if !self.arena.has_room(id.len()) || !self.tree.has_room() || !self.index.has_room() {
                 return false;
             }
-            let tree = &mut self.tree;
-            let slot = self.ids.insert(member.as_str(), ts, &mut |b, c, s| tree.set_slot(b, c, s));
-            let k = pack(key_of_score(value, self.order), at, slot);
-            self.tree.insert(k, &mut self.ids);
+            if self.index.is_full() {
+                self.grow_index();
+            }
+            let pay = self.arena.make(id, ts);
+            let k = pack(key_of_score(value, self.order), at, tag_of_len(id.len()));
+            let (tree, mut names) = self.names();
+            tree.insert(k, &pay, &mut names);
             return true;
         };
-        let old = self.tree.key_of(slot, &self.ids);
+        let (old, pay) = self.tree.entry(here);
+        let pay = *pay;
         let old_score = score_of_key(old.0, self.order);
         let (new_key, new_reach) = match self.op {
             Op::Incr => {
@@ -297,7 +396,7 @@ impl Ranking {
                 (nk, at)
             }
             Op::Last => {
-                let cur = self.ids.ts(slot);
+                let cur = self.arena.ts(&pay, id.len());
                 if ts < cur {
                     return false;
                 }
@@ -305,52 +404,60 @@ impl Ranking {
                     if ts == cur {
                         return false;
                     }
-                    self.ids.set_ts(slot, ts);
+                    self.arena.set_ts(&pay, ts);
                     return true;
                 }
-                self.ids.set_ts(slot, ts);
+                self.arena.set_ts(&pay, ts);
                 (key_of_score(value, self.order), at)
             }
         };
-        let k = pack(new_key, new_reach, slot);
-        self.tree.update(slot, k, &mut self.ids);
+        let k = pack(new_key, new_reach, tag(old));
+        let (tree, mut names) = self.names();
+        tree.update(here, k, &mut names);
         true
     }
 
     /// Sets or clears a member's metadata (opaque JSON text). Only members on
     /// the board have metadata; returns whether anything changed.
     pub fn set_meta(&mut self, member: &MemberId, meta: Option<String>) -> bool {
-        let Some(slot) = self.ids.find(member.as_str().as_bytes()) else {
+        let id = member.as_str().as_bytes();
+        if self.find(id).is_none() {
             return false;
-        };
-        let rec = self.ids.record(slot);
+        }
         match meta {
             Some(m) => {
-                if self.meta.get(&rec) == Some(&m) {
+                if self.meta.get(id) == Some(&m) {
                     return false;
                 }
-                self.meta.insert(rec, m);
+                self.meta.insert(id.into(), m);
                 true
             }
-            None => self.meta.remove(&rec).is_some(),
+            None => self.meta.remove(id).is_some(),
         }
     }
 
     /// Removes a member; true if it was on the board.
     pub fn remove(&mut self, member: &str) -> bool {
-        let Some(slot) = self.ids.find(member.as_bytes()) else {
+        let Some((i, here)) = self.find(member.as_bytes()) else {
             return false;
         };
-        self.tree.remove(slot, &mut self.ids);
-        self.meta.remove(&self.ids.record(slot));
-        let tree = &mut self.tree;
-        self.ids.remove(slot, &mut |b, c, s| tree.set_slot(b, c, s));
+        // out of the index first: the tree may then move others (a merge)
+        let (index, tree, arena) = (&mut self.index, &self.tree, &self.arena);
+        index.remove(i, |l| {
+            let (k, pay) = tree.entry(l);
+            ids::hash(arena.bytes(pay, id_len(tag(k))))
+        });
+        let (tree, mut names) = self.names();
+        let (k, pay) = tree.remove(here, &mut names);
+        self.arena.release(&pay, id_len(tag(k)));
+        self.meta.remove(member.as_bytes());
         true
     }
 
     pub fn get(&self, member: &str) -> Option<Row> {
-        let slot = self.ids.find(member.as_bytes())?;
-        Some(self.row(slot, self.tree.key_of(slot, &self.ids)))
+        let (_, here) = self.find(member.as_bytes())?;
+        let (k, pay) = self.tree.entry(here);
+        Some(self.row(k, pay))
     }
 
     /// Rank of the entry at 0-based position `g` with score key `k`.
@@ -369,29 +476,30 @@ impl Ranking {
 
     fn listing_ties(&self, start: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
         let n = limit.min(self.len().saturating_sub(start));
-        // The keys go to a stack buffer (a heap one only for long pages), then
-        // every record's cache miss is started before the entries are built.
-        let mut small = [(0u64, 0u64); 128];
-        let big: Vec<Key>;
-        let keys: &[Key] = if n <= small.len() {
-            for (d, k) in small.iter_mut().zip(self.tree.iter_from(start).take(n)) {
-                *d = k;
+        // The entries go to a stack buffer (a heap one only for long pages),
+        // then every record's cache miss (long ids, `last` boards) is started
+        // before the lines are built.
+        let mut small: [(Key, &Id16); 128] = [((0, 0), &NO_ID); 128];
+        let big: Vec<(Key, &Id16)>;
+        let ents: &[(Key, &Id16)] = if n <= small.len() {
+            for (d, e) in small.iter_mut().zip(self.tree.iter_from(start).take(n)) {
+                *d = e;
             }
             &small[..n]
         } else {
             big = self.tree.iter_from(start).take(n).collect();
             &big
         };
-        self.ids.touch(keys.iter().map(|&k| slot(k)));
+        self.arena.touch(ents.iter().map(|&(k, pay)| (pay, id_len(tag(k)))));
         // the entry before the page: unless it ties with the first, the first
         // one's shared rank is its position (no count of better scores needed)
         let before = match ties {
-            Ties::Shared if start > 0 && n > 0 => self.tree.iter_from(start - 1).next(),
+            Ties::Shared if start > 0 && n > 0 => self.tree.iter_from(start - 1).next().map(|e| e.0),
             _ => None,
         };
         let mut out = Vec::with_capacity(n);
         let mut prev: Option<(u64, u64)> = None; // (score key, rank)
-        for (i, &k) in keys.iter().enumerate() {
+        for (i, &(k, pay)) in ents.iter().enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
                 (Ties::First, _) => g as u64 + 1,
@@ -403,7 +511,7 @@ impl Ranking {
                 },
             };
             prev = Some((k.0, rank));
-            out.push(self.entry(rank, k));
+            out.push(self.entry(rank, k, pay));
         }
         out
     }
@@ -417,8 +525,8 @@ impl Ranking {
     }
 
     pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing<'_>> {
-        let slot = self.ids.find(member.as_bytes())?;
-        let (g, k, better, not_worse) = self.tree.standing(slot, &self.ids);
+        let (_, here) = self.find(member.as_bytes())?;
+        let (g, k, better, not_worse) = self.tree.standing(here);
         let total = self.len() as u64;
         let worse = total - not_worse as u64;
         Some(Standing {
@@ -429,14 +537,14 @@ impl Ranking {
             score: score_of_key(k.0, self.order),
             total,
             percentile: 100.0 * worse as f64 / total as f64,
-            meta: self.meta_of(slot),
+            meta: self.meta_of(member.as_bytes()),
         })
     }
 
     /// Up to `radius` entries on each side of the member, the member included.
     pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
-        let slot = self.ids.find(member.as_bytes())?;
-        let (g, _) = self.tree.position(slot, &self.ids);
+        let (_, here) = self.find(member.as_bytes())?;
+        let (g, _) = self.tree.position(here);
         let start = g.saturating_sub(radius);
         let end = g.saturating_add(radius).saturating_add(1).min(self.len());
         Some(self.listing_ties(start, end - start, ties))
@@ -444,33 +552,67 @@ impl Ranking {
 
     /// The given members that are on the board, best first, each once.
     pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
-        let mut found: Vec<(usize, Key)> = members
+        let mut found: Vec<(usize, Key, Loc)> = members
             .iter()
-            .filter_map(|m| self.ids.find(m.as_bytes()))
-            .map(|slot| self.tree.position(slot, &self.ids))
+            .filter_map(|m| self.find(m.as_bytes()))
+            .map(|(_, here)| {
+                let (g, k) = self.tree.position(here);
+                (g, k, here)
+            })
             .collect();
         found.sort_unstable_by_key(|f| f.0);
         found.dedup_by_key(|f| f.0);
-        self.ids.touch(found.iter().map(|f| slot(f.1)));
-        found.into_iter().map(|(g, k)| self.entry(self.rank_at(g, k.0, ties), k)).collect()
+        found
+            .into_iter()
+            .map(|(g, k, here)| self.entry(self.rank_at(g, k.0, ties), k, self.tree.entry(here).1))
+            .collect()
     }
 
     /// Every member's row, in rank order.
     pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
-        self.tree.iter_from(0).map(move |k| self.row(slot(k), k))
+        self.tree.iter_from(0).map(move |(k, pay)| self.row(k, pay))
     }
 
     /// Rebuilds a ranking from rows in any order (fastest when already in rank
     /// order, as [`Ranking::rows`] yields them). Rows with a non-finite score
-    /// or an empty or over-long member id are skipped; if a member appears twice, the row
-    /// with the later reach time (`seq`) wins.
+    /// or an empty or over-long member id are skipped; if a member appears
+    /// twice, the row with the later reach time (`seq`) wins (the later row,
+    /// when equal).
     pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
         let mut r = Ranking::new(order, op);
         let mut rows: Vec<(u64, u64, Row)> = rows
             .into_iter()
             .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
+            .take(MAX_ROWS)
             .map(|row| (key_of_score(row.score, order), reach_of_ms(row.seq), row))
             .collect();
+        // duplicates: the id index, its entries naming rows by number for now
+        let n = rows.len();
+        r.index.rebuild(Index::cap_for(n), std::iter::empty());
+        let mut keep = vec![true; n];
+        for i in 0..n {
+            let id = rows[i].2.member.as_bytes();
+            let h = ids::hash(id);
+            let seen = r.index.probe(h).find(|&(_, l)| rows[l as usize].2.member.as_bytes() == id);
+            match seen {
+                Some((e, l)) => {
+                    let j = l as usize;
+                    if rows[i].1 >= rows[j].1 {
+                        keep[j] = false;
+                        r.index.set(e, h, i as Loc);
+                    } else {
+                        keep[i] = false;
+                    }
+                }
+                None => r.index.place(h, i as Loc),
+            }
+        }
+        let mut i = 0;
+        rows.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        drop(keep);
         let cmp = |a: &(u64, u64, Row), b: &(u64, u64, Row)| {
             (a.0, a.1, a.2.member.as_bytes()).cmp(&(b.0, b.1, b.2.member.as_bytes()))
         };
@@ -478,43 +620,17 @@ impl Ranking {
             rows.sort_unstable_by(cmp);
         }
         let n = rows.len();
-        // no slot moves after this: `keys` names members by slot
-        r.ids.reserve(n, &mut |_, _, _| ());
-        let mut keys: Vec<Key> = Vec::with_capacity(n);
-        let mut dups = false;
+        let mut ents: Vec<Ent> = Vec::with_capacity(n);
         for (k, at, row) in rows {
-            let slot = match r.ids.find(row.member.as_bytes()) {
-                Some(slot) => {
-                    // duplicate member: keep the row with the later reach
-                    dups = true;
-                    let i = keys.iter().position(|&x| tree::slot(x) == slot).unwrap();
-                    if at < reach(keys[i]) {
-                        continue;
-                    }
-                    keys[i] = pack(k, at, slot);
-                    slot
-                }
-                None => {
-                    let slot = r.ids.insert(&row.member, row.ts, &mut |_, _, _| ());
-                    keys.push(pack(k, at, slot));
-                    slot
-                }
-            };
-            r.ids.set_ts(slot, row.ts);
-            let rec = r.ids.record(slot);
-            match row.meta {
-                Some(m) => {
-                    r.meta.insert(rec, m);
-                }
-                None => {
-                    r.meta.remove(&rec);
-                }
+            let pay = r.arena.make(&row.member, row.ts);
+            ents.push((pack(k, at, tag_of_len(row.member.len())), pay));
+            if let Some(m) = row.meta {
+                r.meta.insert(row.member.into_bytes().into_boxed_slice(), m);
             }
         }
-        if dups {
-            keys.sort_unstable_by(|&a, &b| tree::cmp(a, b, &r.ids));
-        }
-        r.tree.bulk_load(keys.len(), keys, &mut r.ids);
+        r.index.rebuild(Index::cap_for(n), std::iter::empty());
+        let (tree, mut names) = r.names();
+        tree.bulk_load(n, ents, &mut names);
         r
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::HashMap;
 
 fn m(s: &str) -> MemberId {
     MemberId::parse(s).unwrap()
@@ -302,39 +303,128 @@ fn events_before_2020_count_as_reached_at_2020_then_member_id_decides() {
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2), ("c", 3)]);
 }
 
+/// Checks the tree's structure and that the id index names every member's cell.
+fn check(r: &mut Ranking) {
+    let n = r.len();
+    let (tree, names) = r.names();
+    tree.check(&names);
+    assert_eq!(names.index.len(), n, "one index entry per member");
+}
+
 #[test]
 fn members_stay_reachable_and_every_cell_exact_while_the_id_index_grows_and_shifts() {
-    // The id index moves slots when it grows and when a removal shifts
-    // entries back; the order index (and its copy of each block's first
-    // entry) must follow every move. Heavy ties make comparisons read ids.
-    let mut r = Ranking::new(Order::Desc, Op::Last);
-    let id = |i: u64| format!("m{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40);
-    let mut live = std::collections::BTreeMap::new();
-    let mut x = 7u64;
-    for step in 0..30_000u64 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let who = id(x >> 50);
-        if x >> 61 == 0 && live.contains_key(&who) {
-            assert!(r.remove(&who));
-            live.remove(&who);
-        } else {
-            let v = (x >> 20 & 7) as f64;
-            r.apply(&m(&who), v, T + step as i64);
-            if x >> 13 & 7 == 0 {
-                r.set_meta(&m(&who), Some(format!("{step}")));
+    // The id index follows every member the tree moves (within a block, to a
+    // neighbour block, in spills, splits and merges) and rehashes as it
+    // grows; removals shift entries back. Heavy ties make comparisons read
+    // ids. Short ids live in their cells, long ones and `last` boards' in
+    // records.
+    for (op, prefix) in [(Op::Last, ""), (Op::Incr, ""), (Op::Best, "a-member-id-of-more-than-16-bytes-")] {
+        let mut r = Ranking::new(Order::Desc, op);
+        let id = |i: u64| format!("{prefix}m{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40);
+        let mut live = std::collections::BTreeMap::new();
+        let mut x = 7u64;
+        for step in 0..30_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let who = id(x >> 50);
+            if x >> 61 == 0 && live.contains_key(&who) {
+                assert!(r.remove(&who));
+                live.remove(&who);
+            } else {
+                let v = (x >> 20 & 7) as f64;
+                let was = live.get(&who).copied();
+                r.apply(&m(&who), v, T + step as i64);
+                let now = match (op, was) {
+                    (Op::Incr, Some(w)) => w + v,
+                    (Op::Best, Some(w)) => v.max(w),
+                    _ => v,
+                };
+                if x >> 13 & 7 == 0 {
+                    r.set_meta(&m(&who), Some(format!("{step}")));
+                }
+                live.insert(who, now);
             }
-            live.insert(who, v);
+            if step % 5000 == 4999 {
+                check(&mut r);
+            }
         }
-        if step % 5000 == 4999 {
-            r.tree.check(&r.ids);
+        check(&mut r);
+        assert_eq!(r.len(), live.len());
+        for (who, v) in &live {
+            assert_eq!(r.get(who).map(|row| row.score), Some(*v), "{who}");
         }
+        let mut back = Ranking::from_rows(Order::Desc, op, r.rows());
+        check(&mut back);
+        assert_eq!(back.rows().collect::<Vec<_>>(), r.rows().collect::<Vec<_>>());
     }
-    r.tree.check(&r.ids);
-    assert_eq!(r.len(), live.len());
-    for (who, v) in &live {
-        assert_eq!(r.get(who).map(|row| row.score), Some(*v), "{who}");
+}
+
+#[test]
+fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries() {
+    // Ids with the same fingerprint in a 16-entry table: an entry is found by
+    // fingerprint and location, so when one member moves into the cell
+    // another is leaving, their entries may swap. Every member must still be
+    // found at its cell (a lookup checks the id at each candidate cell), and
+    // after removals too.
+    let fp = |s: &str| (ids::hash(s.as_bytes()) & 0x7f).max(1);
+    let alike: Vec<String> =
+        (0..200_000).map(|i| format!("m{i}")).filter(|s| fp(s) == fp("m0")).take(60).collect();
+    assert_eq!(alike.len(), 60);
+    let arena = Arena::new(false);
+    let mut x = 5u64;
+    let mut rnd = |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    for _ in 0..300 {
+        let who: Vec<&String> = (0..6).map(|_| &alike[rnd(60) as usize]).collect();
+        let mut who: Vec<&String> = who.into_iter().fold(Vec::new(), |mut v, s| {
+            if !v.contains(&s) {
+                v.push(s);
+            }
+            v
+        });
+        let mut index = Index::default();
+        index.rebuild(16, std::iter::empty());
+        let mut cells: HashMap<Loc, &String> = HashMap::new();
+        let pay = |s: &str| arena.make_inline(s);
+        let t = |s: &str| tag_of_len(s.len());
+        let mut names = Names { index: &mut index, arena: &arena };
+        for (i, s) in who.iter().enumerate() {
+            names.moved(&[(pay(s), t(s), NEW, ids::loc(0, i))]);
+            cells.insert(ids::loc(0, i), s);
+        }
+        // a rotation: each member takes the next one's cell, the last a new one
+        let n = who.len();
+        let moves: Vec<Move> = (0..n)
+            .map(|i| {
+                let to = if i + 1 < n { ids::loc(0, i + 1) } else { ids::loc(1, 0) };
+                (pay(who[i]), t(who[i]), ids::loc(0, i), to)
+            })
+            .collect();
+        names.moved(&moves);
+        cells.clear();
+        for (i, s) in who.iter().enumerate() {
+            cells.insert(if i + 1 < n { ids::loc(0, i + 1) } else { ids::loc(1, 0) }, s);
+        }
+        let found = |index: &Index, cells: &HashMap<Loc, &String>, s: &str| {
+            index.probe(ids::hash(s.as_bytes())).any(|(_, l)| cells.get(&l).is_some_and(|c| c.as_str() == s))
+        };
+        for s in &who {
+            assert!(found(names.index, &cells, s), "{s} is found after the rotation");
+        }
+        // remove a random one: the entries after it shift back by their own homes
+        let gone = who.remove(rnd(n as u64) as usize);
+        let (e, l) = names
+            .index
+            .probe(ids::hash(gone.as_bytes()))
+            .find(|&(_, l)| cells.get(&l).is_some_and(|c| *c == gone))
+            .unwrap();
+        let cells2 = cells.clone();
+        names.index.remove(e, |l| ids::hash(cells2[&l].as_bytes()));
+        cells.remove(&l);
+        for s in &who {
+            assert!(found(names.index, &cells, s), "{s} is found after removing {gone}");
+        }
+        assert!(!found(names.index, &cells, gone));
     }
-    let back = Ranking::from_rows(Order::Desc, Op::Last, r.rows());
-    back.tree.check(&back.ids);
-    assert_eq!(back.rows().collect::<Vec<_>>(), r.rows().collect::<Vec<_>>());
 }

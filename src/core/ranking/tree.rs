@@ -2,47 +2,62 @@
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
 //! and rank queries are O(log n).
 //!
-//! Entries are 16 bytes, `(key, reach << 24 | slot)`, in `(key, reach, member
-//! id bytes)` order, all unique (ids are unique). `key` is the score mapped to
-//! a `u64` whose ascending order is "better first", `reach` the 40-bit time the
-//! member reached it (see `mod.rs`), `slot` (24 bits) the member's record. Slots
-//! are not in id order, so entries equal on `(key, reach)` are ordered by
-//! comparing the ids ([`BlockOf::id_cmp`]); that only happens on such ties, so
-//! the common comparison stays two integer compares.
+//! Each cell, 32 bytes (half a cache line), holds an entry, 16 bytes `(key,
+//! reach << 24 | tag)`, and the member's id *payload* (16 bytes, see
+//! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all unique (ids are unique). `key` is the score
+//! mapped to a `u64` whose ascending order is "better first", `reach` the
+//! 40-bit time the member reached it (see `mod.rs`), `tag` the id length
+//! minus one. Entries equal on `(key, reach)` are ordered by comparing the
+//! ids ([`Members::bytes`]); that only happens on such ties, so the common
+//! comparison stays two integer compares. A member is named by its
+//! location, `block << 8 | cell` ([`Loc`]), which the id index maps its id to.
 //!
-//! A block is one allocation of 256 entry cells, an occupancy bitmap, a
+//! A block is one allocation of 256 cells, an occupancy bitmap, a
 //! permutation (`order`: the cells in entry order, one byte each) and a
 //! bitmap of which positions tie with the one before. A member keeps its cell
-//! while it moves within the block and its id entry names the block and cell
-//! exactly ([`BlockOf`]), so finding a member is one read of its cell, and
-//! its position a scan of the order bytes for its cell's byte (eight at a
-//! time); a move rewrites no other member's id entry and no positions: only
-//! permutation bytes move. A new or moving entry takes the free cell nearest
-//! its neighbours' cells, so cells stay close to entry order and a search
-//! through the permutation reads nearby cache lines, much as in a plain
-//! sorted block; spills, splits and merges lay blocks out in order again.
+//! while it moves within the block, so finding a member is one read of its
+//! cell, and its position a scan of the order bytes for its cell's byte
+//! (eight at a time); a move changes no other member's location: only
+//! permutation bytes move. Every change of a member's location is reported
+//! ([`Members::moved`]) so the id index can follow. A new or moving entry
+//! takes the free cell nearest its neighbours' cells, so cells stay close to
+//! entry order and a search through the permutation reads nearby cache
+//! lines, much as in a plain sorted block; spills, splits and merges lay
+//! blocks out in order again.
 //! A full block first spills into a neighbour with room (B*-tree style) and
 //! only splits when both are (nearly) full, which keeps blocks ~85% full.
 
 pub(crate) const CAP: usize = 256;
-const BULK_FILL: usize = CAP * 15 / 16;
+/// Cells filled per block by a rebuild: 12 free cells each take the first
+/// new members without a spill, and the rest is memory (a rebuilt board is
+/// ~40 bytes per member; see `scripts/bench.sh`).
+const BULK_FILL: usize = CAP - 12;
 const WORDS: usize = CAP / 64;
 /// Entries read on each side of a search's starting guess (see `Block::touch_near`).
 const TOUCH: usize = 8;
 
-/// `(score key, reach << 24 | slot)`
+use super::ids::{block_of, cell_of, loc, Id16, Loc, MAX_BLOCKS, NEW};
+
+/// `(score key, reach << 24 | tag)`
 pub(crate) type Key = (u64, u64);
+
+/// An entry with its member's id payload, in flight between cells.
+pub(crate) type Ent = (Key, Id16);
+
+/// One member's change of location: `(payload, tag, from, to)`; `from` is
+/// [`NEW`] for a member entering the index.
+pub(crate) type Move = (Id16, u32, Loc, Loc);
 
 pub(crate) const REACH_MAX: u64 = (1 << 40) - 1;
 
 #[inline]
-pub(crate) fn pack(key: u64, reach: u64, slot: u32) -> Key {
-    debug_assert!(slot < 1 << 24);
-    (key, reach.min(REACH_MAX) << 24 | slot as u64)
+pub(crate) fn pack(key: u64, reach: u64, tag: u32) -> Key {
+    debug_assert!(tag < 1 << 24);
+    (key, reach.min(REACH_MAX) << 24 | tag as u64)
 }
 
 #[inline]
-pub(crate) fn slot(k: Key) -> u32 {
+pub(crate) fn tag(k: Key) -> u32 {
     k.1 as u32 & 0xff_ffff
 }
 
@@ -51,54 +66,46 @@ pub(crate) fn reach(k: Key) -> u64 {
     k.1 >> 24
 }
 
-/// Whether entry `x` sorts before `k`: by score key, then reach, then (only
-/// when both are equal) member id bytes.
+/// Whether entry `x` (id payload `xi`) sorts before `k` (payload `ki`): by
+/// score key, then reach, then (only when both are equal) member id bytes.
 #[inline(always)]
-pub(crate) fn lt(x: Key, k: Key, bo: &impl BlockOf) -> bool {
+pub(crate) fn lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
     if x.0 != k.0 {
         return x.0 < k.0;
     }
     if (x.1 ^ k.1) >> 24 != 0 {
         return x.1 < k.1;
     }
-    tie_lt(x, k, bo)
+    tie_lt(x, xi, k, ki, m)
 }
 
 #[cold]
 #[inline(never)]
-fn tie_lt(x: Key, k: Key, bo: &impl BlockOf) -> bool {
-    bo.id_cmp(slot(x), slot(k)).is_lt()
+fn tie_lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
+    m.bytes(xi, tag(x)) < m.bytes(ki, tag(k))
 }
 
 /// The full order of entries (see [`lt`]).
-#[inline]
-pub(crate) fn cmp(x: Key, k: Key, bo: &impl BlockOf) -> std::cmp::Ordering {
-    (x.0, x.1 >> 24).cmp(&(k.0, k.1 >> 24)).then_with(|| bo.id_cmp(slot(x), slot(k)))
+#[cfg(test)]
+pub(crate) fn cmp(x: &Ent, k: &Ent, m: &impl Members) -> std::cmp::Ordering {
+    (x.0 .0, x.0 .1 >> 24)
+        .cmp(&(k.0 .0, k.0 .1 >> 24))
+        .then_with(|| m.bytes(&x.1, tag(x.0)).cmp(m.bytes(&k.1, tag(k.0))))
 }
 
-/// Where the tree records which block and cell hold a member: always exact.
-pub(crate) trait BlockOf {
-    fn block_of(&self, slot: u32) -> (u32, usize);
-    fn set_block_of(&mut self, slot: u32, block: u32, cell: usize);
-    /// Order of two members' id bytes.
-    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering;
-}
-
-/// Test double: block and cell by slot; the id order is the slot order.
-impl BlockOf for Vec<(u32, u32)> {
-    fn block_of(&self, slot: u32) -> (u32, usize) {
-        let (b, c) = self[slot as usize];
-        (b, c as usize)
-    }
-    fn set_block_of(&mut self, slot: u32, block: u32, cell: usize) {
-        if self.len() <= slot as usize {
-            self.resize(slot as usize + 1, (u32::MAX, 0));
-        }
-        self[slot as usize] = (block, cell as u32);
-    }
-    fn id_cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
-        a.cmp(&b)
-    }
+/// What the tree needs of the members' ids: their bytes, for ties, and a
+/// listener for every change of a member's location.
+pub(crate) trait Members {
+    /// The id bytes of a member with payload `pay` and tag `tag`.
+    fn bytes<'a>(&'a self, pay: &'a Id16, tag: u32) -> &'a [u8];
+    /// Members changed location, in this order. A `from` may be a location
+    /// another member has just moved to (a block laid out again, or a member
+    /// moving to another block while a merge reuses its old cell).
+    fn moved(&mut self, moves: &[Move]);
+    /// Whether the listener has the member with this payload at `at` (for
+    /// checks).
+    #[cfg(test)]
+    fn is_at(&self, pay: &Id16, tag: u32, at: Loc) -> bool;
 }
 
 /// Partition point of a monotone `pred` (true, then false) over `0..n`,
@@ -163,9 +170,19 @@ fn interpolate(k: u64, lo: (u64, usize), hi: (u64, usize)) -> usize {
     lo.1 + (f * (hi.1 - lo.1) as f64) as usize
 }
 
+/// An entry and its member's id payload, side by side: a lookup reads one
+/// line for both. (Keeping the entries apart, for denser searches, measured
+/// slower, as did groups of eight entries then their eight ids.)
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Cell {
+    k: Key,
+    id: Id16,
+}
+
+/// The order bytes and bitmaps first, then the cells: 8.5 KB in one allocation.
+#[repr(C)]
 struct Block {
-    /// entry cells
-    kv: [Key; CAP],
     /// the occupied cells in entry order (the first `len`)
     order: [u8; CAP],
     /// occupied cells
@@ -174,16 +191,28 @@ struct Block {
     /// the one at `j - 1`, so a member's tie group is found without reading
     /// its neighbours' cells
     eq: [u64; WORDS],
+    /// entry cells
+    cells: [Cell; CAP],
 }
 
 impl Block {
     fn new() -> Box<Block> {
-        Box::new(Block { kv: [(0, 0); CAP], order: [0; CAP], occ: [0; WORDS], eq: [0; WORDS] })
+        Box::new(Block {
+            order: [0; CAP],
+            occ: [0; WORDS],
+            eq: [0; WORDS],
+            cells: [Cell { k: (0, 0), id: [0; 16] }; CAP],
+        })
     }
     /// Entry at position `j`.
     #[inline]
     fn at(&self, j: usize) -> Key {
-        self.kv[self.order[j] as usize]
+        self.cells[self.order[j] as usize].k
+    }
+    /// Id payload of the entry at position `j`.
+    #[inline]
+    fn id_at(&self, j: usize) -> &Id16 {
+        &self.cells[self.order[j] as usize].id
     }
     #[cfg(test)]
     fn is_free(&self, c: usize) -> bool {
@@ -305,7 +334,8 @@ impl Block {
         let right = (j + 1 < n).then(|| self.order[if j < i { j } else { j + 1 }] as usize);
         let c = self.cell_between(left, right).unwrap_or(old);
         self.mark(c);
-        self.kv[c] = k;
+        self.cells[c].k = k;
+        self.cells[c].id = self.cells[old].id;
         if j < i {
             self.order.copy_within(j..i, j + 1);
         } else {
@@ -319,10 +349,11 @@ impl Block {
         }
         c
     }
-    /// Puts `k` in cell `c` at position `j` (of `n`).
+    /// Puts `k` (payload `pay`) in cell `c` at position `j` (of `n`).
     #[inline]
-    fn put(&mut self, n: usize, j: usize, c: usize, k: Key) {
-        self.kv[c] = k;
+    fn put(&mut self, n: usize, j: usize, c: usize, k: Key, pay: &Id16) {
+        self.cells[c].k = k;
+        self.cells[c].id = *pay;
         self.mark(c);
         self.order.copy_within(j..n, j + 1);
         self.order[j] = c as u8;
@@ -421,8 +452,8 @@ impl Block {
     /// First position whose entry is not less than `k` (among the first `n`),
     /// searched outward from `guess`.
     #[inline]
-    fn lower_bound(&self, n: usize, guess: usize, k: Key, bo: &impl BlockOf) -> usize {
-        partition_near(n, guess, |j| lt(self.at(j), k, bo))
+    fn lower_bound(&self, n: usize, guess: usize, k: Key, ki: &Id16, m: &impl Members) -> usize {
+        partition_near(n, guess, |j| lt(self.at(j), self.id_at(j), k, ki, m))
     }
     /// Number of entries (among the first `n`) whose score key is < `k` (or <= when `inclusive`).
     #[inline]
@@ -443,9 +474,11 @@ impl Block {
         }
         std::hint::black_box(acc);
     }
-    /// Entries in order.
-    fn entries(&self, n: usize) -> impl Iterator<Item = Key> + '_ {
-        self.order[..n].iter().map(|&c| self.kv[c as usize])
+    /// Entries in order, with their payloads and locations (this block being `id`).
+    fn entries(&self, id: u32, n: usize) -> impl Iterator<Item = (Key, Id16, Loc)> + '_ {
+        self.order[..n]
+            .iter()
+            .map(move |&c| (self.cells[c as usize].k, self.cells[c as usize].id, loc(id, c as usize)))
     }
 }
 
@@ -477,10 +510,10 @@ impl Tree {
         self.len
     }
 
-    /// Whether an insert may split a block: block ids must fit the member
-    /// records' 17 bits (see `ids.rs`).
+    /// Whether an insert may split a block: block ids must fit the 17 bits
+    /// of a location (see `ids.rs`).
     pub fn has_room(&self) -> bool {
-        self.free_ids.len() + super::ids::MAX_BLOCKS > self.meta.len() + 1
+        self.free_ids.len() + MAX_BLOCKS > self.meta.len() + 1
     }
 
     #[inline]
@@ -567,10 +600,41 @@ impl Tree {
         }
     }
 
-    /// Position of the block an entry with key `k` belongs in.
+    /// The order of the first entry of the block at position `p` and `k`
+    /// (payload `ki`). `firsts` holds only keys (half the cache lines to
+    /// search); on a tie the id comes from the block.
+    #[inline(always)]
+    fn cmp_first(&self, p: usize, k: Key, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
+        let f = self.firsts[p];
+        if f.0 != k.0 {
+            return f.0.cmp(&k.0);
+        }
+        if (f.1 ^ k.1) >> 24 != 0 {
+            return f.1.cmp(&k.1);
+        }
+        self.first_tie(p, k, ki, m)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_tie(&self, p: usize, k: Key, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
+        let f = self.firsts[p];
+        m.bytes(self.block(self.order[p]).id_at(0), tag(f)).cmp(m.bytes(ki, tag(k)))
+    }
+
+    /// Position of the block an entry with key `k` (payload `ki`) belongs in.
     #[inline]
-    fn block_for(&self, k: Key, bo: &impl BlockOf) -> usize {
-        self.firsts.partition_point(|&f| !lt(k, f, bo)).saturating_sub(1)
+    fn block_for(&self, k: Key, ki: &Id16, m: &impl Members) -> usize {
+        let (mut lo, mut hi) = (0, self.firsts.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.cmp_first(mid, k, ki, m).is_gt() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo.saturating_sub(1)
     }
 
     #[inline]
@@ -578,58 +642,83 @@ impl Tree {
         self.meta[self.order[p] as usize].len as usize
     }
 
-    /// Lays `entries` (sorted) out over block `id`'s cells in order, with the
-    /// free cells spread evenly between them, and records every member's cell.
-    fn lay_out(&mut self, id: u32, entries: &[Key], bo: &mut impl BlockOf) {
+    /// The first entry of block `id` (not empty).
+    #[inline]
+    fn first_of(&self, id: u32) -> Key {
+        self.block(id).at(0)
+    }
+
+    /// Lays `entries` (sorted, each with the location it comes from) out over
+    /// block `id`'s cells in order, with the free cells spread evenly between
+    /// them, and reports the members that changed location.
+    fn lay_out(&mut self, id: u32, entries: &[(Key, Id16, Loc)], m: &mut impl Members) {
         let n = entries.len();
         debug_assert!(n <= CAP);
         let b = self.block_mut(id);
         b.occ = [0; WORDS];
-        for (j, &k) in entries.iter().enumerate() {
+        let mut moves: Vec<Move> = Vec::with_capacity(n);
+        for (j, &(k, pay, from)) in entries.iter().enumerate() {
             let c = j * CAP / n;
-            b.kv[c] = k;
+            b.cells[c].k = k;
+            b.cells[c].id = pay;
             b.mark(c);
             b.order[j] = c as u8;
-            bo.set_block_of(slot(k), id, c);
+            let to = loc(id, c);
+            if to != from {
+                moves.push((pay, tag(k), from, to));
+            }
         }
         b.set_all_eq(n);
         self.meta[id as usize].len = n as u32;
+        if !moves.is_empty() {
+            m.moved(&moves);
+        }
     }
 
-    /// Puts `k` at position `j` of block `id` (which has room), in the free
-    /// cell nearest its neighbours' cells. Counts it in the block's length.
-    fn put(&mut self, id: u32, j: usize, k: Key, bo: &mut impl BlockOf) {
+    /// Puts `k` (payload `pay`, coming from `from`) at position `j` of block
+    /// `id` (which has room), in the free cell nearest its neighbours' cells.
+    /// Counts it in the block's length.
+    fn put(&mut self, id: u32, j: usize, k: Key, pay: &Id16, from: Loc, m: &mut impl Members) {
         let n = self.meta[id as usize].len as usize;
         debug_assert!(n < CAP, "put into a full block");
         let b = self.block_mut(id);
         // an invariant, not input: a block that is not full has a free cell
         let c = b.cell_for(n, j).expect("a block with room has a free cell");
-        b.put(n, j, c, k);
+        b.put(n, j, c, k, pay);
         self.meta[id as usize].len += 1;
-        bo.set_block_of(slot(k), id, c);
+        m.moved(&[(*pay, tag(k), from, loc(id, c))]);
     }
 
-    pub fn insert(&mut self, k: Key, bo: &mut impl BlockOf) {
-        self.insert_near(k, None, bo)
+    /// Inserts a new member's entry.
+    pub fn insert(&mut self, k: Key, pay: &Id16, m: &mut impl Members) {
+        self.insert_near(k, pay, NEW, None, m)
     }
 
-    /// Inserts `k`; `near_end` says where in its block the key likely goes
-    /// (an entry moving to a neighbour block lands near the edge it crossed),
-    /// so the search starts there instead of bisecting a cold block.
-    fn insert_near(&mut self, k: Key, mut near_end: Option<bool>, bo: &mut impl BlockOf) {
+    /// Inserts `k` for the member coming from `from`; `near_end` says where
+    /// in its block the key likely goes (an entry moving to a neighbour block
+    /// lands near the edge it crossed), so the search starts there instead of
+    /// bisecting a cold block.
+    fn insert_near(
+        &mut self,
+        k: Key,
+        pay: &Id16,
+        from: Loc,
+        mut near_end: Option<bool>,
+        m: &mut impl Members,
+    ) {
         if self.order.is_empty() {
             let id = self.new_block();
             self.order.push(id);
-            self.lay_out(id, &[k], bo);
+            self.lay_out(id, &[(k, *pay, from)], m);
             self.len = 1;
             self.firsts.push(k);
             self.reindex(0);
             return;
         }
-        let mut p = self.block_for(k, bo);
+        let mut p = self.block_for(k, pay, m);
         if self.len_at(p) == CAP {
-            self.make_room(p, bo);
-            p = self.block_for(k, bo);
+            self.make_room(p, m);
+            p = self.block_for(k, pay, m);
             near_end = None;
         }
         let id = self.order[p];
@@ -644,8 +733,8 @@ impl Tree {
         };
         let b = self.block(id);
         b.touch_near(n, guess);
-        let j = b.lower_bound(n, guess, k, bo);
-        self.put(id, j, k, bo);
+        let j = b.lower_bound(n, guess, k, pay, m);
+        self.put(id, j, k, pay, from, m);
         if j == 0 {
             self.firsts[p] = k;
         }
@@ -654,69 +743,70 @@ impl Tree {
     }
 
     /// Moves `cnt` entries from the end of block `p` to the front of block `p + 1`.
-    fn shift_right(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
+    fn shift_right(&mut self, p: usize, cnt: usize, m: &mut impl Members) {
         let (lid, rid) = (self.order[p], self.order[p + 1]);
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
         let l = self.block_mut(lid);
-        let mut moved: Vec<Key> = (ln - cnt..ln).map(|j| l.at(j)).collect();
+        let mut moved: Vec<(Key, Id16, Loc)> =
+            (ln - cnt..ln).map(|j| (l.at(j), *l.id_at(j), loc(lid, l.order[j] as usize))).collect();
         // the tail goes: the others keep their cells, positions and tie bits
         for j in ln - cnt..ln {
             let c = l.order[j] as usize;
             l.unmark(c);
         }
         self.meta[lid as usize].len -= cnt as u32;
-        moved.extend(self.block(rid).entries(rn));
-        self.lay_out(rid, &moved, bo);
-        self.firsts[p + 1] = moved[0];
+        moved.extend(self.block(rid).entries(rid, rn));
+        self.lay_out(rid, &moved, m);
+        self.firsts[p + 1] = moved[0].0;
         self.fen_add(p, -(cnt as i32));
         self.fen_add(p + 1, cnt as i32);
     }
 
     /// Moves `cnt` entries from the front of block `p` to the end of block `p - 1`.
-    fn shift_left(&mut self, p: usize, cnt: usize, bo: &mut impl BlockOf) {
+    fn shift_left(&mut self, p: usize, cnt: usize, m: &mut impl Members) {
         let (lid, rid) = (self.order[p - 1], self.order[p]);
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
-        let mut moved: Vec<Key> = self.block(lid).entries(ln).collect();
+        let mut moved: Vec<(Key, Id16, Loc)> = self.block(lid).entries(lid, ln).collect();
         let r = self.block_mut(rid);
-        moved.extend((0..cnt).map(|j| r.at(j)));
+        moved.extend((0..cnt).map(|j| (r.at(j), *r.id_at(j), loc(rid, r.order[j] as usize))));
         for j in 0..cnt {
             let c = r.order[j] as usize;
             r.unmark(c);
         }
         r.order.copy_within(cnt..rn, 0);
         r.set_all_eq(rn - cnt);
-        let first = r.at(0);
         self.meta[rid as usize].len -= cnt as u32;
-        self.lay_out(lid, &moved, bo);
+        let first = self.first_of(rid);
+        self.lay_out(lid, &moved, m);
         self.firsts[p] = first;
         self.fen_add(p - 1, cnt as i32);
         self.fen_add(p, -(cnt as i32));
     }
 
     /// Frees room in the full block at `p`: spill to a neighbour with room, else split.
-    fn make_room(&mut self, p: usize, bo: &mut impl BlockOf) {
-        let m = self.order.len();
-        if p + 1 < m && self.len_at(p + 1) < CAP - CAP / 32 {
+    fn make_room(&mut self, p: usize, m: &mut impl Members) {
+        let nb = self.order.len();
+        if p + 1 < nb && self.len_at(p + 1) < CAP - CAP / 32 {
             let cnt = (CAP - self.len_at(p + 1)) / 2;
-            self.shift_right(p, cnt, bo);
+            self.shift_right(p, cnt, m);
         } else if p > 0 && self.len_at(p - 1) < CAP - CAP / 32 {
             let cnt = (CAP - self.len_at(p - 1)) / 2;
-            self.shift_left(p, cnt, bo);
+            self.shift_left(p, cnt, m);
         } else {
-            self.split(p, bo);
+            self.split(p, m);
         }
     }
 
-    fn split(&mut self, p: usize, bo: &mut impl BlockOf) {
+    fn split(&mut self, p: usize, m: &mut impl Members) {
         let id = self.order[p];
         let n = self.meta[id as usize].len as usize;
-        let all: Vec<Key> = self.block(id).entries(n).collect();
+        let all: Vec<(Key, Id16, Loc)> = self.block(id).entries(id, n).collect();
         let half = n / 2;
         let nid = self.new_block();
-        self.lay_out(id, &all[..half], bo);
-        self.lay_out(nid, &all[half..], bo);
+        self.lay_out(id, &all[..half], m);
+        self.lay_out(nid, &all[half..], m);
         self.order.insert(p + 1, nid);
-        self.firsts.insert(p + 1, all[half]);
+        self.firsts.insert(p + 1, all[half].0);
         self.reindex(p + 1);
     }
 
@@ -728,13 +818,14 @@ impl Tree {
         self.free_ids.push(id);
     }
 
-    /// Removes a member's entry; returns its key.
-    pub fn remove(&mut self, slot: u32, bo: &mut impl BlockOf) -> Key {
-        let (id, c) = bo.block_of(slot);
+    /// Removes the entry at `at`; returns it. The member is not reported as
+    /// moved (it leaves); others may be, when blocks merge.
+    pub fn remove(&mut self, at: Loc, m: &mut impl Members) -> Ent {
+        let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
-        let k = b.kv[c];
+        let gone = (b.cells[c].k, b.cells[c].id);
         let j = b.position_of(n, c);
         b.take(n, j);
         let n = n - 1;
@@ -743,68 +834,75 @@ impl Tree {
         if n == 0 {
             self.drop_block(p);
             self.reindex(p);
-            return k;
+            return gone;
         }
         if j == 0 {
-            self.firsts[p] = self.block(id).at(0);
+            self.firsts[p] = self.first_of(id);
         }
         self.fen_add(p, -1);
         if n < CAP / 4 {
-            self.maybe_merge(p, bo);
+            self.maybe_merge(p, m);
         }
-        k
+        gone
     }
 
-    /// Replaces a member's key; stays inside its block when the new key belongs there.
-    pub fn update(&mut self, slot: u32, k: Key, bo: &mut impl BlockOf) {
-        let (id, c) = bo.block_of(slot);
+    /// Replaces the key of the member at `at` (its tag unchanged); stays
+    /// inside its block when the new key belongs there.
+    pub fn update(&mut self, at: Loc, k: Key, m: &mut impl Members) {
+        let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
-        let in_block = (p == 0 || lt(self.firsts[p], k, bo))
-            && (p + 1 == self.order.len() || lt(k, self.firsts[p + 1], bo));
+        let pay = self.block(id).cells[c].id;
+        let in_block = (p == 0 || self.cmp_first(p, k, &pay, m).is_lt())
+            && (p + 1 == self.order.len() || self.cmp_first(p + 1, k, &pay, m).is_gt());
         if !in_block {
-            let toward_front = p > 0 && lt(k, self.firsts[p], bo);
-            self.remove(slot, bo);
-            self.insert_near(k, Some(toward_front), bo);
+            let toward_front = p > 0 && self.cmp_first(p, k, &pay, m).is_gt();
+            // Its index entry names `at` until it lands, though a merge on
+            // the way may give that cell to another member (see
+            // `Members::moved`).
+            self.remove(at, m);
+            self.insert_near(k, &pay, at, Some(toward_front), m);
             return;
         }
         let lo_key = self.firsts[p].0;
         let hi_key = self.firsts.get(p + 1).map(|f| f.0);
         let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
-        let old = b.kv[c];
+        let old = b.cells[c].k;
         let i = b.position_of(n, c);
         // the new position among the others, guessed by interpolating keys
         // (the block's edges come from `firsts`, in cache)
-        let j = if lt(k, old, bo) {
+        let j = if lt(k, &pay, old, &pay, m) {
             let g = interpolate(k.0, (lo_key, 0), (old.0, i));
             b.touch_near(i, g);
-            partition_near(i, g, |x| lt(b.at(x), k, bo))
+            partition_near(i, g, |x| lt(b.at(x), b.id_at(x), k, &pay, m))
         } else {
             let g = match hi_key {
                 Some(h) => interpolate(k.0, (old.0, i + 1), (h, n)),
                 None => i + 1,
             };
             b.touch_near(n, g);
-            i + partition_near(n - i - 1, g - (i + 1), |x| lt(b.at(i + 1 + x), k, bo))
+            i + partition_near(n - i - 1, g - (i + 1), |x| {
+                lt(b.at(i + 1 + x), b.id_at(i + 1 + x), k, &pay, m)
+            })
         };
         if j == i {
             // same neighbours: same cell
-            b.kv[c] = k;
+            b.cells[c].k = k;
             b.set_eq(n, i);
             b.set_eq(n, i + 1);
         } else {
             let c2 = b.relocate(n, i, j, k);
             if c2 != c {
-                bo.set_block_of(slot, id, c2);
+                m.moved(&[(pay, tag(k), at, loc(id, c2))]);
             }
         }
         if i == 0 || j == 0 {
-            self.firsts[p] = self.block(id).at(0);
+            self.firsts[p] = self.first_of(id);
         }
     }
 
     /// Merges the block at `p` into a neighbour when both fit in 3/4 of a block.
-    fn maybe_merge(&mut self, p: usize, bo: &mut impl BlockOf) {
+    fn maybe_merge(&mut self, p: usize, m: &mut impl Members) {
         let n = self.len_at(p);
         let (left, right) = if p + 1 < self.order.len() && n + self.len_at(p + 1) <= CAP * 3 / 4 {
             (p, p + 1)
@@ -814,70 +912,56 @@ impl Tree {
             return;
         };
         let (lid, rid) = (self.order[left], self.order[right]);
-        let mut all: Vec<Key> = self.block(lid).entries(self.meta[lid as usize].len as usize).collect();
-        all.extend(self.block(rid).entries(self.meta[rid as usize].len as usize));
-        self.lay_out(lid, &all, bo);
+        let mut all: Vec<(Key, Id16, Loc)> =
+            self.block(lid).entries(lid, self.meta[lid as usize].len as usize).collect();
+        all.extend(self.block(rid).entries(rid, self.meta[rid as usize].len as usize));
+        self.lay_out(lid, &all, m);
         self.drop_block(right);
         self.reindex(right);
     }
 
-    /// Reads each member's cell and the order bytes where its position is
-    /// likely found, for `Ranking::apply_batch`.
-    pub fn touch_members(&self, slots: impl Iterator<Item = u32>, bo: &impl BlockOf) {
+    /// Reads each member's cell, id payload and the order bytes where its
+    /// position is likely found, for `Ranking::apply_batch`.
+    pub fn touch_members(&self, locs: impl Iterator<Item = Loc>) {
         let mut acc = 0u64;
-        for s in slots {
-            let (id, c) = bo.block_of(s);
+        for l in locs {
+            let (id, c) = (block_of(l), cell_of(l));
             let Some(m) = self.meta.get(id as usize) else { continue };
             let Some(b) = m.block.as_deref() else { continue };
-            let c = c.min(CAP - 1);
-            acc ^= b.kv[c].1 ^ b.order[c * m.len as usize / CAP] as u64;
+            acc ^= b.cells[c].k.1 ^ b.cells[c].id[0] as u64 ^ b.order[c * m.len as usize / CAP] as u64;
         }
         std::hint::black_box(acc);
     }
 
-    /// Renames the member in cell `cell` of block `id` to `slot` (the id
-    /// index moved it).
+    /// The entry and payload of the member at `at` (a location the id index
+    /// holds, so a member is there).
     #[inline]
-    pub fn set_slot(&mut self, id: u32, cell: usize, slot: u32) {
-        let p = self.meta[id as usize].pos as usize;
-        let b = self.block_mut(id);
-        let k = &mut b.kv[cell];
-        k.1 = k.1 & !0xff_ffff | slot as u64;
-        let (k, first) = (*k, b.order[0] as usize == cell);
-        // `firsts` holds a copy of each block's first entry
-        if first {
-            self.firsts[p] = k;
-        }
+    pub fn entry(&self, at: Loc) -> (Key, &Id16) {
+        let b = self.block(block_of(at));
+        (b.cells[cell_of(at)].k, &b.cells[cell_of(at)].id)
     }
 
-    /// The key of a member's entry.
+    /// 0-based position of the member at `at` in the order, with its key.
     #[inline]
-    pub fn key_of(&self, slot: u32, bo: &impl BlockOf) -> Key {
-        let (id, c) = bo.block_of(slot);
-        self.block(id).kv[c]
-    }
-
-    /// 0-based position of a member in the order, with its key.
-    #[inline]
-    pub fn position(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key) {
-        let (id, c) = bo.block_of(slot);
+    pub fn position(&self, at: Loc) -> (usize, Key) {
+        let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
-        let k = b.kv[c];
+        let k = b.cells[c].k;
         let before = self.fen_prefix(p);
         (before + b.position_of(self.meta[id as usize].len as usize, c), k)
     }
 
-    /// A member's 0-based position, key, and the numbers of entries with a
-    /// strictly better score key and with a not-worse one. Answers from the
-    /// member's own block unless its tie group crosses the block's edge.
+    /// The member at `at`'s 0-based position, key, and the numbers of entries
+    /// with a strictly better score key and with a not-worse one. Answers
+    /// from the member's own block unless its tie group crosses the block's edge.
     #[inline]
-    pub fn standing(&self, slot: u32, bo: &impl BlockOf) -> (usize, Key, usize, usize) {
-        let (id, c) = bo.block_of(slot);
+    pub fn standing(&self, at: Loc) -> (usize, Key, usize, usize) {
+        let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
         let n = self.meta[id as usize].len as usize;
-        let k = b.kv[c];
+        let k = b.cells[c].k;
         let before = self.fen_prefix(p);
         let i = b.position_of(n, c);
         let better_in = i - b.ties_before(i);
@@ -902,15 +986,16 @@ impl Tree {
         self.fen_prefix(pp - 1) + self.block(id).count_keys(self.meta[id as usize].len as usize, k, inclusive)
     }
 
-    /// Entries in order from global index `start`.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = Key> + '_ {
+    /// Entries in order from global index `start`, with their payloads.
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (Key, &Id16)> + '_ {
         let (mut p, mut i) = if start >= self.len { (self.order.len(), 0) } else { self.fen_find(start) };
         std::iter::from_fn(move || {
             while p < self.order.len() {
                 let id = self.order[p];
                 if i < self.meta[id as usize].len as usize {
                     i += 1;
-                    return Some(self.block(id).at(i - 1));
+                    let b = self.block(id);
+                    return Some((b.at(i - 1), b.id_at(i - 1)));
                 }
                 p += 1;
                 i = 0;
@@ -919,42 +1004,50 @@ impl Tree {
         })
     }
 
-    /// Replaces the content with `n` entries given in strictly increasing order (see [`lt`]).
-    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Key>, bo: &mut impl BlockOf) {
+    /// Every entry with its payload and location, in no particular order.
+    pub fn cells(&self) -> impl Iterator<Item = (Key, &Id16, Loc)> + '_ {
+        self.order.iter().flat_map(move |&id| {
+            let b = self.block(id);
+            b.order[..self.meta[id as usize].len as usize]
+                .iter()
+                .map(move |&c| (b.cells[c as usize].k, &b.cells[c as usize].id, loc(id, c as usize)))
+        })
+    }
+
+    /// Replaces the content with `n` new members' entries given in strictly
+    /// increasing order (see [`lt`]); each is reported as moved from [`NEW`].
+    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Ent>, m: &mut impl Members) {
         *self = Tree::default();
         let nblocks = n.div_ceil(BULK_FILL);
         self.meta.reserve_exact(nblocks);
         self.order.reserve_exact(nblocks);
-        let mut chunk: Vec<Key> = Vec::with_capacity(BULK_FILL);
-        let flush = |t: &mut Tree, chunk: &mut Vec<Key>, bo: &mut _| {
+        let mut chunk: Vec<(Key, Id16, Loc)> = Vec::with_capacity(BULK_FILL);
+        let flush = |t: &mut Tree, chunk: &mut Vec<(Key, Id16, Loc)>, m: &mut _| {
             if chunk.is_empty() {
                 return;
             }
             let id = t.new_block();
             t.order.push(id);
-            t.lay_out(id, chunk, bo);
-            t.firsts.push(chunk[0]);
+            t.lay_out(id, chunk, m);
+            t.firsts.push(chunk[0].0);
             t.len += chunk.len();
             chunk.clear();
         };
-        for k in sorted {
-            chunk.push(k);
+        for (k, pay) in sorted {
+            chunk.push((k, pay, NEW));
             if chunk.len() == BULK_FILL {
-                flush(self, &mut chunk, bo);
+                flush(self, &mut chunk, m);
             }
         }
-        flush(self, &mut chunk, bo);
+        flush(self, &mut chunk, m);
         self.reindex(0);
     }
 
     #[cfg(test)]
-    pub fn check(&self, bo: &impl BlockOf) {
-        let all: Vec<Key> = self.iter_from(0).collect();
+    pub fn check(&self, m: &impl Members) {
+        let all: Vec<Ent> = self.iter_from(0).map(|(k, p)| (k, *p)).collect();
         assert_eq!(all.len(), self.len);
-        assert!(all.windows(2).all(|w| lt(w[0], w[1], bo)));
-        for (g, k) in all.iter().enumerate() {
-            assert_eq!(self.position(slot(*k), bo), (g, *k));
-        }
+        assert!(all.windows(2).all(|w| lt(w[0].0, &w[0].1, w[1].0, &w[1].1, m)));
         for (p, &id) in self.order.iter().enumerate() {
             let b = self.block(id);
             let n = self.meta[id as usize].len as usize;
@@ -969,7 +1062,13 @@ impl Tree {
             for j in 0..n {
                 let c = b.order[j] as usize;
                 assert!(!b.is_free(c) && seen.insert(c), "the order lists each occupied cell once");
-                assert_eq!(bo.block_of(slot(b.kv[c])), (id, c), "a member's id entry names its cell");
+                let at = loc(id, c);
+                assert!(
+                    m.is_at(&b.cells[c].id, tag(b.cells[c].k), at),
+                    "a member's recorded location is its cell"
+                );
+                let (g, k) = self.position(at);
+                assert_eq!((all[g].0, all[g].1), (k, b.cells[c].id), "position of the entry in cell {c}");
             }
         }
     }
@@ -978,6 +1077,45 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// Test listener: members are numbers, their 4 big-endian bytes the
+    /// payload (so id order is number order); locations by number.
+    #[derive(Default)]
+    struct Names(HashMap<u32, Loc>);
+
+    fn pay(s: u32) -> Id16 {
+        let mut p = [0; 16];
+        p[..4].copy_from_slice(&s.to_be_bytes());
+        p
+    }
+
+    fn num(p: &Id16) -> u32 {
+        u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+    }
+
+    impl Names {
+        fn at(&self, s: u32) -> Loc {
+            self.0[&s]
+        }
+    }
+
+    impl Members for Names {
+        fn bytes<'a>(&'a self, pay: &'a Id16, _tag: u32) -> &'a [u8] {
+            &pay[..4]
+        }
+        fn moved(&mut self, moves: &[Move]) {
+            for &(p, _, from, to) in moves {
+                if from != NEW {
+                    assert_eq!(self.0.get(&num(&p)), Some(&from), "a move starts where the member was");
+                }
+                self.0.insert(num(&p), to);
+            }
+        }
+        fn is_at(&self, pay: &Id16, _tag: u32, at: Loc) -> bool {
+            self.0.get(&num(pay)) == Some(&at)
+        }
+    }
 
     /// A small deterministic random stream for the tests below.
     fn lcg(seed: u64) -> impl FnMut() -> u64 {
@@ -986,6 +1124,15 @@ mod tests {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             x >> 33
         }
+    }
+
+    fn sorted(m: &Names, mut v: Vec<Ent>) -> Vec<Ent> {
+        v.sort_by(|a, b| cmp(a, b, m));
+        v
+    }
+
+    fn listed(t: &Tree, from: usize) -> Vec<Ent> {
+        t.iter_from(from).map(|(k, p)| (k, *p)).collect()
     }
 
     #[test]
@@ -1003,15 +1150,15 @@ mod tests {
     fn ascending_and_descending_inserts_spill_into_both_neighbours_and_stay_exact() {
         for descending in [false, true] {
             let mut t = Tree::default();
-            let mut bo: Vec<(u32, u32)> = Vec::new();
+            let mut m = Names::default();
             for s in 0..3000u32 {
                 let key = if descending { 10_000 - s as u64 } else { s as u64 };
-                t.insert(pack(key, 0, s), &mut bo);
+                t.insert(pack(key, 0, 0), &pay(s), &mut m);
                 if s % 97 == 0 {
-                    t.check(&bo);
+                    t.check(&m);
                 }
             }
-            t.check(&bo);
+            t.check(&m);
             assert_eq!(t.len(), 3000);
         }
     }
@@ -1019,50 +1166,55 @@ mod tests {
     #[test]
     fn random_inserts_moves_and_removals_on_a_large_tree_keep_every_cell_exact() {
         let mut t = Tree::default();
-        let mut bo: Vec<(u32, u32)> = Vec::new();
+        let mut m = Names::default();
         let mut next = lcg(99);
         let mut rnd = move |n: u64| next() % n;
         let mut live: Vec<Option<Key>> = Vec::new();
         for step in 0..40_000u32 {
             let s = rnd(6000) as u32;
             // few distinct scores: long tie runs that cross block edges
-            let k = pack(rnd(400), rnd(3), s);
+            let k = pack(rnd(400), rnd(3), 0);
             match live.get(s as usize).copied().flatten() {
                 None if rnd(4) > 0 => {
                     if live.len() <= s as usize {
                         live.resize(s as usize + 1, None);
                     }
-                    t.insert(k, &mut bo);
+                    t.insert(k, &pay(s), &mut m);
                     live[s as usize] = Some(k);
                 }
                 Some(old) if rnd(5) == 0 => {
-                    assert_eq!(t.remove(s, &mut bo), old);
+                    let at = m.at(s);
+                    assert_eq!(t.remove(at, &mut m), (old, pay(s)));
+                    m.0.remove(&s);
                     live[s as usize] = None;
                 }
                 Some(_) => {
-                    t.update(s, k, &mut bo);
+                    t.update(m.at(s), k, &mut m);
                     live[s as usize] = Some(k);
                 }
                 None => {}
             }
             if step % 4000 == 0 {
-                t.check(&bo);
+                t.check(&m);
             }
         }
-        t.check(&bo);
-        let mut want: Vec<Key> = live.iter().flatten().copied().collect();
-        want.sort_by(|a, b| cmp(*a, *b, &bo));
-        assert_eq!(t.iter_from(0).collect::<Vec<_>>(), want);
-        for (g, k) in want.iter().enumerate().step_by(37) {
-            let st = t.standing(slot(*k), &bo);
-            let better = want.partition_point(|j| j.0 < k.0);
-            let not_worse = want.partition_point(|j| j.0 <= k.0);
-            assert_eq!(st, (g, *k, better, not_worse));
+        t.check(&m);
+        let want =
+            sorted(&m, live.iter().enumerate().filter_map(|(s, k)| k.map(|k| (k, pay(s as u32)))).collect());
+        assert_eq!(listed(&t, 0), want);
+        for (g, e) in want.iter().enumerate().step_by(37) {
+            let k = e.0;
+            let st = t.standing(m.at(num(&e.1)));
+            let better = want.partition_point(|j| j.0 .0 < k.0);
+            let not_worse = want.partition_point(|j| j.0 .0 <= k.0);
+            assert_eq!(st, (g, k, better, not_worse));
         }
         // drain to empty: merges and dropped blocks
         for (s, k) in live.iter().enumerate() {
             if let Some(k) = k {
-                assert_eq!(t.remove(s as u32, &mut bo), *k);
+                let at = m.at(s as u32);
+                assert_eq!(t.remove(at, &mut m), (*k, pay(s as u32)));
+                m.0.remove(&(s as u32));
             }
         }
         assert_eq!(t.len(), 0);
@@ -1071,42 +1223,49 @@ mod tests {
     #[test]
     fn blocks_spill_split_and_merge_while_positions_stay_exact() {
         let mut t = Tree::default();
-        let mut bo: Vec<(u32, u32)> = Vec::new();
+        let mut m = Names::default();
         let mut rnd = lcg(12345);
-        let mut keys = Vec::new();
+        let mut keys: Vec<Ent> = Vec::new();
         for s in 0..5000u32 {
-            let k = pack(rnd() % 50, s as u64, s);
-            t.insert(k, &mut bo);
-            keys.push(k);
+            let k = pack(rnd() % 50, s as u64, 0);
+            t.insert(k, &pay(s), &mut m);
+            keys.push((k, pay(s)));
         }
-        t.check(&bo);
+        t.check(&m);
         // moves, some inside their block, some across
         for s in (0..5000u32).step_by(3) {
-            let k = pack(rnd() % 60, 10_000 + s as u64, s);
-            t.update(s, k, &mut bo);
-            keys[s as usize] = k;
+            let k = pack(rnd() % 60, 10_000 + s as u64, 0);
+            t.update(m.at(s), k, &mut m);
+            keys[s as usize].0 = k;
         }
-        t.check(&bo);
-        keys.sort();
-        for (g, k) in keys.iter().enumerate().step_by(97) {
-            assert_eq!(t.position(slot(*k), &bo).0, g);
-            assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 < k.0));
-            assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 <= k.0));
-            let st = t.standing(slot(*k), &bo);
+        t.check(&m);
+        let keys = sorted(&m, keys);
+        for (g, e) in keys.iter().enumerate().step_by(97) {
+            let k = e.0;
+            assert_eq!(t.position(m.at(num(&e.1))).0, g);
+            assert_eq!(t.count_before(k.0, false), keys.partition_point(|j| j.0 .0 < k.0));
+            assert_eq!(t.count_before(k.0, true), keys.partition_point(|j| j.0 .0 <= k.0));
+            let st = t.standing(m.at(num(&e.1)));
             assert_eq!(
                 st,
-                (g, *k, keys.partition_point(|j| j.0 < k.0), keys.partition_point(|j| j.0 <= k.0))
+                (g, k, keys.partition_point(|j| j.0 .0 < k.0), keys.partition_point(|j| j.0 .0 <= k.0))
             );
         }
-        for k in keys.iter().filter(|k| !slot(**k).is_multiple_of(7)) {
-            assert_eq!(t.remove(slot(*k), &mut bo), *k);
+        for e in keys.iter().filter(|e| !num(&e.1).is_multiple_of(7)) {
+            let s = num(&e.1);
+            let at = m.at(s);
+            assert_eq!(t.remove(at, &mut m), *e);
+            m.0.remove(&s);
         }
-        t.check(&bo);
-        assert_eq!(t.len(), keys.iter().filter(|k| slot(**k).is_multiple_of(7)).count());
-        let again: Vec<Key> = t.iter_from(0).collect();
+        t.check(&m);
+        assert_eq!(t.len(), keys.iter().filter(|e| num(&e.1).is_multiple_of(7)).count());
+        let again = listed(&t, 0);
         let mut u = Tree::default();
-        u.bulk_load(again.len(), again.iter().copied(), &mut bo);
-        u.check(&bo);
-        assert_eq!(u.iter_from(3).collect::<Vec<_>>(), again[3..].to_vec());
+        let mut m2 = Names::default();
+        u.bulk_load(again.len(), again.iter().copied(), &mut m2);
+        u.check(&m2);
+        assert_eq!(listed(&u, 3), again[3..].to_vec());
+        let at = m2.at(num(&again[5].1));
+        assert_eq!(u.entry(at), (again[5].0, &again[5].1));
     }
 }
