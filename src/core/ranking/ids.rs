@@ -102,7 +102,7 @@ impl Arena {
     }
 
     /// Heap bytes held (capacity).
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
         self.pages.iter().map(|p| p.capacity()).sum()
     }
@@ -233,12 +233,6 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// Heap bytes held (capacity).
-    #[allow(dead_code)]
-    pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 4
-    }
-
     #[inline]
     fn pos(&self, h: u64) -> usize {
         ((h as u128 * self.table.len() as u128) >> 64) as usize
@@ -261,7 +255,7 @@ impl Index {
     }
 
     /// Members held.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
