@@ -129,15 +129,16 @@ impl Arena {
         }
     }
 
-    /// Reads the first line of the records behind these payloads, so that a
-    /// following pass finds them cached (see `Ids::touch_table`).
+    /// Reads the first line of the records behind those of these payloads
+    /// that have one, so that a following pass finds them cached (see
+    /// `Index::touch_table`).
     #[inline]
     pub fn touch<'a>(&self, pays: impl Iterator<Item = (&'a Id16, usize)>) {
-        if self.head == 0 {
+        if self.pages.is_empty() {
             return;
         }
         let mut acc = 0u8;
-        for (p, len) in pays {
+        for (p, len) in pays.filter(|&(_, len)| self.in_record(len)) {
             acc ^= self.record(p, len)[0];
         }
         std::hint::black_box(acc);

@@ -339,12 +339,10 @@ impl Ranking {
         self.index.touch_table(&hashes);
         let locs: Vec<Loc> = hashes.iter().filter_map(|&h| self.index.candidate(h)).collect();
         self.tree.touch_members(locs.iter().copied());
-        if self.op == Op::Last {
-            self.arena.touch(locs.iter().map(|&l| {
-                let (k, pay) = self.tree.entry(l);
-                (pay, id_len(tag(k)))
-            }));
-        }
+        self.arena.touch(locs.iter().map(|&l| {
+            let (k, pay) = self.tree.entry(l);
+            (pay, id_len(tag(k)))
+        }));
         events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect()
     }
 
