@@ -14,7 +14,9 @@
 //! reads its entry, then the cell, whose key, id and position bytes lie in
 //! one block: two rounds of memory reads. When the tree moves a member to
 //! another cell it reports the move, and the entry is found again by the
-//! id's hash and the old location (unique on the probe path) and rewritten.
+//! id's hash and the old location, and rewritten (when a batch of moves
+//! reuses cells, two look-alike entries may swap: see `Members::moved` in
+//! `mod.rs`).
 
 const PAGE: usize = 1 << 16;
 const UNIT: usize = 4;
@@ -203,15 +205,6 @@ impl Arena {
         pay
     }
 
-    /// The payload of an id that fits inline (on a board without times).
-    #[cfg(test)]
-    pub fn make_inline(&self, id: &str) -> Id16 {
-        assert!(!self.in_record(id.len()));
-        let mut pay = [0u8; 16];
-        pay[..id.len()].copy_from_slice(id.as_bytes());
-        pay
-    }
-
     /// Frees a departed member's record, if it had one, for a later id of
     /// the same size.
     pub fn release(&mut self, pay: &Id16, len: usize) {
@@ -341,7 +334,7 @@ impl Index {
                     return None;
                 }
                 let at = i;
-                i = if i + 1 == cap { 0 } else { i + 1 };
+                i = self.next(i);
                 if e & !LOC_MASK == fp {
                     return Some((at, e & LOC_MASK));
                 }

@@ -166,10 +166,16 @@ fn tag_of_len(len: usize) -> u32 {
     (len - 1) as u32
 }
 
+/// The id hash of the member with payload `pay` and tag `t`.
+#[inline]
+fn hash_of(arena: &Arena, pay: &Id16, t: u32) -> u64 {
+    ids::hash(arena.bytes(pay, id_len(t)))
+}
+
 impl Names<'_> {
     #[inline]
     fn hash(&self, pay: &Id16, t: u32) -> u64 {
-        ids::hash(self.arena.bytes(pay, id_len(t)))
+        hash_of(self.arena, pay, t)
     }
 }
 
@@ -296,23 +302,19 @@ impl Ranking {
     }
 
     fn row(&self, k: Key, pay: &Id16) -> Row {
-        let id = self.id_bytes(k, pay);
+        let id = self.id_str(k, pay);
         Row {
-            member: self.id_str(k, pay).to_string(),
+            member: id.to_string(),
             score: score_of_key(k.0, self.order),
             seq: REACH_EPOCH_MS as u64 + reach(k),
             ts: self.arena.ts(pay, id.len()),
-            meta: self.meta_of(id).map(str::to_string),
+            meta: self.meta_of(id.as_bytes()).map(str::to_string),
         }
     }
 
     fn entry<'a>(&'a self, rank: u64, k: Key, pay: &'a Id16) -> Entry<'a> {
-        Entry {
-            rank,
-            member: self.id_str(k, pay),
-            score: score_of_key(k.0, self.order),
-            meta: self.meta_of(self.id_bytes(k, pay)),
-        }
+        let member = self.id_str(k, pay);
+        Entry { rank, member, score: score_of_key(k.0, self.order), meta: self.meta_of(member.as_bytes()) }
     }
 
     /// Applies one event's value at event time `ts` (ms since the Unix epoch);
@@ -350,8 +352,7 @@ impl Ranking {
     fn grow_index(&mut self) {
         let cap = self.index.grown_cap();
         let (index, tree, arena) = (&mut self.index, &self.tree, &self.arena);
-        index
-            .rebuild(cap, tree.cells().map(|(k, pay, at)| (ids::hash(arena.bytes(pay, id_len(tag(k)))), at)));
+        index.rebuild(cap, tree.cells().map(|(k, pay, at)| (hash_of(arena, pay, tag(k)), at)));
     }
 
     /// [`Ranking::apply`] given the hash of the member id.
@@ -443,7 +444,7 @@ impl Ranking {
         let (index, tree, arena) = (&mut self.index, &self.tree, &self.arena);
         index.remove(i, |l| {
             let (k, pay) = tree.entry(l);
-            ids::hash(arena.bytes(pay, id_len(tag(k))))
+            hash_of(arena, pay, tag(k))
         });
         let (tree, mut names) = self.names();
         let (k, pay) = tree.remove(here, &mut names);

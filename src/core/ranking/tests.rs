@@ -369,7 +369,8 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
     let alike: Vec<String> =
         (0..200_000).map(|i| format!("m{i}")).filter(|s| fp(s) == fp("m0")).take(60).collect();
     assert_eq!(alike.len(), 60);
-    let arena = Arena::new(false);
+    let mut arena = Arena::new(false);
+    let pays: HashMap<&str, Id16> = alike.iter().map(|s| (s.as_str(), arena.make(s, 0))).collect();
     let mut x = 5u64;
     let mut rnd = |n: u64| {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -386,7 +387,7 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
         let mut index = Index::default();
         index.rebuild(16, std::iter::empty());
         let mut cells: HashMap<Loc, &String> = HashMap::new();
-        let pay = |s: &str| arena.make_inline(s);
+        let pay = |s: &str| pays[s];
         let t = |s: &str| tag_of_len(s.len());
         let mut names = Names { index: &mut index, arena: &arena };
         for (i, s) in who.iter().enumerate() {

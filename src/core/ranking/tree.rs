@@ -4,10 +4,10 @@
 //!
 //! Each cell, 32 bytes (half a cache line), holds an entry, 16 bytes `(key,
 //! reach << 24 | tag)`, and the member's id *payload* (16 bytes, see
-//! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all unique (ids are unique). `key` is the score
-//! mapped to a `u64` whose ascending order is "better first", `reach` the
-//! 40-bit time the member reached it (see `mod.rs`), `tag` the id length
-//! minus one. Entries equal on `(key, reach)` are ordered by comparing the
+//! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all
+//! unique (ids are unique). `key` is the score mapped to a `u64` whose
+//! ascending order is "better first", `reach` the 40-bit time the member
+//! reached it (see `mod.rs`), `tag` the id length minus one. Entries equal on `(key, reach)` are ordered by comparing the
 //! ids ([`Members::bytes`]); that only happens on such ties, so the common
 //! comparison stays two integer compares. A member is named by its
 //! location, `block << 8 | cell` ([`Loc`]), which the id index maps its id to.
@@ -70,13 +70,23 @@ pub(crate) fn reach(k: Key) -> u64 {
 /// score key, then reach, then (only when both are equal) member id bytes.
 #[inline(always)]
 pub(crate) fn lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
+    match by_key(x, k) {
+        Some(o) => o.is_lt(),
+        None => tie_lt(x, xi, k, ki, m),
+    }
+}
+
+/// The order of two entries by score key, then reach; `None` when both are
+/// equal and only the member ids can decide.
+#[inline(always)]
+fn by_key(x: Key, k: Key) -> Option<std::cmp::Ordering> {
     if x.0 != k.0 {
-        return x.0 < k.0;
+        return Some(x.0.cmp(&k.0));
     }
     if (x.1 ^ k.1) >> 24 != 0 {
-        return x.1 < k.1;
+        return Some(x.1.cmp(&k.1));
     }
-    tie_lt(x, xi, k, ki, m)
+    None
 }
 
 #[cold]
@@ -88,9 +98,7 @@ fn tie_lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
 /// The full order of entries (see [`lt`]).
 #[cfg(test)]
 pub(crate) fn cmp(x: &Ent, k: &Ent, m: &impl Members) -> std::cmp::Ordering {
-    (x.0 .0, x.0 .1 >> 24)
-        .cmp(&(k.0 .0, k.0 .1 >> 24))
-        .then_with(|| m.bytes(&x.1, tag(x.0)).cmp(m.bytes(&k.1, tag(k.0))))
+    by_key(x.0, k.0).unwrap_or_else(|| m.bytes(&x.1, tag(x.0)).cmp(m.bytes(&k.1, tag(k.0))))
 }
 
 /// What the tree needs of the members' ids: their bytes, for ties, and a
@@ -474,11 +482,16 @@ impl Block {
         }
         std::hint::black_box(acc);
     }
+    /// The entry at position `j`, with its payload and location (this block
+    /// being `id`).
+    #[inline]
+    fn located(&self, id: u32, j: usize) -> (Key, Id16, Loc) {
+        let c = self.order[j] as usize;
+        (self.cells[c].k, self.cells[c].id, loc(id, c))
+    }
     /// Entries in order, with their payloads and locations (this block being `id`).
     fn entries(&self, id: u32, n: usize) -> impl Iterator<Item = (Key, Id16, Loc)> + '_ {
-        self.order[..n]
-            .iter()
-            .map(move |&c| (self.cells[c as usize].k, self.cells[c as usize].id, loc(id, c as usize)))
+        (0..n).map(move |j| self.located(id, j))
     }
 }
 
@@ -605,14 +618,7 @@ impl Tree {
     /// search); on a tie the id comes from the block.
     #[inline(always)]
     fn cmp_first(&self, p: usize, k: Key, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
-        let f = self.firsts[p];
-        if f.0 != k.0 {
-            return f.0.cmp(&k.0);
-        }
-        if (f.1 ^ k.1) >> 24 != 0 {
-            return f.1.cmp(&k.1);
-        }
-        self.first_tie(p, k, ki, m)
+        by_key(self.firsts[p], k).unwrap_or_else(|| self.first_tie(p, k, ki, m))
     }
 
     #[cold]
@@ -747,8 +753,7 @@ impl Tree {
         let (lid, rid) = (self.order[p], self.order[p + 1]);
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
         let l = self.block_mut(lid);
-        let mut moved: Vec<(Key, Id16, Loc)> =
-            (ln - cnt..ln).map(|j| (l.at(j), *l.id_at(j), loc(lid, l.order[j] as usize))).collect();
+        let mut moved: Vec<(Key, Id16, Loc)> = (ln - cnt..ln).map(|j| l.located(lid, j)).collect();
         // the tail goes: the others keep their cells, positions and tie bits
         for j in ln - cnt..ln {
             let c = l.order[j] as usize;
@@ -768,7 +773,7 @@ impl Tree {
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
         let mut moved: Vec<(Key, Id16, Loc)> = self.block(lid).entries(lid, ln).collect();
         let r = self.block_mut(rid);
-        moved.extend((0..cnt).map(|j| (r.at(j), *r.id_at(j), loc(rid, r.order[j] as usize))));
+        moved.extend((0..cnt).map(|j| r.located(rid, j)));
         for j in 0..cnt {
             let c = r.order[j] as usize;
             r.unmark(c);
