@@ -350,11 +350,10 @@ impl Block {
             self.order.copy_within(i + 1..=j, i);
         }
         self.order[j] = c as u8;
-        self.remove_bit(i);
+        self.drop_bit(n, i);
         self.insert_bit(j);
-        for x in [i, i + 1, j, j + 1] {
-            self.set_eq(n, x);
-        }
+        self.set_eq(n, j);
+        self.set_eq(n, j + 1);
         c
     }
     /// Puts `k` (payload `pay`) in cell `c` at position `j` (of `n`).
@@ -375,8 +374,7 @@ impl Block {
         let c = self.order[j] as usize;
         self.order.copy_within(j + 1..n, j);
         self.unmark(c);
-        self.remove_bit(j);
-        self.set_eq(n - 1, j);
+        self.drop_bit(n, j);
         c
     }
     /// Recomputes tie bit `j` (of `n` entries).
@@ -405,6 +403,24 @@ impl Block {
         }
         let low = self.eq[w] & ((1u64 << b) - 1);
         self.eq[w] = (self.eq[w] & !((1u64 << b) - 1)) << 1 | low;
+    }
+    /// Tie bit `j`.
+    #[inline]
+    fn eq_bit(&self, j: usize) -> bool {
+        self.eq[j / 64] >> (j % 64) & 1 == 1
+    }
+    /// Drops the entry at position `j` (of `n`) from the tie bits: the bits
+    /// above it shift down, and the entry after it ties with the one before
+    /// it exactly when the dropped entry tied with both (keys are sorted), so
+    /// no neighbour's cell is read.
+    #[inline]
+    fn drop_bit(&mut self, n: usize, j: usize) {
+        let joined = j > 0 && j + 1 < n && self.eq_bit(j) && self.eq_bit(j + 1);
+        self.remove_bit(j);
+        if j + 1 < n {
+            let (w, b) = (j / 64, j % 64);
+            self.eq[w] = self.eq[w] & !(1 << b) | (joined as u64) << b;
+        }
     }
     /// Drops tie bit `j`, shifting the ones above it down.
     #[inline]
