@@ -283,6 +283,7 @@ impl Ranking {
     #[inline]
     fn find_hashed(&self, id: &[u8], h: u64) -> Option<(usize, Loc)> {
         self.index.probe(h).find(|&(_, at)| {
+            self.tree.prefetch_at(at);
             let (k, pay) = self.tree.entry(at);
             id_len(tag(k)) == id.len() && self.arena.bytes(pay, id.len()) == id
         })
