@@ -88,6 +88,16 @@ fn initial(i: usize) -> f64 {
     Rng(!(i as u64)).below(range) as f64
 }
 
+/// Whether consecutive ids' bytes lie close together, ascending (most pairs
+/// within 64 bytes), as the comment on their allocation in `main` expects.
+fn in_op_order(ids: &[MemberId]) -> bool {
+    let close = ids
+        .windows(2)
+        .filter(|w| (0..=64).contains(&(w[1].as_str().as_ptr() as isize - w[0].as_str().as_ptr() as isize)))
+        .count();
+    close * 10 >= ids.len().saturating_sub(1) * 9
+}
+
 /// Median of per-op times (ns) over batches of `batch` ops.
 fn median_ns(batches: usize, batch: usize, mut f: impl FnMut(usize)) -> f64 {
     let mut t: Vec<f64> = (0..batches)
@@ -127,6 +137,16 @@ fn main() {
     let upd_batched: Vec<(usize, f64)> =
         (0..ops).map(|_| (rng.below(n), 1.0 + rng.below(100) as f64)).collect();
 
+    // The ids each op asks for, made before the load so the allocator lays
+    // them out in op order: a request's id is hot in cache when the Durable
+    // Object handles it (just parsed from the event). Made after the load,
+    // they would land in the holes it left, scattered, and every op would
+    // first wait on a cache miss for its own id.
+    let upd_ids: Vec<MemberId> = upd.iter().map(|(m, _)| id(*m)).collect();
+    let batched_ids: Vec<MemberId> = upd_batched.iter().map(|(m, _)| id(*m)).collect();
+    let probe_ids: Vec<MemberId> = probes.iter().map(|m| id(*m)).collect();
+    eprintln!("ids laid out in op order: {}", in_op_order(&upd_ids) && in_op_order(&probe_ids));
+
     // load
     let before = LIVE.load(Relaxed);
     let t = Instant::now();
@@ -140,11 +160,6 @@ fn main() {
     result("bytes_per_member", format!("{:.1}", bytes as f64 / n as f64));
     #[cfg(target_arch = "wasm32")]
     result("wasm_linear_memory_mb", format!("{:.1}", linear_memory() as f64 / 1048576.0));
-
-    // The ids each op asks for, laid out in op order: a request's id is hot in
-    // cache when the Durable Object handles it, not scattered across the heap.
-    let upd_ids: Vec<MemberId> = upd.iter().map(|(m, _)| id(*m)).collect();
-    let probe_ids: Vec<MemberId> = probes.iter().map(|m| id(*m)).collect();
 
     // calibration: one dependent random read in a 32 MiB array (DRAM latency incl. TLB misses)
     {
@@ -170,7 +185,6 @@ fn main() {
     // The Durable Object applies the Queue's batches (up to 100 events per
     // board period) with `apply_batch`; a fresh stream of members, so none is
     // cached from the run above.
-    let batched_ids: Vec<MemberId> = upd_batched.iter().map(|(m, _)| id(*m)).collect();
     let update_batched = {
         let mut t: Vec<f64> = (0..nb)
             .map(|b| {
@@ -193,7 +207,6 @@ fn main() {
         t[t.len() / 2]
     };
     result("update_batch100_ns", format!("{update_batched:.0}"));
-    drop(batched_ids);
     let rank = median_ns(nb, batch, |i| {
         std::hint::black_box(r.rank(probe_ids[i].as_str(), Ties::Shared));
     });
@@ -224,9 +237,10 @@ fn main() {
         std::hint::black_box(r.rank(hot[i % 64].as_str(), Ties::Shared));
     });
     result("rank_hot_ns", format!("{rank_hot:.0}"));
-    drop((upd_ids, probe_ids));
+    drop(hot);
     let bytes = LIVE.load(Relaxed) - before;
     result("bytes_per_member_after_updates", format!("{:.1}", bytes as f64 / n as f64));
+    drop((upd_ids, batched_ids, probe_ids));
 
     // rebuild
     let rows: Vec<Row> = r.rows().collect();
