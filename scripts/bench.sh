@@ -121,8 +121,10 @@ printf '%-26s %10s %10s %9s %11s %10s   %s\n' "bytes/member (rebuilt)" "$(n byte
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "rebuild from rows s" "$(n rebuild_s)" "$(w rebuild_s)" \
   "$(ratio "$(w rebuild_s)" "$(n rebuild_s)")" "" "" "native <=1 s"
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "load via apply s" "$(n load_s)" "$(w load_s)" "" "" "" ""
-printf '%-26s %10s %10s %9s %11s %10s   %s\n' "wasm linear memory MB" "" "$(w wasm_linear_memory_mb)" "" "" "" \
-  "<=96 MB after loading"
+printf '%-26s %10s %10s %9s %11s %10s   %s\n' "wasm memory, board MB" "" "$(w wasm_board_memory_mb)" "" "" "" \
+  "<=96 MB: linear memory the load added"
+printf '%-26s %10s %10s %9s %11s %10s   %s\n' "wasm memory, total MB" "" "$(w wasm_linear_memory_mb)" "" "" "" \
+  "(with this run's op lists and ids)"
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "update, 64 leaders ns" "$(n update_hot_ns)" "$(w update_hot_ns)" \
   "$(ratio "$(w update_hot_ns)" "$(n update_hot_ns)")" "" "" "(stay in cache: ~compute only)"
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "rank, 64 leaders ns" "$(n rank_hot_ns)" "$(w rank_hot_ns)" \
