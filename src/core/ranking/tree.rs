@@ -229,7 +229,7 @@ impl Block {
         })
     }
     /// Starts reading the order bytes and bitmaps, which locating and
-    /// moving the entry in cell `c` read after its cell.
+    /// moving an entry read right after its cell.
     #[inline(always)]
     fn prefetch_header(&self) {
         for l in 0..CAP / 64 {
