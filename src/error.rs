@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 pub enum ApiError {
     /// The body (or an NDJSON line) is not JSON.
     InvalidJson {
+        /// the event the bad NDJSON line would have been
         index: Option<usize>,
+        /// that line, counting from 1 (blank lines included)
+        line: Option<usize>,
         message: String,
     },
     /// An event broke a field rule.
@@ -124,10 +127,11 @@ impl ApiError {
         let at =
             |index: &Option<usize>| index.map(|i| format!("events[{i}]")).unwrap_or_else(|| "event".into());
         match self {
-            InvalidJson { index: Some(i), message } => format!("line {} is not valid JSON: {message}", i + 1),
-            InvalidJson { index: None, message } => format!("body is not valid JSON: {message}"),
+            InvalidJson { line: Some(n), message, .. } => format!("line {n} is not valid JSON: {message}"),
+            InvalidJson { line: None, message, .. } => format!("body is not valid JSON: {message}"),
             InvalidEvent { index, field, message } => format!("{}.{field} {message}", at(index)),
-            UnknownField { index, field } => format!("{} has unknown field \"{field}\"", at(index)),
+            UnknownField { index: Some(i), field } => format!("events[{i}] has unknown field \"{field}\""),
+            UnknownField { index: None, field } => format!("unknown field \"{field}\""),
             ValueOutOfRange { index, message } => format!("{}.value {message}", at(index)),
             TooManyEvents { max } => format!("a request carries at most {max} events"),
             EmptyBatch => "the request carries no events".into(),
@@ -208,7 +212,7 @@ impl ApiError {
             UnknownField { field, .. } => UnknownField { index: Some(i), field },
             ValueOutOfRange { message, .. } => ValueOutOfRange { index: Some(i), message },
             Unroutable { event_type, .. } => Unroutable { index: Some(i), event_type },
-            InvalidJson { message, .. } => InvalidJson { index: Some(i), message },
+            InvalidJson { line, message, .. } => InvalidJson { index: Some(i), line, message },
             other => other,
         }
     }

@@ -1,6 +1,9 @@
 //! Parsing an ingest body into typed events: the only place raw event JSON
 //! is looked at. Everything after this works with `Event`.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{BoardName, EventId, EventType, MemberId, NameError};
@@ -49,57 +52,87 @@ impl BodyFormat {
 }
 
 /// Parses a whole request body. All-or-nothing: the first bad event's error
-/// comes back with its index. `new_id` mints ids for events that bring none.
+/// comes back with its index. `new_id` mints ids for events that bring none;
+/// `check` is each event's further rule (its boards' value bounds), run as
+/// soon as it is parsed so that "the first bad event" is the first in the
+/// body whichever rule it breaks.
+///
+/// Each event is cut out of the body as raw JSON first and its fields are
+/// read one by one, so a field JSON can write but not hold (a number such
+/// as `1e400`, which is no finite `f64`) is that event's field error, not
+/// a whole-body parse error.
 pub fn parse_body(
     format: BodyFormat,
     body: &[u8],
     now_ms: i64,
     mut new_id: impl FnMut() -> String,
+    mut check: impl FnMut(&Event) -> Result<(), ApiError>,
 ) -> Result<Vec<Event>, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge { max: MAX_BODY_BYTES });
     }
-    let raw: Vec<Value> = match format {
+    let mut events = Vec::new();
+    let mut add = |raw: &RawValue, events: &mut Vec<Event>| {
+        let i = events.len();
+        let ev = parse_event(raw, now_ms, &mut new_id).and_then(|ev| check(&ev).map(|()| ev));
+        events.push(ev.map_err(|e| e.at_index(i))?);
+        Ok::<(), ApiError>(())
+    };
+    match format {
         BodyFormat::Json => {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
-            match v {
-                Value::Array(items) => items,
-                obj @ Value::Object(_) => vec![obj],
+            let not_json = |e: serde_json::Error| ApiError::InvalidJson {
+                index: None,
+                line: None,
+                message: e.to_string(),
+            };
+            let raw: &RawValue = serde_json::from_slice(body).map_err(not_json)?;
+            let items: Vec<&RawValue> = match raw.get().as_bytes()[0] {
+                b'[' => serde_json::from_str(raw.get()).map_err(not_json)?,
+                b'{' => vec![raw],
                 _ => {
                     return Err(ApiError::InvalidBody {
                         field: None,
                         message: "body must be an event object or an array of events".into(),
                     })
                 }
+            };
+            if items.is_empty() {
+                return Err(ApiError::EmptyBatch);
+            }
+            if items.len() > MAX_EVENTS {
+                return Err(ApiError::TooManyEvents { max: MAX_EVENTS });
+            }
+            for raw in items {
+                add(raw, &mut events)?;
             }
         }
         BodyFormat::Ndjson => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| ApiError::InvalidJson { index: None, message: "body is not UTF-8".into() })?;
-            let mut items = Vec::new();
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                let i = items.len();
-                if i >= MAX_EVENTS {
+            let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidJson {
+                index: None,
+                line: None,
+                message: "body is not UTF-8".into(),
+            })?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if events.len() == MAX_EVENTS {
                     return Err(ApiError::TooManyEvents { max: MAX_EVENTS });
                 }
-                let v = serde_json::from_str(line)
-                    .map_err(|e| ApiError::InvalidJson { index: Some(i), message: e.to_string() })?;
-                items.push(v);
+                let raw: &RawValue = serde_json::from_str(line).map_err(|e| ApiError::InvalidJson {
+                    index: Some(events.len()),
+                    line: Some(n + 1),
+                    message: e.to_string(),
+                })?;
+                add(raw, &mut events)?;
             }
-            items
+            if events.is_empty() {
+                return Err(ApiError::EmptyBatch);
+            }
         }
-    };
-    if raw.is_empty() {
-        return Err(ApiError::EmptyBatch);
     }
-    if raw.len() > MAX_EVENTS {
-        return Err(ApiError::TooManyEvents { max: MAX_EVENTS });
-    }
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, v)| parse_event(v, now_ms, &mut new_id).map_err(|e| e.at_index(i)))
-        .collect()
+    Ok(events)
 }
 
 const FIELDS: [&str; 7] = ["type", "member", "value", "board", "id", "ts", "meta"];
@@ -120,13 +153,23 @@ fn string_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&
     }
 }
 
-/// One event object → `Event`.
-pub fn parse_event(v: Value, now_ms: i64, new_id: &mut impl FnMut() -> String) -> Result<Event, ApiError> {
-    let Value::Object(obj) = v else {
-        return Err(invalid("event", "must be a JSON object"));
-    };
-    if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+/// One event object, as raw JSON → `Event`.
+fn parse_event(raw: &RawValue, now_ms: i64, new_id: &mut impl FnMut() -> String) -> Result<Event, ApiError> {
+    let fields: BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| invalid("event", "must be a JSON object"))?;
+    if let Some(k) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::UnknownField { index: None, field: k.clone() });
+    }
+    let mut obj = Map::new();
+    for (k, v) in fields {
+        let value = match serde_json::from_str::<Value>(v.get()) {
+            Ok(value) => value,
+            // JSON has no non-finite numbers, but its syntax writes numbers
+            // too large for an f64
+            Err(_) if k == "value" => return Err(invalid("value", "must be a finite number")),
+            Err(e) => return Err(invalid(&k, format!("is not a value this API can read: {e}"))),
+        };
+        obj.insert(k, value);
     }
     let kind = string_field(&obj, "type")?.ok_or_else(|| invalid("type", "is required"))?;
     let kind = EventType::parse(kind).map_err(|e| name_err("type", e))?;
@@ -190,14 +233,18 @@ fn parse_ts(v: &Value) -> Result<i64, ApiError> {
                     f as i64
                 }
             };
-            if ms < 0 {
-                return Err(invalid("ts", "must not be before 1970"));
-            }
-            Ok(ms)
+            not_before_1970(ms)
         }
-        Value::String(s) => parse_rfc3339(s).ok_or_else(bad),
+        Value::String(s) => parse_rfc3339(s).ok_or_else(bad).and_then(not_before_1970),
         _ => Err(bad()),
     }
+}
+
+fn not_before_1970(ms: i64) -> Result<i64, ApiError> {
+    if ms < 0 {
+        return Err(invalid("ts", "must not be before 1970"));
+    }
+    Ok(ms)
 }
 
 /// `2026-11-22T10:00:00Z`, `2026-11-22t10:00:00.123+01:00`, `2026-11-22 10:00:00Z`.
@@ -279,10 +326,15 @@ mod tests {
 
     fn parse(body: &str) -> Result<Vec<Event>, ApiError> {
         let mut n = 0;
-        parse_body(BodyFormat::Json, body.as_bytes(), NOW, || {
+        let new_id = || {
             n += 1;
             format!("gen-{n}")
-        })
+        };
+        parse_body(BodyFormat::Json, body.as_bytes(), NOW, new_id, |_| Ok(()))
+    }
+
+    fn ndjson(body: &str) -> Result<Vec<Event>, ApiError> {
+        parse_body(BodyFormat::Ndjson, body.as_bytes(), NOW, || "id".into(), |_| Ok(()))
     }
 
     fn err_of(body: &str) -> serde_json::Value {
@@ -310,12 +362,28 @@ mod tests {
     #[test]
     fn ndjson_lines_are_events_and_blank_lines_are_skipped() {
         let body = "{\"type\":\"like\",\"member\":\"a\"}\n\n{\"type\":\"like\",\"member\":\"b\"}\n";
-        let evs = parse_body(BodyFormat::Ndjson, body.as_bytes(), NOW, || "id".into()).unwrap();
+        let evs = ndjson(body).unwrap();
         assert_eq!(evs.len(), 2);
-        let bad = "{\"type\":\"like\",\"member\":\"a\"}\n{oops\n";
-        let e = parse_body(BodyFormat::Ndjson, bad.as_bytes(), NOW, || "id".into()).unwrap_err();
+        let bad = "{\"type\":\"like\",\"member\":\"a\"}\n\n{oops\n";
+        let e = ndjson(bad).unwrap_err();
         assert_eq!(e.body()["error"]["index"], json!(1));
         assert_eq!(e.code(), "invalid_json");
+        assert!(e.body()["error"]["message"].as_str().unwrap().starts_with("line 3 "), "{e:?}");
+        assert_eq!(ndjson("\n \n").unwrap_err().code(), "empty_batch");
+    }
+
+    #[test]
+    fn an_event_breaking_a_board_rule_comes_before_a_later_malformed_event() {
+        let body = r#"[{"type":"l","member":"a","value":50},{"type":"l","member":"b","value":"x"}]"#;
+        let cap = |ev: &Event| match ev.value > 10.0 {
+            true => Err(ApiError::ValueOutOfRange { index: None, message: "too big".into() }),
+            false => Ok(()),
+        };
+        let e = parse_body(BodyFormat::Json, body.as_bytes(), NOW, || "id".into(), cap).unwrap_err();
+        assert_eq!((e.code(), e.body()["error"]["index"].clone()), ("value_out_of_range", json!(0)));
+        let lines = "{\"type\":\"l\",\"member\":\"a\",\"value\":50}\n{oops\n";
+        let e = parse_body(BodyFormat::Ndjson, lines.as_bytes(), NOW, || "id".into(), cap).unwrap_err();
+        assert_eq!((e.code(), e.body()["error"]["index"].clone()), ("value_out_of_range", json!(0)));
     }
 
     #[test]
@@ -348,6 +416,12 @@ mod tests {
         assert_eq!(err_of(r#"{"type":"like","member":"a","board":"Sales"}"#)["field"], "board");
         assert_eq!(err_of(r#"{"type":"like","member":"a","id":""}"#)["field"], "id");
         assert_eq!(err_of(r#"{"type":"like","member":7}"#)["field"], "member");
+        // JSON escapes that name no Unicode text
+        let e = err_of(r#"[{"type":"like","member":"a"},{"type":"like","member":"\ud800"}]"#);
+        assert_eq!(
+            (e["code"].as_str(), e["index"].as_u64(), e["field"].as_str()),
+            (Some("invalid_event"), Some(1), Some("member"))
+        );
     }
 
     #[test]
@@ -355,6 +429,14 @@ mod tests {
         assert_eq!(err_of(r#"{"type":"like","member":"a","value":1e16}"#)["field"], "value");
         assert_eq!(err_of(r#"{"type":"like","member":"a","value":null}"#)["field"], "value");
         assert!(parse(r#"{"type":"like","member":"a","value":-1e15}"#).is_ok());
+        // JSON writes numbers no f64 holds: that event's value error, not a body error
+        let e = err_of(r#"[{"type":"like","member":"a"},{"type":"like","member":"a","value":-1e400}]"#);
+        assert_eq!(
+            (e["code"].as_str(), e["index"].as_u64(), e["field"].as_str()),
+            (Some("invalid_event"), Some(1), Some("value"))
+        );
+        let e = err_of(r#"[{"type":"like","member":"a","ts":1e400}]"#);
+        assert_eq!((e["code"].as_str(), e["field"].as_str()), (Some("invalid_event"), Some("ts")));
     }
 
     #[test]
@@ -365,6 +447,8 @@ mod tests {
         assert_eq!(evs[2].ts, 1_795_305_600_500);
         assert_eq!(err_of(r#"{"type":"l","member":"a","ts":"yesterday"}"#)["field"], "ts");
         assert_eq!(err_of(r#"{"type":"l","member":"a","ts":1.5}"#)["field"], "ts");
+        assert_eq!(err_of(r#"{"type":"l","member":"a","ts":"1969-12-31T23:59:59Z"}"#)["field"], "ts");
+        assert_eq!(err_of(r#"{"type":"l","member":"a","ts":"0000-01-01T00:00:00Z"}"#)["field"], "ts");
         let ahead = NOW + MAX_FUTURE_MS + 1;
         assert_eq!(err_of(&format!(r#"{{"type":"l","member":"a","ts":{ahead}}}"#))["field"], "ts");
         assert!(parse(&format!(r#"{{"type":"l","member":"a","ts":{}}}"#, NOW + MAX_FUTURE_MS)).is_ok());

@@ -18,7 +18,7 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() }),
-        Err(e) => Err(ApiError::InvalidJson { index: None, message: e.to_string() }),
+        Err(e) => Err(ApiError::InvalidJson { index: None, line: None, message: e.to_string() }),
     }
 }
 

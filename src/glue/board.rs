@@ -158,8 +158,9 @@ impl BoardObject {
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
             for ((member, _, _, meta), mut changed) in fresh_events.into_iter().zip(changed) {
-                if meta.is_some() {
-                    changed |= ranking.set_meta(&member, meta);
+                if let Some(m) = meta {
+                    // `{}` clears: listings show `meta` only when there is some
+                    changed |= ranking.set_meta(&member, (m != "{}").then_some(m));
                 }
                 if changed {
                     touched.insert(member.into_string());

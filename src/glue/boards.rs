@@ -59,7 +59,10 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
     let Some(raw) = q.get("period") else { return Ok(Period::of(window, now)) };
     let p = Period::parse(window, raw).ok_or_else(|| ApiError::InvalidParameter {
         field: "period".into(),
-        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now).key()),
+        message: match window {
+            Window::All => "must be \"all\" in the all window".into(),
+            w => format!("is not a {} period (e.g. {})", w.as_str(), Period::of(w, now).key()),
+        },
     })?;
     if !retention(env).is_live(p, now) {
         return Err(ApiError::PeriodNotFound(raw.to_string()));
@@ -161,8 +164,11 @@ const MAX_LOOKUP: usize = 100;
 
 fn parse_lookup(body: &[u8]) -> ApiResult<Vec<String>> {
     let bad = |m: &str| ApiError::InvalidBody { field: Some("members".into()), message: m.into() };
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::InvalidJson { index: None, message: e.to_string() })?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+        index: None,
+        line: None,
+        message: e.to_string(),
+    })?;
     let Value::Object(obj) = v else {
         return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() });
     };
@@ -282,23 +288,28 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
     let body = req.bytes().await.map_err(|e| internal("board body", e))?;
     let patch = parse_board_patch(&body)?;
+    let before = catalog::fresh(env).await?.boards.get(&name).cloned();
     let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;
     let r = record(&cat, &name)?;
-    let mut v = board_view(&name, r, None);
+    // A window no longer kept loses its scores, as a deleted board does, so
+    // adding it back later starts it empty rather than with a gap.
+    if let Some(old) = before.filter(|old| old.generation == r.generation) {
+        let dropped: Vec<Window> =
+            old.settings.windows.iter().copied().filter(|w| !r.settings.windows.contains(w)).collect();
+        wipe_current(env, &name, &old, &dropped).await?;
+    }
+    let mut v = board_view(&name, r, Some(member_count(env, &name, r).await?));
     v["periods"] = periods(r);
     json(if created { 201 } else { 200 }, &v)
 }
 
-pub async fn delete(env: &Env, board: &str) -> ApiResult {
-    let name = board_name(board)?;
-    let before = catalog::fresh(env).await?;
-    let r = record(&before, &name)?.clone();
-    catalog::apply(env, CatalogOp::DeleteBoard { name: name.clone() }).await?;
-    // Scores of the deleted generation are unreachable now; wipe the current
-    // periods and hubs right away, older periods expire with their retention.
+/// Empties the current period of each of `windows` of board `name` (as
+/// `r` describes it) and closes its live sockets; older periods expire with
+/// their retention.
+async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[Window]) -> ApiResult<()> {
     let now = now_ms();
-    for w in &r.settings.windows {
-        let s = spec(&name, &r, *w, &Period::of(*w, now).key());
+    for w in windows {
+        let s = spec(name, r, *w, &Period::of(*w, now).key());
         let _: Value = call_object(&board_stub(env, &s)?, "/wipe", &json!({})).await?;
         let hub = env
             .durable_object("LIVE")
@@ -306,5 +317,15 @@ pub async fn delete(env: &Env, board: &str) -> ApiResult {
             .map_err(|e| internal("live stub", e))?;
         let _: Value = call_object(&hub, "/wipe", &json!({})).await?;
     }
+    Ok(())
+}
+
+pub async fn delete(env: &Env, board: &str) -> ApiResult {
+    let name = board_name(board)?;
+    let before = catalog::fresh(env).await?;
+    let r = record(&before, &name)?.clone();
+    catalog::apply(env, CatalogOp::DeleteBoard { name: name.clone() }).await?;
+    // Scores of the deleted generation are unreachable now; wipe them anyway.
+    wipe_current(env, &name, &r, &r.settings.windows).await?;
     Ok(Response::empty().map_err(|e| internal("response", e))?.with_status(204))
 }

@@ -27,9 +27,10 @@ pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
         .bytes()
         .await
         .map_err(|_| ApiError::InvalidBody { field: None, message: "the body could not be read".into() })?;
-    let events = parse_body(format, &body, now_ms(), new_id)?;
-
+    // The catalog comes first: an event's value bounds are checked as it is
+    // parsed, so the error names the first bad event whatever rule it breaks.
     let mut cat = catalog::get(env).await?;
+    let events = parse_body(format, &body, now_ms(), new_id, |ev| resolve(&cat, ev).map(drop))?;
     let mut messages = resolve_all(&cat, &events)?;
     // Boards met for the first time are created (with defaults) and marked as
     // holding scores before anything is enqueued, so their order/op are fixed.
@@ -53,38 +54,35 @@ pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
     json(202, &json!({ "accepted": events.len(), "ids": ids }))
 }
 
+/// An event's message for the Queue: its deliveries by the catalog's rules.
+fn resolve(cat: &Catalog, ev: &Event) -> Result<QueuedEvent, ApiError> {
+    let to = cat.resolve(ev).map_err(|e| match e {
+        ResolveError::Unroutable => ApiError::Unroutable { index: None, event_type: ev.kind.to_string() },
+        ResolveError::OutOfRange { board, value } => {
+            let s = &cat.boards[&board].settings;
+            let bounds = match (s.min, s.max) {
+                (Some(lo), Some(hi)) => format!("from {lo} to {hi}"),
+                (Some(lo), None) => format!("at least {lo}"),
+                (None, Some(hi)) => format!("at most {hi}"),
+                (None, None) => "in range".into(),
+            };
+            ApiError::ValueOutOfRange {
+                index: None,
+                message: format!("{value} is out of range for board \"{board}\": must be {bounds}"),
+            }
+        }
+    })?;
+    Ok(QueuedEvent {
+        id: ev.id.to_string(),
+        member: ev.member.to_string(),
+        ts: ev.ts,
+        meta: ev.meta.clone(),
+        to,
+    })
+}
+
 fn resolve_all(cat: &Catalog, events: &[Event]) -> Result<Vec<QueuedEvent>, ApiError> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, ev)| {
-            let to = cat.resolve(ev).map_err(|e| match e {
-                ResolveError::Unroutable => {
-                    ApiError::Unroutable { index: Some(i), event_type: ev.kind.to_string() }
-                }
-                ResolveError::OutOfRange { board, value } => {
-                    let s = &cat.boards[&board].settings;
-                    let bounds = match (s.min, s.max) {
-                        (Some(lo), Some(hi)) => format!("from {lo} to {hi}"),
-                        (Some(lo), None) => format!("at least {lo}"),
-                        (None, Some(hi)) => format!("at most {hi}"),
-                        (None, None) => "in range".into(),
-                    };
-                    ApiError::ValueOutOfRange {
-                        index: Some(i),
-                        message: format!("{value} is out of range for board \"{board}\": must be {bounds}"),
-                    }
-                }
-            })?;
-            Ok(QueuedEvent {
-                id: ev.id.to_string(),
-                member: ev.member.to_string(),
-                ts: ev.ts,
-                meta: ev.meta.clone(),
-                to,
-            })
-        })
-        .collect()
+    events.iter().enumerate().map(|(i, ev)| resolve(cat, ev).map_err(|e| e.at_index(i))).collect()
 }
 
 fn needs_ensure(cat: &Catalog, messages: &[QueuedEvent]) -> Vec<BoardName> {

@@ -128,6 +128,31 @@ describe('board settings', () => {
     await drain(w.url, uniqueName('sentinel'));
     assert.equal((await get(`${boardUrl(b)}/members/a`)).status, 404, 'rejected events were not applied');
   });
+
+  test('an event outside min/max is the first bad event even when a later event is malformed', async () => {
+    const b = uniqueName();
+    assert.equal((await admin(boardUrl(b), 'PUT', { max: 10 })).status, 201);
+    const r = await post(EV, [
+      { type: 'lap', board: b, member: 'a', value: 50 },
+      { type: 'lap', board: b, member: 'b', value: 'bad' },
+    ]);
+    assertError(r, 400, 'value_out_of_range', { field: 'value', index: 0 });
+  });
+
+  test('a PUT answers the board object with its member count, as GET does', async () => {
+    const b = uniqueName();
+    const created = await admin(boardUrl(b), 'PUT', { title: 'Counted' });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.json.members, 0);
+    assert.equal((await post(EV, [{ type: 's', board: b, member: 'a' }, { type: 's', board: b, member: 'b' }])).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    const changed = await admin(boardUrl(b), 'PUT', { title: 'Still counted' });
+    assert.equal(changed.status, 200, changed.text);
+    const { periods: _p, ...fromGet } = (await get(boardUrl(b))).json;
+    const { periods: _q, ...fromPut } = changed.json;
+    assert.deepEqual(fromPut, fromGet);
+    assert.equal(fromPut.members, 2);
+  });
 });
 
 describe('op x order x ties', () => {
@@ -337,6 +362,24 @@ describe('windows', () => {
     const t = await topOf(b);
     assert.equal(t.window, 'week');
     assert.equal(t.period, weekKey(Date.now()));
+  });
+
+  test('a window taken off a board loses its scores: added back, it starts empty', async () => {
+    const b = uniqueName('win');
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await post(EV, { type: 's', board: b, member: 'a', value: 5 })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['day'] })).status, 200);
+    assertError(await get(`${boardUrl(b)}/top?window=all`), 400, 'invalid_parameter', { field: 'window' });
+    assert.equal((await post(EV, { type: 's', board: b, member: 'b', value: 3 })).status, 202);
+    await waitFor(async () => (await topOf(b, 'window=day'))?.total === 2, { timeout: 3000 });
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 200);
+    const all = await topOf(b, 'window=all');
+    assert.equal(all.total, 0, JSON.stringify(all));
+    // the window that stayed kept everything
+    assert.deepEqual(strip((await topOf(b, 'window=day')).entries).map((e) => e.member), ['a', 'b']);
+    assert.equal((await post(EV, { type: 's', board: b, member: 'c', value: 1 })).status, 202);
+    await waitFor(async () => (await topOf(b, 'window=all'))?.total === 1, { timeout: 3000 });
   });
 
   for (const [qs, field] of [['window=hour', 'window'], ['window=day&period=2026-13-45', 'period'], ['window=week&period=2026-11-02', 'period'], ['window=month&period=2026-W01', 'period']]) {

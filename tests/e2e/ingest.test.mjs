@@ -106,6 +106,18 @@ describe('accepted bodies', () => {
     const m = await get(`${w.url}/v1/boards/${board}/members/m`);
     assert.deepEqual(m.json.meta, { name: 'Alice <b>' });
   });
+
+  test('an empty meta object clears the member\'s metadata', async () => {
+    const board = uniqueName();
+    assert.equal((await post(EV, { type: 'like', member: 'm', board, meta: { name: 'Alice' } })).status, 202);
+    await waitScore(board, 'm', 1);
+    assert.equal((await post(EV, { type: 'like', member: 'm', board, meta: {} })).status, 202);
+    await waitScore(board, 'm', 2);
+    const m = await get(`${w.url}/v1/boards/${board}/members/m`);
+    assert.equal('meta' in m.json, false, m.text);
+    const top = await get(`${w.url}/v1/boards/${board}/top`);
+    assert.equal('meta' in top.json.entries[0], false, top.text);
+  });
 });
 
 describe('validation', () => {
@@ -136,6 +148,7 @@ describe('validation', () => {
     ['an id of 129 bytes', ok({ id: 'i'.repeat(129) }), 'invalid_event', 'id'],
     ['a numeric id', ok({ id: 7 }), 'invalid_event', 'id'],
     ['a ts that is garbage text', ok({ ts: 'yesterday at noon' }), 'invalid_event', 'ts'],
+    ['a ts before 1970 (RFC 3339)', ok({ ts: '1969-12-31T23:59:59Z' }), 'invalid_event', 'ts'],
     ['a ts more than 5 minutes ahead (ms)', ok({ ts: Date.now() + 10 * 60_000 }), 'invalid_event', 'ts'],
     ['a ts more than 5 minutes ahead (RFC 3339)', ok({ ts: new Date(Date.now() + 10 * 60_000).toISOString() }), 'invalid_event', 'ts'],
     ['a fractional ts', ok({ ts: 1700000000000.5 }), 'invalid_event', 'ts'],
@@ -148,6 +161,21 @@ describe('validation', () => {
     test(`an event with ${what} is rejected with 400 ${code} naming field ${field} and its index`, async () => {
       const r = await post(EV, [ok({ member: 'first' }), ok({ member: 'second' }), bad]);
       assertError(r, 400, code, { field, index: 2 });
+    });
+  }
+
+  // Texts JSON can write but no double or string holds: still that event's field error.
+  for (const [what, raw, field] of [
+    ['a value too large for a double (1e400)', '"value":1e400', 'value'],
+    ['a value too small for a double (-1e999)', '"value":-1e999', 'value'],
+    ['a ts of 1e400', '"ts":1e400', 'ts'],
+    ['a member with a lone surrogate escape', '"member":"\\ud800"', 'member'],
+  ]) {
+    test(`an event with ${what} is rejected with 400 invalid_event naming field ${field} and its index`, async () => {
+      const good = JSON.stringify(ok({ member: 'first' }));
+      const bad = `{"type":"like","board":"${board}",${raw.startsWith('"member"') ? '' : '"member":"x",'}${raw}}`;
+      const r = await post(EV, `[${good},${bad}]`);
+      assertError(r, 400, 'invalid_event', { field, index: 1 });
     });
   }
 
