@@ -143,9 +143,17 @@ pub enum ResolveError {
 pub enum PatchError {
     /// `order` or `op` would change under existing scores.
     FixedOnceScored(&'static str),
+    /// A new board beyond [`MAX_BOARDS`].
+    TooManyBoards,
     /// The patch makes the settings inconsistent (e.g. min > max).
     Invalid(String),
 }
+
+/// The most boards a deployment holds. The catalog is one record that every
+/// isolate caches and every change rewrites, and `GET /v1/boards` asks each
+/// board for its member count (one subrequest each): past about a thousand
+/// boards both outgrow what a Worker may spend on one request.
+pub const MAX_BOARDS: usize = 1000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -192,7 +200,14 @@ impl Catalog {
 
     /// Makes sure each board exists (with defaults) and is marked as scored.
     /// Returns whether anything changed.
-    pub fn ensure_scored<'a>(&mut self, boards: impl IntoIterator<Item = &'a BoardName>) -> bool {
+    pub fn ensure_scored<'a>(
+        &mut self,
+        boards: impl IntoIterator<Item = &'a BoardName> + Clone,
+    ) -> Result<bool, PatchError> {
+        let new = boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).count();
+        if new > 0 && self.boards.len() + new > MAX_BOARDS {
+            return Err(PatchError::TooManyBoards);
+        }
         let mut changed = false;
         for b in boards {
             match self.boards.get_mut(b) {
@@ -211,7 +226,7 @@ impl Catalog {
                 }
             }
         }
-        changed
+        Ok(changed)
     }
 
     fn fresh_generation(&mut self) -> u64 {
@@ -222,6 +237,9 @@ impl Catalog {
     /// Creates or changes a board. Returns whether it was created.
     pub fn put_board(&mut self, name: &BoardName, patch: BoardPatch) -> Result<bool, PatchError> {
         let existing = self.boards.get(name);
+        if existing.is_none() && self.boards.len() >= MAX_BOARDS {
+            return Err(PatchError::TooManyBoards);
+        }
         let mut s = existing.map(|r| r.settings.clone()).unwrap_or_else(|| BoardSettings::defaults(name));
         let scored = existing.is_some_and(|r| r.scored);
         if scored && patch.order.is_some_and(|o| o != s.order) {
@@ -352,7 +370,7 @@ mod tests {
         let mut c = Catalog::default();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }).unwrap();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }).unwrap();
-        c.ensure_scored([&b("laps")]);
+        c.ensure_scored([&b("laps")]).unwrap();
         let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() });
         assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
         let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() });
@@ -365,10 +383,10 @@ mod tests {
     #[test]
     fn a_recreated_board_gets_a_new_generation() {
         let mut c = Catalog::default();
-        c.ensure_scored([&b("likes")]);
+        c.ensure_scored([&b("likes")]).unwrap();
         let g1 = c.boards[&b("likes")].generation;
         c.delete_board(&b("likes"));
-        c.ensure_scored([&b("likes")]);
+        c.ensure_scored([&b("likes")]).unwrap();
         assert_ne!(c.boards[&b("likes")].generation, g1);
     }
 
@@ -384,5 +402,23 @@ mod tests {
         let mut c = Catalog::default();
         let p = BoardPatch { min: Some(Some(5.0)), max: Some(Some(1.0)), ..Default::default() };
         assert!(matches!(c.put_board(&b("x"), p), Err(PatchError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_board_beyond_the_limit_is_refused_whether_put_or_reached_by_events() {
+        let mut c = Catalog::default();
+        for i in 0..MAX_BOARDS - 1 {
+            c.put_board(&b(&format!("b{i}")), BoardPatch::default()).unwrap();
+        }
+        // two new boards in one request: all or nothing
+        assert_eq!(c.ensure_scored([&b("new1"), &b("new2")]), Err(PatchError::TooManyBoards));
+        assert!(!c.boards.contains_key(&b("new1")));
+        assert_eq!(c.ensure_scored([&b("new1"), &b("b0")]), Ok(true));
+        assert_eq!(c.put_board(&b("new2"), BoardPatch::default()), Err(PatchError::TooManyBoards));
+        assert_eq!(c.ensure_scored([&b("new2")]), Err(PatchError::TooManyBoards));
+        // existing boards still change, and a deleted one frees its place
+        assert_eq!(c.put_board(&b("b1"), BoardPatch::default()), Ok(false));
+        c.delete_board(&b("b1"));
+        assert_eq!(c.put_board(&b("new2"), BoardPatch::default()), Ok(true));
     }
 }

@@ -10,7 +10,7 @@ use worker::{durable_object, Env, Method, Request, Response, Result, State};
 
 use super::http::{call_object, internal, now_ms, rust_err, ApiResult};
 use super::kv;
-use crate::core::catalog::{BoardPatch, Catalog, PatchError, RouteTarget};
+use crate::core::catalog::{BoardPatch, Catalog, PatchError, RouteTarget, MAX_BOARDS};
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
 
@@ -116,12 +116,15 @@ impl CatalogObject {
         let mut c = self.load()?;
         let changed = match op {
             CatalogOp::Get => return Ok(CatalogReply::Done { catalog: c, changed: false }),
-            CatalogOp::EnsureScored { boards } => {
-                if c.ensure_scored(boards.iter()) {
-                    self.save(&c)?;
+            CatalogOp::EnsureScored { boards } => match c.ensure_scored(boards.iter()) {
+                Ok(changed) => {
+                    if changed {
+                        self.save(&c)?;
+                    }
+                    false
                 }
-                false
-            }
+                Err(_) => return Ok(too_many_boards()),
+            },
             CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch) {
                 Ok(created) => {
                     self.save(&c)?;
@@ -133,6 +136,7 @@ impl CatalogObject {
                     })
                 }
                 Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
+                Err(PatchError::TooManyBoards) => return Ok(too_many_boards()),
             },
             CatalogOp::DeleteBoard { name } => {
                 let existed = c.delete_board(&name).is_some();
@@ -155,6 +159,12 @@ impl CatalogObject {
             }
         };
         Ok(CatalogReply::Done { catalog: c, changed })
+    }
+}
+
+fn too_many_boards() -> CatalogReply {
+    CatalogReply::Conflict {
+        message: format!("this deployment holds its limit of {MAX_BOARDS} boards: delete one first"),
     }
 }
 
