@@ -298,7 +298,9 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
             old.settings.windows.iter().copied().filter(|w| !r.settings.windows.contains(w)).collect();
         wipe_current(env, &name, &old, &dropped).await?;
     }
-    let mut v = board_view(&name, r, Some(member_count(env, &name, r).await?));
+    // a new board (a new generation, too) holds no one yet: no need to ask it
+    let members = if created { 0 } else { member_count(env, &name, r).await? };
+    let mut v = board_view(&name, r, Some(members));
     v["periods"] = periods(r);
     json(if created { 201 } else { 200 }, &v)
 }
