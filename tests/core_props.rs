@@ -28,9 +28,11 @@ struct Model {
     rows: Vec<Row>,
 }
 
-/// 2020-01-01T00:00Z in ms: reach times are kept from there, in 40 bits.
-const EPOCH: i64 = 1_577_836_800_000;
-const REACH_MAX: i64 = (1 << 40) - 1;
+/// Reach times are kept in ms from the Unix epoch, in 56 bits.
+const EPOCH: i64 = 0;
+const REACH_MAX: i64 = (1 << 56) - 1;
+/// 2020-01-01T00:00Z in ms, near which most test events happen.
+const T2020: i64 = 1_577_836_800_000;
 
 /// The reach time a ranking keeps for event time `ts` (`Row::seq`).
 fn reach_of(ts: i64) -> u64 {
@@ -268,12 +270,12 @@ fn value(heavy: bool) -> BoxedStrategy<f64> {
 }
 
 /// Event times: mostly a few milliseconds after 2020-01-01 in any order (equal
-/// times are frequent), some before 2020 (clamped to it) or past the 40-bit
-/// range (clamped to its end).
+/// times are frequent), some near or before 1970 (clamped to it) or past the
+/// 56-bit range (clamped to its end).
 fn ts() -> BoxedStrategy<i64> {
     prop_oneof![
-        20 => (0i64..6).prop_map(|t| EPOCH + t),
-        1 => prop_oneof![Just(0i64), Just(EPOCH - 1), Just(EPOCH - 2)],
+        20 => (0i64..6).prop_map(|t| T2020 + t),
+        1 => prop_oneof![Just(0i64), Just(1i64), Just(-1i64), Just(-2i64)],
         1 => prop_oneof![Just(EPOCH + REACH_MAX), Just(EPOCH + REACH_MAX + 1), Just(i64::MAX)],
     ]
     .boxed()

@@ -139,6 +139,15 @@ describe('board settings', () => {
     assertError(r, 400, 'value_out_of_range', { field: 'value', index: 0 });
   });
 
+  test('with ties first, equal scores order by who reached them first even for times long past (ts 1000 and 2000)', async () => {
+    const b = uniqueName();
+    assert.equal((await admin(boardUrl(b), 'PUT', { ties: 'first' })).status, 201);
+    assert.equal((await post(EV, { type: 's', board: b, member: 'zz', value: 5, ts: 1000 })).status, 202);
+    assert.equal((await post(EV, { type: 's', board: b, member: 'aa', value: 5, ts: 2000 })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    assert.deepEqual(strip((await topOf(b)).entries), [{ rank: 1, member: 'zz', score: 5 }, { rank: 2, member: 'aa', score: 5 }]);
+  });
+
   test('a PUT answers the board object with its member count, as GET does', async () => {
     const b = uniqueName();
     const created = await admin(boardUrl(b), 'PUT', { title: 'Counted' });

@@ -2,7 +2,7 @@
 //!
 //! Layout (see `scripts/bench.sh` for the bytes per member it comes to):
 //! - `tree`: an order-statistic index of cells in blocks of 256. A cell holds
-//!   a 16-byte `(score key, reach << 24 | id length - 1)` entry and beside it
+//!   a 16-byte `(score key, reach << 8 | id length - 1)` entry and beside it
 //!   the member's id: its bytes when they fit in 16 (on `incr` and `best`
 //!   boards), else a reference to a record in `arena`. An entry keeps its cell
 //!   while it moves within its block (a byte permutation per block holds the
@@ -35,10 +35,10 @@
 //!   only updates the last-writer `ts` (kept in the member's record) and keeps
 //!   reach.
 //!
-//! Reach is kept in 40 bits of milliseconds since 2020-01-01T00:00Z
-//! ([`REACH_EPOCH_MS`]), up to mid-2054: **events before 2020 count as reached
-//! at 2020-01-01** (so among them equal scores are ordered by member id), later
-//! than 2054 as reached at the last representable millisecond. [`Row::seq`]
+//! Reach is kept in 56 bits of milliseconds since the Unix epoch
+//! ([`REACH_EPOCH_MS`]): any time from 1970 for two million years (ingest
+//! refuses earlier ones; the core counts them as reached at 1970, and later
+//! ones at the last representable millisecond). [`Row::seq`]
 //! carries the clamped reach as absolute ms since the Unix epoch.
 
 mod ids;
@@ -51,10 +51,10 @@ use crate::domain::names::MemberId;
 use ids::{Arena, Id16, Index, Loc, NEW};
 use tree::{pack, reach, tag, Ent, Key, Members, Move, Tree, REACH_MAX};
 
-/// 2020-01-01T00:00Z in ms since the Unix epoch: reach time 0.
-pub const REACH_EPOCH_MS: i64 = 1_577_836_800_000;
+/// Reach time 0, in ms since the Unix epoch: the epoch itself.
+pub const REACH_EPOCH_MS: i64 = 0;
 
-/// An event time as the 40-bit reach stored in the index (clamped).
+/// An event time as the 56-bit reach stored in the index (clamped).
 #[inline]
 fn reach_of_ts(ts: i64) -> u64 {
     ts.saturating_sub(REACH_EPOCH_MS).clamp(0, REACH_MAX as i64) as u64

@@ -294,13 +294,20 @@ fn a_last_value_reached_later_in_event_time_ranks_below_an_equal_one_reached_ear
 }
 
 #[test]
-fn events_before_2020_count_as_reached_at_2020_then_member_id_decides() {
+fn any_time_since_1970_orders_equal_scores_and_earlier_ones_count_as_1970() {
     let mut r = Ranking::new(Order::Desc, Op::Best);
-    r.apply(&m("b"), 3.0, 0);
-    r.apply(&m("a"), 3.0, 1_000_000_000_000); // 2001
-    r.apply(&m("c"), 3.0, REACH_EPOCH_MS + 1);
+    r.apply(&m("d"), 3.0, 2_000);
+    r.apply(&m("c"), 3.0, 1_000);
+    r.apply(&m("b"), 3.0, -5);
+    r.apply(&m("a"), 3.0, 0);
+    r.apply(&m("e"), 3.0, 1_000_000_000_000); // 2001
     assert_eq!(r.get("b").unwrap().seq, REACH_EPOCH_MS as u64);
-    assert_eq!(names(&r.top(0, 10, Ties::First)), [("a", 1), ("b", 2), ("c", 3)]);
+    assert_eq!(r.get("c").unwrap().seq, 1_000);
+    let order = [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)];
+    assert_eq!(names(&r.top(0, 10, Ties::First)), order);
+    // and they survive the snapshot
+    let again = Ranking::from_rows(Order::Desc, Op::Best, r.rows());
+    assert_eq!(names(&again.top(0, 10, Ties::First)), order);
 }
 
 /// Checks the tree's structure and that the id index names every member's cell.

@@ -3,10 +3,10 @@
 //! and rank queries are O(log n).
 //!
 //! Each cell, 32 bytes (half a cache line), holds an entry, 16 bytes `(key,
-//! reach << 24 | tag)`, and the member's id *payload* (16 bytes, see
+//! reach << 8 | tag)`, and the member's id *payload* (16 bytes, see
 //! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all
 //! unique (ids are unique). `key` is the score mapped to a `u64` whose
-//! ascending order is "better first", `reach` the 40-bit time the member
+//! ascending order is "better first", `reach` the 56-bit time the member
 //! reached it (see `mod.rs`), `tag` the id length minus one. Entries equal on `(key, reach)` are ordered by comparing the
 //! ids ([`Members::bytes`]); that only happens on such ties, so the common
 //! comparison stays two integer compares. A member is named by its
@@ -38,7 +38,7 @@ const TOUCH: usize = 8;
 
 use super::ids::{block_of, cell_of, loc, Id16, Loc, MAX_BLOCKS, NEW};
 
-/// `(score key, reach << 24 | tag)`
+/// `(score key, reach << 8 | tag)`
 pub(crate) type Key = (u64, u64);
 
 /// An entry with its member's id payload, in flight between cells.
@@ -48,22 +48,22 @@ pub(crate) type Ent = (Key, Id16);
 /// [`NEW`] for a member entering the index.
 pub(crate) type Move = (Id16, u32, Loc, Loc);
 
-pub(crate) const REACH_MAX: u64 = (1 << 40) - 1;
+pub(crate) const REACH_MAX: u64 = (1 << 56) - 1;
 
 #[inline]
 pub(crate) fn pack(key: u64, reach: u64, tag: u32) -> Key {
-    debug_assert!(tag < 1 << 24);
-    (key, reach.min(REACH_MAX) << 24 | tag as u64)
+    debug_assert!(tag < 1 << 8);
+    (key, reach.min(REACH_MAX) << 8 | tag as u64)
 }
 
 #[inline]
 pub(crate) fn tag(k: Key) -> u32 {
-    k.1 as u32 & 0xff_ffff
+    k.1 as u32 & 0xff
 }
 
 #[inline]
 pub(crate) fn reach(k: Key) -> u64 {
-    k.1 >> 24
+    k.1 >> 8
 }
 
 /// Whether entry `x` (id payload `xi`) sorts before `k` (payload `ki`): by
@@ -83,7 +83,7 @@ fn by_key(x: Key, k: Key) -> Option<std::cmp::Ordering> {
     if x.0 != k.0 {
         return Some(x.0.cmp(&k.0));
     }
-    if (x.1 ^ k.1) >> 24 != 0 {
+    if (x.1 ^ k.1) >> 8 != 0 {
         return Some(x.1.cmp(&k.1));
     }
     None
