@@ -127,17 +127,24 @@ impl LiveObject {
         let top = self.watch(&spec).await?;
         let old = self.load()?;
         let rolled = old.as_ref().is_some_and(|h| h.spec.period != spec.period);
-        let hub = HubState { spec: spec.clone(), top };
-        self.save(hub.clone())?;
+        let fresh = HubState { spec: spec.clone(), top };
+        // The saved top is what the viewers already here last got, and the
+        // board's next push is compared with it: a change the new viewer's
+        // snapshot already holds must still reach them.
+        let seen = match old {
+            Some(h) if !rolled && !self.state.get_websockets().is_empty() => h.top,
+            _ => fresh.top.clone(),
+        };
+        self.save(HubState { spec: spec.clone(), top: seen })?;
         if rolled {
-            self.broadcast("snapshot", &hub, None);
+            self.broadcast("snapshot", &fresh, None);
         }
 
         let pair = WebSocketPair::new()?;
         let server = pair.server;
         self.state.accept_web_socket(&server);
         server.serialize_attachment(Attachment { limit })?;
-        self.send(&server, limit, "snapshot", &hub);
+        self.send(&server, limit, "snapshot", &fresh);
         self.schedule_rollover(&spec).await?;
         Response::from_websocket(pair.client)
     }

@@ -150,6 +150,24 @@ test('a change outside a viewer\'s top `limit` that leaves the total unchanged s
   big.close();
 });
 
+test('a viewer joining while a change is held back does not keep it from the viewers already there', async () => {
+  const b = uniqueName('live');
+  await seed(b, [{ member: 'seed', value: 1 }]);
+  const a = await openLive(b, 'limit=10');
+  await a.waitMessage((m) => m.type === 'snapshot');
+  // 200 events arrive as two Queue batches a few ms apart: the second push
+  // waits out the 500 ms spacing while the new viewer connects.
+  const events = Array.from({ length: 200 }, (_, i) => ({ type: 'score', board: b, member: i < 199 ? 'x' : 'y', value: 1 }));
+  assert.equal((await post(EV, events)).status, 202);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}/top`)).json?.total === 3, { timeout: 3000, interval: 20 });
+  const c = await openLive(b, 'limit=10');
+  const snap = await c.waitMessage((m) => m.type === 'snapshot');
+  assert.equal(snap.data.total, 3);
+  await a.waitMessage((m) => m.total === 3, { timeout: 2500 });
+  a.close();
+  c.close();
+});
+
 test('200 sockets on one board all receive the update', async () => {
   const b = uniqueName('many');
   await seed(b, [{ member: 'first', value: 1 }]);
