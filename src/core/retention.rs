@@ -1,4 +1,4 @@
-//! How long past periods are kept: `RETAIN_PERIODS = "day:35,week:26,month:24"`
+//! How long past periods are kept: `RETAIN_PERIODS = "day:400,week:160,month:60"`
 //! keeps the current period plus that many past ones of each window.
 
 use super::period::Period;
@@ -13,12 +13,12 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { day: 35, week: 26, month: 24 }
+        Retention { day: 400, week: 160, month: 60 }
     }
 }
 
 impl Retention {
-    /// Parses `day:35,week:26,month:24`; missing windows keep their default,
+    /// Parses `day:400,week:160,month:60`; missing windows keep their default,
     /// malformed text gives the defaults (a bad setting must not lose data).
     pub fn parse(s: &str) -> Retention {
         let mut r = Retention::default();
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn settings_are_read_per_window_with_defaults_for_the_rest() {
-        assert_eq!(Retention::parse("day:7"), Retention { day: 7, week: 26, month: 24 });
+        assert_eq!(Retention::parse("day:7"), Retention { day: 7, week: 160, month: 60 });
         assert_eq!(Retention::parse("nonsense"), Retention::default());
     }
 

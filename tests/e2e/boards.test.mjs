@@ -373,6 +373,28 @@ describe('windows', () => {
     assert.equal(t.period, weekKey(Date.now()));
   });
 
+  test('past periods of the last year stay readable: an ISO year boundary eleven months ago splits weeks and days', async () => {
+    const b = uniqueName('win');
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day', 'week', 'month'] })).status, 201);
+    const r = await post(EV, [
+      { type: 's', board: b, member: 'sun', value: 2, ts: '2025-12-28T23:59:59.999Z' },
+      { type: 's', board: b, member: 'mon', value: 3, ts: '2025-12-29T00:00:00Z' },
+    ]);
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
+    await drain(w.url, uniqueName('sentinel'));
+    const members = async (qs) => {
+      const t = await get(`${boardUrl(b)}/top?${qs}`);
+      assert.equal(t.status, 200, `${qs}: ${t.text}`);
+      return t.json.entries.map((e) => e.member);
+    };
+    assert.deepEqual(await members('window=week&period=2025-W52'), ['sun']);
+    assert.deepEqual(await members('window=week&period=2026-W01'), ['mon']);
+    assert.deepEqual(await members('window=day&period=2025-12-28'), ['sun']);
+    assert.deepEqual(await members('window=day&period=2025-12-29'), ['mon']);
+    assert.deepEqual(await members('window=month&period=2025-12'), ['mon', 'sun']);
+  });
+
   test('a window taken off a board loses its scores: added back, it starts empty', async () => {
     const b = uniqueName('win');
     assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 201);
