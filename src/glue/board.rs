@@ -4,7 +4,7 @@
 //! batch's changed member rows and event ids are written before the object
 //! answers, so an acknowledged event survives eviction and restarts. A
 //! member hit many times in one batch is written once. The alarm does what
-//! can wait: push the top to live viewers (at most every 500 ms), prune event
+//! can wait: push the top to live viewers (at most every 550 ms), prune event
 //! ids older than the dedupe horizon, and delete an expired period.
 
 use std::cell::{Cell, RefCell};
@@ -157,8 +157,12 @@ impl BoardObject {
             let changed =
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
+            let op = ranking.op();
             for ((member, _, _, meta), mut changed) in fresh_events.into_iter().zip(changed) {
-                if let Some(m) = meta {
+                // On `last` boards an event older than the member's latest
+                // lost: its metadata is as stale as its value.
+                let lost = op == Op::Last && !changed;
+                if let Some(m) = meta.filter(|_| !lost) {
                     // `{}` clears: listings show `meta` only when there is some
                     changed |= ranking.set_meta(&member, (m != "{}").then_some(m));
                 }

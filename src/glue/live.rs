@@ -3,7 +3,7 @@
 //! It outlives periods: viewers stay connected across a rollover and get a
 //! fresh `snapshot`. Sockets are accepted through the hibernation API, so
 //! idle viewers cost nothing and keep nothing awake. Board periods push their
-//! top here (coalesced to one push per 500 ms by their alarms); the hub sends
+//! top here (coalesced to one push per 550 ms by their alarms); the hub sends
 //! each viewer an `update` only when its own top `limit` or the total changed.
 
 use std::cell::RefCell;

@@ -165,6 +165,19 @@ describe('board settings', () => {
 });
 
 describe('op x order x ties', () => {
+  test('on a last board an older event loses with its metadata', async () => {
+    const b = uniqueName('last-meta');
+    assert.equal((await admin(boardUrl(b), 'PUT', { op: 'last' })).status, 201);
+    const now = Date.now();
+    assert.equal((await post(EV, { type: 's', board: b, member: 'm', value: 5, ts: now - 1000, meta: { name: 'New' } })).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 1, { timeout: 3000 });
+    assert.equal((await post(EV, { type: 's', board: b, member: 'm', value: 1, ts: now - 50_000, meta: { name: 'Stale' } })).status, 202);
+    await drain(w.url, uniqueName('sentinel'));
+    const m = await get(`${boardUrl(b)}/members/m`);
+    assert.equal(m.json.score, 5);
+    assert.deepEqual(m.json.meta, { name: 'New' });
+  });
+
   const T = Date.now() - 120_000;
   const at = (s) => T + s * 1000;
   // Batch order follows ts, except `last`'s out-of-order pair for c.
