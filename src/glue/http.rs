@@ -44,10 +44,16 @@ pub fn with_cors(mut r: Response) -> Response {
     r
 }
 
-pub fn preflight(allow: &str) -> ApiResult {
+/// A CORS preflight: the route's methods, and the request headers the
+/// browser asks for (header names only; bearer keys, not cookies, guard the
+/// writes, so any header may come along).
+pub fn preflight(allow: &str, asked: Option<&str>) -> ApiResult {
     let h = Headers::new();
     let _ = h.set("Access-Control-Allow-Methods", &format!("{allow}, OPTIONS"));
-    let _ = h.set("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    let names = asked
+        .filter(|a| a.len() <= 1024 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(&b)));
+    let _ = h.set("Access-Control-Allow-Headers", names.unwrap_or("Authorization, Content-Type"));
+    let _ = h.set("Vary", "Access-Control-Request-Headers");
     let _ = h.set("Access-Control-Max-Age", "86400");
     Ok(Response::empty().map_err(|e| internal("preflight", e))?.with_status(204).with_headers(h))
 }

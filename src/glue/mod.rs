@@ -68,7 +68,8 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let route = match_path(&path).ok_or(ApiError::NotFound)?;
     let method = req.method().to_string();
     if method == "OPTIONS" {
-        return preflight(route.allow());
+        let asked = req.headers().get("Access-Control-Request-Headers").ok().flatten();
+        return preflight(route.allow(), asked.as_deref());
     }
     let method = if method == "HEAD" { "GET".to_string() } else { method };
     if !route.allows(&method) {

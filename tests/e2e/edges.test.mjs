@@ -135,6 +135,13 @@ test('a CORS preflight answers 204 with the allowed methods and headers', async 
   assert.match(r.headers.get('access-control-allow-methods') ?? '', /POST/);
   assert.match((r.headers.get('access-control-allow-headers') ?? '').toLowerCase(), /authorization/);
   assert.match((r.headers.get('access-control-allow-headers') ?? '').toLowerCase(), /content-type/);
+  // a header of the client's own, such as a request id, is allowed too
+  const extra = await get(`${w.url}/v1/events`, { method: 'OPTIONS', headers: { Origin: 'https://example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type,x-request-id' } });
+  assert.equal(extra.status, 204);
+  assert.match((extra.headers.get('access-control-allow-headers') ?? '').toLowerCase(), /x-request-id/);
+  const none = await get(`${w.url}/v1/boards`, { method: 'OPTIONS', headers: { Origin: 'https://example.com', 'Access-Control-Request-Method': 'GET' } });
+  assert.equal(none.status, 204);
+  assert.match((none.headers.get('access-control-allow-headers') ?? '').toLowerCase(), /authorization/);
 });
 
 test('HEAD on a read answers like GET without a body', async () => {
