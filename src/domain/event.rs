@@ -86,9 +86,9 @@ pub fn parse_body(
                 message: e.to_string(),
             };
             let raw: &RawValue = serde_json::from_slice(body).map_err(not_json)?;
-            let items: Vec<&RawValue> = match raw.get().as_bytes()[0] {
-                b'[' => serde_json::from_str(raw.get()).map_err(not_json)?,
-                b'{' => vec![raw],
+            let items: Vec<&RawValue> = match raw.get().as_bytes().first() {
+                Some(b'[') => serde_json::from_str(raw.get()).map_err(not_json)?,
+                Some(b'{') => vec![raw],
                 _ => {
                     return Err(ApiError::InvalidBody {
                         field: None,
@@ -477,6 +477,8 @@ mod tests {
         let many = format!("[{}]", vec![r#"{"type":"l","member":"a"}"#; 1001].join(","));
         assert_eq!(parse(&many).unwrap_err().code(), "too_many_events");
         assert_eq!(parse("42").unwrap_err().code(), "invalid_body");
+        assert_eq!(parse(" \n [{\"type\":\"l\",\"member\":\"a\"}] \n").unwrap().len(), 1);
+        assert_eq!(parse("\t{\"type\":\"l\",\"member\":\"a\"}").unwrap().len(), 1);
         assert_eq!(parse("{").unwrap_err().code(), "invalid_json");
     }
 
