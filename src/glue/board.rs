@@ -112,6 +112,10 @@ impl BoardObject {
         if same {
             return Ok(());
         }
+        // Viewers see ranks: new tie rules are a change to push to them.
+        if self.spec.borrow().as_ref().is_some_and(|old| old.ties != spec.ties) {
+            self.dirty.set(true);
+        }
         let mut ranking = self.ranking.borrow_mut();
         if let Some(r) = ranking.as_mut() {
             // Order and op are fixed once a board holds scores (the catalog
@@ -357,6 +361,13 @@ impl worker::DurableObject for BoardObject {
                 self.adopt_spec(&spec)?;
                 self.set_watched(true)?;
                 Response::from_json(&self.live_top()?)
+            }
+            "/respec" => {
+                let spec: BoardSpec = req.json().await?;
+                self.ensure_loaded()?;
+                self.adopt_spec(&spec)?;
+                self.schedule().await?;
+                Response::from_json(&serde_json::json!({"ok": true}))
             }
             "/wipe" => {
                 self.wipe().await?;

@@ -297,6 +297,15 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         let dropped: Vec<Window> =
             old.settings.windows.iter().copied().filter(|w| !r.settings.windows.contains(w)).collect();
         wipe_current(env, &name, &old, &dropped).await?;
+        // New tie rules change the ranks live viewers see: the current
+        // periods take them now and push them (spaced as any change).
+        if old.settings.ties != r.settings.ties {
+            let now = now_ms();
+            for w in r.settings.windows.iter().filter(|w| old.settings.windows.contains(w)) {
+                let s = spec(&name, r, *w, &Period::of(*w, now).key());
+                let _: Value = call_object(&board_stub(env, &s)?, "/respec", &s).await?;
+            }
+        }
     }
     // a new board (a new generation, too) holds no one yet: no need to ask it
     let members = if created { 0 } else { member_count(env, &name, r).await? };

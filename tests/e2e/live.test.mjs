@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
+import { startWorker, post, get, admin, waitFor, uniqueName } from '../harness.mjs';
 
 let w;
 let EV;
@@ -166,6 +166,19 @@ test('a viewer joining while a change is held back does not keep it from the vie
   await a.waitMessage((m) => m.total === 3, { timeout: 2500 });
   a.close();
   c.close();
+});
+
+test('a change of the board\'s ties reaches connected viewers as an update', async () => {
+  const b = uniqueName('live');
+  await seed(b, [{ member: 'p', value: 5, ts: Date.now() - 2000 }, { member: 'q', value: 5, ts: Date.now() - 1000 }]);
+  const v = await openLive(b, 'limit=10');
+  const snap = await v.waitMessage((m) => m.type === 'snapshot');
+  assert.deepEqual(strip(snap.data.entries).map((e) => e.rank), [1, 1]);
+  const put = await admin(`${w.url}/v1/boards/${b}`, 'PUT', { ties: 'first' });
+  assert.equal(put.status, 200, put.text);
+  const up = await v.waitMessage((m) => m.type === 'update', { timeout: 2500 });
+  assert.deepEqual(strip(up.data.entries), [{ rank: 1, member: 'p', score: 5 }, { rank: 2, member: 'q', score: 5 }]);
+  v.close();
 });
 
 test('200 sockets on one board all receive the update', async () => {
