@@ -27,11 +27,14 @@ pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
         .bytes()
         .await
         .map_err(|_| ApiError::InvalidBody { field: None, message: "the body could not be read".into() })?;
-    // The catalog comes first: an event's value bounds are checked as it is
-    // parsed, so the error names the first bad event whatever rule it breaks.
+    // The catalog comes first: each event is routed as it is parsed, so the
+    // error names the first bad event whatever rule it breaks.
     let mut cat = catalog::get(env).await?;
-    let events = parse_body(format, &body, now_ms(), new_id, |ev| resolve(&cat, ev).map(drop))?;
-    let mut messages = resolve_all(&cat, &events)?;
+    let mut messages = Vec::new();
+    let events = parse_body(format, &body, now_ms(), new_id, |ev| {
+        messages.push(resolve(&cat, ev)?);
+        Ok(())
+    })?;
     // Boards met for the first time are created (with defaults) and marked as
     // holding scores before anything is enqueued, so their order/op are fixed.
     let unknown: Vec<BoardName> = needs_ensure(&cat, &messages);
