@@ -3,6 +3,8 @@
 # state persisted in .wrangler/state, and seeds demo data on first start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Node 24 from the lockfile (the npm `node` package) runs every JS tool and test.
+export PATH="$PWD/node_modules/.bin:$PATH"
 PORT="${PORT:-8787}"
 export CI="${CI:-}" WRANGLER_SEND_METRICS=false
 

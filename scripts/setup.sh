@@ -25,9 +25,16 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION" \
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked
 fi
 
-if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
-  say "installing npm packages (npm ci)"
+# npm's own node_modules/.package-lock.json never equals the lockfile byte
+# for byte, so a stamp written after a successful `npm ci` says what is
+# installed: a warm run skips npm (and never deletes the node_modules that a
+# running `wrangler dev` of this checkout uses).
+LOCK_SUM=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
+   || [ "$(cat node_modules/.podium-lock 2>/dev/null)" != "$LOCK_SUM" ]; then
+  say "installing npm packages (npm ci): Node 24 and wrangler come from the lockfile"
   npm ci --no-audit --no-fund
+  echo "$LOCK_SUM" > node_modules/.podium-lock
 fi
 
 if [ ! -f .dev.vars ]; then

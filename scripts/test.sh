@@ -3,6 +3,8 @@
 # end to end under workerd, the page in Chromium, and a deploy dry run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Node 24 from the lockfile (the npm `node` package) runs every JS tool and test.
+export PATH="$PWD/node_modules/.bin:$PATH"
 export PATH="$HOME/.cargo/bin:$PATH" CI="${CI:-true}" WRANGLER_SEND_METRICS=false
 start=$(date +%s)
 say() { printf '\n==> %s\n' "$*"; }
@@ -24,8 +26,12 @@ say "browser tests: the page in Chromium (playwright-core)"
 node --test --test-concurrency=1 tests/browser/
 
 say "deploy dry run (wrangler deploy --dry-run)"
-rm -rf dist
-node_modules/.bin/wrangler deploy --dry-run --outdir dist 2>&1 | grep -iE "upload|gzip|total|dry|error" || true
+rm -rf dist dist.log
+# A failing dry run fails the test command (its log is printed whole then).
+if ! node_modules/.bin/wrangler deploy --dry-run --outdir dist > dist.log 2>&1; then
+  cat dist.log; echo "deploy dry run failed"; exit 1
+fi
+grep -iE "upload|gzip|total|dry" dist.log
 printf 'bundle: %s bytes (index.js + wasm), %s bytes gzipped\n' \
   "$(cat dist/*.js dist/*.wasm 2>/dev/null | wc -c)" "$(cat dist/*.js dist/*.wasm 2>/dev/null | gzip -9 | wc -c)"
 

@@ -18,6 +18,116 @@ pub struct QueuedEvent {
     pub to: Vec<Delivery>,
 }
 
+/// A Queue message: many accepted events packed into one JSON text, so that
+/// a queue's message rate is not the cap on events (5,000 messages/s carry
+/// hundreds of thousands of events). Sent with the `text` content type: the
+/// consumer decodes each message on its own, so one that does not decode
+/// fails alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedPack {
+    pub events: Vec<QueuedEvent>,
+}
+
+/// A packed message stays under this many bytes (the Queue takes 128 KB,
+/// about 100 B of it metadata; 1 KB = 1,000 B).
+pub const PACK_MAX_BYTES: usize = 100_000;
+
+/// Packs events into Queue message texts of at most `PACK_MAX_BYTES` each
+/// (an event alone is far smaller: its meta is at most 1 KiB), in order.
+pub fn pack(events: &[QueuedEvent]) -> Result<Vec<String>, serde_json::Error> {
+    json_arrays(events, "{\"events\":[", "]}", PACK_MAX_BYTES)
+}
+
+/// `items` as JSON texts `head item,item,... tail`, each at most `max` bytes
+/// long (unless one item alone is longer), in order; none for no items.
+pub fn json_arrays<T: Serialize>(
+    items: &[T],
+    head: &str,
+    tail: &str,
+    max: usize,
+) -> Result<Vec<String>, serde_json::Error> {
+    let mut out = Vec::new();
+    let mut cur = String::from(head);
+    for item in items {
+        let one = serde_json::to_string(item)?;
+        if cur.len() > head.len() && cur.len() + one.len() + 1 + tail.len() > max {
+            cur.push_str(tail);
+            out.push(std::mem::replace(&mut cur, String::from(head)));
+        }
+        if cur.len() > head.len() {
+            cur.push(',');
+        }
+        cur.push_str(&one);
+    }
+    if cur.len() > head.len() {
+        cur.push_str(tail);
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Worker → intake object: one accepted request, made durable before the
+/// worker answers 202; the intake forwards its packs to the Queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntakeRequest {
+    /// The Queue messages (packed JSON texts) of the request.
+    pub packs: Vec<String>,
+    /// The request's `Idempotency-Key`, scoped to its key holder (hashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<String>,
+    /// The answer to give now and to every repeat of the same key.
+    pub answer: String,
+    /// Test faults only (`PODIUM_TEST_FAULTS`): how many times the Queue
+    /// refuses each message of the request after its first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub test_refuse: u32,
+    /// Test faults only: the intake's transaction fails after this many of
+    /// its writes, so the request is refused part-way through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fail_after: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Intake → worker: the answer to give (the first one, on a repeat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntakeReply {
+    pub answer: String,
+    pub repeat: bool,
+}
+
+/// Every command the intake object takes, and the one reply type of each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum IntakeCommand {
+    /// → `IntakeReply`
+    Accept(IntakeRequest),
+}
+
+/// Every command a board object takes, and the one reply type of each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum BoardCommand {
+    /// → `ApplyResult`
+    Apply(ApplyBatch),
+    /// → `QueryOut`
+    Query(BoardQuery),
+    /// → `TopOut` (and the board pushes to its live hub from now on)
+    Watch(BoardSpec),
+    /// → `Ack`
+    Respec(BoardSpec),
+    /// → `Ack`
+    Wipe,
+}
+
+/// A command's reply that carries nothing but success.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub ok: bool,
+}
+
 /// Which ranking a board Durable Object holds, and the settings it applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoardSpec {
@@ -67,6 +177,7 @@ pub struct ApplyResult {
     pub duplicates: u32,
 }
 
+
 /// A ranking entry as the API and the live socket show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntryOut {
@@ -111,6 +222,49 @@ mod tests {
         let e = EntryOut { score: 2.5, ..e };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":2.5}"#);
     }
+
+    fn event(i: usize, meta_bytes: usize) -> QueuedEvent {
+        QueuedEvent {
+            id: format!("id-{i}"),
+            member: format!("member-{i}"),
+            ts: 1_764_000_000_000 + i as i64,
+            meta: (meta_bytes > 0).then(|| format!("{{\"n\":\"{}\"}}", "x".repeat(meta_bytes))),
+            to: vec![],
+        }
+    }
+
+    #[test]
+    fn packed_messages_stay_under_the_queue_limit_and_keep_every_event_in_order() {
+        // 1000 events with 1 KiB of meta each: a full 1 MiB request.
+        let events: Vec<QueuedEvent> = (0..1000).map(|i| event(i, 1000)).collect();
+        let packs = pack(&events).unwrap();
+        assert!(packs.len() > 1);
+        assert!(packs.iter().all(|p| p.len() <= PACK_MAX_BYTES), "a pack over the limit");
+        let back: Vec<QueuedEvent> = packs
+            .iter()
+            .flat_map(|p| serde_json::from_str::<QueuedPack>(p).unwrap().events)
+            .collect();
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn small_requests_are_one_message_and_an_empty_one_is_none() {
+        let events: Vec<QueuedEvent> = (0..1000).map(|i| event(i, 0)).collect();
+        assert_eq!(pack(&events).unwrap().len(), 1);
+        assert!(pack(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn board_commands_are_tagged_with_their_arguments() {
+        let q = BoardCommand::Query(BoardQuery::Top { offset: 0, limit: 1, ties: Ties::Shared });
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["cmd"], "query");
+        assert_eq!(v["args"]["q"], "top");
+        let back: BoardCommand = serde_json::from_value(v).unwrap();
+        assert!(matches!(back, BoardCommand::Query(BoardQuery::Top { limit: 1, .. })));
+        let wipe = serde_json::to_string(&BoardCommand::Wipe).unwrap();
+        assert_eq!(wipe, r#"{"cmd":"wipe"}"#);
+    }
 }
 
 /// The largest `limit` a live socket may ask for.
@@ -145,6 +299,9 @@ pub struct StandingOut {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryOut {
     pub total: u64,
+    /// Events this board period applied (duplicates not counted).
+    #[serde(default)]
+    pub events: u64,
     pub found: bool,
     #[serde(default)]
     pub entries: Vec<EntryOut>,

@@ -55,11 +55,13 @@ impl Retention {
         Some(q.start_ms())
     }
 
-    /// Whether a period may be read or written at `now`: not in the future
-    /// and not yet expired.
-    pub fn is_live(&self, p: Period, now_ms: i64) -> bool {
-        let current = Period::of(p.window(), now_ms);
-        if p.start_ms() > current.start_ms() {
+    /// Whether a period may be read or written at `now_ms`: not yet expired,
+    /// and begun by `now_ms + ahead_ms`. Events may be stamped up to a few
+    /// minutes ahead of the clock (API 1.1): such an event counts in its own
+    /// period, and that period can be read, before the clock reaches it.
+    pub fn is_live(&self, p: Period, now_ms: i64, ahead_ms: i64) -> bool {
+        let latest = Period::of(p.window(), now_ms.saturating_add(ahead_ms));
+        if p.start_ms() > latest.start_ms() {
             return false;
         }
         self.expires_at(p).is_none_or(|t| now_ms < t)
@@ -86,17 +88,80 @@ mod tests {
         let p = day("2026-11-20");
         // Kept while 2026-11-21 and 2026-11-22 are the newer days; gone on the 23rd.
         assert_eq!(r.expires_at(p), Some(day("2026-11-23").start_ms()));
-        assert!(r.is_live(p, day("2026-11-22").start_ms()));
-        assert!(!r.is_live(p, day("2026-11-23").start_ms()));
+        assert!(r.is_live(p, day("2026-11-22").start_ms(), 0));
+        assert!(!r.is_live(p, day("2026-11-23").start_ms(), 0));
     }
 
     #[test]
     fn future_periods_are_not_live_and_all_time_never_expires() {
         let r = Retention::default();
         let now = day("2026-11-22").start_ms() + 1;
-        assert!(!r.is_live(day("2026-11-23"), now));
-        assert!(r.is_live(day("2026-11-22"), now));
-        assert!(r.is_live(Period::of(Window::All, now), now));
+        assert!(!r.is_live(day("2026-11-23"), now, 0));
+        assert!(!r.is_live(day("2026-11-23"), now, AHEAD));
+        assert!(r.is_live(day("2026-11-22"), now, 0));
+        assert!(r.is_live(Period::of(Window::All, now), now, 0));
         assert_eq!(r.expires_at(Period::of(Window::All, now)), None);
+    }
+
+    const AHEAD: i64 = 5 * 60 * 1000;
+    const MIN: i64 = 60 * 1000;
+
+    /// An event stamped `ahead` ms after `now`, as ingest accepts it: the
+    /// periods of its `ts` that must be writable.
+    fn writable_periods_of_an_event_ahead(now: i64, ahead: i64) -> Vec<Period> {
+        let r = Retention::default();
+        let ts = now + ahead;
+        [Window::All, Window::Day, Window::Week, Window::Month]
+            .into_iter()
+            .map(|w| Period::of(w, ts))
+            .filter(|p| r.is_live(*p, now, AHEAD))
+            .collect()
+    }
+
+    fn every_window_of(ts: i64) -> Vec<Period> {
+        [Window::All, Window::Day, Window::Week, Window::Month].into_iter().map(|w| Period::of(w, ts)).collect()
+    }
+
+    #[test]
+    fn an_event_stamped_in_the_next_day_counts_in_that_day_in_the_last_minutes_of_a_day() {
+        // 23:58 on a Tuesday; the event says 00:01 on Wednesday.
+        let now = day("2026-11-24").start_ms() + 24 * 60 * MIN - 2 * MIN;
+        let got = writable_periods_of_an_event_ahead(now, 3 * MIN);
+        assert_eq!(got, every_window_of(now + 3 * MIN));
+        assert_eq!(got[1].key(), "2026-11-25");
+    }
+
+    #[test]
+    fn an_event_stamped_in_the_next_week_counts_in_that_week_in_the_last_minutes_of_a_sunday() {
+        let now = day("2026-11-29").start_ms() + 24 * 60 * MIN - MIN; // Sunday 23:59
+        let got = writable_periods_of_an_event_ahead(now, 5 * MIN);
+        assert_eq!(got, every_window_of(now + 5 * MIN));
+        assert_eq!(got[2].key(), "2026-W49");
+    }
+
+    #[test]
+    fn an_event_stamped_in_the_next_month_counts_in_that_month_in_the_last_minutes_of_a_month() {
+        let now = day("2026-11-30").start_ms() + 24 * 60 * MIN - 4 * MIN;
+        let got = writable_periods_of_an_event_ahead(now, 5 * MIN);
+        assert_eq!(got, every_window_of(now + 5 * MIN));
+        assert_eq!(got[3].key(), "2026-12");
+    }
+
+    #[test]
+    fn an_event_stamped_in_the_next_year_counts_in_its_day_week_and_month_in_the_last_minutes_of_a_year() {
+        let now = day("2026-12-31").start_ms() + 24 * 60 * MIN - MIN;
+        let got = writable_periods_of_an_event_ahead(now, MIN);
+        assert_eq!(got, every_window_of(now + MIN));
+        let keys: Vec<String> = got.iter().map(|p| p.key()).collect();
+        // 2027-01-01 is a Friday: ISO week 53 of 2026.
+        assert_eq!(keys, ["all", "2027-01-01", "2026-W53", "2027-01"]);
+    }
+
+    #[test]
+    fn a_period_further_ahead_than_the_allowance_is_not_writable() {
+        let r = Retention::default();
+        let now = day("2026-11-24").start_ms() + 24 * 60 * MIN - 10 * MIN;
+        assert!(!r.is_live(day("2026-11-25"), now, AHEAD));
+        assert!(r.is_live(day("2026-11-25"), now + 6 * MIN, AHEAD));
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod event;
+pub mod idempotency;
 pub mod names;
 pub mod settings;
 
 pub use event::{BodyFormat, Event};
+pub use idempotency::IdempotencyKey;
 pub use names::{BoardName, EventId, EventType, MemberId, NameError};

@@ -1,19 +1,22 @@
 //! `BoardObject`: one board period's ranking (e.g. `likes@3/day/2026-11-22`).
 //!
 //! The ranking lives in memory (the core's `Ranking`) and in SQLite: each
-//! batch's changed member rows and event ids are written before the object
-//! answers, so an acknowledged event survives eviction and restarts. A
+//! batch's changed member rows, event ids and events counter are written in
+//! one transaction before the object answers, so an acknowledged event
+//! survives eviction and restarts, and a failed batch leaves no trace. A
 //! member hit many times in one batch is written once. The alarm does what
 //! can wait: push the top to live viewers (at most every 550 ms), prune event
 //! ids older than the dedupe horizon, and delete an expired period.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
 
-use super::http::{now_ms, retention, rust_err};
+use super::faults::Fault;
+use super::http::{faults_on, now_ms, retention, rust_err};
+use super::txn::{write_all, Stmt};
 use super::kv;
 use crate::core::chores::Chores;
 use crate::core::period::Period;
@@ -21,8 +24,8 @@ use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
-    meta_json, ApplyBatch, ApplyResult, BoardQuery, BoardSpec, EntryOut, QueryOut, StandingOut, TopOut,
-    LIVE_MAX_LIMIT,
+    json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut, QueryOut,
+    StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -37,6 +40,9 @@ pub struct BoardObject {
     dirty: Cell<bool>,
     last_publish: Cell<i64>,
     alarm_at: Cell<Option<i64>>,
+    /// Events this board period applied (duplicates not counted); stored in
+    /// `kv` with each batch.
+    events: Cell<u64>,
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -58,6 +64,12 @@ fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
         }),
         _ => Err(rust_err("bad members row")),
     }
+}
+
+/// JSON arrays of at most ~512 KB for `json_each(?)` statements: a bound
+/// value must stay well under SQLite's 2 MB.
+fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
+    json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
 
 impl BoardObject {
@@ -82,6 +94,7 @@ impl BoardObject {
 
         let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
         let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
+        self.events.set(kv::get(&sql, "events")?.and_then(|v| v.parse().ok()).unwrap_or(0));
         self.watched.set(watched);
         // After an eviction, push once more in case a change was not yet published.
         self.dirty.set(watched);
@@ -129,35 +142,55 @@ impl BoardObject {
         Ok(())
     }
 
+    /// Applies a batch atomically: the dedupe records, the member rows, the
+    /// events counter and the in-memory ranking change together or not at
+    /// all. Reads first (which ids this board already applied: one
+    /// statement), then the ranking changes in memory, then every write in
+    /// one `transactionSync`. If the transaction fails, the caller drops the
+    /// in-memory ranking, which reloads from storage as it was; if the wasm
+    /// instance traps, memory is gone and the transaction rolled back.
     fn apply(&self, batch: ApplyBatch) -> Result<ApplyResult> {
         self.ensure_loaded()?;
         self.adopt_spec(&batch.spec)?;
         let now = now_ms();
         let sql = self.sql();
+        let faults = faults_on(&self.env);
+
+        #[derive(Deserialize)]
+        struct Seen {
+            id: String,
+        }
+        let ids: Vec<&str> = batch.events.iter().map(|e| e.id.as_str()).collect();
+        let mut known: HashSet<String> = HashSet::new();
+        for chunk in json_chunks(&ids)? {
+            let rows = sql
+                .exec("SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value", vec![chunk.into()])?
+                .to_array::<Seen>()?;
+            known.extend(rows.into_iter().map(|r| r.id));
+        }
+
+        let mut fresh_ids: Vec<String> = Vec::with_capacity(batch.events.len());
+        let mut batch_ids: HashSet<String> = HashSet::with_capacity(batch.events.len());
+        let mut fresh_events = Vec::with_capacity(batch.events.len());
+        let mut fault = None;
+        let duplicates;
         let mut touched: BTreeSet<String> = BTreeSet::new();
-        let (mut applied, mut duplicates) = (0u32, 0u32);
         {
             let mut guard = self.ranking.borrow_mut();
             let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
-            // Dedupe first (the id row is the dedupe record: a redelivered
-            // event finds it), then apply the fresh events as one batch, which
-            // the ranking does faster than one at a time.
-            let mut fresh_events = Vec::with_capacity(batch.events.len());
+            let total = batch.events.len();
             for ev in batch.events {
-                let fresh = sql
-                    .exec(
-                        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING RETURNING id",
-                        vec![ev.id.into(), (now as f64).into()],
-                    )?
-                    .to_array::<serde_json::Value>()?;
-                if fresh.is_empty() {
-                    duplicates += 1;
+                if known.contains(&ev.id) || !batch_ids.insert(ev.id.clone()) {
                     continue;
                 }
-                applied += 1;
+                if faults && fault.is_none() {
+                    fault = Fault::of(&ev.member, now);
+                }
+                fresh_ids.push(ev.id);
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
                 fresh_events.push((member, ev.value, ev.ts, ev.meta));
             }
+            duplicates = (total - fresh_ids.len()) as u32;
             let changed =
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
@@ -174,22 +207,53 @@ impl BoardObject {
                     touched.insert(member.into_string());
                 }
             }
-            for m in &touched {
-                let Some(row) = ranking.get(m) else { continue };
-                sql.exec(
-                    "INSERT INTO members (member, score, seq, ts, meta) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
-                     ts = excluded.ts, meta = excluded.meta",
-                    vec![
-                        row.member.into(),
-                        row.score.into(),
-                        (row.seq as f64).into(),
-                        (row.ts as f64).into(),
-                        row.meta.map(Into::into).unwrap_or(worker::SqlStorageValue::Null),
-                    ],
-                )?;
-            }
         }
+        // Test faults strike after the in-memory ranking changed and before
+        // anything is written: the worst moment for memory and storage to part.
+        let txn_fault = match fault {
+            Some(Fault::Fail) => return Err(rust_err("test fault: board failed mid-batch")),
+            Some(Fault::Panic) => panic!("test fault: board panicked mid-batch"),
+            Some(Fault::Transaction) => Some(1),
+            None => None,
+        };
+        let applied = fresh_ids.len() as u32;
+        if applied == 0 {
+            return Ok(ApplyResult { applied, duplicates });
+        }
+        let rows: Vec<serde_json::Value> = {
+            let guard = self.ranking.borrow();
+            let ranking = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+            touched
+                .iter()
+                .filter_map(|m| ranking.get(m))
+                .map(|r| serde_json::json!([r.member, r.score, r.seq, r.ts, r.meta]))
+                .collect()
+        };
+        let events = self.events.get() + applied as u64;
+        // One statement per ~512 KB of ids or rows (a bound value must stay
+        // well under SQLite's 2 MB), not one per event.
+        let mut stmts = Vec::new();
+        for chunk in json_chunks(&fresh_ids)? {
+            stmts.push(Stmt::new(
+                "INSERT INTO seen (id, at) SELECT value, ? FROM json_each(?)",
+                vec![(now as f64).into(), chunk.into()],
+            ));
+        }
+        for chunk in json_chunks(&rows)? {
+            stmts.push(Stmt::new(
+                "INSERT INTO members (member, score, seq, ts, meta) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) \
+                 WHERE true ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
+                 ts = excluded.ts, meta = excluded.meta",
+                vec![chunk.into()],
+            ));
+        }
+        stmts.push(Stmt::new(
+            "INSERT INTO kv (k, v) VALUES ('events', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![events.to_string().into()],
+        ));
+        write_all(&self.state.storage(), stmts, txn_fault)?;
+        self.events.set(events);
         if !touched.is_empty() {
             self.dirty.set(true);
         }
@@ -201,14 +265,16 @@ impl BoardObject {
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
         let total = r.len() as u64;
+        let events = self.events.get();
         let entries = |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(EntryOut::from).collect();
         Ok(match q {
             BoardQuery::Top { offset, limit, ties } => {
-                QueryOut { total, found: true, entries: entries(r.top(offset, limit, ties)), standing: None }
+                QueryOut { total, events, found: true, entries: entries(r.top(offset, limit, ties)), standing: None }
             }
             BoardQuery::Rank { member, ties } => match r.rank(&member, ties) {
                 Some(s) => QueryOut {
                     total,
+                    events,
                     found: true,
                     entries: vec![],
                     standing: Some(StandingOut {
@@ -220,15 +286,15 @@ impl BoardObject {
                         meta: meta_json(s.meta),
                     }),
                 },
-                None => QueryOut { total, found: false, entries: vec![], standing: None },
+                None => QueryOut { total, events, found: false, entries: vec![], standing: None },
             },
             BoardQuery::Around { member, radius, ties } => match r.around(&member, radius, ties) {
-                Some(v) => QueryOut { total, found: true, entries: entries(v), standing: None },
-                None => QueryOut { total, found: false, entries: vec![], standing: None },
+                Some(v) => QueryOut { total, events, found: true, entries: entries(v), standing: None },
+                None => QueryOut { total, events, found: false, entries: vec![], standing: None },
             },
             BoardQuery::Lookup { members, ties } => {
                 let refs: Vec<&str> = members.iter().map(String::as_str).collect();
-                QueryOut { total, found: true, entries: entries(r.lookup(&refs, ties)), standing: None }
+                QueryOut { total, events, found: true, entries: entries(r.lookup(&refs, ties)), standing: None }
             }
         })
     }
@@ -322,6 +388,7 @@ impl BoardObject {
         *self.spec.borrow_mut() = None;
         self.watched.set(false);
         self.alarm_at.set(None);
+        self.events.set(0);
         Ok(())
     }
 }
@@ -337,6 +404,7 @@ impl worker::DurableObject for BoardObject {
             dirty: Cell::new(false),
             last_publish: Cell::new(0),
             alarm_at: Cell::new(None),
+            events: Cell::new(0),
         }
     }
 
@@ -344,37 +412,34 @@ impl worker::DurableObject for BoardObject {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
         }
-        match req.path().as_str() {
-            "/apply" => {
-                let batch: ApplyBatch = req.json().await?;
+        let reply = match req.json::<BoardCommand>().await? {
+            BoardCommand::Apply(batch) => {
                 let result = self.apply(batch).inspect_err(|_| {
-                    // Memory may be ahead of storage now: reload on next use.
+                    // Storage rolled back; memory may be ahead of it: reload on next use.
                     *self.ranking.borrow_mut() = None;
                 })?;
                 self.schedule().await?;
-                Response::from_json(&result)
+                serde_json::to_value(result)
             }
-            "/query" => Response::from_json(&self.query(req.json().await?)?),
-            "/watch" => {
-                let spec: BoardSpec = req.json().await?;
+            BoardCommand::Query(q) => serde_json::to_value(self.query(q)?),
+            BoardCommand::Watch(spec) => {
                 self.ensure_loaded()?;
                 self.adopt_spec(&spec)?;
                 self.set_watched(true)?;
-                Response::from_json(&self.live_top()?)
+                serde_json::to_value(self.live_top()?)
             }
-            "/respec" => {
-                let spec: BoardSpec = req.json().await?;
+            BoardCommand::Respec(spec) => {
                 self.ensure_loaded()?;
                 self.adopt_spec(&spec)?;
                 self.schedule().await?;
-                Response::from_json(&serde_json::json!({"ok": true}))
+                serde_json::to_value(Ack { ok: true })
             }
-            "/wipe" => {
+            BoardCommand::Wipe => {
                 self.wipe().await?;
-                Response::from_json(&serde_json::json!({"wiped": true}))
+                serde_json::to_value(Ack { ok: true })
             }
-            _ => Response::error("not found", 404),
-        }
+        };
+        Response::from_json(&reply.map_err(rust_err)?)
     }
 
     async fn alarm(&self) -> Result<Response> {

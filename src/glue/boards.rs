@@ -10,10 +10,13 @@ use super::live::SPEC_HEADER;
 use crate::core::catalog::{BoardRecord, Catalog};
 use crate::core::period::Period;
 use crate::core::{Ties, Window};
+use crate::domain::event::MAX_FUTURE_MS;
 use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
-use crate::protocol::{BoardQuery, BoardSpec, QueryOut, LIVE_MAX_LIMIT};
+use crate::protocol::{
+    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, QueryOut, TopOut, LIVE_MAX_LIMIT,
+};
 
 /// The board a path names; a name that cannot exist is simply not found.
 pub fn board_name(raw: &str) -> ApiResult<BoardName> {
@@ -36,10 +39,37 @@ pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> 
     }
 }
 
-fn board_stub(env: &Env, spec: &BoardSpec) -> ApiResult<Stub> {
-    env.durable_object("BOARD")
-        .and_then(|ns| ns.get_by_name(&spec.object_name()))
-        .map_err(|e| internal("board stub", e))
+/// The one caller of a board object: each method sends one `BoardCommand`
+/// and reads its one reply type, so call sites spell neither.
+pub struct BoardClient(Stub);
+
+impl BoardClient {
+    pub fn of(env: &Env, spec: &BoardSpec) -> ApiResult<BoardClient> {
+        env.durable_object("BOARD")
+            .and_then(|ns| ns.get_by_name(&spec.object_name()))
+            .map(BoardClient)
+            .map_err(|e| internal("board stub", e))
+    }
+
+    pub async fn apply(&self, b: ApplyBatch) -> ApiResult<ApplyResult> {
+        call_object(&self.0, "/cmd", &BoardCommand::Apply(b)).await
+    }
+
+    pub async fn query(&self, q: BoardQuery) -> ApiResult<QueryOut> {
+        call_object(&self.0, "/cmd", &BoardCommand::Query(q)).await
+    }
+
+    pub async fn watch(&self, s: &BoardSpec) -> ApiResult<TopOut> {
+        call_object(&self.0, "/cmd", &BoardCommand::Watch(s.clone())).await
+    }
+
+    pub async fn respec(&self, s: &BoardSpec) -> ApiResult<Ack> {
+        call_object(&self.0, "/cmd", &BoardCommand::Respec(s.clone())).await
+    }
+
+    pub async fn wipe(&self) -> ApiResult<Ack> {
+        call_object(&self.0, "/cmd", &BoardCommand::Wipe).await
+    }
 }
 
 /// The window and period a read names (`window=`, `period=`), checked
@@ -64,7 +94,7 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
             w => format!("is not a {} period (e.g. {})", w.as_str(), Period::of(w, now).key()),
         },
     })?;
-    if !retention(env).is_live(p, now) {
+    if !retention(env).is_live(p, now, MAX_FUTURE_MS) {
         return Err(ApiError::PeriodNotFound(raw.to_string()));
     }
     Ok(p)
@@ -86,7 +116,7 @@ async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
 }
 
 async fn ask(env: &Env, t: &Target, query: BoardQuery) -> ApiResult<QueryOut> {
-    call_object(&board_stub(env, &t.spec)?, "/query", &query).await
+    BoardClient::of(env, &t.spec)?.query(query).await
 }
 
 fn ties(t: &Target) -> Ties {
@@ -220,7 +250,7 @@ pub async fn live(req: Request, env: &Env, board: &str) -> ApiResult {
 }
 
 /// The public view of a board.
-fn board_view(name: &BoardName, r: &BoardRecord, members: Option<u64>) -> Value {
+fn board_view(name: &BoardName, r: &BoardRecord, counts: Counts) -> Value {
     let mut v = json!({
         "name": name,
         "title": r.settings.title,
@@ -235,23 +265,24 @@ fn board_view(name: &BoardName, r: &BoardRecord, members: Option<u64>) -> Value 
     if let Some(m) = r.settings.max {
         v["max"] = crate::protocol::number(m);
     }
-    if let Some(n) = members {
-        v["members"] = json!(n);
-    }
+    v["members"] = json!(counts.members);
+    v["events"] = json!(counts.events);
     v
 }
 
-/// Members in the board's default window's current period.
-async fn member_count(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<u64> {
+/// How many members, and how many events applied, in the board's default
+/// window's current period.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    members: u64,
+    events: u64,
+}
+
+async fn counts(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<Counts> {
     let w = r.settings.default_window();
     let s = spec(name, r, w, &Period::of(w, now_ms()).key());
-    let out: QueryOut = call_object(
-        &board_stub(env, &s)?,
-        "/query",
-        &BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared },
-    )
-    .await?;
-    Ok(out.total)
+    let out = BoardClient::of(env, &s)?.query(BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
+    Ok(Counts { members: out.total, events: out.events })
 }
 
 fn periods(r: &BoardRecord) -> Value {
@@ -265,11 +296,10 @@ fn periods(r: &BoardRecord) -> Value {
 
 pub async fn list(env: &Env) -> ApiResult {
     let cat = catalog::get(env).await?;
-    let counts =
-        futures_util::future::join_all(cat.boards.iter().map(|(n, r)| member_count(env, n, r))).await;
+    let counts = futures_util::future::join_all(cat.boards.iter().map(|(n, r)| counts(env, n, r))).await;
     let mut boards = Vec::new();
     for ((n, r), c) in cat.boards.iter().zip(counts) {
-        boards.push(board_view(n, r, Some(c?)));
+        boards.push(board_view(n, r, c?));
     }
     json(200, &json!({ "boards": boards }))
 }
@@ -278,7 +308,7 @@ pub async fn get(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
     let cat = catalog::get(env).await?;
     let r = record(&cat, &name)?;
-    let mut v = board_view(&name, r, Some(member_count(env, &name, r).await?));
+    let mut v = board_view(&name, r, counts(env, &name, r).await?);
     v["periods"] = periods(r);
     json(200, &v)
 }
@@ -303,13 +333,13 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
             let now = now_ms();
             for w in r.settings.windows.iter().filter(|w| old.settings.windows.contains(w)) {
                 let s = spec(&name, r, *w, &Period::of(*w, now).key());
-                let _: Value = call_object(&board_stub(env, &s)?, "/respec", &s).await?;
+                BoardClient::of(env, &s)?.respec(&s).await?;
             }
         }
     }
     // a new board (a new generation, too) holds no one yet: no need to ask it
-    let members = if created { 0 } else { member_count(env, &name, r).await? };
-    let mut v = board_view(&name, r, Some(members));
+    let c = if created { Counts::default() } else { counts(env, &name, r).await? };
+    let mut v = board_view(&name, r, c);
     v["periods"] = periods(r);
     json(if created { 201 } else { 200 }, &v)
 }
@@ -321,7 +351,7 @@ async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[W
     let now = now_ms();
     for w in windows {
         let s = spec(name, r, *w, &Period::of(*w, now).key());
-        let _: Value = call_object(&board_stub(env, &s)?, "/wipe", &json!({})).await?;
+        BoardClient::of(env, &s)?.wipe().await?;
         let hub = env
             .durable_object("LIVE")
             .and_then(|ns| ns.get_by_name(&s.live_object_name()))

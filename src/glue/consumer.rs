@@ -1,38 +1,70 @@
-//! The Queue consumer: groups a batch by board period and sends each board
-//! one `/apply` per batch. A message is acked only when every board it feeds
-//! confirmed; otherwise it is retried with a delay (boards dedupe by event
-//! id, so the boards that already applied it are not counted twice).
+//! The Queue consumer. Each message is a pack of events (protocol
+//! `QueuedPack`) and is decoded on its own: one that does not decode is
+//! retried alone (and dead-lettered after its retries), never failing the
+//! rest of the batch. The events of all good messages are grouped by board
+//! period and each board period gets one `Apply` per batch. A message is
+//! acked only when every board period its events feed confirmed; otherwise
+//! it is retried with a delay (boards dedupe by event id, so the boards that
+//! already applied it do not count it twice).
 
 use std::collections::BTreeMap;
 
-use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
+use wasm_bindgen::JsValue;
+use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
-use super::boards::spec;
+use super::boards::{spec, BoardClient};
 use super::catalog;
-use super::http::{call_object, now_ms, retention};
+use super::http::{now_ms, retention};
 use crate::core::period::Period;
-use crate::protocol::{ApplyBatch, ApplyEvent, ApplyResult, BoardSpec, QueuedEvent};
+use crate::domain::event::MAX_FUTURE_MS;
+use crate::protocol::{ApplyBatch, ApplyEvent, BoardSpec, QueuedPack};
 
 struct Group {
     spec: BoardSpec,
     events: Vec<ApplyEvent>,
+    /// Which messages (by index in the batch) fed this group.
     messages: Vec<usize>,
 }
 
-pub async fn consume(batch: MessageBatch<QueuedEvent>, env: Env) -> worker::Result<()> {
-    let messages = batch.messages()?;
+fn decode(m: &RawMessage) -> Result<QueuedPack, String> {
+    let body = m.body();
+    match body.as_string() {
+        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        None => Err("message body is not text".into()),
+    }
+}
+
+pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
     let retry = QueueRetryOptionsBuilder::new().with_delay_seconds(2).build();
+    let raw: Vec<RawMessage> = batch.raw_iter().collect();
+    let mut packs: Vec<Option<QueuedPack>> = Vec::with_capacity(raw.len());
+    for m in &raw {
+        match decode(m) {
+            Ok(p) => packs.push(Some(p)),
+            Err(e) => {
+                console_error!("message {} does not decode ({e}); retrying it alone", m.id());
+                m.retry_with_options(&retry);
+                packs.push(None);
+            }
+        }
+    }
     let mut cat = match catalog::get(&env).await {
         Ok(c) => c,
         Err(_) => {
-            batch.retry_all_with_options(&retry);
+            for (m, p) in raw.iter().zip(&packs) {
+                if p.is_some() {
+                    m.retry_with_options(&retry);
+                }
+            }
             return Ok(());
         }
     };
     // A board created after this isolate cached the catalog: refresh once.
-    let stale = messages
+    let stale = packs
         .iter()
-        .flat_map(|m| m.body().to.iter())
+        .flatten()
+        .flat_map(|p| &p.events)
+        .flat_map(|ev| &ev.to)
         .any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
     if stale {
         if let Ok(c) = catalog::fresh(&env).await {
@@ -43,65 +75,72 @@ pub async fn consume(batch: MessageBatch<QueuedEvent>, env: Env) -> worker::Resu
     let now = now_ms();
 
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for (i, m) in messages.iter().enumerate() {
-        let ev = m.body();
-        for d in &ev.to {
-            let Some(r) = cat.boards.get(&d.board).filter(|r| r.generation == d.generation) else {
-                // The board was deleted (or re-created) since: its old scores are gone.
-                continue;
-            };
-            for w in &r.settings.windows {
-                let p = Period::of(*w, ev.ts);
-                if !retention.is_live(p, now) {
-                    continue; // an event for a period no longer kept
+    for (i, pack) in packs.iter().enumerate() {
+        let Some(pack) = pack else { continue };
+        for ev in &pack.events {
+            for d in &ev.to {
+                let Some(r) = cat.boards.get(&d.board).filter(|r| r.generation == d.generation) else {
+                    // The board was deleted (or re-created) since: its old scores are gone.
+                    continue;
+                };
+                for w in &r.settings.windows {
+                    let p = Period::of(*w, ev.ts);
+                    // An event ahead of the clock (ingest allows 5 minutes)
+                    // counts in its own period, even one not begun yet.
+                    if !retention.is_live(p, now, MAX_FUTURE_MS) {
+                        continue; // a period no longer kept
+                    }
+                    let s = spec(&d.board, r, *w, &p.key());
+                    let g = groups.entry(s.object_name()).or_insert_with(|| Group {
+                        spec: s,
+                        events: vec![],
+                        messages: vec![],
+                    });
+                    g.events.push(ApplyEvent {
+                        id: ev.id.clone(),
+                        member: ev.member.clone(),
+                        value: d.value,
+                        ts: ev.ts,
+                        meta: ev.meta.clone(),
+                    });
+                    if g.messages.last() != Some(&i) {
+                        g.messages.push(i);
+                    }
                 }
-                let s = spec(&d.board, r, *w, &p.key());
-                let g = groups.entry(s.object_name()).or_insert_with(|| Group {
-                    spec: s,
-                    events: vec![],
-                    messages: vec![],
-                });
-                g.events.push(ApplyEvent {
-                    id: ev.id.clone(),
-                    member: ev.member.clone(),
-                    value: d.value,
-                    ts: ev.ts,
-                    meta: ev.meta.clone(),
-                });
-                g.messages.push(i);
             }
         }
     }
 
-    let ns = env.durable_object("BOARD")?;
     let calls = groups.into_values().map(|g| {
-        let ns = &ns;
+        let env = &env;
         async move {
-            let ok = match ns.get_by_name(&g.spec.object_name()) {
-                Ok(stub) => {
+            let ok = match BoardClient::of(env, &g.spec) {
+                Ok(board) => {
                     let batch = ApplyBatch { spec: g.spec.clone(), events: g.events };
-                    call_object::<_, ApplyResult>(&stub, "/apply", &batch).await.is_ok()
+                    board.apply(batch).await.is_ok()
                 }
-                Err(e) => {
-                    console_error!("board stub: {e}");
-                    false
-                }
+                Err(_) => false,
             };
             (ok, g.messages)
         }
     });
     let results = futures_util::future::join_all(calls).await;
-    let mut failed = vec![false; messages.len()];
+    let mut failed = vec![false; raw.len()];
     for (ok, idx) in results {
         if !ok {
             for i in idx {
-                failed[i] = true;
+                if let Some(f) = failed.get_mut(i) {
+                    *f = true;
+                }
             }
         }
     }
-    for (m, f) in messages.iter().zip(failed) {
+    for ((m, f), p) in raw.iter().zip(failed).zip(&packs) {
+        if p.is_none() {
+            continue; // already retried as undecodable
+        }
         if f {
-            console_warn!("retrying event {}", m.body().id);
+            console_warn!("retrying message {}", m.id());
             m.retry_with_options(&retry);
         } else {
             m.ack();

@@ -20,9 +20,21 @@ pub fn internal(context: &str, e: impl Display) -> ApiError {
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult {
     let text = serde_json::to_string(body).map_err(|e| internal("serialize", e))?;
+    raw_json(status, text)
+}
+
+/// A JSON body already serialized (e.g. an answer kept for a repeat).
+pub fn raw_json(status: u16, text: String) -> ApiResult {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json; charset=utf-8").map_err(|e| internal("headers", e))?;
     Ok(Response::ok(text).map_err(|e| internal("response", e))?.with_status(status).with_headers(headers))
+}
+
+/// Whether test faults are switched on (`PODIUM_TEST_FAULTS=1` in `.dev.vars`
+/// or the environment). Off unless set: production never honours them.
+pub fn faults_on(env: &worker::Env) -> bool {
+    env.var("PODIUM_TEST_FAULTS").map(|v| v.to_string() == "1").unwrap_or(false)
+        || env.secret("PODIUM_TEST_FAULTS").map(|v| v.to_string() == "1").unwrap_or(false)
 }
 
 /// The one place an `ApiError` becomes a response.

@@ -1,23 +1,27 @@
-//! `POST /v1/events`: auth, parse, route, enqueue. A request is all or
-//! nothing: every event is parsed and routed before anything is sent, and
-//! 202 is returned only once the Queue took every message.
+//! `POST /v1/events`: auth, parse, route, then hand the whole request to an
+//! intake object (glue/intake.rs). A request is all or nothing: every event
+//! is parsed and routed before anything is written, and 202 is returned only
+//! once the intake committed every packed message in one transaction; it
+//! forwards them to the Queue.
 
 use serde_json::json;
-use worker::{Env, Queue, Request};
+use worker::{Env, Request};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{internal, json, new_id, now_ms, ApiResult};
+use super::http::{call_object, faults_on, internal, new_id, now_ms, raw_json, ApiResult};
+use super::intake::shard_name;
 use crate::core::catalog::{Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::{BoardName, BodyFormat, Event};
 use crate::error::ApiError;
-use crate::protocol::QueuedEvent;
+use crate::domain::IdempotencyKey;
+use crate::protocol::{pack, IntakeCommand, IntakeReply, IntakeRequest, QueuedEvent};
 
-/// Queues take at most 100 messages and 256 KB per `sendBatch`.
-const SEND_MAX_MESSAGES: usize = 100;
-const SEND_MAX_BYTES: usize = 240 * 1024;
-
-pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
+pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult {
+    let idempotency = match req.headers().get("Idempotency-Key").ok().flatten() {
+        Some(k) => Some(IdempotencyKey::parse(&k, holder)?),
+        None => None,
+    };
     let declared = req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge { max: MAX_BODY_BYTES });
@@ -44,17 +48,28 @@ pub async fn post_events(mut req: Request, env: &Env) -> ApiResult {
         messages = resolve_all(&cat, &events)?;
     }
 
-    let queue: Queue = env.queue("EVENTS").map_err(|e| internal("queue binding", e))?;
-    for chunk in chunks(&messages) {
-        if let Err(e) = queue.send_batch(chunk.to_vec()).await {
-            // Earlier chunks may already be queued; a client retrying with the
-            // same ids is safe (boards dedupe by id), so tell it to retry.
-            let _ = internal("queue send", e);
-            return Err(ApiError::Overloaded { retry_after_s: 1 });
-        }
-    }
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    json(202, &json!({ "accepted": events.len(), "ids": ids }))
+    let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
+        .map_err(|e| internal("answer", e))?;
+    let packs = pack(&messages).map_err(|e| internal("pack", e))?;
+    // Test faults (off unless PODIUM_TEST_FAULTS=1): a Queue that refuses
+    // part-way, an intake that fails part-way through its write.
+    let fault = |name: &str| -> Option<u32> {
+        faults_on(env).then(|| req.headers().get(name).ok().flatten()?.parse().ok()).flatten()
+    };
+    let test_refuse = fault("X-Podium-Test-Refuse").unwrap_or(0);
+    let test_fail_after = fault("X-Podium-Test-Intake-Fail");
+    let idempotency = idempotency.map(|k| k.scoped());
+    let shard = shard_name(idempotency.as_deref(), js_sys::Math::random());
+    let stub = env
+        .durable_object("INTAKE")
+        .and_then(|ns| ns.get_by_name(&shard))
+        .map_err(|e| internal("intake stub", e))?;
+    let cmd = IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after });
+    // Nothing is enqueued unless the intake committed the whole request; if it
+    // did not answer, the client may retry (with or without ids) safely.
+    let reply: IntakeReply = call_object(&stub, "/cmd", &cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
+    raw_json(202, reply.answer)
 }
 
 /// An event's message for the Queue: its deliveries by the catalog's rules.
@@ -99,21 +114,3 @@ fn needs_ensure(cat: &Catalog, messages: &[QueuedEvent]) -> Vec<BoardName> {
     out
 }
 
-/// Splits messages into `sendBatch` calls within the Queue's limits.
-fn chunks(messages: &[QueuedEvent]) -> Vec<&[QueuedEvent]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, m) in messages.iter().enumerate() {
-        let size = serde_json::to_string(m).map(|s| s.len()).unwrap_or(SEND_MAX_BYTES) + 64;
-        if i > start && (i - start == SEND_MAX_MESSAGES || bytes + size > SEND_MAX_BYTES) {
-            out.push(&messages[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < messages.len() {
-        out.push(&messages[start..]);
-    }
-    out
-}

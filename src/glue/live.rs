@@ -14,7 +14,8 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-use super::http::{call_object, now_ms, rust_err};
+use super::boards::BoardClient;
+use super::http::{now_ms, rust_err};
 use super::kv;
 use crate::core::period::Period;
 use crate::protocol::{BoardSpec, LiveMessage, TopOut};
@@ -65,8 +66,8 @@ impl LiveObject {
 
     /// Asks a board period for its top, which also makes it push changes here.
     async fn watch(&self, spec: &BoardSpec) -> Result<TopOut> {
-        let stub = self.env.durable_object("BOARD")?.get_by_name(&spec.object_name())?;
-        call_object(&stub, "/watch", spec).await.map_err(|_| rust_err("board did not answer /watch"))
+        let board = BoardClient::of(&self.env, spec).map_err(|_| rust_err("board stub"))?;
+        board.watch(spec).await.map_err(|_| rust_err("board did not answer watch"))
     }
 
     fn send(&self, ws: &WebSocket, limit: usize, kind: &str, hub: &HubState) {

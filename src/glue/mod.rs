@@ -5,18 +5,21 @@ mod board;
 mod boards;
 mod catalog;
 mod consumer;
+mod faults;
 mod http;
 mod ingest;
+mod intake;
 mod kv;
 mod live;
 mod rules;
+mod txn;
 
 use serde_json::json;
 use worker::{event, Context, Env, MessageBatch, Request, Response};
 
 use crate::domain::auth::{bearer, role_of, Role};
 use crate::error::ApiError;
-use crate::protocol::QueuedEvent;
+use wasm_bindgen::JsValue;
 use crate::routes::{match_path, Route};
 use http::{error_response, json, preflight, with_cors, ApiResult};
 
@@ -39,7 +42,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<QueuedEvent>, env: Env, _ctx: Context) -> worker::Result<()> {
+async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
     consumer::consume(batch, env).await
 }
 
@@ -85,7 +88,8 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         }
         (Route::Events, _) => {
             require(&req, env, Role::Ingest)?;
-            ingest::post_events(req, env).await
+            let holder = bearer(req.headers().get("Authorization").ok().flatten().as_deref()).unwrap_or_default().to_string();
+            ingest::post_events(req, env, &holder).await
         }
         (Route::Routes, _) => rules::list(env).await,
         (Route::Route(t), "GET") => rules::get(env, &t).await,

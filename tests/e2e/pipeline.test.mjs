@@ -1,0 +1,148 @@
+// The apply path under faults: packed Queue messages, the durable intake
+// (all-or-nothing requests, Idempotency-Key), and atomic board applies.
+// Runs with test faults switched on (PODIUM_TEST_FAULTS=1 in this worker's
+// private .dev.vars): a fault rides on an event's member id
+// (`__fault:<fail|panic|txn>:<until ms>`) or on a request header.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, post, get, waitFor, uniqueName, ADMIN_KEY } from '../harness.mjs';
+
+let w;
+let EV;
+before(async () => {
+  w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1' } });
+  EV = `${w.url}/v1/events`;
+});
+after(async () => { await w?.stop(); });
+
+const board = async (name) => (await get(`${w.url}/v1/boards/${name}`)).json;
+
+/** Every member's score on a board, read through `top` pages. */
+async function scores(name) {
+  const out = new Map();
+  for (let offset = 0; ; offset += 1000) {
+    const r = await get(`${w.url}/v1/boards/${name}/top?limit=1000&offset=${offset}`);
+    assert.equal(r.status, 200, r.text);
+    for (const e of r.json.entries) out.set(e.member, e.score);
+    if (r.json.entries.length < 1000) return out;
+  }
+}
+
+/** Waits until the board's `events` counter reaches `n`, then checks it stays exact. */
+async function waitEvents(name, n, timeout = 30_000) {
+  await waitFor(async () => (await board(name))?.events >= n, { timeout, what: `${name} events >= ${n}` });
+  assert.equal((await board(name)).events, n, `${name} applied exactly ${n} events`);
+}
+
+function events(boardName, n, { prefix = 'm', members = 50, ids = true, meta } = {}) {
+  return Array.from({ length: n }, (_, i) => ({
+    type: 'hit', board: boardName, member: `${prefix}${i % members}`,
+    ...(ids ? { id: `${boardName}-${prefix}-${i}` } : {}),
+    ...(meta ? { meta } : {}),
+  }));
+}
+
+function expected(evs) {
+  const m = new Map();
+  for (const e of evs) m.set(e.member, (m.get(e.member) ?? 0) + (e.value ?? 1));
+  return m;
+}
+
+describe('packed messages', () => {
+  test('a request feeding several boards is packed, and every board applies each event exactly once', async () => {
+    const boards = [uniqueName('pk'), uniqueName('pk'), uniqueName('pk')];
+    const evs = boards.flatMap((b) => events(b, 300));
+    const r = await post(EV, evs);
+    assert.equal(r.status, 202, r.text);
+    for (const b of boards) {
+      await waitEvents(b, 300);
+      assert.deepEqual(await scores(b), expected(evs.filter((e) => e.board === b)));
+    }
+    // The same request again (same ids): nothing changes.
+    const again = await post(EV, evs);
+    assert.equal(again.status, 202, again.text);
+    const sentinel = uniqueName('pk');
+    assert.equal((await post(EV, events(sentinel, 1))).status, 202);
+    await waitEvents(sentinel, 1);
+    for (const b of boards) assert.equal((await board(b)).events, 300);
+  });
+
+  test('a 1 MiB request, several Queue messages and more than one sendBatch, is applied whole', async () => {
+    const b = uniqueName('big');
+    const meta = { note: 'x'.repeat(900) };
+    const evs = events(b, 1000, { members: 1000, meta });
+    const body = JSON.stringify(evs);
+    assert.ok(body.length > 900_000 && body.length <= 1024 * 1024, `body is ${body.length} bytes`);
+    const r = await post(EV, body);
+    assert.equal(r.status, 202, r.text);
+    await waitEvents(b, 1000);
+    assert.equal((await board(b)).members, 1000);
+  });
+});
+
+describe('all-or-nothing requests', () => {
+  test('a Queue that refuses part-way through a request loses nothing and counts nothing twice', async () => {
+    const b = uniqueName('refuse');
+    const evs = events(b, 1000, { members: 100, meta: { note: 'y'.repeat(900) } });
+    // Every message after the first is refused twice before the Queue takes it.
+    const r = await post(EV, JSON.stringify(evs), { headers: { 'X-Podium-Test-Refuse': '2' } });
+    assert.equal(r.status, 202, r.text);
+    await waitEvents(b, 1000);
+    assert.deepEqual(await scores(b), expected(evs));
+  });
+
+  test('a request refused part-way through its write enqueued nothing, so a retry without ids counts once', async () => {
+    const b = uniqueName('intake');
+    const evs = events(b, 1000, { members: 100, ids: false, meta: { note: 'z'.repeat(900) } });
+    const body = JSON.stringify(evs);
+    // The intake's transaction fails after two of its writes (two packed messages).
+    const refused = await post(EV, body, { headers: { 'X-Podium-Test-Intake-Fail': '2' } });
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.json.error.code, 'overloaded');
+    assert.ok(refused.headers.get('retry-after'));
+    const r = await post(EV, body);
+    assert.equal(r.status, 202, r.text);
+    await waitEvents(b, 1000);
+    assert.deepEqual(await scores(b), expected(evs));
+  });
+
+  test('a repeated Idempotency-Key gets the first answer, with the same server-assigned ids, and counts once', async () => {
+    const b = uniqueName('idem');
+    const evs = events(b, 20, { ids: false });
+    const key = `k-${b}`;
+    const first = await post(EV, evs, { headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 202, first.text);
+    const second = await post(EV, evs, { headers: { 'Idempotency-Key': key } });
+    assert.equal(second.status, 202, second.text);
+    assert.deepEqual(second.json, first.json);
+    // Another key holder's same key is its own key.
+    const other = await post(EV, evs.slice(0, 1), { key: ADMIN_KEY, headers: { 'Idempotency-Key': key } });
+    assert.equal(other.status, 202, other.text);
+    assert.notDeepEqual(other.json.ids, first.json.ids.slice(0, 1));
+    await waitEvents(b, 21);
+    const bad = await post(EV, evs, { headers: { 'Idempotency-Key': 'x'.repeat(129) } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error.code, 'invalid_parameter');
+  });
+});
+
+describe('atomic board applies', () => {
+  for (const kind of ['fail', 'txn', 'panic']) {
+    test(`a board that ${kind === 'txn' ? 'fails inside its transaction' : kind === 'panic' ? 'panics' : 'fails'} after k of n events applies every event exactly once on the Queue's retry`, async () => {
+      const b = uniqueName(kind);
+      const other = uniqueName(`${kind}-ok`);
+      const until = Date.now() + 2500;
+      const evs = events(b, 200);
+      // Event 120 of 200 carries the fault; the same request also feeds a healthy board.
+      evs.splice(120, 0, { type: 'hit', board: b, member: `__fault:${kind}:${until}`, id: `${b}-fault` });
+      const healthy = events(other, 100);
+      const r = await post(EV, [...evs, ...healthy]);
+      assert.equal(r.status, 202, r.text);
+      await waitEvents(b, 201, 40_000);
+      assert.deepEqual(await scores(b), expected(evs));
+      // The healthy board's message was retried with the faulty one; its dedupe kept it exact.
+      await waitEvents(other, 100);
+      assert.deepEqual(await scores(other), expected(healthy));
+    });
+  }
+});
