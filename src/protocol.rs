@@ -25,6 +25,12 @@ pub struct QueuedEvent {
 /// fails alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedPack {
+    /// The intake object that sent it and its number there, for the
+    /// consumer's confirmation (absent in packs not yet sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     pub events: Vec<QueuedEvent>,
 }
 
@@ -104,6 +110,8 @@ pub struct IntakeReply {
 pub enum IntakeCommand {
     /// → `IntakeReply`
     Accept(IntakeRequest),
+    /// The consumer applied these messages (by `seq`) everywhere. → `Ack`
+    Done(Vec<i64>),
 }
 
 /// Every command a board object takes, and the one reply type of each.

@@ -15,6 +15,7 @@ use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRe
 use super::boards::{spec, BoardClient};
 use super::catalog;
 use super::http::{now_ms, retention};
+use super::intake::confirm;
 use crate::core::period::Period;
 use crate::domain::event::MAX_FUTURE_MS;
 use crate::protocol::{ApplyBatch, ApplyEvent, BoardSpec, QueuedPack};
@@ -135,6 +136,23 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
             }
         }
     }
+    // Applied messages are confirmed to the intake that sent them (which
+    // then forgets them), grouped per intake, before they are acked.
+    let mut done: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (p, f) in packs.iter().zip(&failed) {
+        if let (Some(QueuedPack { src: Some(src), seq: Some(seq), .. }), false) = (p, f) {
+            done.entry(src.as_str()).or_default().push(*seq);
+        }
+    }
+    let confirms = done.into_iter().map(|(src, seqs)| {
+        let env = &env;
+        async move {
+            if confirm(env, src, seqs).await.is_err() {
+                console_warn!("intake {src} not told; its messages will be sent again (harmless)");
+            }
+        }
+    });
+    futures_util::future::join_all(confirms).await;
     for ((m, f), p) in raw.iter().zip(failed).zip(&packs) {
         if p.is_none() {
             continue; // already retried as undecodable

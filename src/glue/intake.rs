@@ -3,10 +3,11 @@
 //! transaction: all of the request or none of it), so a request answered
 //! with anything else enqueued nothing, and a request too large for one
 //! `sendBatch` (1 MiB against 256 KB) is still all-or-nothing. The object's
-//! alarm then forwards the messages to the Queue in order, deleting each
-//! only after the Queue took it, and retries with backoff while the Queue
-//! refuses. A message forwarded twice (a crash between send and delete) is
-//! harmless: boards dedupe by event id.
+//! alarm then forwards the messages to the Queue in order, and retries with
+//! backoff while the Queue refuses. A message is deleted only when the
+//! consumer confirms that every board it feeds applied it (`Done`); one left
+//! unconfirmed is sent again after `REDELIVER_MS`. A message forwarded twice
+//! is harmless: boards dedupe by event id.
 //!
 //! Requests are spread over `SHARDS` objects; a request with an
 //! `Idempotency-Key` goes to the shard its key hashes to, which keeps the
@@ -19,7 +20,7 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 
 use super::http::{alarm_at, now_ms, rust_err};
 use super::txn::{write_all, Stmt};
-use crate::protocol::{IntakeCommand, IntakeReply, IntakeRequest};
+use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest};
 
 /// How many intake objects share the ingest load.
 pub const SHARDS: u32 = 16;
@@ -45,8 +46,8 @@ pub struct IntakeObject {
     state: State,
     env: Env,
     ready: Cell<bool>,
-    /// The alarm is set (or running): no need to set it again.
-    alarm_pending: Cell<bool>,
+    /// When the alarm is set for, as far as this instance knows.
+    alarm_at: Cell<Option<i64>>,
     /// Consecutive failed forwards, for the backoff.
     failures: Cell<u32>,
 }
@@ -63,19 +64,35 @@ struct Pending {
     refuse: f64,
 }
 
+#[derive(Deserialize)]
+struct Oldest {
+    at: Option<f64>,
+}
+
+/// A message the consumer has not confirmed this long after it was sent is
+/// sent again (a consumer invocation can be lost: under `wrangler dev` a
+/// panic resets the wasm instance that runs it, and the local Queue keeps
+/// messages in memory only). Boards dedupe by id, so a copy is harmless.
+pub const REDELIVER_MS: i64 = 60_000;
+/// After this many sends a message is given up: the Queue's own retries
+/// have put every copy in the dead-letter queue by then.
+const MAX_SENDS: f64 = 5.0;
+
 impl IntakeObject {
     fn open(&self) -> Result<()> {
         if self.ready.get() {
             return Ok(());
         }
         let sql = self.state.storage().sql();
-        // `refuse`: test faults only — how many more sends of this message
-        // the "Queue" refuses.
+        // `sent_at`: 0 until first sent. `refuse` (test faults only): how
+        // many more sends of this message the "Queue" refuses.
         sql.exec(
             "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, \
+             sent_at INTEGER NOT NULL DEFAULT 0, sends INTEGER NOT NULL DEFAULT 0, \
              refuse INTEGER NOT NULL DEFAULT 0)",
             None,
         )?;
+        sql.exec("CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at)", None)?;
         sql.exec("CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, answer TEXT NOT NULL, at INTEGER NOT NULL)", None)?;
         sql.exec("CREATE INDEX IF NOT EXISTS idem_at ON idem (at)", None)?;
         self.ready.set(true);
@@ -121,26 +138,49 @@ impl IntakeObject {
         Ok(IntakeReply { answer: req.answer, repeat: false })
     }
 
-    /// Sets the alarm to forward now, unless it is already set.
+    /// The consumer applied these messages everywhere: forget them.
+    fn done(&self, seqs: Vec<i64>) -> Result<Ack> {
+        self.open()?;
+        let list = serde_json::to_string(&seqs).map_err(rust_err)?;
+        self.state.storage().sql().exec("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", vec![list.into()])?;
+        Ok(Ack { ok: true })
+    }
+
+    /// Makes sure the alarm fires by `at`.
     async fn wake(&self, at: i64) -> Result<()> {
-        if !self.alarm_pending.get() {
+        if self.alarm_at.get().is_none_or(|t| t > at) {
             self.state.storage().set_alarm(alarm_at(at)).await?;
-            self.alarm_pending.set(true);
+            self.alarm_at.set(Some(at));
         }
         Ok(())
     }
 
-    /// Forwards what the outbox holds, oldest first. Returns whether it is empty.
-    async fn forward(&self) -> Result<bool> {
+    /// Sends every message that is due (never sent, or sent `REDELIVER_MS`
+    /// ago and not confirmed), oldest first. Returns when the next one falls
+    /// due, if any is left.
+    async fn forward(&self, now: i64) -> Result<Option<i64>> {
         self.open()?;
         let sql = self.state.storage().sql();
         let queue = self.env.queue("EVENTS")?;
+        let due = ((now - REDELIVER_MS) as f64).into();
+        let given_up = sql
+            .exec("DELETE FROM outbox WHERE sent_at > 0 AND sent_at <= ? AND sends >= ? RETURNING seq", vec![
+                due,
+                MAX_SENDS.into(),
+            ])?
+            .to_array::<serde_json::Value>()?;
+        if !given_up.is_empty() {
+            console_error!("intake: {} messages unconfirmed after {MAX_SENDS} sends: see the dead-letter queue", given_up.len());
+        }
         loop {
             let rows: Vec<Pending> = sql
-                .exec("SELECT seq, body, refuse FROM outbox ORDER BY seq LIMIT ?", vec![(SEND_MAX_MESSAGES as f64).into()])?
+                .exec(
+                    "SELECT seq, body, refuse FROM outbox WHERE sent_at <= ? ORDER BY seq LIMIT ?",
+                    vec![((now - REDELIVER_MS) as f64).into(), (SEND_MAX_MESSAGES as f64).into()],
+                )?
                 .to_array()?;
             if rows.is_empty() {
-                return Ok(true);
+                break;
             }
             let mut take = 0;
             let mut bytes = 0;
@@ -151,37 +191,55 @@ impl IntakeObject {
                 bytes += r.body.len();
                 take += 1;
             }
-            let batch = &rows[..take];
-            if let Some(r) = batch.iter().find(|r| r.refuse > 0.0) {
-                // Test fault: send what comes before the refused message, then fail.
-                let before: Vec<&Pending> = batch.iter().take_while(|p| p.seq < r.seq).collect();
-                if !before.is_empty() {
-                    send(&queue, &before).await?;
-                    sql.exec("DELETE FROM outbox WHERE seq < ?", vec![r.seq.into()])?;
-                }
+            let batch = rows.get(..take).unwrap_or_default();
+            let refused = batch.iter().position(|r| r.refuse > 0.0);
+            let sendable = batch.get(..refused.unwrap_or(take)).unwrap_or_default();
+            if !sendable.is_empty() {
+                self.send(&queue, sendable).await?;
+                let seqs: Vec<f64> = sendable.iter().map(|r| r.seq).collect();
+                sql.exec(
+                    "UPDATE outbox SET sent_at = ?, sends = sends + 1 WHERE seq IN (SELECT value FROM json_each(?))",
+                    vec![(now as f64).into(), serde_json::to_string(&seqs).map_err(rust_err)?.into()],
+                )?;
+                // Progress: the backoff starts again from its shortest wait.
+                self.failures.set(0);
+            }
+            if let Some(r) = refused.and_then(|i| batch.get(i)) {
                 sql.exec("UPDATE outbox SET refuse = refuse - 1 WHERE seq = ?", vec![r.seq.into()])?;
                 return Err(rust_err("test fault: the queue refused a message"));
             }
-            let refs: Vec<&Pending> = batch.iter().collect();
-            send(&queue, &refs).await?;
-            let last = batch.last().map(|r| r.seq).unwrap_or(0.0);
-            sql.exec("DELETE FROM outbox WHERE seq <= ?", vec![last.into()])?;
         }
+        let oldest: Vec<Oldest> = sql.exec("SELECT MIN(sent_at) AS at FROM outbox", None)?.to_array()?;
+        Ok(oldest.first().and_then(|o| o.at).map(|at| at as i64 + REDELIVER_MS))
+    }
+
+    /// Sends messages, each stamped with where it came from so the consumer
+    /// can confirm it.
+    async fn send(&self, queue: &worker::Queue, rows: &[Pending]) -> Result<()> {
+        use worker::{BatchSendMessage, QueueContentType, RawMessageBuilder};
+        // The object's id (hex): the consumer reaches it by id, no name needed.
+        let src = self.state.id().to_string();
+        let messages: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let body = stamp(&r.body, &src, r.seq as i64);
+                RawMessageBuilder::new(body.as_str().into()).build_with_content_type(QueueContentType::Text)
+            })
+            .collect();
+        queue.send_raw_batch(BatchSendMessage::from(messages)).await
     }
 }
 
-async fn send(queue: &worker::Queue, rows: &[&Pending]) -> Result<()> {
-    use worker::{BatchSendMessage, QueueContentType, RawMessageBuilder};
-    let messages: Vec<_> = rows
-        .iter()
-        .map(|r| RawMessageBuilder::new(r.body.as_str().into()).build_with_content_type(QueueContentType::Text))
-        .collect();
-    queue.send_raw_batch(BatchSendMessage::from(messages)).await
+/// `{"events":[...]}` → `{"src":"<intake id>","seq":17,"events":[...]}`.
+fn stamp(body: &str, src: &str, seq: i64) -> String {
+    let rest = body.strip_prefix('{').unwrap_or(body);
+    let src = serde_json::to_string(src).unwrap_or_else(|_| "\"\"".into());
+    format!("{{\"src\":{src},\"seq\":{seq},{rest}")
 }
 
 impl worker::DurableObject for IntakeObject {
     fn new(state: State, env: Env) -> Self {
-        IntakeObject { state, env, ready: Cell::new(false), alarm_pending: Cell::new(false), failures: Cell::new(0) }
+        IntakeObject { state, env, ready: Cell::new(false), alarm_at: Cell::new(None), failures: Cell::new(0) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -190,6 +248,7 @@ impl worker::DurableObject for IntakeObject {
         }
         let reply = match req.json::<IntakeCommand>().await? {
             IntakeCommand::Accept(r) => serde_json::to_value(self.accept(r).await?),
+            IntakeCommand::Done(seqs) => serde_json::to_value(self.done(seqs)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }
@@ -197,16 +256,18 @@ impl worker::DurableObject for IntakeObject {
     async fn alarm(&self) -> Result<Response> {
         // Cleared first: an accept that lands while this alarm awaits sets a
         // new one, so its messages are never left waiting.
-        self.alarm_pending.set(false);
+        self.alarm_at.set(None);
         let now = now_ms();
-        match self.forward().await {
-            Ok(_) => self.failures.set(0),
+        match self.forward(now).await {
+            Ok(Some(next)) => self.wake(next).await?,
+            Ok(None) => {}
             Err(e) => {
                 let n = self.failures.get().saturating_add(1);
                 self.failures.set(n);
                 console_error!("intake: forwarding failed ({n} in a row): {e}");
-                // 0.5 s, 1 s, 2 s, ... capped at 30 s.
-                let wait = (500i64 << n.min(6)).min(30_000);
+                // 0.5 s, 1 s, 2 s, ... capped at 30 s, counted from the last
+                // time a message went through.
+                let wait = (250i64 << n.min(7)).min(30_000);
                 self.wake(now + wait).await?;
             }
         }
@@ -218,3 +279,14 @@ impl worker::DurableObject for IntakeObject {
     }
 }
 
+/// The consumer's confirmation: these messages of intake `src` (its id) are
+/// applied everywhere. A confirmation that does not arrive only means the
+/// messages are sent once more.
+pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> crate::glue::http::ApiResult<Ack> {
+    use super::http::{call_object, internal};
+    let stub = env
+        .durable_object("INTAKE")
+        .and_then(|ns| ns.id_from_string(src)?.get_stub())
+        .map_err(|e| internal("intake stub", e))?;
+    call_object(&stub, "/cmd", &IntakeCommand::Done(seqs)).await
+}
