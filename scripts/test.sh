@@ -20,10 +20,10 @@ cargo test --target wasm32-unknown-unknown --test wasm_boundary 2>&1 | grep -v "
 scripts/build.sh
 
 say "end-to-end tests: the built worker under workerd (wrangler dev)"
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
 
 say "browser tests: the page in Chromium (playwright-core)"
-node --test --test-concurrency=1 tests/browser/
+node --test --test-concurrency=1 'tests/browser/*.test.mjs'
 
 say "deploy dry run (wrangler deploy --dry-run)"
 rm -rf dist dist.log
