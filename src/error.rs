@@ -50,6 +50,7 @@ pub enum ApiError {
     MemberNotFound(String),
     PeriodNotFound(String),
     RouteNotFound(String),
+    DeadLetterNotFound(String),
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -82,7 +83,8 @@ impl ApiError {
             | InvalidParameter { .. }
             | InvalidBody { .. } => 400,
             Unauthorized => 401,
-            NotFound | BoardNotFound(_) | MemberNotFound(_) | PeriodNotFound(_) | RouteNotFound(_) => 404,
+            NotFound | BoardNotFound(_) | MemberNotFound(_) | PeriodNotFound(_) | RouteNotFound(_)
+            | DeadLetterNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
@@ -111,6 +113,7 @@ impl ApiError {
             MemberNotFound(_) => "member_not_found",
             PeriodNotFound(_) => "period_not_found",
             RouteNotFound(_) => "route_not_found",
+            DeadLetterNotFound(_) => "dead_letter_not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Conflict(_) => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
@@ -144,6 +147,7 @@ impl ApiError {
             MemberNotFound(m) => format!("member \"{m}\" is not on this board"),
             PeriodNotFound(p) => format!("period \"{p}\" is not kept"),
             RouteNotFound(t) => format!("no route for event type \"{t}\""),
+            DeadLetterNotFound(id) => format!("no dead letter \"{}\"", id.escape_default()),
             MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
             Conflict(m) => m.clone(),
             PayloadTooLarge { max } => format!("body is larger than {max} bytes"),

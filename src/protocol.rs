@@ -128,6 +128,53 @@ pub enum BoardCommand {
     Respec(BoardSpec),
     /// → `Ack`
     Wipe,
+    /// Which of these event ids this board period has not applied. → `Missing`
+    Missing(Vec<String>),
+}
+
+/// A board period's answer to `Missing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Missing {
+    pub ids: Vec<String>,
+}
+
+/// An (event, board period) pair that the Queue could not deliver (API 1.1):
+/// kept 7 days, listed, re-driven to `spec` alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Unique per (event id, board period).
+    pub id: String,
+    pub event: ApplyEvent,
+    /// The board period it failed on; `None` for a message that did not decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<BoardSpec>,
+    pub reason: String,
+    pub failed_at: i64,
+}
+
+/// Every command the dead-letter store takes, and the one reply type of each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum DeadCommand {
+    /// → `Ack`
+    Store(Vec<DeadLetter>),
+    /// Ordered by id, after `cursor`. → `DeadPage`
+    List { limit: usize, cursor: Option<String> },
+    /// These (or, for `None`, up to `limit` of all). → `DeadPage`
+    Get { ids: Option<Vec<String>>, limit: usize },
+    /// → `Removed`
+    Remove(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadPage {
+    pub letters: Vec<DeadLetter>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Removed {
+    pub removed: u64,
 }
 
 /// A command's reply that carries nothing but success.

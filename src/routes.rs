@@ -15,6 +15,9 @@ pub enum Route {
     Around(String, String),
     Lookup(String),
     Live(String),
+    DeadLetters,
+    Redrive,
+    DeadLetter(String),
 }
 
 impl Route {
@@ -27,7 +30,10 @@ impl Route {
             | Route::Top(_)
             | Route::Member(..)
             | Route::Around(..)
-            | Route::Live(_) => "GET",
+            | Route::Live(_)
+            | Route::DeadLetters => "GET",
+            Route::Redrive => "POST",
+            Route::DeadLetter(_) => "DELETE",
             Route::Events | Route::Lookup(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
@@ -58,6 +64,9 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["boards", b, "members", m, "around"] => Route::Around(own(b), own(m)),
         ["boards", b, "lookup"] => Route::Lookup(own(b)),
         ["boards", b, "live"] => Route::Live(own(b)),
+        ["dead-letters"] => Route::DeadLetters,
+        ["dead-letters", "redrive"] => Route::Redrive,
+        ["dead-letters", id] => Route::DeadLetter(own(id)),
         _ => return None,
     })
 }
@@ -88,6 +97,9 @@ mod tests {
     fn every_documented_path_has_a_route() {
         assert_eq!(match_path("/v1/health"), Some(Route::Health));
         assert_eq!(match_path("/v1/events"), Some(Route::Events));
+        assert_eq!(match_path("/v1/dead-letters"), Some(Route::DeadLetters));
+        assert_eq!(match_path("/v1/dead-letters/redrive"), Some(Route::Redrive));
+        assert_eq!(match_path("/v1/dead-letters/0a1b"), Some(Route::DeadLetter("0a1b".into())));
         assert_eq!(match_path("/v1/routes/order"), Some(Route::Route("order".into())));
         assert_eq!(match_path("/v1/boards/likes/top"), Some(Route::Top("likes".into())));
         assert_eq!(

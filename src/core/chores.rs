@@ -1,8 +1,10 @@
 //! When a board period's alarm should fire. Time is an argument: the glue
 //! passes `now` and what it knows, and sets the alarm this returns.
 
-/// Event ids are remembered at least this long (the contract promises 24 h).
-pub const DEDUPE_MS: i64 = 25 * 3600 * 1000;
+/// Event ids are remembered at least this long: the contract promises 24 h,
+/// and as long as dead letters are kept (7 days) so that re-driving one
+/// never counts an event twice; a day more for margin.
+pub const DEDUPE_MS: i64 = 8 * 24 * 3600 * 1000;
 /// Live updates are coalesced to at most one per this interval: the
 /// contract's 500 ms plus a margin, because a push's trip to the hub and on
 /// to a viewer varies by tens of ms, and two pushes 500 ms apart at the board

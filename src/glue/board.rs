@@ -24,7 +24,7 @@ use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
-    json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut, QueryOut,
+    json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, Missing, BoardQuery, BoardSpec, EntryOut, QueryOut,
     StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
@@ -153,21 +153,10 @@ impl BoardObject {
         self.ensure_loaded()?;
         self.adopt_spec(&batch.spec)?;
         let now = now_ms();
-        let sql = self.sql();
         let faults = faults_on(&self.env);
 
-        #[derive(Deserialize)]
-        struct Seen {
-            id: String,
-        }
         let ids: Vec<&str> = batch.events.iter().map(|e| e.id.as_str()).collect();
-        let mut known: HashSet<String> = HashSet::new();
-        for chunk in json_chunks(&ids)? {
-            let rows = sql
-                .exec("SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value", vec![chunk.into()])?
-                .to_array::<Seen>()?;
-            known.extend(rows.into_iter().map(|r| r.id));
-        }
+        let known = self.known_ids(&ids)?;
 
         let mut fresh_ids: Vec<String> = Vec::with_capacity(batch.events.len());
         let mut batch_ids: HashSet<String> = HashSet::with_capacity(batch.events.len());
@@ -258,6 +247,30 @@ impl BoardObject {
             self.dirty.set(true);
         }
         Ok(ApplyResult { applied, duplicates })
+    }
+
+    /// Which of `ids` this board period has applied (one statement per ~512 KB).
+    fn known_ids(&self, ids: &[&str]) -> Result<HashSet<String>> {
+        #[derive(Deserialize)]
+        struct Seen {
+            id: String,
+        }
+        let mut known: HashSet<String> = HashSet::new();
+        for chunk in json_chunks(ids)? {
+            let rows = self
+                .sql()
+                .exec("SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value", vec![chunk.into()])?
+                .to_array::<Seen>()?;
+            known.extend(rows.into_iter().map(|r| r.id));
+        }
+        Ok(known)
+    }
+
+    fn missing(&self, ids: Vec<String>) -> Result<Missing> {
+        self.ensure_loaded()?;
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let known = self.known_ids(&refs)?;
+        Ok(Missing { ids: ids.into_iter().filter(|i| !known.contains(i)).collect() })
     }
 
     fn query(&self, q: BoardQuery) -> Result<QueryOut> {
@@ -438,6 +451,7 @@ impl worker::DurableObject for BoardObject {
                 self.wipe().await?;
                 serde_json::to_value(Ack { ok: true })
             }
+            BoardCommand::Missing(ids) => serde_json::to_value(self.missing(ids)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }

@@ -15,7 +15,7 @@ use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
-    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, QueryOut, TopOut, LIVE_MAX_LIMIT,
+    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, TopOut, LIVE_MAX_LIMIT,
 };
 
 /// The board a path names; a name that cannot exist is simply not found.
@@ -69,6 +69,10 @@ impl BoardClient {
 
     pub async fn wipe(&self) -> ApiResult<Ack> {
         call_object(&self.0, "/cmd", &BoardCommand::Wipe).await
+    }
+
+    pub async fn missing(&self, ids: Vec<String>) -> ApiResult<Missing> {
+        call_object(&self.0, "/cmd", &BoardCommand::Missing(ids)).await
     }
 }
 

@@ -8,73 +8,31 @@
 //! already applied it do not count it twice).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage};
 
 use super::boards::{spec, BoardClient};
 use super::catalog;
-use super::http::{now_ms, retention};
+use super::http::{now_ms, retention, ApiResult};
 use super::intake::confirm;
+use crate::core::catalog::Catalog;
 use crate::core::period::Period;
+use crate::core::retention::Retention;
 use crate::domain::event::MAX_FUTURE_MS;
 use crate::protocol::{ApplyBatch, ApplyEvent, BoardSpec, QueuedPack};
 
-struct Group {
-    spec: BoardSpec,
-    events: Vec<ApplyEvent>,
+pub struct Group {
+    pub spec: BoardSpec,
+    pub events: Vec<ApplyEvent>,
     /// Which messages (by index in the batch) fed this group.
-    messages: Vec<usize>,
+    pub messages: Vec<usize>,
 }
 
-fn decode(m: &RawMessage) -> Result<QueuedPack, String> {
-    let body = m.body();
-    match body.as_string() {
-        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        None => Err("message body is not text".into()),
-    }
-}
-
-pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
-    let retry = QueueRetryOptionsBuilder::new().with_delay_seconds(2).build();
-    let raw: Vec<RawMessage> = batch.raw_iter().collect();
-    let mut packs: Vec<Option<QueuedPack>> = Vec::with_capacity(raw.len());
-    for m in &raw {
-        match decode(m) {
-            Ok(p) => packs.push(Some(p)),
-            Err(e) => {
-                console_error!("message {} does not decode ({e}); retrying it alone", m.id());
-                m.retry_with_options(&retry);
-                packs.push(None);
-            }
-        }
-    }
-    let mut cat = match catalog::get(&env).await {
-        Ok(c) => c,
-        Err(_) => {
-            for (m, p) in raw.iter().zip(&packs) {
-                if p.is_some() {
-                    m.retry_with_options(&retry);
-                }
-            }
-            return Ok(());
-        }
-    };
-    // A board created after this isolate cached the catalog: refresh once.
-    let stale = packs
-        .iter()
-        .flatten()
-        .flat_map(|p| &p.events)
-        .flat_map(|ev| &ev.to)
-        .any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
-    if stale {
-        if let Ok(c) = catalog::fresh(&env).await {
-            cat = c;
-        }
-    }
-    let retention = retention(&env);
-    let now = now_ms();
-
+/// The events of the decoded messages (`None`: did not decode), grouped by
+/// the board period each feeds under the catalog's current boards.
+pub fn group(packs: &[Option<QueuedPack>], cat: &Catalog, retention: &Retention, now: i64) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for (i, pack) in packs.iter().enumerate() {
         let Some(pack) = pack else { continue };
@@ -111,6 +69,40 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
             }
         }
     }
+    groups
+}
+
+pub fn decode(m: &RawMessage) -> Result<QueuedPack, String> {
+    let body = m.body();
+    match body.as_string() {
+        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        None => Err("message body is not text".into()),
+    }
+}
+
+pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
+    let retry = QueueRetryOptionsBuilder::new().with_delay_seconds(2).build();
+    let raw: Vec<RawMessage> = batch.raw_iter().collect();
+    let mut packs: Vec<Option<QueuedPack>> = Vec::with_capacity(raw.len());
+    for m in &raw {
+        match decode(m) {
+            Ok(p) => packs.push(Some(p)),
+            Err(e) => {
+                console_error!("message {} does not decode ({e}); retrying it alone", m.id());
+                m.retry_with_options(&retry);
+                packs.push(None);
+            }
+        }
+    }
+    let Ok(cat) = catalog_for(&env, &packs).await else {
+        for (m, p) in raw.iter().zip(&packs) {
+            if p.is_some() {
+                m.retry_with_options(&retry);
+            }
+        }
+        return Ok(());
+    };
+    let groups = group(&packs, &cat, &retention(&env), now_ms());
 
     let calls = groups.into_values().map(|g| {
         let env = &env;
@@ -136,23 +128,8 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
             }
         }
     }
-    // Applied messages are confirmed to the intake that sent them (which
-    // then forgets them), grouped per intake, before they are acked.
-    let mut done: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for (p, f) in packs.iter().zip(&failed) {
-        if let (Some(QueuedPack { src: Some(src), seq: Some(seq), .. }), false) = (p, f) {
-            done.entry(src.as_str()).or_default().push(*seq);
-        }
-    }
-    let confirms = done.into_iter().map(|(src, seqs)| {
-        let env = &env;
-        async move {
-            if confirm(env, src, seqs).await.is_err() {
-                console_warn!("intake {src} not told; its messages will be sent again (harmless)");
-            }
-        }
-    });
-    futures_util::future::join_all(confirms).await;
+    let applied: Vec<bool> = failed.iter().map(|f| !f).collect();
+    confirm_all(&env, &packs, &applied).await;
     for ((m, f), p) in raw.iter().zip(failed).zip(&packs) {
         if p.is_none() {
             continue; // already retried as undecodable
@@ -165,4 +142,40 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
         }
     }
     Ok(())
+}
+
+/// The catalog, refreshed once when a message names a board generation this
+/// isolate's cached copy does not know yet.
+pub async fn catalog_for(env: &Env, packs: &[Option<QueuedPack>]) -> ApiResult<Rc<Catalog>> {
+    let cat = catalog::get(env).await?;
+    let stale = packs
+        .iter()
+        .flatten()
+        .flat_map(|p| &p.events)
+        .flat_map(|ev| &ev.to)
+        .any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
+    if stale {
+        if let Ok(c) = catalog::fresh(env).await {
+            return Ok(c);
+        }
+    }
+    Ok(cat)
+}
+
+/// Tells each intake which of its messages are done with (`done[i]` for
+/// `packs[i]`), so it forgets them instead of sending them again. A
+/// confirmation that fails only means a harmless second delivery.
+pub async fn confirm_all(env: &Env, packs: &[Option<QueuedPack>], done: &[bool]) {
+    let mut by_src: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (p, d) in packs.iter().zip(done) {
+        if let (Some(QueuedPack { src: Some(src), seq: Some(seq), .. }), true) = (p, d) {
+            by_src.entry(src.as_str()).or_default().push(*seq);
+        }
+    }
+    let confirms = by_src.into_iter().map(|(src, seqs)| async move {
+        if confirm(env, src, seqs).await.is_err() {
+            console_warn!("intake {src} not told; its messages will be sent again (harmless)");
+        }
+    });
+    futures_util::future::join_all(confirms).await;
 }

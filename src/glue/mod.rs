@@ -5,6 +5,7 @@ mod board;
 mod boards;
 mod catalog;
 mod consumer;
+mod dead;
 mod faults;
 mod http;
 mod ingest;
@@ -43,8 +44,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
-    consumer::consume(batch, env).await
+    if batch.queue() == DEAD_LETTER_QUEUE {
+        dead::consume(batch, env).await
+    } else {
+        consumer::consume(batch, env).await
+    }
 }
+
+/// The events queue's dead-letter queue (wrangler.toml), consumed into the
+/// dead-letter store.
+const DEAD_LETTER_QUEUE: &str = "podium-events-dlq";
 
 /// Which role the request's bearer key grants, if any.
 fn role(req: &Request, env: &Env) -> Option<Role> {
@@ -116,5 +125,17 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         (Route::Around(b, m), _) => boards::around(&req, env, &b, &m).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
         (Route::Live(b), _) => boards::live(req, env, &b).await,
+        (Route::DeadLetters, _) => {
+            require(&req, env, Role::Admin)?;
+            dead::list(&req, env).await
+        }
+        (Route::Redrive, _) => {
+            require(&req, env, Role::Admin)?;
+            dead::redrive(req, env).await
+        }
+        (Route::DeadLetter(id), _) => {
+            require(&req, env, Role::Admin)?;
+            dead::delete(env, &id).await
+        }
     }
 }

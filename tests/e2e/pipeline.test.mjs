@@ -152,3 +152,55 @@ describe('atomic board applies', () => {
     });
   }
 });
+
+describe('dead letters', () => {
+  test('an event that exhausts its retries is listed with its reason, and re-driving it after the fault clears applies it once', async () => {
+    const b = uniqueName('dl');
+    const ok = uniqueName('dl-ok');
+    // Fails every delivery for 45 s: longer than the Queue's 10 retries 2 s apart.
+    const until = Date.now() + 45_000;
+    const evs = events(b, 20);
+    evs.push({ type: 'hit', board: b, member: `__fault:fail:${until}`, id: `${b}-fault` });
+    const healthy = events(ok, 10);
+    const r = await post(EV, [...evs, ...healthy]);
+    assert.equal(r.status, 202, r.text);
+    await waitEvents(ok, 10);
+
+    const list = async () => (await get(`${w.url}/v1/dead-letters?limit=1000`, { key: ADMIN_KEY })).json;
+    const mine = async () => (await list())?.dead_letters?.filter((d) => d.board === b) ?? [];
+    await waitFor(async () => (await mine()).length === 21, { timeout: 60_000, interval: 500, what: 'dead letters for the failing board' });
+    const letters = await mine();
+    const one = letters.find((d) => d.event.id === `${b}-m-0`);
+    assert.ok(one, 'the event is listed');
+    assert.equal(one.event.member, 'm0');
+    assert.equal(one.window, 'all');
+    assert.equal(one.period, 'all');
+    assert.match(one.reason, new RegExp(b));
+    assert.equal(typeof one.failed_at, 'number');
+    assert.equal(new Set(letters.map((d) => d.id)).size, 21, 'one id per (event, board period)');
+    // Nothing from the healthy board: it applied its events.
+    assert.equal((await list()).dead_letters.filter((d) => d.board === ok).length, 0);
+    assert.equal((await get(`${w.url}/v1/dead-letters`)).status, 401);
+    assert.equal((await board(b))?.events ?? 0, 0);
+
+    // Re-drive after the fault has cleared: every event once.
+    await waitFor(() => Date.now() > until + 500, { timeout: 60_000, interval: 500, what: 'the fault to clear' });
+    const ids = letters.map((d) => d.id);
+    const rd = await post(`${w.url}/v1/dead-letters/redrive`, { ids }, { key: ADMIN_KEY });
+    assert.equal(rd.status, 200, rd.text);
+    assert.equal(rd.json.redriven, 21);
+    await waitEvents(b, 21);
+    assert.deepEqual(await scores(b), expected(evs));
+    assert.equal((await mine()).length, 0, 're-driven letters are gone');
+    // A second re-drive of the same ids finds nothing and changes nothing.
+    const again = await post(`${w.url}/v1/dead-letters/redrive`, { ids }, { key: ADMIN_KEY });
+    assert.equal(again.json.redriven, 0);
+    assert.equal((await board(b)).events, 21);
+
+    const gone = await post(`${w.url}/v1/dead-letters/${ids[0]}`, undefined, { key: ADMIN_KEY, method: 'DELETE', contentType: null });
+    assert.equal(gone.status, 404, gone.text);
+    assert.equal(gone.json.error.code, 'dead_letter_not_found');
+    const bad = await post(`${w.url}/v1/dead-letters/redrive`, { ids: 'x' }, { key: ADMIN_KEY });
+    assert.equal(bad.status, 400, bad.text);
+  });
+});
