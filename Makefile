@@ -1,6 +1,6 @@
 # The two commands: `make dev` runs the service locally with demo data,
 # `make test` runs every test. Both install what they need first.
-.PHONY: dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check
+.PHONY: dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf
 
 dev: setup build
 	scripts/dev.sh
@@ -16,6 +16,11 @@ build:
 
 bench:
 	scripts/bench.sh
+
+# Podium under wrangler dev vs the Redis stream->ZINCRBY design, side by side
+# (docs/perf.md). PERF_SMOKE=1 for a small run; PERF_EVENTS to size it.
+perf: setup build
+	scripts/perf.sh
 
 # Steady random traffic against a running instance (default http://127.0.0.1:8787).
 demo:

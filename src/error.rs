@@ -83,7 +83,11 @@ impl ApiError {
             | InvalidParameter { .. }
             | InvalidBody { .. } => 400,
             Unauthorized => 401,
-            NotFound | BoardNotFound(_) | MemberNotFound(_) | PeriodNotFound(_) | RouteNotFound(_)
+            NotFound
+            | BoardNotFound(_)
+            | MemberNotFound(_)
+            | PeriodNotFound(_)
+            | RouteNotFound(_)
             | DeadLetterNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             Conflict(_) => 409,

@@ -232,7 +232,6 @@ pub struct ApplyResult {
     pub duplicates: u32,
 }
 
-
 /// A ranking entry as the API and the live socket show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntryOut {
@@ -295,10 +294,8 @@ mod tests {
         let packs = pack(&events).unwrap();
         assert!(packs.len() > 1);
         assert!(packs.iter().all(|p| p.len() <= PACK_MAX_BYTES), "a pack over the limit");
-        let back: Vec<QueuedEvent> = packs
-            .iter()
-            .flat_map(|p| serde_json::from_str::<QueuedPack>(p).unwrap().events)
-            .collect();
+        let back: Vec<QueuedEvent> =
+            packs.iter().flat_map(|p| serde_json::from_str::<QueuedPack>(p).unwrap().events).collect();
         assert_eq!(back, events);
     }
 

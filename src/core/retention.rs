@@ -119,7 +119,10 @@ mod tests {
     }
 
     fn every_window_of(ts: i64) -> Vec<Period> {
-        [Window::All, Window::Day, Window::Week, Window::Month].into_iter().map(|w| Period::of(w, ts)).collect()
+        [Window::All, Window::Day, Window::Week, Window::Month]
+            .into_iter()
+            .map(|w| Period::of(w, ts))
+            .collect()
     }
 
     #[test]

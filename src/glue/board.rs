@@ -16,16 +16,16 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 
 use super::faults::Fault;
 use super::http::{faults_on, now_ms, retention, rust_err};
-use super::txn::{write_all, Stmt};
 use super::kv;
+use super::txn::{write_all, Stmt};
 use crate::core::chores::Chores;
 use crate::core::period::Period;
 use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
-    json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, Missing, BoardQuery, BoardSpec, EntryOut, QueryOut,
-    StandingOut, TopOut, LIVE_MAX_LIMIT,
+    json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
+    Missing, QueryOut, StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -259,7 +259,10 @@ impl BoardObject {
         for chunk in json_chunks(ids)? {
             let rows = self
                 .sql()
-                .exec("SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value", vec![chunk.into()])?
+                .exec(
+                    "SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value",
+                    vec![chunk.into()],
+                )?
                 .to_array::<Seen>()?;
             known.extend(rows.into_iter().map(|r| r.id));
         }
@@ -281,9 +284,13 @@ impl BoardObject {
         let events = self.events.get();
         let entries = |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(EntryOut::from).collect();
         Ok(match q {
-            BoardQuery::Top { offset, limit, ties } => {
-                QueryOut { total, events, found: true, entries: entries(r.top(offset, limit, ties)), standing: None }
-            }
+            BoardQuery::Top { offset, limit, ties } => QueryOut {
+                total,
+                events,
+                found: true,
+                entries: entries(r.top(offset, limit, ties)),
+                standing: None,
+            },
             BoardQuery::Rank { member, ties } => match r.rank(&member, ties) {
                 Some(s) => QueryOut {
                     total,
@@ -307,7 +314,13 @@ impl BoardObject {
             },
             BoardQuery::Lookup { members, ties } => {
                 let refs: Vec<&str> = members.iter().map(String::as_str).collect();
-                QueryOut { total, events, found: true, entries: entries(r.lookup(&refs, ties)), standing: None }
+                QueryOut {
+                    total,
+                    events,
+                    found: true,
+                    entries: entries(r.lookup(&refs, ties)),
+                    standing: None,
+                }
             }
         })
     }

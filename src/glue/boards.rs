@@ -15,7 +15,8 @@ use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
-    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, TopOut, LIVE_MAX_LIMIT,
+    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, TopOut,
+    LIVE_MAX_LIMIT,
 };
 
 /// The board a path names; a name that cannot exist is simply not found.
@@ -285,7 +286,8 @@ struct Counts {
 async fn counts(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<Counts> {
     let w = r.settings.default_window();
     let s = spec(name, r, w, &Period::of(w, now_ms()).key());
-    let out = BoardClient::of(env, &s)?.query(BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
+    let out =
+        BoardClient::of(env, &s)?.query(BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
     Ok(Counts { members: out.total, events: out.events })
 }
 

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
-use worker::{console_error, console_warn, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage};
+use worker::{
+    console_error, console_warn, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage,
+};
 
 use super::boards::{spec, BoardClient};
 use super::catalog;
@@ -32,7 +34,12 @@ pub struct Group {
 
 /// The events of the decoded messages (`None`: did not decode), grouped by
 /// the board period each feeds under the catalog's current boards.
-pub fn group(packs: &[Option<QueuedPack>], cat: &Catalog, retention: &Retention, now: i64) -> BTreeMap<String, Group> {
+pub fn group(
+    packs: &[Option<QueuedPack>],
+    cat: &Catalog,
+    retention: &Retention,
+    now: i64,
+) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for (i, pack) in packs.iter().enumerate() {
         let Some(pack) = pack else { continue };

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
-use worker::{console_error, durable_object, Env, MessageBatch, MessageExt, Method, Request, Response, Result, State};
+use worker::{
+    console_error, durable_object, Env, MessageBatch, MessageExt, Method, Request, Response, Result, State,
+};
 
 use super::boards::BoardClient;
 use super::consumer::{catalog_for, confirm_all, decode, group};
@@ -38,7 +40,11 @@ const MAX_PAGE: usize = 1000;
 /// (two FNV-1a hashes with different seeds; not a secret).
 pub fn letter_id(object: &str, event_id: &str) -> String {
     let h = |seed: u64| {
-        object.bytes().chain([0u8]).chain(event_id.bytes()).fold(seed, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+        object
+            .bytes()
+            .chain([0u8])
+            .chain(event_id.bytes())
+            .fold(seed, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
     };
     format!("{:016x}{:016x}", h(0xcbf29ce484222325), h(0x84222325cbf29ce4))
 }
@@ -146,7 +152,10 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
     let limit = q.int("limit", 100, 1, MAX_PAGE)?;
     let cursor = q.get("cursor").map(str::to_string);
     if cursor.as_ref().is_some_and(|c| c.len() != 32 || !c.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err(ApiError::InvalidParameter { field: "cursor".into(), message: "is not a cursor this API gave".into() });
+        return Err(ApiError::InvalidParameter {
+            field: "cursor".into(),
+            message: "is not a cursor this API gave".into(),
+        });
     }
     let page: DeadPage = call(env, &DeadCommand::List { limit, cursor }).await?;
     let letters: Vec<Value> = page.letters.iter().map(view).collect();
@@ -185,7 +194,11 @@ fn parse_redrive(body: &[u8]) -> ApiResult<Option<Vec<String>>> {
     let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson { index: None, line: None, message: e.to_string() })?
+        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+            index: None,
+            line: None,
+            message: e.to_string(),
+        })?
     };
     let Value::Object(obj) = v else {
         return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() });
@@ -200,7 +213,12 @@ fn parse_redrive(body: &[u8]) -> ApiResult<Option<Vec<String>>> {
     }
     items
         .iter()
-        .map(|i| i.as_str().filter(|s| s.len() <= 64).map(str::to_string).ok_or_else(|| bad("entries must be dead-letter ids")))
+        .map(|i| {
+            i.as_str()
+                .filter(|s| s.len() <= 64)
+                .map(str::to_string)
+                .ok_or_else(|| bad("entries must be dead-letter ids"))
+        })
         .collect::<ApiResult<Vec<_>>>()
         .map(Some)
 }
@@ -255,7 +273,11 @@ impl DeadLetterObject {
             stmts.push(Stmt::new(
                 "INSERT INTO dead (id, body, failed_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET \
                  body = excluded.body, failed_at = excluded.failed_at",
-                vec![l.id.as_str().into(), serde_json::to_string(l).map_err(rust_err)?.into(), (l.failed_at as f64).into()],
+                vec![
+                    l.id.as_str().into(),
+                    serde_json::to_string(l).map_err(rust_err)?.into(),
+                    (l.failed_at as f64).into(),
+                ],
             ));
         }
         write_all(&self.state.storage(), stmts, None)?;
@@ -291,7 +313,9 @@ impl DeadLetterObject {
                     vec![serde_json::to_string(&ids).map_err(rust_err)?.into(), (limit as f64).into()],
                 )?
                 .to_array()?,
-            None => sql.exec("SELECT body FROM dead ORDER BY id LIMIT ?", vec![(limit as f64).into()])?.to_array()?,
+            None => sql
+                .exec("SELECT body FROM dead ORDER BY id LIMIT ?", vec![(limit as f64).into()])?
+                .to_array()?,
         };
         Ok(DeadPage { letters: Self::letters(rows), next: None })
     }

@@ -12,9 +12,9 @@ use super::http::{call_object, faults_on, internal, new_id, now_ms, raw_json, Ap
 use super::intake::shard_name;
 use crate::core::catalog::{Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
+use crate::domain::IdempotencyKey;
 use crate::domain::{BoardName, BodyFormat, Event};
 use crate::error::ApiError;
-use crate::domain::IdempotencyKey;
 use crate::protocol::{pack, IntakeCommand, IntakeReply, IntakeRequest, QueuedEvent};
 
 pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult {
@@ -65,10 +65,12 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         .durable_object("INTAKE")
         .and_then(|ns| ns.get_by_name(&shard))
         .map_err(|e| internal("intake stub", e))?;
-    let cmd = IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after });
+    let cmd =
+        IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after });
     // Nothing is enqueued unless the intake committed the whole request; if it
     // did not answer, the client may retry (with or without ids) safely.
-    let reply: IntakeReply = call_object(&stub, "/cmd", &cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
+    let reply: IntakeReply =
+        call_object(&stub, "/cmd", &cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
     raw_json(202, reply.answer)
 }
 
@@ -113,4 +115,3 @@ fn needs_ensure(cat: &Catalog, messages: &[QueuedEvent]) -> Vec<BoardName> {
     }
     out
 }
-

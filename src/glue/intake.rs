@@ -93,7 +93,10 @@ impl IntakeObject {
             None,
         )?;
         sql.exec("CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at)", None)?;
-        sql.exec("CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, answer TEXT NOT NULL, at INTEGER NOT NULL)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, answer TEXT NOT NULL, at INTEGER NOT NULL)",
+            None,
+        )?;
         sql.exec("CREATE INDEX IF NOT EXISTS idem_at ON idem (at)", None)?;
         self.ready.set(true);
         Ok(())
@@ -120,7 +123,10 @@ impl IntakeObject {
             // Test fault: every message but the first is refused `refuse` times,
             // a Queue that gives up part-way through a request.
             let r = if i == 0 { 0 } else { refuse };
-            stmts.push(Stmt::new("INSERT INTO outbox (body, refuse) VALUES (?, ?)", vec![body.into(), (r as f64).into()]));
+            stmts.push(Stmt::new(
+                "INSERT INTO outbox (body, refuse) VALUES (?, ?)",
+                vec![body.into(), (r as f64).into()],
+            ));
         }
         if let Some(k) = req.idempotency {
             stmts.push(Stmt::new(
@@ -142,7 +148,10 @@ impl IntakeObject {
     fn done(&self, seqs: Vec<i64>) -> Result<Ack> {
         self.open()?;
         let list = serde_json::to_string(&seqs).map_err(rust_err)?;
-        self.state.storage().sql().exec("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", vec![list.into()])?;
+        self.state
+            .storage()
+            .sql()
+            .exec("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", vec![list.into()])?;
         Ok(Ack { ok: true })
     }
 
@@ -164,13 +173,16 @@ impl IntakeObject {
         let queue = self.env.queue("EVENTS")?;
         let due = ((now - REDELIVER_MS) as f64).into();
         let given_up = sql
-            .exec("DELETE FROM outbox WHERE sent_at > 0 AND sent_at <= ? AND sends >= ? RETURNING seq", vec![
-                due,
-                MAX_SENDS.into(),
-            ])?
+            .exec(
+                "DELETE FROM outbox WHERE sent_at > 0 AND sent_at <= ? AND sends >= ? RETURNING seq",
+                vec![due, MAX_SENDS.into()],
+            )?
             .to_array::<serde_json::Value>()?;
         if !given_up.is_empty() {
-            console_error!("intake: {} messages unconfirmed after {MAX_SENDS} sends: see the dead-letter queue", given_up.len());
+            console_error!(
+                "intake: {} messages unconfirmed after {MAX_SENDS} sends: see the dead-letter queue",
+                given_up.len()
+            );
         }
         loop {
             let rows: Vec<Pending> = sql
@@ -239,7 +251,13 @@ fn stamp(body: &str, src: &str, seq: i64) -> String {
 
 impl worker::DurableObject for IntakeObject {
     fn new(state: State, env: Env) -> Self {
-        IntakeObject { state, env, ready: Cell::new(false), alarm_at: Cell::new(None), failures: Cell::new(0) }
+        IntakeObject {
+            state,
+            env,
+            ready: Cell::new(false),
+            alarm_at: Cell::new(None),
+            failures: Cell::new(0),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {

@@ -20,9 +20,9 @@ use worker::{event, Context, Env, MessageBatch, Request, Response};
 
 use crate::domain::auth::{bearer, role_of, Role};
 use crate::error::ApiError;
-use wasm_bindgen::JsValue;
 use crate::routes::{match_path, Route};
 use http::{error_response, json, preflight, with_cors, ApiResult};
+use wasm_bindgen::JsValue;
 
 #[event(start)]
 fn start() {
@@ -97,7 +97,9 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         }
         (Route::Events, _) => {
             require(&req, env, Role::Ingest)?;
-            let holder = bearer(req.headers().get("Authorization").ok().flatten().as_deref()).unwrap_or_default().to_string();
+            let holder = bearer(req.headers().get("Authorization").ok().flatten().as_deref())
+                .unwrap_or_default()
+                .to_string();
             ingest::post_events(req, env, &holder).await
         }
         (Route::Routes, _) => rules::list(env).await,
