@@ -70,6 +70,28 @@ pub enum ApiError {
     Internal,
 }
 
+/// What an error message may repeat of the client's input: at most 40
+/// characters, with control, format (bidi) and other invisible characters
+/// escaped, so a message never carries a hostile payload back whole.
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        let invisible = c.is_control()
+            || matches!(c as u32, 0x00AD | 0x061C | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB);
+        if invisible || c == '"' || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
@@ -137,8 +159,10 @@ impl ApiError {
             InvalidJson { line: Some(n), message, .. } => format!("line {n} is not valid JSON: {message}"),
             InvalidJson { line: None, message, .. } => format!("body is not valid JSON: {message}"),
             InvalidEvent { index, field, message } => format!("{}.{field} {message}", at(index)),
-            UnknownField { index: Some(i), field } => format!("events[{i}] has unknown field \"{field}\""),
-            UnknownField { index: None, field } => format!("unknown field \"{field}\""),
+            UnknownField { index: Some(i), field } => {
+                format!("events[{i}] has unknown field \"{}\"", excerpt(field))
+            }
+            UnknownField { index: None, field } => format!("unknown field \"{}\"", excerpt(field)),
             ValueOutOfRange { index, message } => format!("{}.value {message}", at(index)),
             TooManyEvents { max } => format!("a request carries at most {max} events"),
             EmptyBatch => "the request carries no events".into(),
@@ -147,17 +171,21 @@ impl ApiError {
             InvalidBody { field: None, message } => message.clone(),
             Unauthorized => "missing or wrong key: send Authorization: Bearer <key>".into(),
             NotFound => "no such endpoint".into(),
-            BoardNotFound(b) => format!("board \"{b}\" does not exist"),
-            MemberNotFound(m) => format!("member \"{m}\" is not on this board"),
-            PeriodNotFound(p) => format!("period \"{p}\" is not kept"),
-            RouteNotFound(t) => format!("no route for event type \"{t}\""),
-            DeadLetterNotFound(id) => format!("no dead letter \"{}\"", id.escape_default()),
+            BoardNotFound(b) => format!("board \"{}\" does not exist", excerpt(b)),
+            MemberNotFound(m) => format!("member \"{}\" is not on this board", excerpt(m)),
+            PeriodNotFound(p) => format!("period \"{}\" is not kept", excerpt(p)),
+            RouteNotFound(t) => format!("no route for event type \"{}\"", excerpt(t)),
+            DeadLetterNotFound(id) => format!("no dead letter \"{}\"", excerpt(id)),
             MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
             Conflict(m) => m.clone(),
             PayloadTooLarge { max } => format!("body is larger than {max} bytes"),
             UnsupportedMediaType => "send Content-Type: application/json or application/x-ndjson".into(),
             Unroutable { index, event_type } => {
-                format!("{} names no board and no route exists for type \"{event_type}\"", at(index))
+                format!(
+                    "{} names no board and no route exists for type \"{}\"",
+                    at(index),
+                    excerpt(event_type)
+                )
             }
             NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
             Overloaded { .. } => "overloaded; retry later".into(),
@@ -228,6 +256,17 @@ impl ApiError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_repeat_only_a_short_escaped_excerpt_of_hostile_input() {
+        let hostile = format!("\u{202e}evil\u{0}\"{}", "x".repeat(5000));
+        let m = ApiError::MemberNotFound(hostile).body().to_string();
+        assert!(m.len() < 300, "{m}");
+        assert!(!m.contains('\u{202e}') && !m.contains('\u{0}'));
+        assert!(m.contains("\\\\u{202e}evil"), "{m}");
+        assert_eq!(excerpt("alice"), "alice");
+        assert_eq!(excerpt(&"é".repeat(41)), format!("{}…", "é".repeat(40)));
+    }
+
     use super::*;
 
     #[test]

@@ -155,6 +155,9 @@ fn string_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&
 
 /// One event object, as raw JSON → `Event`.
 fn parse_event(raw: &RawValue, now_ms: i64, new_id: &mut impl FnMut() -> String) -> Result<Event, ApiError> {
+    if let Some(k) = super::json::duplicate_key(raw.get()) {
+        return Err(invalid(&k, "appears twice in the event (or in its meta)"));
+    }
     let fields: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw.get()).map_err(|_| invalid("event", "must be a JSON object"))?;
     if let Some(k) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {

@@ -15,7 +15,7 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
+    match super::json::parse(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() }),
         Err(e) => Err(ApiError::InvalidJson { index: None, line: None, message: e.to_string() }),

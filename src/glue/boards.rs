@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 use worker::{Env, Request, Response, Stub};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object, internal, json, now_ms, retention, ApiResult, Query};
+use super::http::{
+    call_object, internal, json, now_ms, read_body, retention, ApiResult, Query, MAX_SMALL_BODY,
+};
 use super::live::SPEC_HEADER;
 use crate::core::catalog::{BoardRecord, Catalog};
 use crate::core::period::Period;
@@ -19,9 +21,11 @@ use crate::protocol::{
     LIVE_MAX_LIMIT,
 };
 
-/// The board a path names; a name that cannot exist is simply not found.
+/// The board a path names; a name that breaks the naming rules is a 400
+/// (it could never exist), which repeats none of it.
 pub fn board_name(raw: &str) -> ApiResult<BoardName> {
-    BoardName::parse(raw).map_err(|_| ApiError::BoardNotFound(raw.to_string()))
+    BoardName::parse(raw)
+        .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })
 }
 
 fn record<'c>(cat: &'c Catalog, name: &BoardName) -> ApiResult<&'c BoardRecord> {
@@ -160,7 +164,8 @@ pub async fn top(req: &Request, env: &Env, board: &str) -> ApiResult {
 }
 
 fn member_name(raw: &str) -> ApiResult<MemberId> {
-    MemberId::parse(raw).map_err(|_| ApiError::MemberNotFound(raw.to_string()))
+    MemberId::parse(raw)
+        .map_err(|e| ApiError::InvalidParameter { field: "member".into(), message: e.to_string() })
 }
 
 pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {
@@ -189,7 +194,7 @@ pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 pub async fn lookup(mut req: Request, env: &Env, board: &str) -> ApiResult {
     let q = Query::of(&req)?;
     let t = target(env, board, &q).await?;
-    let body = req.bytes().await.map_err(|e| internal("lookup body", e))?;
+    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let members = parse_lookup(&body)?;
     let out = ask(env, &t, BoardQuery::Lookup { members, ties: ties(&t) }).await?;
     listing(&t, out)
@@ -199,7 +204,7 @@ const MAX_LOOKUP: usize = 100;
 
 fn parse_lookup(body: &[u8]) -> ApiResult<Vec<String>> {
     let bad = |m: &str| ApiError::InvalidBody { field: Some("members".into()), message: m.into() };
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+    let v: Value = crate::domain::json::parse(body).map_err(|e| ApiError::InvalidJson {
         index: None,
         line: None,
         message: e.to_string(),
@@ -322,7 +327,7 @@ pub async fn get(env: &Env, board: &str) -> ApiResult {
 pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
     let name = BoardName::parse(board)
         .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
-    let body = req.bytes().await.map_err(|e| internal("board body", e))?;
+    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let patch = parse_board_patch(&body)?;
     let before = catalog::fresh(env).await?.boards.get(&name).cloned();
     let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;

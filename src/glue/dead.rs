@@ -23,7 +23,10 @@ use worker::{
 
 use super::boards::BoardClient;
 use super::consumer::{catalog_for, confirm_all, decode, group};
-use super::http::{alarm_at, call_object, internal, json, now_ms, retention, rust_err, ApiResult, Query};
+use super::http::{
+    alarm_at, call_object, internal, json, now_ms, read_body, retention, rust_err, ApiResult, Query,
+    MAX_SMALL_BODY,
+};
 use super::txn::{write_all, Stmt};
 use crate::error::ApiError;
 use crate::protocol::{
@@ -164,7 +167,7 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
 
 /// `POST /v1/dead-letters/redrive` with `{"ids": [...]}` or `{}` (all).
 pub async fn redrive(mut req: Request, env: &Env) -> ApiResult {
-    let body = req.bytes().await.map_err(|e| internal("redrive body", e))?;
+    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let ids = parse_redrive(&body)?;
     let page: DeadPage = call(env, &DeadCommand::Get { ids, limit: MAX_PAGE }).await?;
     let mut by_board: BTreeMap<String, (crate::protocol::BoardSpec, Vec<DeadLetter>)> = BTreeMap::new();
@@ -194,7 +197,7 @@ fn parse_redrive(body: &[u8]) -> ApiResult<Option<Vec<String>>> {
     let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+        crate::domain::json::parse(body).map_err(|e| ApiError::InvalidJson {
             index: None,
             line: None,
             message: e.to_string(),

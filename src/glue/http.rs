@@ -123,6 +123,46 @@ pub async fn call_object<B: Serialize, T: DeserializeOwned>(
     serde_json::from_str(&body).map_err(|e| internal(path, e))
 }
 
+/// Every body but ingest's (and imports') is at most this large (API 1.1).
+pub const MAX_SMALL_BODY: usize = 64 * 1024;
+
+/// Reads a request body of at most `max` bytes: 413 at once when the
+/// declared `Content-Length` is larger (without waiting for the body), and
+/// 413 as soon as a body sent without one (chunked) passes the limit, so no
+/// body is ever buffered past it.
+pub async fn read_body(req: &mut Request, max: usize) -> ApiResult<Vec<u8>> {
+    use futures_util::StreamExt;
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    if let Some(n) = declared.as_deref().map(str::trim) {
+        match n.parse::<u64>() {
+            Ok(n) if n > max as u64 => return Err(ApiError::PayloadTooLarge { max }),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(ApiError::InvalidBody {
+                    field: None,
+                    message: "Content-Length is not a number".into(),
+                })
+            }
+        }
+    }
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req.stream().map_err(|e| internal("body stream", e))?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidBody {
+            field: None,
+            message: "the body could not be read".into(),
+        })?;
+        if out.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge { max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// Milliseconds since the epoch, from the runtime's clock.
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64

@@ -8,7 +8,7 @@ use serde_json::json;
 use worker::{Env, Request};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object, faults_on, internal, new_id, now_ms, raw_json, ApiResult};
+use super::http::{call_object, faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
 use super::intake::shard_name;
 use crate::core::catalog::{Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
@@ -22,15 +22,15 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         Some(k) => Some(IdempotencyKey::parse(&k, holder)?),
         None => None,
     };
-    let declared = req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    // The content type is checked before the body is read (415 before 413
+    // only when the size is not declared).
+    let declared =
+        req.headers().get("Content-Length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge { max: MAX_BODY_BYTES });
     }
     let format = BodyFormat::from_content_type(req.headers().get("Content-Type").ok().flatten().as_deref())?;
-    let body = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::InvalidBody { field: None, message: "the body could not be read".into() })?;
+    let body = read_body(&mut req, MAX_BODY_BYTES).await?;
     // The catalog comes first: each event is routed as it is parsed, so the
     // error names the first bad event whatever rule it breaks.
     let mut cat = catalog::get(env).await?;

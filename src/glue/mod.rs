@@ -78,7 +78,9 @@ fn require(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let path = req.path();
     let route = match_path(&path).ok_or(ApiError::NotFound)?;
-    let method = req.method().to_string();
+    // The method as sent: worker's `Method` maps every unknown one (PROPFIND,
+    // MKCOL, ...) to GET, which would answer them as reads.
+    let method = req.inner().method().to_ascii_uppercase();
     if method == "OPTIONS" {
         let asked = req.headers().get("Access-Control-Request-Headers").ok().flatten();
         return preflight(route.allow(), asked.as_deref());

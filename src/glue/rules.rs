@@ -4,7 +4,7 @@ use serde_json::json;
 use worker::{Env, Request, Response};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{internal, json, ApiResult};
+use super::http::{internal, json, read_body, ApiResult, MAX_SMALL_BODY};
 use crate::domain::settings::parse_route_targets;
 use crate::domain::EventType;
 use crate::error::ApiError;
@@ -20,7 +20,7 @@ pub async fn list(env: &Env) -> ApiResult {
 }
 
 pub async fn get(env: &Env, raw: &str) -> ApiResult {
-    let kind = EventType::parse(raw).map_err(|_| ApiError::RouteNotFound(raw.to_string()))?;
+    let kind = event_type(raw)?;
     let cat = catalog::get(env).await?;
     let targets = cat.routes.get(&kind).ok_or_else(|| ApiError::RouteNotFound(raw.to_string()))?;
     json(200, &json!({ "type": kind, "targets": targets }))
@@ -28,7 +28,7 @@ pub async fn get(env: &Env, raw: &str) -> ApiResult {
 
 pub async fn put(mut req: Request, env: &Env, raw: &str) -> ApiResult {
     let kind = event_type(raw)?;
-    let body = req.bytes().await.map_err(|e| internal("route body", e))?;
+    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let targets = parse_route_targets(&body)?;
     let (cat, created) = catalog::apply(env, CatalogOp::PutRoute { kind: kind.clone(), targets }).await?;
     let targets = cat.routes.get(&kind).ok_or(ApiError::Internal)?;
@@ -36,7 +36,7 @@ pub async fn put(mut req: Request, env: &Env, raw: &str) -> ApiResult {
 }
 
 pub async fn delete(env: &Env, raw: &str) -> ApiResult {
-    let kind = EventType::parse(raw).map_err(|_| ApiError::RouteNotFound(raw.to_string()))?;
+    let kind = event_type(raw)?;
     let (_, existed) = catalog::apply(env, CatalogOp::DeleteRoute { kind }).await?;
     if !existed {
         return Err(ApiError::RouteNotFound(raw.to_string()));
