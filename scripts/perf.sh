@@ -253,7 +253,7 @@ def per_event(sc, key, r):
 
 if smoke:
     print("(smoke run: a few thousand events; the rates below are dominated by start-up and batching delays)")
-print(f"{'scenario':<9} {'system':<13} {'events/s applied':>17} {'sums':>9} {'errors':>7} {'server CPU us/event':>20}  latency p50 / p99")
+print(f"{'scenario':<9} {'system':<15} {'events/s applied':>17} {'sums':>9} {'errors':>7} {'server CPU us/event':>20}  latency p50 / p99")
 for sc, runs in by.items():
     for key, name in (("seed", "Python seed"), ("rust", "Rust redis"), ("podium", "Podium"), ("podium-half", "Podium 1/2 rate")):
         r = runs.get(key)
@@ -262,19 +262,27 @@ for sc, runs in by.items():
         errs = r.get("errors", 0 if r.get("error") in (None, "") else 1)
         if r.get("failed"):
             errs = "failed"
+        # A 5xx or a transport error is an error even when its retry (same
+        # ids) then succeeded: the server must answer 202 or a 429.
+        bad = {k: v for k, v in (r.get("status") or {}).items() if int(k) >= 500}
+        if r.get("transport_errors"):
+            bad["transport"] = r["transport_errors"]
+        shown = str(errs) + (" +" + ",".join(f"{v}x{k}" for k, v in bad.items()) if bad else "")
+        if bad and errs == 0:
+            errs = shown
         check = r.get("sum_check", "-")
-        print(f"{sc:<9} {name:<13} {num(r.get('applied_per_s')):>17} {check:>9} {str(errs):>7} {per_event(sc, key, r):>20}  {lat(r)}")
+        print(f"{sc:<9} {name:<15} {num(r.get('applied_per_s')):>17} {check:>9} {shown:>7} {per_event(sc, key, r):>20}  {lat(r)}")
         if r.get("failed") or check != "ok" or (errs not in (0, None)) or (key.startswith("podium") and not r.get("settled")):
             failures.append(f"{sc} {name}: sums {check}, errors {errs}, settled {r.get('settled', '-')}")
     p = runs.get("podium")
-    print(f"{sc:<9} {'ratios':<13} Podium / Python seed {ratio(p, runs.get('seed'))}, Podium / Rust redis {ratio(p, runs.get('rust'))}")
+    print(f"{sc:<9} {'ratios':<15} Podium / Python seed {ratio(p, runs.get('seed'))}, Podium / Rust redis {ratio(p, runs.get('rust'))}")
     if p and not p.get("failed"):
-        print(f"{'':<9} {'':<13} Podium accepted {num(p.get('accepted_per_s'))} events/s; statuses {json.dumps(p.get('status'))}, "
+        print(f"{'':<9} {'':<15} Podium accepted {num(p.get('accepted_per_s'))} events/s; statuses {json.dumps(p.get('status'))}, "
               f"429 retries {p.get('retries_429')}, applied read from '{p.get('applied_mode')}', "
               f"load tool CPU {p.get('client_cpu_seconds')} s")
         live_err = (p.get("latency_ms") or {}).get("live_error")
         if live_err:
-            print(f"{'':<9} {'':<13} live viewer: {live_err}")
+            print(f"{'':<9} {'':<15} live viewer: {live_err}")
 print()
 print("latency: Podium = ingest -> visible at a live WebSocket viewer (probe board, under the load);")
 print("         Redis = XADD -> ZINCRBY applied in the consumer (no viewer).")

@@ -170,8 +170,8 @@ fn member_name(raw: &str) -> ApiResult<MemberId> {
 
 pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {
     let q = Query::of(req)?;
-    let t = target(env, board, &q).await?;
     let m = member_name(member)?;
+    let t = target(env, board, &q).await?;
     let out = ask(env, &t, BoardQuery::Rank { member: m.to_string(), ties: ties(&t) }).await?;
     match out.standing {
         Some(s) if out.found => json(200, &s),
@@ -182,8 +182,8 @@ pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {
     let q = Query::of(req)?;
     let radius = q.int("radius", 5, 1, 100)?;
-    let t = target(env, board, &q).await?;
     let m = member_name(member)?;
+    let t = target(env, board, &q).await?;
     let out = ask(env, &t, BoardQuery::Around { member: m.to_string(), radius, ties: ties(&t) }).await?;
     if !out.found {
         return Err(ApiError::MemberNotFound(m.to_string()));
