@@ -104,7 +104,7 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
     child = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
       ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', dir,
-        '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
+        '--show-interactive-dev-session=false', '--inspector-port', String(handle.inspectorPort = await freePort())],
       {
         cwd: appDir,
         detached: true,
@@ -143,10 +143,18 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
   }
 
   const handle = {
-    url: '', port: 0, persistDir: dir,
+    url: '', port: 0, inspectorPort: 0, persistDir: dir,
     log: logTail,
     /** Stops the worker, keeping its state; `start()` brings it back. */
     kill,
+    /** SIGKILLs the whole process group at once (no clean shutdown); `start()` brings it back. */
+    async crash() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+      await exited;
+    },
     async start() {
       await launch();
     },

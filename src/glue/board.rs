@@ -89,8 +89,18 @@ impl BoardObject {
              seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT)",
             None,
         )?;
-        sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
-        sql.exec("CREATE INDEX IF NOT EXISTS seen_at ON seen (at)", None)?;
+        // Dedupe records: one per applied event id. WITHOUT ROWID keeps the
+        // id once (as the key of the table itself) instead of in a rowid
+        // table plus its primary-key index: one B-tree insert fewer per event.
+        sql.exec("CREATE TABLE IF NOT EXISTS dedupe (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID", None)?;
+        sql.exec("CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at)", None)?;
+        // Boards stored before session 6 kept them in a rowid table `seen`.
+        let legacy: Vec<serde_json::Value> =
+            sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'seen'", None)?.to_array()?;
+        if !legacy.is_empty() {
+            sql.exec("INSERT OR IGNORE INTO dedupe (id, at) SELECT id, at FROM seen", None)?;
+            sql.exec("DROP TABLE seen", None)?;
+        }
 
         let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
         let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
@@ -224,7 +234,7 @@ impl BoardObject {
         let mut stmts = Vec::new();
         for chunk in json_chunks(&fresh_ids)? {
             stmts.push(Stmt::new(
-                "INSERT INTO seen (id, at) SELECT value, ? FROM json_each(?)",
+                "INSERT INTO dedupe (id, at) SELECT value, ? FROM json_each(?)",
                 vec![(now as f64).into(), chunk.into()],
             ));
         }
@@ -260,7 +270,7 @@ impl BoardObject {
             let rows = self
                 .sql()
                 .exec(
-                    "SELECT s.id AS id FROM json_each(?) j JOIN seen s ON s.id = j.value",
+                    "SELECT s.id AS id FROM json_each(?) j JOIN dedupe s ON s.id = j.value",
                     vec![chunk.into()],
                 )?
                 .to_array::<Seen>()?;
@@ -368,7 +378,7 @@ impl BoardObject {
         struct Oldest {
             at: Option<f64>,
         }
-        let rows: Vec<Oldest> = self.sql().exec("SELECT MIN(at) AS at FROM seen", None)?.to_array()?;
+        let rows: Vec<Oldest> = self.sql().exec("SELECT MIN(at) AS at FROM dedupe", None)?.to_array()?;
         Ok(rows.first().and_then(|r| r.at).map(|a| a as i64))
     }
 
@@ -482,7 +492,7 @@ impl worker::DurableObject for BoardObject {
                 console_error!("publish failed: {e}");
             }
         }
-        self.sql().exec("DELETE FROM seen WHERE at < ?", vec![(chores.prune_before() as f64).into()])?;
+        self.sql().exec("DELETE FROM dedupe WHERE at < ?", vec![(chores.prune_before() as f64).into()])?;
         self.schedule().await?;
         Response::ok("done")
     }

@@ -108,6 +108,11 @@ pub async fn call_object<B: Serialize, T: DeserializeOwned>(
     body: &B,
 ) -> ApiResult<T> {
     let text = serde_json::to_string(body).map_err(|e| internal("serialize", e))?;
+    call_object_raw(stub, path, text).await
+}
+
+/// `call_object` with a body already encoded (e.g. an intake command's wire form).
+pub async fn call_object_raw<T: DeserializeOwned>(stub: &Stub, path: &str, text: String) -> ApiResult<T> {
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "application/json");
     let mut init = RequestInit::new();

@@ -8,7 +8,7 @@ use serde_json::json;
 use worker::{Env, Request};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object, faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
+use super::http::{call_object_raw, faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
 use super::intake::shard_name;
 use crate::core::catalog::{Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
@@ -69,8 +69,9 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after });
     // Nothing is enqueued unless the intake committed the whole request; if it
     // did not answer, the client may retry (with or without ids) safely.
+    let wire = cmd.to_wire().map_err(|e| internal("intake command", e))?;
     let reply: IntakeReply =
-        call_object(&stub, "/cmd", &cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
+        call_object_raw(&stub, "/cmd", wire).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
     raw_json(202, reply.answer)
 }
 

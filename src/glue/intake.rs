@@ -264,7 +264,9 @@ impl worker::DurableObject for IntakeObject {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
         }
-        let reply = match req.json::<IntakeCommand>().await? {
+        let text = req.text().await?;
+        let cmd = IntakeCommand::from_wire(&text).map_err(rust_err)?;
+        let reply = match cmd {
             IntakeCommand::Accept(r) => serde_json::to_value(self.accept(r).await?),
             IntakeCommand::Done(seqs) => serde_json::to_value(self.done(seqs)?),
         };
@@ -301,10 +303,10 @@ impl worker::DurableObject for IntakeObject {
 /// applied everywhere. A confirmation that does not arrive only means the
 /// messages are sent once more.
 pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> crate::glue::http::ApiResult<Ack> {
-    use super::http::{call_object, internal};
+    use super::http::{call_object_raw, internal};
     let stub = env
         .durable_object("INTAKE")
         .and_then(|ns| ns.id_from_string(src)?.get_stub())
         .map_err(|e| internal("intake stub", e))?;
-    call_object(&stub, "/cmd", &IntakeCommand::Done(seqs)).await
+    call_object_raw(&stub, "/cmd", IntakeCommand::Done(seqs).to_wire().map_err(|e| internal("intake command", e))?).await
 }
