@@ -67,6 +67,10 @@ pub enum ApiError {
     Overloaded {
         retry_after_s: u32,
     },
+    /// The key sent more requests than the deployment's rate allows.
+    RateLimited {
+        retry_after_s: u32,
+    },
     Internal,
 }
 
@@ -117,7 +121,7 @@ impl ApiError {
             UnsupportedMediaType => 415,
             Unroutable { .. } => 422,
             NotWebSocket => 426,
-            Overloaded { .. } => 429,
+            Overloaded { .. } | RateLimited { .. } => 429,
             Internal => 500,
         }
     }
@@ -147,6 +151,7 @@ impl ApiError {
             Unroutable { .. } => "unroutable_event",
             NotWebSocket => "upgrade_required",
             Overloaded { .. } => "overloaded",
+            RateLimited { .. } => "rate_limited",
             Internal => "internal_error",
         }
     }
@@ -189,6 +194,9 @@ impl ApiError {
             }
             NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
             Overloaded { .. } => "overloaded; retry later".into(),
+            RateLimited { retry_after_s } => {
+                format!("this key sent more requests than the deployment allows; retry in {retry_after_s} s")
+            }
             Internal => "internal error".into(),
         }
     }
@@ -222,7 +230,9 @@ impl ApiError {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).to_string())],
-            ApiError::Overloaded { retry_after_s } => vec![("Retry-After", retry_after_s.to_string())],
+            ApiError::Overloaded { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
+                vec![("Retry-After", retry_after_s.to_string())]
+            }
             ApiError::Unauthorized => vec![("WWW-Authenticate", "Bearer".into())],
             _ => vec![],
         }

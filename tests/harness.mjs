@@ -2,7 +2,7 @@
 // under `wrangler dev` on a free port with its own persisted state, and offers
 // small HTTP/polling helpers. No fixed sleeps: everything polls with a deadline.
 import { spawn } from 'node:child_process';
-import { existsSync, copyFileSync, mkdtempSync, rmSync, createWriteStream, cpSync, appendFileSync } from 'node:fs';
+import { existsSync, copyFileSync, mkdtempSync, rmSync, createWriteStream, cpSync, appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -55,9 +55,10 @@ async function waitHealthy(url, child, deadlineMs, logTail) {
  * make wrangler hot-reload mid-test (a reload drops in-flight queue messages).
  * Set PODIUM_E2E_IN_PLACE=1 to run straight from the repo instead.
  */
-export function snapshotProject(vars = {}) {
+export function snapshotProject(vars = {}, toml = (t) => t) {
   const dir = mkdtempSync(join(tmpdir(), 'podium-app-'));
   for (const f of ['wrangler.toml', '.dev.vars']) copyFileSync(join(ROOT, f), join(dir, f));
+  writeFileSync(join(dir, 'wrangler.toml'), toml(readFileSync(join(dir, 'wrangler.toml'), 'utf8')));
   for (const d of ['build', 'web']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
   const extra = Object.entries(vars).map(([k, v]) => `${k}="${v}"\n`).join('');
   if (extra) appendFileSync(join(dir, '.dev.vars'), `\n${extra}`);
@@ -67,14 +68,15 @@ export function snapshotProject(vars = {}) {
 /**
  * Starts `wrangler dev` with the built worker. Returns {url, port, stop, restart, persistDir}.
  * State persists in `persistDir` (a fresh temp dir by default, removed on stop()).
- * `vars` are added to the private copy's .dev.vars (e.g. PODIUM_TEST_FAULTS).
+ * `vars` are added to the private copy's .dev.vars (e.g. PODIUM_TEST_FAULTS);
+ * `toml` rewrites its wrangler.toml (e.g. a lower rate limit).
  */
-export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePort = false, vars = {} } = {}) {
+export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePort = false, vars = {}, toml } = {}) {
   ensureDevVars();
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'podium-e2e-'));
   const inPlace = !!process.env.PODIUM_E2E_IN_PLACE;
-  const appDir = inPlace ? ROOT : snapshotProject(vars);
+  const appDir = inPlace ? ROOT : snapshotProject(vars, toml);
   let child = null;
   let port = 0;
   let log = [];

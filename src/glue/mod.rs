@@ -68,12 +68,32 @@ fn role(req: &Request, env: &Env) -> Option<Role> {
     role_of(token, &secret("INGEST_KEYS"), &secret("ADMIN_KEY"))
 }
 
-fn require(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
+/// The request's key must grant `needed`, and the key must be within the
+/// deployment's request rate (the `WRITE_LIMIT` rate-limiting binding of
+/// wrangler.toml, per key; a deployment without the binding is not limited).
+async fn authorize(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
     match role(req, env) {
-        Some(r) if r >= needed => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+        Some(r) if r >= needed => {}
+        _ => return Err(ApiError::Unauthorized),
+    }
+    let Ok(limiter) = env.rate_limiter(RATE_LIMITER) else { return Ok(()) };
+    let header = req.headers().get("Authorization").ok().flatten().unwrap_or_default();
+    // The limiter sees a hash of the key, never the key.
+    let key = header.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    match limiter.limit(format!("{key:016x}")).await {
+        Ok(outcome) if !outcome.success => Err(ApiError::RateLimited { retry_after_s: RATE_PERIOD_S }),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // Fail open: a limiter outage must not stop ingest.
+            worker::console_warn!("rate limiter unavailable: {e}");
+            Ok(())
+        }
     }
 }
+
+/// The rate-limiting binding and its period (wrangler.toml `[[ratelimits]]`).
+const RATE_LIMITER: &str = "WRITE_LIMIT";
+const RATE_PERIOD_S: u32 = 10;
 
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let path = req.path();
@@ -98,7 +118,7 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             json(200, &json!({ "ok": true, "version": version }))
         }
         (Route::Events, _) => {
-            require(&req, env, Role::Ingest)?;
+            authorize(&req, env, Role::Ingest).await?;
             let holder = bearer(req.headers().get("Authorization").ok().flatten().as_deref())
                 .unwrap_or_default()
                 .to_string();
@@ -107,21 +127,21 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         (Route::Routes, _) => rules::list(env).await,
         (Route::Route(t), "GET") => rules::get(env, &t).await,
         (Route::Route(t), "PUT") => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             rules::put(req, env, &t).await
         }
         (Route::Route(t), _) => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             rules::delete(env, &t).await
         }
         (Route::Boards, _) => boards::list(env).await,
         (Route::Board(b), "GET") => boards::get(env, &b).await,
         (Route::Board(b), "PUT") => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             boards::put(req, env, &b).await
         }
         (Route::Board(b), _) => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             boards::delete(env, &b).await
         }
         (Route::Top(b), _) => boards::top(&req, env, &b).await,
@@ -130,15 +150,15 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
         (Route::Live(b), _) => boards::live(req, env, &b).await,
         (Route::DeadLetters, _) => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             dead::list(&req, env).await
         }
         (Route::Redrive, _) => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             dead::redrive(req, env).await
         }
         (Route::DeadLetter(id), _) => {
-            require(&req, env, Role::Admin)?;
+            authorize(&req, env, Role::Admin).await?;
             dead::delete(env, &id).await
         }
     }

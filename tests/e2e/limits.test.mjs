@@ -1,0 +1,36 @@
+// Abuse limits (issue 12 item 7): the per-key request rate, enforced with
+// the platform's rate-limiting binding, here lowered to 20 requests per 10 s.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
+
+let w;
+before(async () => {
+  w = await startWorker({ toml: (t) => t.replace('simple = { limit = 3000, period = 10 }', 'simple = { limit = 20, period = 10 }') });
+});
+after(async () => { await w?.stop(); });
+
+test('a key over the rate gets 429 rate_limited with Retry-After, and its refused requests enqueue nothing', async () => {
+  const b = uniqueName('rate');
+  const answers = [];
+  for (let i = 0; i < 40; i++) {
+    answers.push(await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: `m${i}`, id: `${b}-${i}` }));
+  }
+  const ok = answers.filter((r) => r.status === 202);
+  const limited = answers.filter((r) => r.status === 429);
+  assert.equal(ok.length + limited.length, 40, answers.map((r) => r.status).join(','));
+  assert.ok(limited.length >= 10, `${limited.length} of 40 limited`);
+  assert.equal(limited[0].json.error.code, 'rate_limited');
+  assert.ok(Number(limited[0].headers.get('retry-after')) > 0);
+  // Another key has its own allowance; reads are not limited.
+  const other = await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: 'other', id: `${b}-other` }, { key: 'dev-ingest-key-2' });
+  assert.equal(other.status, 202, other.text);
+  for (let i = 0; i < 30; i++) assert.equal((await get(`${w.url}/v1/boards/${b}/top`)).status === 429, false);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}`)).json?.events >= ok.length + 1, { timeout: 10_000 });
+  // A sentinel sent after everything (with the other key, which has room): once
+  // it is visible, every earlier message has been delivered.
+  const s = uniqueName('sentinel');
+  assert.equal((await post(`${w.url}/v1/events`, { type: 'hit', board: s, member: 'x' }, { key: 'dev-ingest-key-2' })).status, 202);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${s}/members/x`)).status === 200, { timeout: 10_000 });
+  assert.equal((await get(`${w.url}/v1/boards/${b}`)).json.events, ok.length + 1, 'only accepted requests were applied');
+});
