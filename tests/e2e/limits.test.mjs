@@ -2,11 +2,15 @@
 // the platform's rate-limiting binding, here lowered to 20 requests per 10 s.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
+import WebSocket from 'ws';
+import { startWorker, post, get, admin, waitFor, uniqueName } from '../harness.mjs';
 
 let w;
 before(async () => {
-  w = await startWorker({ toml: (t) => t.replace('simple = { limit = 3000, period = 10 }', 'simple = { limit = 20, period = 10 }') });
+  w = await startWorker({
+    toml: (t) => t.replace('simple = { limit = 3000, period = 10 }', 'simple = { limit = 20, period = 10 }'),
+    vars: { LIVE_MAX_VIEWERS: '3' },
+  });
 });
 after(async () => { await w?.stop(); });
 
@@ -33,4 +37,30 @@ test('a key over the rate gets 429 rate_limited with Retry-After, and its refuse
   assert.equal((await post(`${w.url}/v1/events`, { type: 'hit', board: s, member: 'x' }, { key: 'dev-ingest-key-2' })).status, 202);
   await waitFor(async () => (await get(`${w.url}/v1/boards/${s}/members/x`)).status === 200, { timeout: 10_000 });
   assert.equal((await get(`${w.url}/v1/boards/${b}`)).json.events, ok.length + 1, 'only accepted requests were applied');
+});
+
+test('a live hub takes at most LIVE_MAX_VIEWERS sockets; one more is refused with 429 overloaded', async () => {
+  const b = uniqueName('cap');
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', {})).status, 201);
+  const url = `${w.url.replace('http', 'ws')}/v1/boards/${b}/live`;
+  const open = () => new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.once('message', () => resolve({ ws, status: 101 }));
+    ws.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text, retryAfter: res.headers['retry-after'] }));
+    });
+    ws.once('error', () => {});
+  });
+  const viewers = [];
+  for (let i = 0; i < 3; i++) viewers.push(await open());
+  assert.deepEqual(viewers.map((v) => v.status), [101, 101, 101]);
+  const refused = await open();
+  assert.equal(refused.status, 429, refused.text);
+  assert.equal(JSON.parse(refused.text).error.code, 'overloaded');
+  assert.ok(Number(refused.retryAfter) > 0);
+  for (const v of viewers) v.ws.close();
+  // Once viewers leave, a new one gets in.
+  await waitFor(async () => { const v = await open(); v.ws?.close(); return v.status === 101; }, { timeout: 15_000, interval: 500, what: 'a free place' });
 });
