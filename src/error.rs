@@ -63,6 +63,11 @@ pub enum ApiError {
         index: Option<usize>,
         event_type: String,
     },
+    /// An event would create a board, which the deployment does not allow.
+    NotAutoCreated {
+        index: Option<usize>,
+        board: String,
+    },
     NotWebSocket,
     Overloaded {
         retry_after_s: u32,
@@ -119,7 +124,7 @@ impl ApiError {
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
-            Unroutable { .. } => 422,
+            Unroutable { .. } | NotAutoCreated { .. } => 422,
             NotWebSocket => 426,
             Overloaded { .. } | RateLimited { .. } => 429,
             Internal => 500,
@@ -148,7 +153,7 @@ impl ApiError {
             Conflict(_) => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
-            Unroutable { .. } => "unroutable_event",
+            Unroutable { .. } | NotAutoCreated { .. } => "unroutable_event",
             NotWebSocket => "upgrade_required",
             Overloaded { .. } => "overloaded",
             RateLimited { .. } => "rate_limited",
@@ -192,6 +197,12 @@ impl ApiError {
                     excerpt(event_type)
                 )
             }
+            NotAutoCreated { index, board } => format!(
+                "{} would create board \"{}\", and this deployment does not create boards from events \
+                 (AUTO_CREATE_BOARDS is off or AUTO_CREATE_MAX is reached); create it with PUT",
+                at(index),
+                excerpt(board)
+            ),
             NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
             Overloaded { .. } => "overloaded; retry later".into(),
             RateLimited { retry_after_s } => {
@@ -210,6 +221,7 @@ impl ApiError {
             InvalidBody { field, .. } => field.as_deref(),
             ValueOutOfRange { .. } => Some("value"),
             Unroutable { .. } => Some("type"),
+            NotAutoCreated { .. } => Some("board"),
             _ => None,
         }
     }
@@ -221,7 +233,8 @@ impl ApiError {
             | InvalidEvent { index, .. }
             | UnknownField { index, .. }
             | ValueOutOfRange { index, .. }
-            | Unroutable { index, .. } => *index,
+            | Unroutable { index, .. }
+            | NotAutoCreated { index, .. } => *index,
             _ => None,
         }
     }
@@ -258,6 +271,7 @@ impl ApiError {
             UnknownField { field, .. } => UnknownField { index: Some(i), field },
             ValueOutOfRange { message, .. } => ValueOutOfRange { index: Some(i), message },
             Unroutable { event_type, .. } => Unroutable { index: Some(i), event_type },
+            NotAutoCreated { board, .. } => NotAutoCreated { index: Some(i), board },
             InvalidJson { line, message, .. } => InvalidJson { index: Some(i), line, message },
             other => other,
         }

@@ -84,6 +84,10 @@ pub struct BoardRecord {
     pub generation: u64,
     /// Set once an event was accepted for the board: `order` and `op` are fixed from then on.
     pub scored: bool,
+    /// Created by an event (not by `PUT`): counted against `AUTO_CREATE_MAX`,
+    /// never against what the admin may create.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 /// Where a route sends an event, and with what value.
@@ -145,6 +149,9 @@ pub enum PatchError {
     FixedOnceScored(&'static str),
     /// A new board beyond [`MAX_BOARDS`].
     TooManyBoards,
+    /// An event would create a board, and the deployment does not allow it
+    /// (`AUTO_CREATE_BOARDS` off, or `AUTO_CREATE_MAX` such boards exist).
+    NotAutoCreated(BoardName),
     /// The patch makes the settings inconsistent (e.g. min > max).
     Invalid(String),
 }
@@ -154,6 +161,41 @@ pub enum PatchError {
 /// board for its member count (one subrequest each): past about a thousand
 /// boards both outgrow what a Worker may spend on one request.
 pub const MAX_BOARDS: usize = 1000;
+
+/// Whether events may create boards, and how many such boards may exist
+/// (API 1.1: `AUTO_CREATE_BOARDS`, `AUTO_CREATE_MAX`). Boards created by
+/// events are counted apart from the admin's: they never use up what `PUT`
+/// may create. Both kinds are capped at `MAX_BOARDS` each while the catalog
+/// is one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoCreate {
+    pub on: bool,
+    pub max: usize,
+}
+
+impl Default for AutoCreate {
+    fn default() -> Self {
+        AutoCreate { on: true, max: 10_000 }
+    }
+}
+
+impl AutoCreate {
+    /// From the two settings' texts; anything unreadable keeps the default.
+    pub fn parse(on: Option<&str>, max: Option<&str>) -> AutoCreate {
+        let d = AutoCreate::default();
+        AutoCreate {
+            on: match on.map(|s| s.trim().to_ascii_lowercase()) {
+                Some(s) if ["off", "false", "0", "no"].contains(&s.as_str()) => false,
+                _ => d.on,
+            },
+            max: max.and_then(|m| m.trim().parse().ok()).unwrap_or(d.max),
+        }
+    }
+
+    fn allows(&self, existing_auto: usize, new: usize) -> bool {
+        self.on && existing_auto + new <= self.max.min(MAX_BOARDS)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -198,15 +240,20 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Makes sure each board exists (with defaults) and is marked as scored.
+    /// Makes sure each board exists (with defaults) and is marked as scored;
+    /// boards it creates are `auto`, within `auto`'s limits (all or none).
     /// Returns whether anything changed.
     pub fn ensure_scored<'a>(
         &mut self,
         boards: impl IntoIterator<Item = &'a BoardName> + Clone,
+        auto: AutoCreate,
     ) -> Result<bool, PatchError> {
-        let new = boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).count();
-        if new > 0 && self.boards.len() + new > MAX_BOARDS {
-            return Err(PatchError::TooManyBoards);
+        let new: Vec<&BoardName> = boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).collect();
+        if let Some(first) = new.first() {
+            let existing_auto = self.boards.values().filter(|r| r.auto).count();
+            if !auto.allows(existing_auto, new.len()) {
+                return Err(PatchError::NotAutoCreated((*first).clone()));
+            }
         }
         let mut changed = false;
         for b in boards {
@@ -220,7 +267,7 @@ impl Catalog {
                     let generation = self.fresh_generation();
                     self.boards.insert(
                         b.clone(),
-                        BoardRecord { settings: BoardSettings::defaults(b), generation, scored: true },
+                        BoardRecord { settings: BoardSettings::defaults(b), generation, scored: true, auto: true },
                     );
                     changed = true;
                 }
@@ -237,9 +284,10 @@ impl Catalog {
     /// Creates or changes a board. Returns whether it was created.
     pub fn put_board(&mut self, name: &BoardName, patch: BoardPatch) -> Result<bool, PatchError> {
         let existing = self.boards.get(name);
-        if existing.is_none() && self.boards.len() >= MAX_BOARDS {
+        if existing.is_none() && self.boards.values().filter(|r| !r.auto).count() >= MAX_BOARDS {
             return Err(PatchError::TooManyBoards);
         }
+        let auto = existing.is_some_and(|r| r.auto);
         let mut s = existing.map(|r| r.settings.clone()).unwrap_or_else(|| BoardSettings::defaults(name));
         let scored = existing.is_some_and(|r| r.scored);
         if scored && patch.order.is_some_and(|o| o != s.order) {
@@ -279,7 +327,7 @@ impl Catalog {
             Some(r) => r.generation,
             None => self.fresh_generation(),
         };
-        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored });
+        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored, auto });
         Ok(created)
     }
 
@@ -370,7 +418,7 @@ mod tests {
         let mut c = Catalog::default();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }).unwrap();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }).unwrap();
-        c.ensure_scored([&b("laps")]).unwrap();
+        c.ensure_scored([&b("laps")], AutoCreate::default()).unwrap();
         let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() });
         assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
         let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() });
@@ -383,10 +431,10 @@ mod tests {
     #[test]
     fn a_recreated_board_gets_a_new_generation() {
         let mut c = Catalog::default();
-        c.ensure_scored([&b("likes")]).unwrap();
+        c.ensure_scored([&b("likes")], AutoCreate::default()).unwrap();
         let g1 = c.boards[&b("likes")].generation;
         c.delete_board(&b("likes"));
-        c.ensure_scored([&b("likes")]).unwrap();
+        c.ensure_scored([&b("likes")], AutoCreate::default()).unwrap();
         assert_ne!(c.boards[&b("likes")].generation, g1);
     }
 
@@ -405,20 +453,33 @@ mod tests {
     }
 
     #[test]
-    fn a_board_beyond_the_limit_is_refused_whether_put_or_reached_by_events() {
+    fn boards_created_by_events_never_use_up_what_the_admin_may_create() {
         let mut c = Catalog::default();
-        for i in 0..MAX_BOARDS - 1 {
-            c.put_board(&b(&format!("b{i}")), BoardPatch::default()).unwrap();
+        let auto = AutoCreate { on: true, max: 2 };
+        assert_eq!(c.ensure_scored([&b("e1"), &b("e2")], auto), Ok(true));
+        assert!(c.boards[&b("e1")].auto);
+        // A third by an event is refused, naming it; nothing is created.
+        assert_eq!(c.ensure_scored([&b("e3"), &b("e1")], auto), Err(PatchError::NotAutoCreated(b("e3"))));
+        assert!(!c.boards.contains_key(&b("e3")));
+        // The admin still creates up to the full limit.
+        for i in 0..MAX_BOARDS {
+            assert_eq!(c.put_board(&b(&format!("b{i}")), BoardPatch::default()), Ok(true));
         }
-        // two new boards in one request: all or nothing
-        assert_eq!(c.ensure_scored([&b("new1"), &b("new2")]), Err(PatchError::TooManyBoards));
-        assert!(!c.boards.contains_key(&b("new1")));
-        assert_eq!(c.ensure_scored([&b("new1"), &b("b0")]), Ok(true));
-        assert_eq!(c.put_board(&b("new2"), BoardPatch::default()), Err(PatchError::TooManyBoards));
-        assert_eq!(c.ensure_scored([&b("new2")]), Err(PatchError::TooManyBoards));
-        // existing boards still change, and a deleted one frees its place
-        assert_eq!(c.put_board(&b("b1"), BoardPatch::default()), Ok(false));
-        c.delete_board(&b("b1"));
-        assert_eq!(c.put_board(&b("new2"), BoardPatch::default()), Ok(true));
+        assert_eq!(c.put_board(&b("one-more"), BoardPatch::default()), Err(PatchError::TooManyBoards));
+        // Existing boards take events whatever the limits.
+        let off = AutoCreate { on: false, max: 0 };
+        assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off), Ok(true));
+        assert_eq!(c.ensure_scored([&b("new")], off), Err(PatchError::NotAutoCreated(b("new"))));
+        // A PUT of a board an event created keeps it counted as such.
+        assert_eq!(c.put_board(&b("e1"), BoardPatch::default()), Ok(false));
+        assert!(c.boards[&b("e1")].auto);
     }
-}
+
+    #[test]
+    fn auto_create_settings_are_read_leniently() {
+        assert_eq!(AutoCreate::parse(None, None), AutoCreate::default());
+        assert_eq!(AutoCreate::parse(Some("off"), Some("5")), AutoCreate { on: false, max: 5 });
+        assert_eq!(AutoCreate::parse(Some("ON"), Some("x")), AutoCreate { on: true, max: 10_000 });
+    }
+
+    }

@@ -10,7 +10,7 @@ use worker::{durable_object, Env, Method, Request, Response, Result, State};
 
 use super::http::{call_object, internal, now_ms, rust_err, ApiResult};
 use super::kv;
-use crate::core::catalog::{BoardPatch, Catalog, PatchError, RouteTarget, MAX_BOARDS};
+use crate::core::catalog::{AutoCreate, BoardPatch, Catalog, PatchError, RouteTarget, MAX_BOARDS};
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
 
@@ -22,7 +22,7 @@ pub const CACHE_MS: i64 = 4_000;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CatalogOp {
     Get,
-    EnsureScored { boards: Vec<BoardName> },
+    EnsureScored { boards: Vec<BoardName>, auto: AutoCreate },
     PutBoard { name: BoardName, patch: BoardPatch },
     DeleteBoard { name: BoardName },
     PutRoute { kind: EventType, targets: Vec<RouteTarget> },
@@ -42,6 +42,10 @@ pub enum CatalogReply {
     },
     Invalid {
         message: String,
+    },
+    /// An event would create this board, which the deployment does not allow.
+    NotAutoCreated {
+        board: BoardName,
     },
 }
 
@@ -79,6 +83,7 @@ pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Rc<Catalog>, bool)> {
         CatalogReply::Done { catalog, changed } => Ok((remember(catalog), changed)),
         CatalogReply::Conflict { message } => Err(ApiError::Conflict(message)),
         CatalogReply::Invalid { message } => Err(ApiError::InvalidBody { field: None, message }),
+        CatalogReply::NotAutoCreated { board } => Err(ApiError::NotAutoCreated { index: None, board: board.to_string() }),
     }
 }
 
@@ -116,13 +121,14 @@ impl CatalogObject {
         let mut c = self.load()?;
         let changed = match op {
             CatalogOp::Get => return Ok(CatalogReply::Done { catalog: c, changed: false }),
-            CatalogOp::EnsureScored { boards } => match c.ensure_scored(boards.iter()) {
+            CatalogOp::EnsureScored { boards, auto } => match c.ensure_scored(boards.iter(), auto) {
                 Ok(changed) => {
                     if changed {
                         self.save(&c)?;
                     }
                     false
                 }
+                Err(PatchError::NotAutoCreated(board)) => return Ok(CatalogReply::NotAutoCreated { board }),
                 Err(_) => return Ok(too_many_boards()),
             },
             CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch) {
@@ -136,7 +142,7 @@ impl CatalogObject {
                     })
                 }
                 Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
-                Err(PatchError::TooManyBoards) => return Ok(too_many_boards()),
+                Err(PatchError::TooManyBoards | PatchError::NotAutoCreated(_)) => return Ok(too_many_boards()),
             },
             CatalogOp::DeleteBoard { name } => {
                 let existed = c.delete_board(&name).is_some();

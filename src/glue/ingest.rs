@@ -10,7 +10,7 @@ use worker::{Env, Request};
 use super::catalog::{self, CatalogOp};
 use super::http::{call_object_raw, faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
 use super::intake::shard_name;
-use crate::core::catalog::{Catalog, ResolveError};
+use crate::core::catalog::{AutoCreate, Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
 use crate::domain::{BoardName, BodyFormat, Event};
@@ -43,7 +43,23 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     // holding scores before anything is enqueued, so their order/op are fixed.
     let unknown: Vec<BoardName> = needs_ensure(&cat, &messages);
     if !unknown.is_empty() {
-        let (fresh, _) = catalog::apply(env, CatalogOp::EnsureScored { boards: unknown }).await?;
+        let auto = AutoCreate::parse(
+            env.var("AUTO_CREATE_BOARDS").ok().map(|v| v.to_string()).as_deref(),
+            env.var("AUTO_CREATE_MAX").ok().map(|v| v.to_string()).as_deref(),
+        );
+        let (fresh, _) = catalog::apply(env, CatalogOp::EnsureScored { boards: unknown, auto }).await.map_err(|e| {
+            // Name the first event that would have created the refused board.
+            match &e {
+                ApiError::NotAutoCreated { board, .. } => {
+                    let i = messages.iter().position(|m| m.to.iter().any(|d| d.board.as_str() == board));
+                    match i {
+                        Some(i) => e.at_index(i),
+                        None => e,
+                    }
+                }
+                _ => e,
+            }
+        })?;
         cat = fresh;
         messages = resolve_all(&cat, &events)?;
     }
