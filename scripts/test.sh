@@ -22,6 +22,9 @@ scripts/build.sh
 say "end-to-end tests: the built worker under workerd (wrangler dev)"
 node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
 
+say "API check: docs/openapi.yaml linted (redocly), Schemathesis against the running worker"
+scripts/api-check.sh
+
 say "perf smoke (make perf in small): Podium and both Redis baselines, sums checked"
 PERF_SMOKE=1 scripts/perf.sh
 

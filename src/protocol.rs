@@ -161,7 +161,13 @@ impl IntakeCommand {
         Ok(match head {
             IntakeHead::Accept { idempotency, answer, test_refuse, test_fail_after } => {
                 let packs = lines.filter(|l| !l.is_empty()).map(str::to_string).collect();
-                IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after })
+                IntakeCommand::Accept(IntakeRequest {
+                    packs,
+                    idempotency,
+                    answer,
+                    test_refuse,
+                    test_fail_after,
+                })
             }
             IntakeHead::Done(seqs) => IntakeCommand::Done(seqs),
         })

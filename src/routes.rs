@@ -18,6 +18,9 @@ pub enum Route {
     DeadLetters,
     Redrive,
     DeadLetter(String),
+    /// A `/v1/` path with a broken percent-escape (or one that is not
+    /// UTF-8): malformed input, 400 whatever route it was meant for.
+    Malformed,
 }
 
 impl Route {
@@ -34,6 +37,7 @@ impl Route {
             | Route::DeadLetters => "GET",
             Route::Redrive => "POST",
             Route::DeadLetter(_) => "DELETE",
+            Route::Malformed => "GET, PUT, POST, DELETE",
             Route::Events | Route::Lookup(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
@@ -49,7 +53,9 @@ impl Route {
 pub fn match_path(path: &str) -> Option<Route> {
     let rest = path.strip_prefix("/v1/")?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let segs: Vec<String> = rest.split('/').map(percent_decode).collect::<Option<_>>()?;
+    let Some(segs) = rest.split('/').map(percent_decode).collect::<Option<Vec<String>>>() else {
+        return Some(Route::Malformed);
+    };
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let own = |x: &str| x.to_string();
     Some(match s.as_slice() {
@@ -119,7 +125,8 @@ mod tests {
             match_path("/v1/boards/likes/members/a%2Fb"),
             Some(Route::Member("likes".into(), "a/b".into()))
         );
-        assert_eq!(match_path("/v1/boards/likes/members/%zz"), None);
+        assert_eq!(match_path("/v1/boards/likes/members/%zz"), Some(Route::Malformed));
+        assert_eq!(match_path("/v1/boards/%FF/top"), Some(Route::Malformed));
     }
 
     #[test]

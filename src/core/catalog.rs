@@ -248,7 +248,8 @@ impl Catalog {
         boards: impl IntoIterator<Item = &'a BoardName> + Clone,
         auto: AutoCreate,
     ) -> Result<bool, PatchError> {
-        let new: Vec<&BoardName> = boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).collect();
+        let new: Vec<&BoardName> =
+            boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).collect();
         if let Some(first) = new.first() {
             let existing_auto = self.boards.values().filter(|r| r.auto).count();
             if !auto.allows(existing_auto, new.len()) {
@@ -267,7 +268,12 @@ impl Catalog {
                     let generation = self.fresh_generation();
                     self.boards.insert(
                         b.clone(),
-                        BoardRecord { settings: BoardSettings::defaults(b), generation, scored: true, auto: true },
+                        BoardRecord {
+                            settings: BoardSettings::defaults(b),
+                            generation,
+                            scored: true,
+                            auto: true,
+                        },
                     );
                     changed = true;
                 }
@@ -481,5 +487,4 @@ mod tests {
         assert_eq!(AutoCreate::parse(Some("off"), Some("5")), AutoCreate { on: false, max: 5 });
         assert_eq!(AutoCreate::parse(Some("ON"), Some("x")), AutoCreate { on: true, max: 10_000 });
     }
-
-    }
+}

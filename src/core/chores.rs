@@ -12,6 +12,10 @@ pub const DEDUPE_MS: i64 = 8 * 24 * 3600 * 1000;
 pub const PUBLISH_EVERY_MS: i64 = 550;
 /// Pruning runs at most this often.
 pub const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
+/// A pruning pass goes through the dedupe records a slice at a time (the
+/// table has no index on time: that index cost ~half of each record's
+/// bytes); slices follow each other this far apart.
+pub const PRUNE_SLICE_GAP_MS: i64 = 2 * 1000;
 
 /// What a board period knows when it decides on its next alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +26,10 @@ pub struct Chores {
     /// A live hub has viewers of this period.
     pub watched: bool,
     pub last_publish: i64,
-    /// When the oldest remembered event id was stored.
+    /// When the oldest remembered event id was stored (a lower bound).
     pub oldest_seen: Option<i64>,
+    /// A pruning pass is part-way through the records.
+    pub pruning: bool,
     /// When this period's retention ends (`None` for all-time).
     pub expires_at: Option<i64>,
 }
@@ -34,7 +40,11 @@ impl Chores {
         let publish =
             (self.dirty && self.watched).then(|| (self.last_publish + PUBLISH_EVERY_MS).max(self.now));
         // Wake when the oldest id passes the horizon, not on a timer.
-        let prune = self.oldest_seen.map(|t| (t + DEDUPE_MS).max(self.now + PRUNE_MIN_GAP_MS));
+        let prune = if self.pruning {
+            Some(self.now + PRUNE_SLICE_GAP_MS)
+        } else {
+            self.oldest_seen.map(|t| (t + DEDUPE_MS).max(self.now + PRUNE_MIN_GAP_MS))
+        };
         [publish, prune, self.expires_at].into_iter().flatten().min()
     }
 
@@ -44,6 +54,11 @@ impl Chores {
 
     pub fn publish_due(&self) -> bool {
         self.watched && self.dirty && self.now >= self.last_publish + PUBLISH_EVERY_MS
+    }
+
+    /// A pruning slice is due now.
+    pub fn prune_due(&self) -> bool {
+        self.pruning || self.oldest_seen.is_some_and(|t| self.now >= t + DEDUPE_MS)
     }
 
     /// Ids stored before this are pruned.
@@ -57,7 +72,15 @@ mod tests {
     use super::*;
 
     fn idle(now: i64) -> Chores {
-        Chores { now, dirty: false, watched: false, last_publish: 0, oldest_seen: None, expires_at: None }
+        Chores {
+            now,
+            dirty: false,
+            watched: false,
+            last_publish: 0,
+            oldest_seen: None,
+            pruning: false,
+            expires_at: None,
+        }
     }
 
     #[test]
@@ -89,6 +112,16 @@ mod tests {
         let c = Chores { oldest_seen: Some(5_000), ..idle(6_000) };
         assert_eq!(c.next_alarm(), Some(5_000 + DEDUPE_MS));
         assert_eq!(c.prune_before(), 6_000 - DEDUPE_MS);
+    }
+
+    #[test]
+    fn a_pruning_pass_goes_slice_by_slice_until_it_is_done() {
+        let c = Chores { oldest_seen: Some(5_000), ..idle(6_000) };
+        assert!(!c.prune_due());
+        assert!(Chores { now: 5_000 + DEDUPE_MS, ..c }.prune_due());
+        let mid = Chores { pruning: true, ..c };
+        assert!(mid.prune_due());
+        assert_eq!(mid.next_alarm(), Some(6_000 + PRUNE_SLICE_GAP_MS));
     }
 
     #[test]

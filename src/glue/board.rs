@@ -43,6 +43,10 @@ pub struct BoardObject {
     /// Events this board period applied (duplicates not counted); stored in
     /// `kv` with each batch.
     events: Cell<u64>,
+    /// When the oldest dedupe record was written (a lower bound; `kv`).
+    dedupe_since: Cell<Option<i64>>,
+    /// A pruning pass's position: the last id it went past (`kv`).
+    prune_cursor: RefCell<Option<String>>,
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -92,15 +96,25 @@ impl BoardObject {
         // Dedupe records: one per applied event id. WITHOUT ROWID keeps the
         // id once (as the key of the table itself) instead of in a rowid
         // table plus its primary-key index: one B-tree insert fewer per event.
-        sql.exec("CREATE TABLE IF NOT EXISTS dedupe (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID", None)?;
-        sql.exec("CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at)", None)?;
+        // No index on `at` (it cost about half of each record's bytes and
+        // an index write per event): pruning walks the table by id, a slice
+        // per alarm, and `kv` keeps when the oldest record was written.
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS dedupe (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+            None,
+        )?;
+        sql.exec("DROP INDEX IF EXISTS dedupe_at", None)?;
         // Boards stored before session 6 kept them in a rowid table `seen`.
-        let legacy: Vec<serde_json::Value> =
-            sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'seen'", None)?.to_array()?;
+        let legacy: Vec<serde_json::Value> = sql
+            .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'seen'", None)?
+            .to_array()?;
         if !legacy.is_empty() {
             sql.exec("INSERT OR IGNORE INTO dedupe (id, at) SELECT id, at FROM seen", None)?;
             sql.exec("DROP TABLE seen", None)?;
+            kv::put(&sql, "prune_cursor", "")?;
         }
+        self.dedupe_since.set(kv::get(&sql, "dedupe_since")?.and_then(|v| v.parse().ok()));
+        *self.prune_cursor.borrow_mut() = kv::get(&sql, "prune_cursor")?;
 
         let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
         let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
@@ -251,8 +265,16 @@ impl BoardObject {
             "INSERT INTO kv (k, v) VALUES ('events', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             vec![events.to_string().into()],
         ));
+        let since = self.dedupe_since.get().unwrap_or(now);
+        if self.dedupe_since.get().is_none() {
+            stmts.push(Stmt::new(
+                "INSERT INTO kv (k, v) VALUES ('dedupe_since', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                vec![since.to_string().into()],
+            ));
+        }
         write_all(&self.state.storage(), stmts, txn_fault)?;
         self.events.set(events);
+        self.dedupe_since.set(Some(since));
         if !touched.is_empty() {
             self.dirty.set(true);
         }
@@ -355,7 +377,8 @@ impl BoardObject {
             dirty: self.dirty.get(),
             watched: self.watched.get(),
             last_publish: self.last_publish.get(),
-            oldest_seen: self.oldest_seen()?,
+            oldest_seen: self.dedupe_since.get(),
+            pruning: self.prune_cursor.borrow().is_some(),
             expires_at: self.expiry(),
         })
     }
@@ -373,13 +396,56 @@ impl BoardObject {
         Ok(())
     }
 
-    fn oldest_seen(&self) -> Result<Option<i64>> {
+    /// One slice of a pruning pass: up to `PRUNE_SLICE` records after the
+    /// cursor are read, those older than the horizon deleted. When the pass
+    /// reaches the end, the oldest record it kept becomes `dedupe_since`.
+    fn prune_slice(&self, before: i64) -> Result<()> {
+        const PRUNE_SLICE: usize = 50_000;
         #[derive(Deserialize)]
-        struct Oldest {
-            at: Option<f64>,
+        struct Rec {
+            id: String,
+            at: f64,
         }
-        let rows: Vec<Oldest> = self.sql().exec("SELECT MIN(at) AS at FROM dedupe", None)?.to_array()?;
-        Ok(rows.first().and_then(|r| r.at).map(|a| a as i64))
+        let sql = self.sql();
+        let cursor = self.prune_cursor.borrow().clone().unwrap_or_default();
+        let recs: Vec<Rec> = sql
+            .exec(
+                "SELECT id, at FROM dedupe WHERE id > ? ORDER BY id LIMIT ?",
+                vec![cursor.as_str().into(), (PRUNE_SLICE as f64).into()],
+            )?
+            .to_array()?;
+        let stale: Vec<&str> =
+            recs.iter().filter(|r| (r.at as i64) < before).map(|r| r.id.as_str()).collect();
+        for chunk in json_chunks(&stale)? {
+            sql.exec("DELETE FROM dedupe WHERE id IN (SELECT value FROM json_each(?))", vec![chunk.into()])?;
+        }
+        // The oldest kept so far in this pass, carried in kv between slices.
+        let kept_min = recs.iter().filter(|r| (r.at as i64) >= before).map(|r| r.at as i64).min();
+        let pass_min = kv::get(&sql, "prune_min")?.and_then(|v| v.parse::<i64>().ok());
+        let pass_min = match (pass_min, kept_min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if recs.len() < PRUNE_SLICE {
+            // The pass is done: the oldest record left is the next horizon.
+            sql.exec("DELETE FROM kv WHERE k IN ('prune_cursor', 'prune_min')", None)?;
+            match pass_min {
+                Some(t) => kv::put(&sql, "dedupe_since", &t.to_string())?,
+                None => {
+                    sql.exec("DELETE FROM kv WHERE k = 'dedupe_since'", None)?;
+                }
+            }
+            *self.prune_cursor.borrow_mut() = None;
+            self.dedupe_since.set(pass_min);
+        } else {
+            let last = recs.last().map(|r| r.id.clone()).unwrap_or_default();
+            kv::put(&sql, "prune_cursor", &last)?;
+            if let Some(t) = pass_min {
+                kv::put(&sql, "prune_min", &t.to_string())?;
+            }
+            *self.prune_cursor.borrow_mut() = Some(last);
+        }
+        Ok(())
     }
 
     fn expiry(&self) -> Option<i64> {
@@ -425,6 +491,8 @@ impl BoardObject {
         self.watched.set(false);
         self.alarm_at.set(None);
         self.events.set(0);
+        self.dedupe_since.set(None);
+        *self.prune_cursor.borrow_mut() = None;
         Ok(())
     }
 }
@@ -441,6 +509,8 @@ impl worker::DurableObject for BoardObject {
             last_publish: Cell::new(0),
             alarm_at: Cell::new(None),
             events: Cell::new(0),
+            dedupe_since: Cell::new(None),
+            prune_cursor: RefCell::new(None),
         }
     }
 
@@ -492,7 +562,9 @@ impl worker::DurableObject for BoardObject {
                 console_error!("publish failed: {e}");
             }
         }
-        self.sql().exec("DELETE FROM dedupe WHERE at < ?", vec![(chores.prune_before() as f64).into()])?;
+        if chores.prune_due() {
+            self.prune_slice(chores.prune_before())?;
+        }
         self.schedule().await?;
         Response::ok("done")
     }

@@ -83,7 +83,9 @@ pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Rc<Catalog>, bool)> {
         CatalogReply::Done { catalog, changed } => Ok((remember(catalog), changed)),
         CatalogReply::Conflict { message } => Err(ApiError::Conflict(message)),
         CatalogReply::Invalid { message } => Err(ApiError::InvalidBody { field: None, message }),
-        CatalogReply::NotAutoCreated { board } => Err(ApiError::NotAutoCreated { index: None, board: board.to_string() }),
+        CatalogReply::NotAutoCreated { board } => {
+            Err(ApiError::NotAutoCreated { index: None, board: board.to_string() })
+        }
     }
 }
 
@@ -142,7 +144,9 @@ impl CatalogObject {
                     })
                 }
                 Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
-                Err(PatchError::TooManyBoards | PatchError::NotAutoCreated(_)) => return Ok(too_many_boards()),
+                Err(PatchError::TooManyBoards | PatchError::NotAutoCreated(_)) => {
+                    return Ok(too_many_boards())
+                }
             },
             CatalogOp::DeleteBoard { name } => {
                 let existed = c.delete_board(&name).is_some();

@@ -47,19 +47,20 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
             env.var("AUTO_CREATE_BOARDS").ok().map(|v| v.to_string()).as_deref(),
             env.var("AUTO_CREATE_MAX").ok().map(|v| v.to_string()).as_deref(),
         );
-        let (fresh, _) = catalog::apply(env, CatalogOp::EnsureScored { boards: unknown, auto }).await.map_err(|e| {
-            // Name the first event that would have created the refused board.
-            match &e {
-                ApiError::NotAutoCreated { board, .. } => {
-                    let i = messages.iter().position(|m| m.to.iter().any(|d| d.board.as_str() == board));
-                    match i {
-                        Some(i) => e.at_index(i),
-                        None => e,
+        let (fresh, _) =
+            catalog::apply(env, CatalogOp::EnsureScored { boards: unknown, auto }).await.map_err(|e| {
+                // Name the first event that would have created the refused board.
+                match &e {
+                    ApiError::NotAutoCreated { board, .. } => {
+                        let i = messages.iter().position(|m| m.to.iter().any(|d| d.board.as_str() == board));
+                        match i {
+                            Some(i) => e.at_index(i),
+                            None => e,
+                        }
                     }
+                    _ => e,
                 }
-                _ => e,
-            }
-        })?;
+            })?;
         cat = fresh;
         messages = resolve_all(&cat, &events)?;
     }

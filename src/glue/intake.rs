@@ -308,5 +308,10 @@ pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> crate::glue::http:
         .durable_object("INTAKE")
         .and_then(|ns| ns.id_from_string(src)?.get_stub())
         .map_err(|e| internal("intake stub", e))?;
-    call_object_raw(&stub, "/cmd", IntakeCommand::Done(seqs).to_wire().map_err(|e| internal("intake command", e))?).await
+    call_object_raw(
+        &stub,
+        "/cmd",
+        IntakeCommand::Done(seqs).to_wire().map_err(|e| internal("intake command", e))?,
+    )
+    .await
 }

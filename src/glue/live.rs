@@ -118,7 +118,8 @@ impl LiveObject {
         // 32,768 hibernated sockets per object; a broadcast is one loop of
         // sends). More viewers are refused until the live fan-out over many
         // hubs exists (issue 13).
-        let cap = self.env.var("LIVE_MAX_VIEWERS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(10_000);
+        let cap =
+            self.env.var("LIVE_MAX_VIEWERS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(10_000);
         if self.state.get_websockets().len() >= cap {
             return super::http::error_response(&crate::error::ApiError::Overloaded { retry_after_s: 30 });
         }

@@ -98,6 +98,12 @@ const RATE_PERIOD_S: u32 = 10;
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let path = req.path();
     let route = match_path(&path).ok_or(ApiError::NotFound)?;
+    if route == Route::Malformed {
+        return Err(ApiError::InvalidParameter {
+            field: "path".into(),
+            message: "has a broken percent-escape or is not UTF-8".into(),
+        });
+    }
     // The method as sent: worker's `Method` maps every unknown one (PROPFIND,
     // MKCOL, ...) to GET, which would answer them as reads.
     let method = req.inner().method().to_ascii_uppercase();
@@ -161,5 +167,6 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             authorize(&req, env, Role::Admin).await?;
             dead::delete(env, &id).await
         }
+        (Route::Malformed, _) => Err(ApiError::NotFound),
     }
 }

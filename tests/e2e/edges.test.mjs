@@ -152,10 +152,13 @@ test('HEAD on a read answers like GET without a body', async () => {
 });
 
 test('malformed paths are 404s or 400s, never 5xx', async () => {
-  // A broken percent-escape matches no route: 404.
-  const r = await get(`${w.url}/v1/boards/%zz/top`);
-  assert.equal(r.status, 404, r.text);
-  assert.equal(r.json?.error?.code, 'not_found');
+  // A broken percent-escape, or bytes that are not UTF-8: malformed, 400.
+  for (const p of ['/v1/boards/%zz/top', '/v1/boards/%FF/top', '/v1/routes/%FF', '/v1/boards/b/members/a%ZZ']) {
+    const r = await get(`${w.url}${p}`);
+    assert.equal(r.status, 400, `${p}: ${r.text}`);
+    assert.equal(r.json?.error?.code, 'invalid_parameter');
+  }
+  assert.equal((await get(`${w.url}/v1/nothing-here`)).status, 404);
   // Names that break the naming rules can never exist: 400 naming the field.
   for (const [p, field] of [['/v1/boards/b/members/%01', 'member'], [`/v1/boards/${'x'.repeat(65)}/top`, 'board'], ['/v1/boards/UPPER/top', 'board']]) {
     const bad = await get(`${w.url}${p}`);
