@@ -76,6 +76,17 @@ fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
     json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
 
+/// A fresh random key for a ranking's member-id hash (from
+/// `crypto.randomUUID`'s random hex digits). It lives only in memory: the
+/// index is rebuilt under a new key on every load.
+fn hash_key() -> u64 {
+    let uuid = super::http::new_id();
+    let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    // Skip the version digit (the 13th): 16 of the others.
+    let digits: String = hex.chars().enumerate().filter(|(i, _)| *i != 12).map(|(_, c)| c).take(16).collect();
+    u64::from_str_radix(&digits, 16).unwrap_or(0x9E37_79B9_7F4A_7C15)
+}
+
 impl BoardObject {
     fn sql(&self) -> worker::SqlStorage {
         self.state.storage().sql()
@@ -134,7 +145,7 @@ impl BoardObject {
             }
         });
         let (order, op) = spec.as_ref().map(|s| (s.order, s.op)).unwrap_or((Order::Desc, Op::Incr));
-        let ranking = Ranking::from_rows(order, op, rows);
+        let ranking = Ranking::from_rows_seeded(order, op, hash_key(), rows);
         if let Some(e) = failed {
             return Err(e);
         }
@@ -158,7 +169,7 @@ impl BoardObject {
             // Order and op are fixed once a board holds scores (the catalog
             // refuses such changes); an empty ranking simply takes them.
             if r.is_empty() && (r.order() != spec.order || r.op() != spec.op) {
-                *r = Ranking::new(spec.order, spec.op);
+                *r = Ranking::with_seed(spec.order, spec.op, hash_key());
             }
         }
         kv::put(&self.sql(), "spec", &serde_json::to_string(spec).map_err(rust_err)?)?;

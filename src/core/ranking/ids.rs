@@ -56,9 +56,13 @@ pub(crate) fn cell_of(l: Loc) -> usize {
 }
 
 #[inline]
-pub(crate) fn hash(b: &[u8]) -> u64 {
+pub(crate) fn hash(b: &[u8], seed: u64) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h = (b.len() as u64).wrapping_mul(K) ^ 0x243F_6A88_85A3_08D3;
+    // Keyed: the seed (random per ranking in the Durable Object) goes into
+    // the state before any byte and into the final mix, so clients, who
+    // choose member ids, cannot aim ids at one probe run without it. Not a
+    // cryptographic PRF; SipHash would cost ~15 ns more per op.
+    let mut h = (b.len() as u64).wrapping_mul(K) ^ 0x243F_6A88_85A3_08D3 ^ seed;
     let mut c = b.chunks_exact(8);
     for w in &mut c {
         let w = u64::from_le_bytes(w.try_into().unwrap());
@@ -70,7 +74,7 @@ pub(crate) fn hash(b: &[u8]) -> u64 {
         t[..r.len()].copy_from_slice(r);
         h = (h ^ u64::from_le_bytes(t)).wrapping_mul(K).rotate_left(29);
     }
-    h ^= h >> 32;
+    h ^= (h >> 32) ^ seed.rotate_left(17);
     h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
     h ^ (h >> 29)
 }
@@ -79,6 +83,8 @@ pub(crate) fn hash(b: &[u8]) -> u64 {
 /// every member's event time).
 #[derive(Clone, Default)]
 pub(crate) struct Arena {
+    /// The key of the id hash (`hash`): random per ranking in production.
+    pub seed: u64,
     /// 0, or 8 when records keep an event time
     head: usize,
     pages: Vec<Vec<u8>>,
@@ -429,9 +435,23 @@ mod tests {
     }
 
     #[test]
+    fn the_id_hash_depends_on_its_key() {
+        let a = hash(b"member-1", 1);
+        assert_ne!(a, hash(b"member-1", 2));
+        assert_eq!(a, hash(b"member-1", 1));
+        // Ids that share an index slot under one key are spread under another.
+        let slot = |id: &str, seed: u64| hash(id.as_bytes(), seed) & 0xfff;
+        let same: Vec<String> =
+            (0..200_000).map(|i| format!("m{i}")).filter(|m| slot(m, 7) == slot("m0", 7)).collect();
+        assert!(same.len() > 10);
+        let spread: std::collections::HashSet<u64> = same.iter().map(|m| slot(m, 8)).collect();
+        assert!(spread.len() > same.len() / 2, "{} of {}", spread.len(), same.len());
+    }
+
+    #[test]
     fn entries_are_found_moved_and_removed_with_the_others_still_reachable() {
         let names: Vec<String> = (0..5000).map(|i| format!("member-{i}")).collect();
-        let hs: Vec<u64> = names.iter().map(|n| hash(n.as_bytes())).collect();
+        let hs: Vec<u64> = names.iter().map(|n| hash(n.as_bytes(), 0)).collect();
         let mut at: HashMap<Loc, usize> = HashMap::new();
         let mut ix = Index::default();
         for (i, &h) in hs.iter().enumerate() {

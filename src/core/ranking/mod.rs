@@ -169,7 +169,7 @@ fn tag_of_len(len: usize) -> u32 {
 /// The id hash of the member with payload `pay` and tag `t`.
 #[inline]
 fn hash_of(arena: &Arena, pay: &Id16, t: u32) -> u64 {
-    ids::hash(arena.bytes(pay, id_len(t)))
+    ids::hash(arena.bytes(pay, id_len(t)), arena.seed)
 }
 
 impl Names<'_> {
@@ -210,7 +210,7 @@ impl Members for Names<'_> {
 
 impl Clone for Ranking {
     fn clone(&self) -> Self {
-        Ranking::from_rows(self.order, self.op, self.rows())
+        Ranking::from_rows_seeded(self.order, self.op, self.arena.seed, self.rows())
     }
 }
 
@@ -233,6 +233,20 @@ static NO_ID: Id16 = [0; 16];
 const MAX_ROWS: usize = 30_000_000;
 
 impl Ranking {
+    /// A ranking whose id hash is keyed with `seed`: the Durable Object
+    /// passes a random one, so clients cannot choose ids that collide.
+    pub fn with_seed(order: Order, op: Op, seed: u64) -> Ranking {
+        let mut r = Ranking::new(order, op);
+        r.arena.seed = seed;
+        r
+    }
+
+    /// `from_rows` into a ranking keyed with `seed` (see `with_seed`).
+    pub fn from_rows_seeded(order: Order, op: Op, seed: u64, rows: impl IntoIterator<Item = Row>) -> Ranking {
+        Ranking::build_from_rows(Ranking::with_seed(order, op, seed), rows)
+    }
+
+    /// A ranking with the fixed seed 0 (tests, benchmarks).
     pub fn new(order: Order, op: Op) -> Ranking {
         Ranking {
             order,
@@ -291,7 +305,7 @@ impl Ranking {
 
     #[inline]
     fn find(&self, id: &[u8]) -> Option<(usize, Loc)> {
-        self.find_hashed(id, ids::hash(id))
+        self.find_hashed(id, ids::hash(id, self.arena.seed))
     }
 
     #[inline]
@@ -325,7 +339,7 @@ impl Ranking {
     /// nothing. See the module doc for how each op moves the member's reach
     /// time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
-        let h = ids::hash(member.as_str().as_bytes());
+        let h = ids::hash(member.as_str().as_bytes(), self.arena.seed);
         self.apply_one(member, h, value, ts)
     }
 
@@ -338,7 +352,8 @@ impl Ranking {
     /// made for the whole batch in tight passes, where the misses overlap, and
     /// the events are then applied from cache.
     pub fn apply_batch(&mut self, events: &[(&MemberId, f64, i64)]) -> Vec<bool> {
-        let hashes: Vec<u64> = events.iter().map(|e| ids::hash(e.0.as_str().as_bytes())).collect();
+        let seed = self.arena.seed;
+        let hashes: Vec<u64> = events.iter().map(|e| ids::hash(e.0.as_str().as_bytes(), seed)).collect();
         self.index.touch_table(&hashes);
         let locs: Vec<Loc> = hashes.iter().filter_map(|&h| self.index.candidate(h)).collect();
         self.tree.touch_members(locs.iter().copied());
@@ -579,7 +594,11 @@ impl Ranking {
     /// twice, the row with the later reach time (`seq`) wins (the later row,
     /// when equal).
     pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
-        let mut r = Ranking::new(order, op);
+        Ranking::build_from_rows(Ranking::new(order, op), rows)
+    }
+
+    fn build_from_rows(mut r: Ranking, rows: impl IntoIterator<Item = Row>) -> Ranking {
+        let order = r.order;
         let mut rows: Vec<(u64, u64, Row)> = rows
             .into_iter()
             .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
@@ -592,7 +611,7 @@ impl Ranking {
         let mut keep = vec![true; n];
         for i in 0..n {
             let id = rows[i].2.member.as_bytes();
-            let h = ids::hash(id);
+            let h = ids::hash(id, r.arena.seed);
             let seen = r.index.probe(h).find(|&(_, l)| rows[l as usize].2.member.as_bytes() == id);
             match seen {
                 Some((e, l)) => {

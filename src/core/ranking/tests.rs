@@ -372,7 +372,7 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
     // another is leaving, their entries may swap. Every member must still be
     // found at its cell (a lookup checks the id at each candidate cell), and
     // after removals too.
-    let fp = |s: &str| (ids::hash(s.as_bytes()) & 0x7f).max(1);
+    let fp = |s: &str| (ids::hash(s.as_bytes(), 0) & 0x7f).max(1);
     let alike: Vec<String> =
         (0..200_000).map(|i| format!("m{i}")).filter(|s| fp(s) == fp("m0")).take(60).collect();
     assert_eq!(alike.len(), 60);
@@ -415,7 +415,9 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
             cells.insert(if i + 1 < n { ids::loc(0, i + 1) } else { ids::loc(1, 0) }, s);
         }
         let found = |index: &Index, cells: &HashMap<Loc, &String>, s: &str| {
-            index.probe(ids::hash(s.as_bytes())).any(|(_, l)| cells.get(&l).is_some_and(|c| c.as_str() == s))
+            index
+                .probe(ids::hash(s.as_bytes(), 0))
+                .any(|(_, l)| cells.get(&l).is_some_and(|c| c.as_str() == s))
         };
         for s in &who {
             assert!(found(names.index, &cells, s), "{s} is found after the rotation");
@@ -424,11 +426,11 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
         let gone = who.remove(rnd(n as u64) as usize);
         let (e, l) = names
             .index
-            .probe(ids::hash(gone.as_bytes()))
+            .probe(ids::hash(gone.as_bytes(), 0))
             .find(|&(_, l)| cells.get(&l).is_some_and(|c| *c == gone))
             .unwrap();
         let cells2 = cells.clone();
-        names.index.remove(e, |l| ids::hash(cells2[&l].as_bytes()));
+        names.index.remove(e, |l| ids::hash(cells2[&l].as_bytes(), 0));
         cells.remove(&l);
         for s in &who {
             assert!(found(names.index, &cells, s), "{s} is found after removing {gone}");
