@@ -115,6 +115,16 @@ pub enum IntakeCommand {
     Accept(IntakeRequest),
     /// The consumer applied these messages (by `seq`) everywhere. → `Ack`
     Done(Vec<i64>),
+    /// The first answer kept for an idempotency key (any POST or DELETE). → `Recalled`
+    Recall(String),
+    /// Keep `answer` for `key` for 24 hours. → `Ack`
+    Remember { key: String, answer: String },
+}
+
+/// The intake's answer to `Recall`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recalled {
+    pub answer: Option<String>,
 }
 
 /// An intake command without its packs: the first line of its wire form.
@@ -131,6 +141,11 @@ enum IntakeHead {
         test_fail_after: Option<u32>,
     },
     Done(Vec<i64>),
+    Recall(String),
+    Remember {
+        key: String,
+        answer: String,
+    },
 }
 
 impl IntakeCommand {
@@ -150,6 +165,10 @@ impl IntakeCommand {
                 Ok(out)
             }
             IntakeCommand::Done(seqs) => serde_json::to_string(&IntakeHead::Done(seqs.clone())),
+            IntakeCommand::Recall(k) => serde_json::to_string(&IntakeHead::Recall(k.clone())),
+            IntakeCommand::Remember { key, answer } => {
+                serde_json::to_string(&IntakeHead::Remember { key: key.clone(), answer: answer.clone() })
+            }
         }
     }
 
@@ -170,6 +189,8 @@ impl IntakeCommand {
                 })
             }
             IntakeHead::Done(seqs) => IntakeCommand::Done(seqs),
+            IntakeHead::Recall(k) => IntakeCommand::Recall(k),
+            IntakeHead::Remember { key, answer } => IntakeCommand::Remember { key, answer },
         })
     }
 }
@@ -384,6 +405,8 @@ mod tests {
         assert_eq!(IntakeCommand::from_wire(&wire).unwrap(), cmd);
         let done = IntakeCommand::Done(vec![1, 5]);
         assert_eq!(IntakeCommand::from_wire(&done.to_wire().unwrap()).unwrap(), done);
+        let keep = IntakeCommand::Remember { key: "k".into(), answer: "{\"status\":204}\n".into() };
+        assert_eq!(IntakeCommand::from_wire(&keep.to_wire().unwrap()).unwrap(), keep);
         assert!(IntakeCommand::from_wire("not json").is_err());
     }
 

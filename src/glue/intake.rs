@@ -20,7 +20,7 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 
 use super::http::{alarm_at, now_ms, rust_err};
 use super::txn::{write_all, Stmt};
-use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest};
+use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 
 /// How many intake objects share the ingest load.
 pub const SHARDS: u32 = 16;
@@ -142,6 +142,29 @@ impl IntakeObject {
         write_all(&self.state.storage(), stmts, req.test_fail_after.map(|k| k as usize))?;
         self.wake(now).await?;
         Ok(IntakeReply { answer: req.answer, repeat: false })
+    }
+
+    fn recall(&self, key: &str) -> Result<Recalled> {
+        self.open()?;
+        let rows: Vec<Answer> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT answer FROM idem WHERE k = ? AND at > ?",
+                vec![key.into(), ((now_ms() - IDEMPOTENCY_MS) as f64).into()],
+            )?
+            .to_array()?;
+        Ok(Recalled { answer: rows.into_iter().next().map(|a| a.answer) })
+    }
+
+    fn remember(&self, key: &str, answer: &str) -> Result<Ack> {
+        self.open()?;
+        self.state.storage().sql().exec(
+            "INSERT INTO idem (k, answer, at) VALUES (?, ?, ?) ON CONFLICT(k) DO NOTHING",
+            vec![key.into(), answer.into(), (now_ms() as f64).into()],
+        )?;
+        Ok(Ack { ok: true })
     }
 
     /// The consumer applied these messages everywhere: forget them.
@@ -269,6 +292,8 @@ impl worker::DurableObject for IntakeObject {
         let reply = match cmd {
             IntakeCommand::Accept(r) => serde_json::to_value(self.accept(r).await?),
             IntakeCommand::Done(seqs) => serde_json::to_value(self.done(seqs)?),
+            IntakeCommand::Recall(key) => serde_json::to_value(self.recall(&key)?),
+            IntakeCommand::Remember { key, answer } => serde_json::to_value(self.remember(&key, &answer)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }
@@ -314,4 +339,29 @@ pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> crate::glue::http:
         IntakeCommand::Done(seqs).to_wire().map_err(|e| internal("intake command", e))?,
     )
     .await
+}
+
+/// The intake shard that keeps an idempotency key's first answer.
+fn idem_stub(env: &Env, key: &str) -> crate::glue::http::ApiResult<worker::Stub> {
+    env.durable_object("INTAKE")
+        .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0)))
+        .map_err(|e| super::http::internal("intake stub", e))
+}
+
+/// The first answer kept for `key`, if any (API 1.1 `Idempotency-Key` on
+/// any POST or DELETE; ingest keeps its own with the request).
+pub async fn recall(env: &Env, key: &str) -> crate::glue::http::ApiResult<Option<String>> {
+    let wire = IntakeCommand::Recall(key.to_string())
+        .to_wire()
+        .map_err(|e| super::http::internal("intake command", e))?;
+    let r: Recalled = super::http::call_object_raw(&idem_stub(env, key)?, "/cmd", wire).await?;
+    Ok(r.answer)
+}
+
+/// Keeps `answer` as the first answer for `key` (a later one never replaces it).
+pub async fn remember(env: &Env, key: &str, answer: String) -> crate::glue::http::ApiResult<Ack> {
+    let wire = IntakeCommand::Remember { key: key.to_string(), answer }
+        .to_wire()
+        .map_err(|e| super::http::internal("intake command", e))?;
+    super::http::call_object_raw(&idem_stub(env, key)?, "/cmd", wire).await
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use worker::{event, Context, Env, MessageBatch, Request, Response};
 
 use crate::domain::auth::{bearer, role_of, Role};
+use crate::domain::IdempotencyKey;
 use crate::error::ApiError;
 use crate::routes::{match_path, Route};
 use http::{error_response, json, preflight, with_cors, ApiResult};
@@ -31,7 +32,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let resp = match dispatch(req, &env).await {
+    let resp = match idempotent(req, &env).await {
         Ok(r) => r,
         Err(e) => error_response(&e)?,
     };
@@ -94,6 +95,43 @@ async fn authorize(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
 /// The rate-limiting binding and its period (wrangler.toml `[[ratelimits]]`).
 const RATE_LIMITER: &str = "WRITE_LIMIT";
 const RATE_PERIOD_S: u32 = 10;
+
+/// `Idempotency-Key` on a POST or DELETE (API 1.1; ingest keeps its own,
+/// with the request, in `ingest`): a repeat from the same key holder within
+/// 24 hours gets the first 2xx answer again and runs nothing. Only 2xx
+/// answers are kept: a refused request changed nothing and may be retried.
+async fn idempotent(req: Request, env: &Env) -> ApiResult {
+    let method = req.inner().method().to_ascii_uppercase();
+    let header = req.headers().get("Idempotency-Key").ok().flatten();
+    let Some(raw) = header.filter(|_| (method == "POST" || method == "DELETE") && req.path() != "/v1/events")
+    else {
+        return dispatch(req, env).await;
+    };
+    let holder =
+        bearer(req.headers().get("Authorization").ok().flatten().as_deref()).unwrap_or_default().to_string();
+    let key = format!("req:{}:{}", method, IdempotencyKey::parse(&raw, &holder)?.scoped());
+    if let Some(first) = intake::recall(env, &key).await? {
+        #[derive(serde::Deserialize)]
+        struct Kept {
+            status: u16,
+            body: String,
+        }
+        let kept: Kept = serde_json::from_str(&first).map_err(|e| http::internal("kept answer", e))?;
+        if kept.status == 204 {
+            return Ok(Response::empty().map_err(|e| http::internal("response", e))?.with_status(204));
+        }
+        return http::raw_json(kept.status, kept.body);
+    }
+    let mut resp = dispatch(req, env).await?;
+    if (200..300).contains(&resp.status_code()) && resp.status_code() != 101 {
+        let body = resp.cloned().map_err(|e| http::internal("clone", e))?.text().await.unwrap_or_default();
+        let kept = json!({ "status": resp.status_code(), "body": body }).to_string();
+        if intake::remember(env, &key, kept).await.is_err() {
+            worker::console_warn!("idempotency key not kept; a repeat would run again");
+        }
+    }
+    Ok(resp)
+}
 
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let path = req.path();

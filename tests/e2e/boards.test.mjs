@@ -1,7 +1,7 @@
 // Admin: boards (settings, listing, conflicts, bounds, op x order x ties, windows, delete) and routes.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, post, get, admin, waitFor, uniqueName, drain } from '../harness.mjs';
+import { startWorker, post, get, admin, waitFor, uniqueName, drain, ADMIN_KEY } from '../harness.mjs';
 
 let w;
 let EV;
@@ -473,5 +473,33 @@ describe('delete', () => {
     await drain(w.url, uniqueName('sentinel'));
     const t = await topOf(b);
     assert.deepEqual(strip(t.entries), [{ rank: 1, member: 'new', score: 1 }]);
+  });
+});
+
+describe('Idempotency-Key on admin writes (API 1.1)', () => {
+  test('a repeated DELETE with the same key gets the first 204 again; another key runs it anew', async () => {
+    const b = uniqueName('idem');
+    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', {})).status, 201);
+    const del = (key) => post(`${w.url}/v1/boards/${b}`, undefined, { key: ADMIN_KEY, method: 'DELETE', contentType: null, headers: { 'Idempotency-Key': key } });
+    assert.equal((await del('del-1')).status, 204);
+    assert.equal((await del('del-1')).status, 204, 'the first answer again');
+    assert.equal((await get(`${w.url}/v1/boards/${b}`)).status, 404);
+    const other = await del('del-2');
+    assert.equal(other.status, 404, other.text);
+    assert.equal(other.json.error.code, 'board_not_found');
+    const bad = await del('x'.repeat(129));
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error.code, 'invalid_parameter');
+  });
+
+  test('a repeated re-drive with the same key answers the first count and re-drives nothing more', async () => {
+    const rd = () => post(`${w.url}/v1/dead-letters/redrive`, {}, { key: ADMIN_KEY, headers: { 'Idempotency-Key': `rd-${uniqueName('k')}` } });
+    const key = `rd-${uniqueName('k')}`;
+    const first = await post(`${w.url}/v1/dead-letters/redrive`, {}, { key: ADMIN_KEY, headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 200, first.text);
+    const again = await post(`${w.url}/v1/dead-letters/redrive`, {}, { key: ADMIN_KEY, headers: { 'Idempotency-Key': key } });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, first.json);
+    assert.equal((await rd()).status, 200);
   });
 });
