@@ -135,6 +135,7 @@ impl BoardObject {
         self.dirty.set(watched);
         // Streamed row by row: a million-member board must not become one
         // giant JS array on the way in.
+        let started = now_ms();
         let cursor = sql.exec("SELECT member, score, seq, ts, meta FROM members", None)?;
         let mut failed = None;
         let rows = cursor.raw().map_while(|raw| match raw.and_then(member_row) {
@@ -148,6 +149,17 @@ impl BoardObject {
         let ranking = Ranking::from_rows_seeded(order, op, hash_key(), rows);
         if let Some(e) = failed {
             return Err(e);
+        }
+        if ranking.len() >= 100_000 {
+            // Large boards say what their cold start cost (scripts/million.mjs reads it).
+            let pages = core::arch::wasm32::memory_size(0);
+            worker::console_log!(
+                "board {} loaded {} members in {} ms; wasm memory {} MB",
+                spec.as_ref().map(|s| s.object_name()).unwrap_or_default(),
+                ranking.len(),
+                now_ms() - started,
+                pages * 64 / 1024
+            );
         }
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
