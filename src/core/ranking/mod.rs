@@ -599,24 +599,43 @@ impl Ranking {
 
     fn build_from_rows(mut r: Ranking, rows: impl IntoIterator<Item = Row>) -> Ranking {
         let order = r.order;
-        let mut rows: Vec<(u64, u64, Row)> = rows
+        // Each row becomes its entry at once: key, reach and id payload (the
+        // id inline when it fits, else an arena record), with its metadata
+        // set aside by row number. A cold start so never holds every row's
+        // owned strings at the same time (a 1M board peaked at 133 MB of wasm
+        // memory when rows were collected whole).
+        let mut ents: Vec<Ent> = Vec::new();
+        let mut metas: Vec<(u32, String)> = Vec::new();
+        for row in rows
             .into_iter()
             .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
             .take(MAX_ROWS)
-            .map(|row| (key_of_score(row.score, order), reach_of_ms(row.seq), row))
-            .collect();
-        // duplicates: the id index, its entries naming rows by number for now
-        let n = rows.len();
+        {
+            let pay = r.arena.make(&row.member, row.ts);
+            let k = pack(key_of_score(row.score, order), reach_of_ms(row.seq), tag_of_len(row.member.len()));
+            if let Some(m) = row.meta {
+                metas.push((ents.len() as u32, m));
+            }
+            ents.push((k, pay));
+        }
+        // duplicates: the id index, its entries naming rows by number for now;
+        // the later-reached row wins (the later one on equal reach)
+        let n = ents.len();
+        let seed = r.arena.seed;
+        let bytes_of = |arena: &Arena, e: &Ent| arena.bytes(&e.1, id_len(tag(e.0))).to_vec();
         r.index.rebuild(Index::cap_for(n), std::iter::empty());
         let mut keep = vec![true; n];
         for i in 0..n {
-            let id = rows[i].2.member.as_bytes();
-            let h = ids::hash(id, r.arena.seed);
-            let seen = r.index.probe(h).find(|&(_, l)| rows[l as usize].2.member.as_bytes() == id);
+            let id = bytes_of(&r.arena, &ents[i]);
+            let h = ids::hash(&id, seed);
+            let arena = &r.arena;
+            let seen = r.index.probe(h).find(|&(_, l)| {
+                arena.bytes(&ents[l as usize].1, id_len(tag(ents[l as usize].0))) == id.as_slice()
+            });
             match seen {
                 Some((e, l)) => {
                     let j = l as usize;
-                    if rows[i].1 >= rows[j].1 {
+                    if reach(ents[i].0) >= reach(ents[j].0) {
                         keep[j] = false;
                         r.index.set(e, h, i as Loc);
                     } else {
@@ -626,27 +645,38 @@ impl Ranking {
                 None => r.index.place(h, i as Loc),
             }
         }
+        for (i, e) in ents.iter().enumerate() {
+            if !keep[i] {
+                r.arena.release(&e.1, id_len(tag(e.0)));
+            }
+        }
+        let mut kept_meta: Vec<(Box<[u8]>, String)> = Vec::with_capacity(metas.len());
+        for (i, m) in metas {
+            if let Some(e) = ents.get(i as usize).filter(|_| keep[i as usize]) {
+                kept_meta.push((bytes_of(&r.arena, e).into_boxed_slice(), m));
+            }
+        }
         let mut i = 0;
-        rows.retain(|_| {
+        ents.retain(|_| {
             i += 1;
             keep[i - 1]
         });
         drop(keep);
-        let cmp = |a: &(u64, u64, Row), b: &(u64, u64, Row)| {
-            (a.0, a.1, a.2.member.as_bytes()).cmp(&(b.0, b.1, b.2.member.as_bytes()))
-        };
-        if !rows.windows(2).all(|w| cmp(&w[0], &w[1]).is_lt()) {
-            rows.sort_unstable_by(cmp);
-        }
-        let n = rows.len();
-        let mut ents: Vec<Ent> = Vec::with_capacity(n);
-        for (k, at, row) in rows {
-            let pay = r.arena.make(&row.member, row.ts);
-            ents.push((pack(k, at, tag_of_len(row.member.len())), pay));
-            if let Some(m) = row.meta {
-                r.meta.insert(row.member.into_bytes().into_boxed_slice(), m);
+        {
+            let arena = &r.arena;
+            let cmp = |a: &Ent, b: &Ent| {
+                (a.0 .0, reach(a.0)).cmp(&(b.0 .0, reach(b.0))).then_with(|| {
+                    arena.bytes(&a.1, id_len(tag(a.0))).cmp(arena.bytes(&b.1, id_len(tag(b.0))))
+                })
+            };
+            if !ents.windows(2).all(|w| cmp(&w[0], &w[1]).is_lt()) {
+                ents.sort_unstable_by(cmp);
             }
         }
+        for (id, m) in kept_meta {
+            r.meta.insert(id, m);
+        }
+        let n = ents.len();
         r.index.rebuild(Index::cap_for(n), std::iter::empty());
         let (tree, mut names) = r.names();
         tree.bulk_load(n, ents, &mut names);
