@@ -2,13 +2,19 @@
 //!
 //! Layout (README has the data flow):
 //! - `core/`    pure ranking core, no I/O, no clock: the ranking structure
-//!   (`ranking`), UTC periods (`period`), board settings and routes (`catalog`).
+//!   (`ranking`), UTC periods (`period`), board settings and routes
+//!   (`catalog`), retention, and when a board's alarm is due (`chores`).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
-//!   `Event`), and bearer-key checks.
+//!   `Event`, `IdempotencyKey`), strict JSON (no repeated keys), bearer keys.
 //! - `error`    the one API error type and its mapping to HTTP.
-//! - `protocol` the messages that cross the Queue and reach Durable Objects.
-//! - `glue/`    the Worker itself (wasm32 only): route table, handlers,
-//!   ingest, queue consumer, the board and catalog Durable Objects.
+//! - `protocol` what crosses the Queue (packed messages) and the typed
+//!   commands each Durable Object takes (`BoardCommand`, `IntakeCommand`,
+//!   `DeadCommand`).
+//! - `routes`   the route table.
+//! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
+//!   durable `IntakeObject`, the Queue consumer, `BoardObject`,
+//!   `CatalogObject`, `LiveObject`, the dead-letter store, `transactionSync`
+//!   (`txn`) and test faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`).
 
 pub mod core;
 pub mod domain;
