@@ -307,10 +307,14 @@ pub struct ApplyBatch {
     pub events: Vec<ApplyEvent>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApplyResult {
     pub applied: u32,
     pub duplicates: u32,
+    /// Events for new members of a board period that is full: not applied
+    /// (no dedupe record either), to become dead letters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<ApplyEvent>,
 }
 
 /// A ranking entry as the API and the live socket show it.

@@ -76,6 +76,12 @@ fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
     json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
 
+/// The most members a board period holds (`BOARD_MAX_MEMBERS`, default
+/// 1,000,000): a full ranking loads in ~80 MB of the isolate's 128 MB.
+pub fn max_members(env: &Env) -> usize {
+    env.var("BOARD_MAX_MEMBERS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(1_000_000)
+}
+
 /// A fresh random key for a ranking's member-id hash (from
 /// `crypto.randomUUID`'s random hex digits). It lives only in memory: the
 /// index is rebuilt under a new key on every load.
@@ -209,15 +215,27 @@ impl BoardObject {
         let mut batch_ids: HashSet<String> = HashSet::with_capacity(batch.events.len());
         let mut fresh_events = Vec::with_capacity(batch.events.len());
         let mut fault = None;
+        let mut rejected = Vec::new();
         let duplicates;
         let mut touched: BTreeSet<String> = BTreeSet::new();
         {
             let mut guard = self.ranking.borrow_mut();
             let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
             let total = batch.events.len();
+            let cap = max_members(&self.env);
+            let mut new_members: HashSet<String> = HashSet::new();
             for ev in batch.events {
                 if known.contains(&ev.id) || !batch_ids.insert(ev.id.clone()) {
                     continue;
+                }
+                // A new member of a full board period is not applied (and
+                // gets no dedupe record): it goes back as a dead letter.
+                if !ranking.contains(&ev.member) && !new_members.contains(&ev.member) {
+                    if ranking.len() + new_members.len() >= cap {
+                        rejected.push(ev);
+                        continue;
+                    }
+                    new_members.insert(ev.member.clone());
                 }
                 if faults && fault.is_none() {
                     fault = Fault::of(&ev.member, now);
@@ -226,7 +244,7 @@ impl BoardObject {
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
                 fresh_events.push((member, ev.value, ev.ts, ev.meta));
             }
-            duplicates = (total - fresh_ids.len()) as u32;
+            duplicates = (total - fresh_ids.len() - rejected.len()) as u32;
             let changed =
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
@@ -254,7 +272,7 @@ impl BoardObject {
         };
         let applied = fresh_ids.len() as u32;
         if applied == 0 {
-            return Ok(ApplyResult { applied, duplicates });
+            return Ok(ApplyResult { applied, duplicates, rejected });
         }
         let rows: Vec<serde_json::Value> = {
             let guard = self.ranking.borrow();
@@ -301,7 +319,7 @@ impl BoardObject {
         if !touched.is_empty() {
             self.dirty.set(true);
         }
-        Ok(ApplyResult { applied, duplicates })
+        Ok(ApplyResult { applied, duplicates, rejected })
     }
 
     /// Which of `ids` this board period has applied (one statement per ~512 KB).

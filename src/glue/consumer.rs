@@ -117,7 +117,15 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
             let ok = match BoardClient::of(env, &g.spec) {
                 Ok(board) => {
                     let batch = ApplyBatch { spec: g.spec.clone(), events: g.events };
-                    board.apply(batch).await.is_ok()
+                    match board.apply(batch).await {
+                        // Events the board refused (full) are kept as dead
+                        // letters; if they cannot be, the message is retried.
+                        Ok(r) if !r.rejected.is_empty() => {
+                            super::dead::store_full(env, &g.spec, r.rejected).await.is_ok()
+                        }
+                        Ok(_) => true,
+                        Err(_) => false,
+                    }
                 }
                 Err(_) => false,
             };

@@ -60,6 +60,34 @@ async fn call<T: serde::de::DeserializeOwned>(env: &Env, cmd: &DeadCommand) -> A
     call_object(&stub, "/cmd", cmd).await
 }
 
+/// Events a full board period refused: dead letters with the reason.
+pub async fn store_full(
+    env: &Env,
+    spec: &crate::protocol::BoardSpec,
+    events: Vec<ApplyEvent>,
+) -> ApiResult<Ack> {
+    let now = now_ms();
+    let name = spec.object_name();
+    let max = super::board::max_members(env);
+    let letters = events
+        .into_iter()
+        .map(|ev| DeadLetter {
+            id: letter_id(&name, &ev.id),
+            reason: format!(
+                "board \"{}\" ({} {}) is full: it holds {max} members (BOARD_MAX_MEMBERS), and this event's \
+                 member is new to it",
+                spec.board,
+                spec.window.as_str(),
+                spec.period
+            ),
+            event: ev,
+            spec: Some(spec.clone()),
+            failed_at: now,
+        })
+        .collect();
+    call(env, &DeadCommand::Store(letters)).await
+}
+
 /// The dead-letter queue's consumer.
 pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
     let raw: Vec<_> = batch.raw_iter().collect();
@@ -179,12 +207,18 @@ pub async fn redrive(mut req: Request, env: &Env) -> ApiResult {
     let mut redriven = 0u64;
     for (_, (spec, letters)) in by_board {
         let events: Vec<ApplyEvent> = letters.iter().map(|l| l.event.clone()).collect();
-        let ok = match BoardClient::of(env, &spec) {
-            Ok(b) => b.apply(ApplyBatch { spec: spec.clone(), events }).await.is_ok(),
-            Err(_) => false,
+        let applied = match BoardClient::of(env, &spec) {
+            Ok(b) => b.apply(ApplyBatch { spec: spec.clone(), events }).await.ok(),
+            Err(_) => None,
         };
-        if ok {
-            let ids: Vec<String> = letters.iter().map(|l| l.id.clone()).collect();
+        if let Some(r) = applied {
+            // Letters whose events the board refused again (full) stay.
+            let still: Vec<&str> = r.rejected.iter().map(|e| e.id.as_str()).collect();
+            let ids: Vec<String> = letters
+                .iter()
+                .filter(|l| !still.contains(&l.event.id.as_str()))
+                .map(|l| l.id.clone())
+                .collect();
             let r: Removed = call(env, &DeadCommand::Remove(ids)).await?;
             redriven += r.removed;
         }

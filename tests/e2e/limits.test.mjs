@@ -9,7 +9,7 @@ let w;
 before(async () => {
   w = await startWorker({
     toml: (t) => t.replace('simple = { limit = 3000, period = 10 }', 'simple = { limit = 20, period = 10 }'),
-    vars: { LIVE_MAX_VIEWERS: '3' },
+    vars: { LIVE_MAX_VIEWERS: '3', BOARD_MAX_MEMBERS: '5' },
   });
 });
 after(async () => { await w?.stop(); });
@@ -18,7 +18,7 @@ test('a key over the rate gets 429 rate_limited with Retry-After, and its refuse
   const b = uniqueName('rate');
   const answers = [];
   for (let i = 0; i < 40; i++) {
-    answers.push(await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: `m${i}`, id: `${b}-${i}` }));
+    answers.push(await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: 'm', id: `${b}-${i}` }));
   }
   const ok = answers.filter((r) => r.status === 202);
   const limited = answers.filter((r) => r.status === 429);
@@ -63,4 +63,24 @@ test('a live hub takes at most LIVE_MAX_VIEWERS sockets; one more is refused wit
   for (const v of viewers) v.ws.close();
   // Once viewers leave, a new one gets in.
   await waitFor(async () => { const v = await open(); v.ws?.close(); return v.status === 101; }, { timeout: 15_000, interval: 500, what: 'a free place' });
+});
+
+test('an event for a new member of a full board is not applied but kept as a dead letter with its reason', async () => {
+  const b = uniqueName('full');
+  const key = { key: 'dev-admin-key' };
+  const evs = Array.from({ length: 8 }, (_, i) => ({ type: 'hit', board: b, member: `m${i}`, id: `${b}-${i}` }));
+  assert.equal((await post(`${w.url}/v1/events`, evs, key)).status, 202);
+  const letters = async () => ((await get(`${w.url}/v1/dead-letters?limit=1000`, key)).json?.dead_letters ?? []).filter((d) => d.board === b);
+  // Polled once a second: this worker allows a key 20 requests per 10 s.
+  await waitFor(async () => (await letters()).length === 3, { timeout: 20_000, interval: 1000, what: 'three dead letters' });
+  const top = (await get(`${w.url}/v1/boards/${b}/top?limit=100`)).json;
+  assert.equal(top.total, 5);
+  assert.deepEqual(top.entries.map((e) => e.member).sort(), ['m0', 'm1', 'm2', 'm3', 'm4']);
+  const l = await letters();
+  assert.deepEqual(l.map((d) => d.event.member).sort(), ['m5', 'm6', 'm7']);
+  assert.match(l[0].reason, /full/);
+  // Members already on the board still count.
+  assert.equal((await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: 'm0', id: `${b}-again` }, key)).status, 202);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}/members/m0`)).json?.score === 2, { timeout: 10_000 });
+  assert.equal((await get(`${w.url}/v1/boards/${b}`)).json.events, 6);
 });

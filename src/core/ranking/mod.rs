@@ -469,6 +469,11 @@ impl Ranking {
         true
     }
 
+    /// Whether `member` is on the board.
+    pub fn contains(&self, member: &str) -> bool {
+        self.find(member.as_bytes()).is_some()
+    }
+
     pub fn get(&self, member: &str) -> Option<Row> {
         let (_, here) = self.find(member.as_bytes())?;
         let (k, pay) = self.tree.entry(here);
