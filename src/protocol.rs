@@ -31,6 +31,10 @@ pub struct QueuedPack {
     pub src: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// When Podium accepted these events (ms): the request's 202. Member
+    /// removals drop events accepted before them, whenever they arrive.
+    #[serde(default)]
+    pub at: i64,
     pub events: Vec<QueuedEvent>,
 }
 
@@ -38,10 +42,11 @@ pub struct QueuedPack {
 /// about 100 B of it metadata; 1 KB = 1,000 B).
 pub const PACK_MAX_BYTES: usize = 100_000;
 
-/// Packs events into Queue message texts of at most `PACK_MAX_BYTES` each
-/// (an event alone is far smaller: its meta is at most 1 KiB), in order.
-pub fn pack(events: &[QueuedEvent]) -> Result<Vec<String>, serde_json::Error> {
-    json_arrays(events, "{\"events\":[", "]}", PACK_MAX_BYTES)
+/// Packs events accepted at `at` into Queue message texts of at most
+/// `PACK_MAX_BYTES` each (an event alone is far smaller: its meta is at most
+/// 1 KiB), in order.
+pub fn pack(events: &[QueuedEvent], at: i64) -> Result<Vec<String>, serde_json::Error> {
+    json_arrays(events, &format!("{{\"at\":{at},\"events\":["), "]}", PACK_MAX_BYTES)
 }
 
 /// `items` as JSON texts `head item,item,... tail`, each at most `max` bytes
@@ -211,6 +216,32 @@ pub enum BoardCommand {
     Wipe,
     /// Which of these event ids this board period has not applied. → `Missing`
     Missing(Vec<String>),
+    /// Removes a member; events for it accepted before `at` are dropped
+    /// whenever they arrive. → `Removed` (1 if it was on this period)
+    Remove { spec: BoardSpec, member: String, at: i64 },
+}
+
+/// Every command a board's index object takes (one per board generation:
+/// which period objects exist, and the board's member removals).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum IndexCommand {
+    /// A period object holds (or is about to hold) scores. → `Tombstones`
+    Register(BoardSpec),
+    /// Records a removal and → `Periods`: every period object registered.
+    Remove { member: String, at: i64 },
+}
+
+/// A board's member removals: events for `member` accepted before `at` are
+/// not applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tombstones {
+    pub removed: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Periods {
+    pub periods: Vec<BoardSpec>,
 }
 
 /// A board period's answer to `Missing`.
@@ -287,6 +318,11 @@ impl BoardSpec {
     pub fn live_object_name(&self) -> String {
         format!("{}@{}/{}/live", self.board, self.generation, self.window.as_str())
     }
+
+    /// The index object of this board generation (all windows and periods).
+    pub fn index_object_name(&self) -> String {
+        format!("{}@{}/index", self.board, self.generation)
+    }
 }
 
 /// One event as a board applies it.
@@ -298,6 +334,9 @@ pub struct ApplyEvent {
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<String>,
+    /// When Podium accepted it (ms; 0 when not known).
+    #[serde(default)]
+    pub at: i64,
 }
 
 /// Consumer → board: one request per board period per Queue batch.
@@ -376,7 +415,7 @@ mod tests {
     fn packed_messages_stay_under_the_queue_limit_and_keep_every_event_in_order() {
         // 1000 events with 1 KiB of meta each: a full 1 MiB request.
         let events: Vec<QueuedEvent> = (0..1000).map(|i| event(i, 1000)).collect();
-        let packs = pack(&events).unwrap();
+        let packs = pack(&events, 7).unwrap();
         assert!(packs.len() > 1);
         assert!(packs.iter().all(|p| p.len() <= PACK_MAX_BYTES), "a pack over the limit");
         let back: Vec<QueuedEvent> =
@@ -387,8 +426,8 @@ mod tests {
     #[test]
     fn small_requests_are_one_message_and_an_empty_one_is_none() {
         let events: Vec<QueuedEvent> = (0..1000).map(|i| event(i, 0)).collect();
-        assert_eq!(pack(&events).unwrap().len(), 1);
-        assert!(pack(&[]).unwrap().is_empty());
+        assert_eq!(pack(&events, 7).unwrap().len(), 1);
+        assert!(pack(&[], 7).unwrap().is_empty());
     }
 
     #[test]
@@ -396,8 +435,8 @@ mod tests {
         let events: Vec<QueuedEvent> = (0..3000).map(|i| event(i, 100)).collect();
         let mut with_newline = event(1, 0);
         with_newline.meta = Some("{\"n\":\"a\\nb\"}".into());
-        let mut packs = pack(&events).unwrap();
-        packs.extend(pack(&[with_newline]).unwrap());
+        let mut packs = pack(&events, 7).unwrap();
+        packs.extend(pack(&[with_newline], 7).unwrap());
         let cmd = IntakeCommand::Accept(IntakeRequest {
             packs,
             idempotency: Some("k".into()),

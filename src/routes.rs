@@ -31,7 +31,6 @@ impl Route {
             | Route::Routes
             | Route::Boards
             | Route::Top(_)
-            | Route::Member(..)
             | Route::Around(..)
             | Route::Live(_)
             | Route::DeadLetters => "GET",
@@ -41,6 +40,7 @@ impl Route {
             Route::Events | Route::Lookup(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
+            Route::Member(..) => "GET, DELETE",
         }
     }
 

@@ -29,8 +29,9 @@ impl IdempotencyKey {
     }
 }
 
-/// FNV-1a: tells holders apart without storing their tokens.
-fn fnv64(bytes: &[u8]) -> u64 {
+/// FNV-1a: tells key holders apart without storing their tokens (also the
+/// rate limiter's key).
+pub fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
 }
 

@@ -9,7 +9,7 @@
 //! ids older than the dedupe horizon, and delete an expired period.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
@@ -25,7 +25,7 @@ use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    Missing, QueryOut, StandingOut, TopOut, LIVE_MAX_LIMIT,
+    Missing, QueryOut, Removed, StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -47,6 +47,11 @@ pub struct BoardObject {
     dedupe_since: Cell<Option<i64>>,
     /// A pruning pass's position: the last id it went past (`kv`).
     prune_cursor: RefCell<Option<String>>,
+    /// Member removals (table `removed`): an event for the member accepted
+    /// before the time given is not applied, whenever it arrives.
+    removed: RefCell<HashMap<String, i64>>,
+    /// This period is in its board's index (`kv`), so removals reach it.
+    registered: Cell<bool>,
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -130,6 +135,15 @@ impl BoardObject {
             sql.exec("DROP TABLE seen", None)?;
             kv::put(&sql, "prune_cursor", "")?;
         }
+        sql.exec("CREATE TABLE IF NOT EXISTS removed (member TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        #[derive(Deserialize)]
+        struct Tomb {
+            member: String,
+            at: f64,
+        }
+        let tombs: Vec<Tomb> = sql.exec("SELECT member, at FROM removed", None)?.to_array()?;
+        *self.removed.borrow_mut() = tombs.into_iter().map(|t| (t.member, t.at as i64)).collect();
+        self.registered.set(kv::get(&sql, "registered")?.as_deref() == Some("1"));
         self.dedupe_since.set(kv::get(&sql, "dedupe_since")?.and_then(|v| v.parse().ok()));
         *self.prune_cursor.borrow_mut() = kv::get(&sql, "prune_cursor")?;
 
@@ -216,6 +230,9 @@ impl BoardObject {
         let mut fresh_events = Vec::with_capacity(batch.events.len());
         let mut fault = None;
         let mut rejected = Vec::new();
+        // Events for a removed member accepted before its removal: kept as
+        // applied (their ids stay known) but they change nothing.
+        let mut dropped = 0usize;
         let duplicates;
         let mut touched: BTreeSet<String> = BTreeSet::new();
         {
@@ -226,6 +243,11 @@ impl BoardObject {
             let mut new_members: HashSet<String> = HashSet::new();
             for ev in batch.events {
                 if known.contains(&ev.id) || !batch_ids.insert(ev.id.clone()) {
+                    continue;
+                }
+                if self.removed.borrow().get(&ev.member).is_some_and(|at| ev.at < *at) {
+                    fresh_ids.push(ev.id);
+                    dropped += 1;
                     continue;
                 }
                 // A new member of a full board period is not applied (and
@@ -244,7 +266,7 @@ impl BoardObject {
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
                 fresh_events.push((member, ev.value, ev.ts, ev.meta));
             }
-            duplicates = (total - fresh_ids.len() - rejected.len()) as u32;
+            duplicates = (total - fresh_ids.len() - rejected.len() + dropped) as u32;
             let changed =
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
@@ -270,8 +292,8 @@ impl BoardObject {
             Some(Fault::Transaction) => Some(1),
             None => None,
         };
-        let applied = fresh_ids.len() as u32;
-        if applied == 0 {
+        let applied = (fresh_ids.len() - dropped) as u32;
+        if fresh_ids.is_empty() {
             return Ok(ApplyResult { applied, duplicates, rejected });
         }
         let rows: Vec<serde_json::Value> = {
@@ -524,6 +546,56 @@ impl BoardObject {
         Ok(())
     }
 
+    /// Puts this period in its board's index (once) and takes the board's
+    /// removals from the answer, before the period's first write.
+    async fn register(&self, spec: &BoardSpec) -> Result<()> {
+        if self.registered.get() {
+            return Ok(());
+        }
+        let index = super::index::IndexClient::of(&self.env, spec).map_err(super::index::api_to_worker)?;
+        let tombs = index.register(spec).await.map_err(super::index::api_to_worker)?;
+        for (member, at) in tombs.removed {
+            self.tombstone(&member, at)?;
+        }
+        kv::put(&self.sql(), "registered", "1")?;
+        self.registered.set(true);
+        Ok(())
+    }
+
+    fn tombstone(&self, member: &str, at: i64) -> Result<()> {
+        let mut removed = self.removed.borrow_mut();
+        if removed.get(member).is_some_and(|t| *t >= at) {
+            return Ok(());
+        }
+        self.sql().exec(
+            "INSERT INTO removed (member, at) VALUES (?, ?) ON CONFLICT(member) DO UPDATE SET at = excluded.at",
+            vec![member.into(), (at as f64).into()],
+        )?;
+        removed.insert(member.to_string(), at);
+        Ok(())
+    }
+
+    /// Removes `member` from this period; events for it accepted before
+    /// `at` will not bring it back. A period past its retention is left as it is.
+    fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> Result<Removed> {
+        let live = Period::parse(spec.window, &spec.period)
+            .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t));
+        if !live {
+            return Ok(Removed { removed: 0 });
+        }
+        self.ensure_loaded()?;
+        if self.spec.borrow().is_none() {
+            self.adopt_spec(spec)?;
+        }
+        self.tombstone(member, at)?;
+        let was = self.ranking.borrow_mut().as_mut().is_some_and(|r| r.remove(member));
+        if was {
+            self.sql().exec("DELETE FROM members WHERE member = ?", vec![member.into()])?;
+            self.dirty.set(true);
+        }
+        Ok(Removed { removed: u64::from(was) })
+    }
+
     async fn wipe(&self) -> Result<()> {
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
@@ -534,6 +606,8 @@ impl BoardObject {
         self.events.set(0);
         self.dedupe_since.set(None);
         *self.prune_cursor.borrow_mut() = None;
+        self.removed.borrow_mut().clear();
+        self.registered.set(false);
         Ok(())
     }
 }
@@ -552,6 +626,8 @@ impl worker::DurableObject for BoardObject {
             events: Cell::new(0),
             dedupe_since: Cell::new(None),
             prune_cursor: RefCell::new(None),
+            removed: RefCell::new(HashMap::new()),
+            registered: Cell::new(false),
         }
     }
 
@@ -561,6 +637,8 @@ impl worker::DurableObject for BoardObject {
         }
         let reply = match req.json::<BoardCommand>().await? {
             BoardCommand::Apply(batch) => {
+                self.ensure_loaded()?;
+                self.register(&batch.spec).await?;
                 let result = self.apply(batch).inspect_err(|_| {
                     // Storage rolled back; memory may be ahead of it: reload on next use.
                     *self.ranking.borrow_mut() = None;
@@ -586,6 +664,11 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(Ack { ok: true })
             }
             BoardCommand::Missing(ids) => serde_json::to_value(self.missing(ids)?),
+            BoardCommand::Remove { spec, member, at } => {
+                let out = self.remove(&spec, &member, at)?;
+                self.schedule().await?;
+                serde_json::to_value(out)
+            }
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }

@@ -17,7 +17,7 @@ use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
-    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, TopOut,
+    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, Removed, TopOut,
     LIVE_MAX_LIMIT,
 };
 
@@ -78,6 +78,11 @@ impl BoardClient {
 
     pub async fn missing(&self, ids: Vec<String>) -> ApiResult<Missing> {
         call_object(&self.0, "/cmd", &BoardCommand::Missing(ids)).await
+    }
+
+    pub async fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> ApiResult<Removed> {
+        let cmd = BoardCommand::Remove { spec: spec.clone(), member: member.to_string(), at };
+        call_object(&self.0, "/cmd", &cmd).await
     }
 }
 
@@ -177,6 +182,37 @@ pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
         Some(s) if out.found => json(200, &s),
         _ => Err(ApiError::MemberNotFound(m.to_string())),
     }
+}
+
+/// `DELETE /v1/boards/{board}/members/{member}` (API 1.1): the member
+/// leaves every window, period and season of the board. The board's index
+/// records the removal first (periods created later learn it when they
+/// register), then names every period object, and each drops the member and
+/// keeps the removal time, so events accepted before the call and delivered
+/// after it never bring the score back. → `{"removed": n}`, n the periods it
+/// was on; 404 when it was on none (the removal is still recorded: events for
+/// it accepted before the call stay out).
+pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
+    let name = board_name(board)?;
+    let m = member_name(member)?;
+    let cat = catalog::get(env).await?;
+    let r = record(&cat, &name)?;
+    let any = spec(&name, r, r.settings.default_window(), "");
+    let at = now_ms();
+    let periods = super::index::IndexClient::of(env, &any)?.remove(m.as_str(), at).await?.periods;
+    let mut removed = 0;
+    let m = m.as_str();
+    // A few at a time: a board keeps up to hundreds of past periods.
+    for chunk in periods.chunks(16) {
+        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.remove(s, m, at).await });
+        for out in futures_util::future::join_all(calls).await {
+            removed += out?.removed;
+        }
+    }
+    if removed == 0 {
+        return Err(ApiError::MemberNotFound(m.to_string()));
+    }
+    json(200, &json!({ "removed": removed }))
 }
 
 pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {

@@ -68,6 +68,7 @@ pub fn group(
                         value: d.value,
                         ts: ev.ts,
                         meta: ev.meta.clone(),
+                        at: pack.at,
                     });
                     if g.messages.last() != Some(&i) {
                         g.messages.push(i);

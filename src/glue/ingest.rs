@@ -8,8 +8,8 @@ use serde_json::json;
 use worker::{Env, Request};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object_raw, faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
-use super::intake::shard_name;
+use super::http::{faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
+use super::intake::{self, shard_name};
 use crate::core::catalog::{AutoCreate, Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
@@ -35,7 +35,8 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     // error names the first bad event whatever rule it breaks.
     let mut cat = catalog::get(env).await?;
     let mut messages = Vec::new();
-    let events = parse_body(format, &body, now_ms(), new_id, |ev| {
+    let now = now_ms();
+    let events = parse_body(format, &body, now, new_id, |ev| {
         messages.push(resolve(&cat, ev)?);
         Ok(())
     })?;
@@ -68,7 +69,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
         .map_err(|e| internal("answer", e))?;
-    let packs = pack(&messages).map_err(|e| internal("pack", e))?;
+    let packs = pack(&messages, now).map_err(|e| internal("pack", e))?;
     // Test faults (off unless PODIUM_TEST_FAULTS=1): a Queue that refuses
     // part-way, an intake that fails part-way through its write.
     let fault = |name: &str| -> Option<u32> {
@@ -86,9 +87,8 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         IntakeCommand::Accept(IntakeRequest { packs, idempotency, answer, test_refuse, test_fail_after });
     // Nothing is enqueued unless the intake committed the whole request; if it
     // did not answer, the client may retry (with or without ids) safely.
-    let wire = cmd.to_wire().map_err(|e| internal("intake command", e))?;
     let reply: IntakeReply =
-        call_object_raw(&stub, "/cmd", wire).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
+        intake::call(&stub, cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
     raw_json(202, reply.answer)
 }
 

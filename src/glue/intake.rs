@@ -18,7 +18,7 @@ use std::cell::Cell;
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, State};
 
-use super::http::{alarm_at, now_ms, rust_err};
+use super::http::{alarm_at, call_object_raw, internal, now_ms, rust_err, ApiResult};
 use super::txn::{write_all, Stmt};
 use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 
@@ -106,17 +106,10 @@ impl IntakeObject {
         self.open()?;
         let refuse = req.test_refuse;
         let now = now_ms();
-        let sql = self.state.storage().sql();
-        if let Some(k) = &req.idempotency {
-            let first: Vec<Answer> = sql
-                .exec(
-                    "SELECT answer FROM idem WHERE k = ? AND at > ?",
-                    vec![k.as_str().into(), ((now - IDEMPOTENCY_MS) as f64).into()],
-                )?
-                .to_array()?;
-            if let Some(a) = first.into_iter().next() {
-                return Ok(IntakeReply { answer: a.answer, repeat: true });
-            }
+        if let Some(answer) =
+            req.idempotency.as_deref().map(|k| self.recall(k)).transpose()?.and_then(|r| r.answer)
+        {
+            return Ok(IntakeReply { answer, repeat: true });
         }
         let mut stmts = Vec::with_capacity(req.packs.len() + 1);
         for (i, body) in req.packs.into_iter().enumerate() {
@@ -194,11 +187,11 @@ impl IntakeObject {
         self.open()?;
         let sql = self.state.storage().sql();
         let queue = self.env.queue("EVENTS")?;
-        let due = ((now - REDELIVER_MS) as f64).into();
+        let due = (now - REDELIVER_MS) as f64;
         let given_up = sql
             .exec(
                 "DELETE FROM outbox WHERE sent_at > 0 AND sent_at <= ? AND sends >= ? RETURNING seq",
-                vec![due, MAX_SENDS.into()],
+                vec![due.into(), MAX_SENDS.into()],
             )?
             .to_array::<serde_json::Value>()?;
         if !given_up.is_empty() {
@@ -211,7 +204,7 @@ impl IntakeObject {
             let rows: Vec<Pending> = sql
                 .exec(
                     "SELECT seq, body, refuse FROM outbox WHERE sent_at <= ? ORDER BY seq LIMIT ?",
-                    vec![((now - REDELIVER_MS) as f64).into(), (SEND_MAX_MESSAGES as f64).into()],
+                    vec![due.into(), (SEND_MAX_MESSAGES as f64).into()],
                 )?
                 .to_array()?;
             if rows.is_empty() {
@@ -324,44 +317,39 @@ impl worker::DurableObject for IntakeObject {
     }
 }
 
+/// Sends one command to an intake object in its wire form (a JSON head line,
+/// then any packs as plain lines) and reads its one reply.
+pub async fn call<T: serde::de::DeserializeOwned>(stub: &worker::Stub, cmd: IntakeCommand) -> ApiResult<T> {
+    let wire = cmd.to_wire().map_err(|e| internal("intake command", e))?;
+    call_object_raw(stub, "/cmd", wire).await
+}
+
 /// The consumer's confirmation: these messages of intake `src` (its id) are
 /// applied everywhere. A confirmation that does not arrive only means the
 /// messages are sent once more.
-pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> crate::glue::http::ApiResult<Ack> {
-    use super::http::{call_object_raw, internal};
+pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> ApiResult<Ack> {
     let stub = env
         .durable_object("INTAKE")
         .and_then(|ns| ns.id_from_string(src)?.get_stub())
         .map_err(|e| internal("intake stub", e))?;
-    call_object_raw(
-        &stub,
-        "/cmd",
-        IntakeCommand::Done(seqs).to_wire().map_err(|e| internal("intake command", e))?,
-    )
-    .await
+    call(&stub, IntakeCommand::Done(seqs)).await
 }
 
 /// The intake shard that keeps an idempotency key's first answer.
-fn idem_stub(env: &Env, key: &str) -> crate::glue::http::ApiResult<worker::Stub> {
+fn idem_stub(env: &Env, key: &str) -> ApiResult<worker::Stub> {
     env.durable_object("INTAKE")
         .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0)))
-        .map_err(|e| super::http::internal("intake stub", e))
+        .map_err(|e| internal("intake stub", e))
 }
 
 /// The first answer kept for `key`, if any (API 1.1 `Idempotency-Key` on
 /// any POST or DELETE; ingest keeps its own with the request).
-pub async fn recall(env: &Env, key: &str) -> crate::glue::http::ApiResult<Option<String>> {
-    let wire = IntakeCommand::Recall(key.to_string())
-        .to_wire()
-        .map_err(|e| super::http::internal("intake command", e))?;
-    let r: Recalled = super::http::call_object_raw(&idem_stub(env, key)?, "/cmd", wire).await?;
+pub async fn recall(env: &Env, key: &str) -> ApiResult<Option<String>> {
+    let r: Recalled = call(&idem_stub(env, key)?, IntakeCommand::Recall(key.to_string())).await?;
     Ok(r.answer)
 }
 
 /// Keeps `answer` as the first answer for `key` (a later one never replaces it).
-pub async fn remember(env: &Env, key: &str, answer: String) -> crate::glue::http::ApiResult<Ack> {
-    let wire = IntakeCommand::Remember { key: key.to_string(), answer }
-        .to_wire()
-        .map_err(|e| super::http::internal("intake command", e))?;
-    super::http::call_object_raw(&idem_stub(env, key)?, "/cmd", wire).await
+pub async fn remember(env: &Env, key: &str, answer: String) -> ApiResult<Ack> {
+    call(&idem_stub(env, key)?, IntakeCommand::Remember { key: key.to_string(), answer }).await
 }

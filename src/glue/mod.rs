@@ -8,6 +8,7 @@ mod consumer;
 mod dead;
 mod faults;
 mod http;
+mod index;
 mod ingest;
 mod intake;
 mod kv;
@@ -56,6 +57,11 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker:
 /// dead-letter store.
 const DEAD_LETTER_QUEUE: &str = "podium-events-dlq";
 
+/// The request's bearer token ("" without one): who holds an idempotency key.
+fn bearer_token(req: &Request) -> String {
+    bearer(req.headers().get("Authorization").ok().flatten().as_deref()).unwrap_or_default().to_string()
+}
+
 /// Which role the request's bearer key grants, if any.
 fn role(req: &Request, env: &Env) -> Option<Role> {
     let header = req.headers().get("Authorization").ok().flatten();
@@ -80,7 +86,7 @@ async fn authorize(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
     let Ok(limiter) = env.rate_limiter(RATE_LIMITER) else { return Ok(()) };
     let header = req.headers().get("Authorization").ok().flatten().unwrap_or_default();
     // The limiter sees a hash of the key, never the key.
-    let key = header.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let key = crate::domain::idempotency::fnv64(header.as_bytes());
     match limiter.limit(format!("{key:016x}")).await {
         Ok(outcome) if !outcome.success => Err(ApiError::RateLimited { retry_after_s: RATE_PERIOD_S }),
         Ok(_) => Ok(()),
@@ -107,8 +113,7 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
     else {
         return dispatch(req, env).await;
     };
-    let holder =
-        bearer(req.headers().get("Authorization").ok().flatten().as_deref()).unwrap_or_default().to_string();
+    let holder = bearer_token(&req);
     let key = format!("req:{}:{}", method, IdempotencyKey::parse(&raw, &holder)?.scoped());
     if let Some(first) = intake::recall(env, &key).await? {
         #[derive(serde::Deserialize)]
@@ -123,7 +128,7 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
         return http::raw_json(kept.status, kept.body);
     }
     let mut resp = dispatch(req, env).await?;
-    if (200..300).contains(&resp.status_code()) && resp.status_code() != 101 {
+    if (200..300).contains(&resp.status_code()) {
         let body = resp.cloned().map_err(|e| http::internal("clone", e))?.text().await.unwrap_or_default();
         let kept = json!({ "status": resp.status_code(), "body": body }).to_string();
         if intake::remember(env, &key, kept).await.is_err() {
@@ -163,9 +168,7 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         }
         (Route::Events, _) => {
             authorize(&req, env, Role::Ingest).await?;
-            let holder = bearer(req.headers().get("Authorization").ok().flatten().as_deref())
-                .unwrap_or_default()
-                .to_string();
+            let holder = bearer_token(&req);
             ingest::post_events(req, env, &holder).await
         }
         (Route::Routes, _) => rules::list(env).await,
@@ -189,7 +192,11 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             boards::delete(env, &b).await
         }
         (Route::Top(b), _) => boards::top(&req, env, &b).await,
-        (Route::Member(b, m), _) => boards::member(&req, env, &b, &m).await,
+        (Route::Member(b, m), "GET") => boards::member(&req, env, &b, &m).await,
+        (Route::Member(b, m), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            boards::remove_member(env, &b, &m).await
+        }
         (Route::Around(b, m), _) => boards::around(&req, env, &b, &m).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
         (Route::Live(b), _) => boards::live(req, env, &b).await,

@@ -1,0 +1,119 @@
+//! `BoardIndexObject`: one per board generation (`likes@3/index`). It knows
+//! which period objects of the board exist (each registers before its first
+//! write) and keeps the board's member removals, so a removal reaches every
+//! window, period and season without guessing which periods hold data, and
+//! a period object created later (an event still in flight for an old day)
+//! learns of the removals before it applies anything.
+//!
+//! The two commands are atomic in the object (no await between read and
+//! write), so a period registering while a removal runs either is in the
+//! removal's fan-out list or gets the removal in its registration reply.
+
+use worker::{durable_object, Env, Method, Request, Response, Result, State};
+
+use super::http::{call_object, rust_err, ApiResult};
+use super::kv;
+use crate::error::ApiError;
+use crate::protocol::{BoardSpec, IndexCommand, Periods, Tombstones};
+
+#[durable_object]
+pub struct BoardIndexObject {
+    state: State,
+    #[allow(dead_code)]
+    env: Env,
+}
+
+impl BoardIndexObject {
+    fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn open(&self) -> Result<()> {
+        let sql = self.sql();
+        kv::open(&sql)?;
+        sql.exec("CREATE TABLE IF NOT EXISTS periods (name TEXT PRIMARY KEY, spec TEXT NOT NULL)", None)?;
+        sql.exec("CREATE TABLE IF NOT EXISTS removed (member TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        Ok(())
+    }
+
+    fn tombstones(&self) -> Result<Tombstones> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            member: String,
+            at: f64,
+        }
+        let rows: Vec<Row> = self.sql().exec("SELECT member, at FROM removed", None)?.to_array()?;
+        Ok(Tombstones { removed: rows.into_iter().map(|r| (r.member, r.at as i64)).collect() })
+    }
+
+    fn register(&self, spec: &BoardSpec) -> Result<Tombstones> {
+        self.open()?;
+        let text = serde_json::to_string(spec).map_err(rust_err)?;
+        // The latest spec wins: settings such as ties change over time.
+        self.sql().exec(
+            "INSERT INTO periods (name, spec) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
+            vec![spec.object_name().into(), text.into()],
+        )?;
+        self.tombstones()
+    }
+
+    fn remove(&self, member: &str, at: i64) -> Result<Periods> {
+        self.open()?;
+        let sql = self.sql();
+        sql.exec(
+            "INSERT INTO removed (member, at) VALUES (?, ?) \
+             ON CONFLICT(member) DO UPDATE SET at = max(at, excluded.at)",
+            vec![member.into(), (at as f64).into()],
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            spec: String,
+        }
+        let rows: Vec<Row> = sql.exec("SELECT spec FROM periods ORDER BY name", None)?.to_array()?;
+        let periods = rows.into_iter().filter_map(|r| serde_json::from_str(&r.spec).ok()).collect();
+        Ok(Periods { periods })
+    }
+}
+
+impl worker::DurableObject for BoardIndexObject {
+    fn new(state: State, env: Env) -> Self {
+        BoardIndexObject { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post {
+            return Response::error("not found", 404);
+        }
+        let reply = match req.json::<IndexCommand>().await? {
+            IndexCommand::Register(spec) => serde_json::to_value(self.register(&spec)?),
+            IndexCommand::Remove { member, at } => serde_json::to_value(self.remove(&member, at)?),
+        };
+        Response::from_json(&reply.map_err(rust_err)?)
+    }
+}
+
+/// The one caller of a board's index object.
+pub struct IndexClient(worker::Stub);
+
+impl IndexClient {
+    /// The index of `spec`'s board generation.
+    pub fn of(env: &Env, spec: &BoardSpec) -> ApiResult<IndexClient> {
+        env.durable_object("INDEX")
+            .and_then(|ns| ns.get_by_name(&spec.index_object_name()))
+            .map(IndexClient)
+            .map_err(|e| super::http::internal("index stub", e))
+    }
+
+    pub async fn register(&self, spec: &BoardSpec) -> ApiResult<Tombstones> {
+        call_object(&self.0, "/cmd", &IndexCommand::Register(spec.clone())).await
+    }
+
+    pub async fn remove(&self, member: &str, at: i64) -> ApiResult<Periods> {
+        call_object(&self.0, "/cmd", &IndexCommand::Remove { member: member.to_string(), at }).await
+    }
+}
+
+/// For callers inside objects, whose errors are `worker::Error`.
+pub fn api_to_worker(e: ApiError) -> worker::Error {
+    rust_err(format!("{e:?}"))
+}

@@ -1,0 +1,144 @@
+// Members under control (API 1.1): removing a member from a board, in every
+// window and period, with events for it still on the Queue.
+// Runs with test faults on (PODIUM_TEST_FAULTS=1) to hold events in flight:
+// `X-Podium-Test-Refuse: n` makes the Queue refuse every message of a
+// request but its first n times, so those wait in the intake with backoff.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { startWorker, post, get, admin, waitFor, uniqueName, ADMIN_KEY } from '../harness.mjs';
+
+let w;
+let EV;
+const sockets = new Set();
+before(async () => {
+  w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1' } });
+  EV = `${w.url}/v1/events`;
+});
+after(async () => {
+  for (const s of sockets) s.terminate();
+  await w?.stop();
+});
+
+const DAY = 86_400_000;
+const boardView = async (b) => (await get(`${w.url}/v1/boards/${b}`)).json;
+const standing = (b, m, qs = '') => get(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}${qs}`);
+const removeMember = (b, m, headers = {}) =>
+  post(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}`, undefined, {
+    key: ADMIN_KEY, method: 'DELETE', contentType: undefined, headers,
+  });
+
+async function send(events, headers = {}) {
+  const r = await post(EV, events, { headers });
+  assert.equal(r.status, 202, r.text);
+  return r.json;
+}
+
+const visible = (b, m, qs = '') =>
+  waitFor(async () => (await standing(b, m, qs)).status === 200, { timeout: 10_000, what: `${m} on ${b}` });
+
+describe('removing a member from a board', () => {
+  test('removes it from every window and period, and only it', async () => {
+    const b = uniqueName('rm');
+    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    const now = Date.now();
+    const yesterday = new Date(now - DAY).toISOString().slice(0, 10);
+    await send([
+      { type: 'hit', board: b, member: 'alice', value: 5 },
+      { type: 'hit', board: b, member: 'alice', value: 2, ts: now - DAY },
+      { type: 'hit', board: b, member: 'bob', value: 3 },
+    ]);
+    await visible(b, 'bob');
+    await visible(b, 'alice', `?window=day&period=${yesterday}`);
+    await visible(b, 'alice', '?window=day');
+
+    const r = await removeMember(b, 'alice');
+    assert.equal(r.status, 200, r.text);
+    // all, today, yesterday
+    assert.deepEqual(r.json, { removed: 3 });
+    for (const qs of ['', '?window=day', `?window=day&period=${yesterday}`]) {
+      const s = await standing(b, 'alice', qs);
+      assert.equal(s.status, 404, `alice still on ${qs}: ${s.text}`);
+      assert.equal(s.json.error.code, 'member_not_found');
+    }
+    const top = (await get(`${w.url}/v1/boards/${b}/top`)).json;
+    assert.deepEqual(top.entries.map((e) => [e.member, e.score]), [['bob', 3]]);
+    assert.equal(top.total, 1);
+    assert.equal((await boardView(b)).members, 1);
+    // A second removal finds nothing left.
+    const again = await removeMember(b, 'alice');
+    assert.equal(again.status, 404, again.text);
+    assert.equal(again.json.error.code, 'member_not_found');
+  });
+
+  test('events accepted before the call never bring the score back; events after it count from zero', async () => {
+    const b = uniqueName('rmq');
+    await send([{ type: 'hit', board: b, member: 'alice', value: 100, id: `${b}-first` }]);
+    await visible(b, 'alice');
+    // A request of several Queue messages: the first goes at once, the rest
+    // (alice's 7 events and a marker) are held back by the Queue for seconds.
+    const pad = { note: 'p'.repeat(900) };
+    const evs = Array.from({ length: 200 }, (_, i) => ({ type: 'hit', board: b, member: `pad${i}`, meta: pad, id: `${b}-pad-${i}` }));
+    for (let i = 0; i < 7; i += 1) evs.push({ type: 'hit', board: b, member: 'alice', value: 10, id: `${b}-late-${i}` });
+    evs.push({ type: 'hit', board: b, member: 'marker', id: `${b}-marker` });
+    await send(evs, { 'X-Podium-Test-Refuse': '3' });
+
+    const r = await removeMember(b, 'alice');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { removed: 1 });
+    // The held messages were still on their way when the removal returned.
+    assert.equal((await standing(b, 'marker')).status, 404, 'the marker arrived before the removal; the test proves nothing');
+
+    await waitFor(async () => (await standing(b, 'marker')).status === 200, { timeout: 30_000, what: 'the held messages' });
+    const s = await standing(b, 'alice');
+    assert.equal(s.status, 404, `alice came back: ${s.text}`);
+
+    // Accepted after the removal: counts from zero.
+    await send([{ type: 'hit', board: b, member: 'alice', value: 4, id: `${b}-after` }]);
+    await waitFor(async () => (await standing(b, 'alice')).json?.score === 4, { timeout: 10_000, what: 'alice back at 4' });
+    // Resending an id the board applied before the removal changes nothing.
+    await send([{ type: 'hit', board: b, member: 'alice', value: 100, id: `${b}-first` },
+      { type: 'hit', board: b, member: 'marker2', id: `${b}-marker2` }]);
+    await visible(b, 'marker2');
+    assert.equal((await standing(b, 'alice')).json.score, 4);
+  });
+
+  test('the live page drops the member without a reload', async () => {
+    const b = uniqueName('rml');
+    await send([{ type: 'hit', board: b, member: 'alice', value: 9 }, { type: 'hit', board: b, member: 'bob', value: 1 }]);
+    await visible(b, 'bob');
+    await visible(b, 'alice');
+    const messages = [];
+    const ws = new WebSocket(`${w.url.replace('http', 'ws')}/v1/boards/${b}/live?limit=5`);
+    sockets.add(ws);
+    ws.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
+    await waitFor(() => messages.find((m) => m.type === 'snapshot'), { what: 'snapshot' });
+    assert.deepEqual(messages[0].entries.map((e) => e.member), ['alice', 'bob']);
+    assert.equal((await removeMember(b, 'alice')).status, 200);
+    const update = await waitFor(() => messages.find((m) => m.type === 'update'), { what: 'update after removal' });
+    assert.deepEqual(update.entries.map((e) => [e.rank, e.member]), [[1, 'bob']]);
+    assert.equal(update.total, 1);
+  });
+
+  test('needs the admin key, names a board that exists, and honours Idempotency-Key', async () => {
+    const b = uniqueName('rmk');
+    await send([{ type: 'hit', board: b, member: 'alice' }]);
+    await visible(b, 'alice');
+    const path = `${w.url}/v1/boards/${b}/members/alice`;
+    const ingestKey = await post(path, undefined, { method: 'DELETE', contentType: undefined });
+    assert.equal(ingestKey.status, 401, ingestKey.text);
+    const noBoard = await removeMember(uniqueName('nob'), 'alice');
+    assert.equal(noBoard.status, 404, noBoard.text);
+    assert.equal(noBoard.json.error.code, 'board_not_found');
+    assert.equal((await standing(b, 'alice')).status, 200, 'refused calls removed nothing');
+
+    const key = `rm-${b}`;
+    const first = await removeMember(b, 'alice', { 'Idempotency-Key': key });
+    assert.equal(first.status, 200, first.text);
+    const repeat = await removeMember(b, 'alice', { 'Idempotency-Key': key });
+    assert.equal(repeat.status, 200, repeat.text);
+    assert.deepEqual(repeat.json, first.json);
+    const fresh = await removeMember(b, 'alice');
+    assert.equal(fresh.status, 404, 'without the key the call runs again and finds nothing');
+  });
+});
