@@ -69,13 +69,7 @@ group_ticks() { cpu_ticks "$(pgrep -g "$1" 2>/dev/null || true)"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- prerequisites -----------------------------------------------------------
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  say "installing redis-server, redis-tools (Debian)"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-fi
+"$ROOT/scripts/redis.sh"
 VENV="$ROOT/.venv-perf"
 if ! "$VENV/bin/python" -c 'import redis' >/dev/null 2>&1; then
   say "creating $VENV with redis-py (PyPI)"

@@ -19,6 +19,10 @@ cargo test --target wasm32-unknown-unknown --test wasm_boundary 2>&1 | grep -v "
 
 scripts/build.sh
 
+say "tools the e2e tests drive: a private Redis, tools/load (redis-import)"
+scripts/redis.sh
+nice -n 10 cargo build --release --locked --quiet --manifest-path tools/load/Cargo.toml
+
 say "end-to-end tests: the built worker under workerd (wrangler dev)"
 node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
 

@@ -20,6 +20,12 @@ pub enum ApiError {
         field: String,
         message: String,
     },
+    /// A line of an import broke a field rule.
+    InvalidEntry {
+        index: usize,
+        field: String,
+        message: String,
+    },
     /// An object carried a field the API does not define.
     UnknownField {
         index: Option<usize>,
@@ -107,6 +113,7 @@ impl ApiError {
         match self {
             InvalidJson { .. }
             | InvalidEvent { .. }
+            | InvalidEntry { .. }
             | UnknownField { .. }
             | ValueOutOfRange { .. }
             | TooManyEvents { .. }
@@ -136,6 +143,7 @@ impl ApiError {
         match self {
             InvalidJson { .. } => "invalid_json",
             InvalidEvent { .. } => "invalid_event",
+            InvalidEntry { .. } => "invalid_entry",
             UnknownField { .. } => "unknown_field",
             ValueOutOfRange { .. } => "value_out_of_range",
             TooManyEvents { .. } => "too_many_events",
@@ -169,6 +177,7 @@ impl ApiError {
             InvalidJson { line: Some(n), message, .. } => format!("line {n} is not valid JSON: {message}"),
             InvalidJson { line: None, message, .. } => format!("body is not valid JSON: {message}"),
             InvalidEvent { index, field, message } => format!("{}.{field} {message}", at(index)),
+            InvalidEntry { index, field, message } => format!("lines[{index}].{field} {message}"),
             UnknownField { index: Some(i), field } => {
                 format!("events[{i}] has unknown field \"{}\"", excerpt(field))
             }
@@ -215,9 +224,10 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         use ApiError::*;
         match self {
-            InvalidEvent { field, .. } | UnknownField { field, .. } | InvalidParameter { field, .. } => {
-                Some(field)
-            }
+            InvalidEvent { field, .. }
+            | InvalidEntry { field, .. }
+            | UnknownField { field, .. }
+            | InvalidParameter { field, .. } => Some(field),
             InvalidBody { field, .. } => field.as_deref(),
             ValueOutOfRange { .. } => Some("value"),
             Unroutable { .. } => Some("type"),
@@ -235,6 +245,7 @@ impl ApiError {
             | ValueOutOfRange { index, .. }
             | Unroutable { index, .. }
             | NotAutoCreated { index, .. } => *index,
+            InvalidEntry { index, .. } => Some(*index),
             _ => None,
         }
     }

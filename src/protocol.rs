@@ -219,6 +219,72 @@ pub enum BoardCommand {
     /// Removes a member; events for it accepted before `at` are dropped
     /// whenever they arrive. → `Removed` (1 if it was on this period)
     Remove { spec: BoardSpec, member: String, at: i64 },
+    /// A page of the ranking for an export, best first. → `ExportPage`
+    Export { offset: usize, limit: usize, ties: Ties },
+    /// Sets these members' scores as given, all or nothing. → `Imported`
+    Import { spec: BoardSpec, lines: Vec<ImportRow> },
+}
+
+/// One member of an export, as the API writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportLine {
+    pub rank: u64,
+    pub member: String,
+    #[serde(serialize_with = "score")]
+    pub score: f64,
+    pub reached: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// The CSV export's first line.
+pub const CSV_HEADER: &str = "rank,member,score,reached,meta\r\n";
+
+impl ExportLine {
+    /// The line as a CSV record (RFC 4180, CRLF). Text cells that a
+    /// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or CR
+    /// first) get a leading `'`, the OWASP advice; numbers are written as is.
+    pub fn csv(&self) -> String {
+        let score = number(self.score).to_string();
+        let meta = self.meta.as_ref().map(|m| m.to_string()).unwrap_or_default();
+        format!("{},{},{},{},{}\r\n", self.rank, csv_text(&self.member), score, self.reached, csv_text(&meta))
+    }
+}
+
+/// A text cell: formula-escaped, then quoted when it holds a comma, quote or line break.
+pub fn csv_text(s: &str) -> String {
+    let risky = matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
+    let cell = if risky { format!("'{s}") } else { s.to_string() };
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportPage {
+    pub total: u64,
+    pub lines: Vec<ExportLine>,
+}
+
+/// One member as an import sets it (parsed and checked by the worker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRow {
+    pub member: String,
+    pub score: f64,
+    pub reached: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+}
+
+/// A board period's answer to `Import`: how many it set, or that the
+/// period would hold more members than it may (then it set none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    pub imported: u64,
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// Every command a board's index object takes (one per board generation:
@@ -451,6 +517,25 @@ mod tests {
         let keep = IntakeCommand::Remember { key: "k".into(), answer: "{\"status\":204}\n".into() };
         assert_eq!(IntakeCommand::from_wire(&keep.to_wire().unwrap()).unwrap(), keep);
         assert!(IntakeCommand::from_wire("not json").is_err());
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_escaped_and_quoted() {
+        assert_eq!(csv_text("alice"), "alice");
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_text("+1"), "'+1");
+        assert_eq!(csv_text("-2"), "'-2");
+        assert_eq!(csv_text("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_text("a,b"), "\"a,b\"");
+        assert_eq!(csv_text("line\nbreak"), "\"line\nbreak\"");
+        let line = ExportLine {
+            rank: 2,
+            member: "=cmd".into(),
+            score: -3.5,
+            reached: 7,
+            meta: Some(serde_json::json!({"n": "x,y"})),
+        };
+        assert_eq!(line.csv(), "2,'=cmd,-3.5,7,\"{\"\"n\"\":\"\"x,y\"\"}\"\r\n");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Route {
     Around(String, String),
     Lookup(String),
     Live(String),
+    Export(String),
+    Import(String),
     DeadLetters,
     Redrive,
     DeadLetter(String),
@@ -33,11 +35,12 @@ impl Route {
             | Route::Top(_)
             | Route::Around(..)
             | Route::Live(_)
+            | Route::Export(_)
             | Route::DeadLetters => "GET",
             Route::Redrive => "POST",
             Route::DeadLetter(_) => "DELETE",
             Route::Malformed => "GET, PUT, POST, DELETE",
-            Route::Events | Route::Lookup(_) => "POST",
+            Route::Events | Route::Lookup(_) | Route::Import(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
             Route::Member(..) => "GET, DELETE",
@@ -70,6 +73,8 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["boards", b, "members", m, "around"] => Route::Around(own(b), own(m)),
         ["boards", b, "lookup"] => Route::Lookup(own(b)),
         ["boards", b, "live"] => Route::Live(own(b)),
+        ["boards", b, "export"] => Route::Export(own(b)),
+        ["boards", b, "import"] => Route::Import(own(b)),
         ["dead-letters"] => Route::DeadLetters,
         ["dead-letters", "redrive"] => Route::Redrive,
         ["dead-letters", id] => Route::DeadLetter(own(id)),

@@ -126,6 +126,7 @@ impl Model {
                 },
                 member: r.member.as_str(),
                 score: r.score,
+                reached: r.seq as i64,
                 meta: r.meta.as_deref(),
             })
             .collect()

@@ -135,7 +135,7 @@ pub fn parse_body(
     Ok(events)
 }
 
-const FIELDS: [&str; 7] = ["type", "member", "value", "board", "id", "ts", "meta"];
+const FIELDS: [&str; 8] = ["type", "member", "value", "board", "id", "ts", "meta", "subscore"];
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::InvalidEvent { index: None, field: field.into(), message: message.into() }
@@ -182,6 +182,12 @@ fn parse_event(raw: &RawValue, now_ms: i64, new_id: &mut impl FnMut() -> String)
         None => 1.0,
         Some(v) => parse_value(v)?,
     };
+    // API 1.1: the tie-break value, for boards with a `tiebreak`. No board
+    // has one yet (boards without one ignore it), so it is checked, not kept.
+    if let Some(v) = obj.get("subscore") {
+        parse_value(v)
+            .map_err(|_| invalid("subscore", "must be a finite number of at most 1e15 in absolute value"))?;
+    }
     let board = string_field(&obj, "board")?
         .map(|b| BoardName::parse(b).map_err(|e| name_err("board", e)))
         .transpose()?;
@@ -397,6 +403,15 @@ mod tests {
         assert_eq!(e["code"], "invalid_event");
         assert_eq!(e["index"], 1);
         assert_eq!(e["field"], "value");
+    }
+
+    #[test]
+    fn a_subscore_is_a_bounded_finite_number() {
+        assert!(parse(r#"{"type":"lap","member":"a","value":3,"subscore":-12.5}"#).is_ok());
+        for bad in [r#""x""#, "1e16", "null"] {
+            let e = err_of(&format!(r#"{{"type":"lap","member":"a","subscore":{bad}}}"#));
+            assert_eq!(e["field"], "subscore", "{bad}");
+        }
     }
 
     #[test]

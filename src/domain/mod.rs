@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod event;
 pub mod idempotency;
+pub mod import;
 pub mod json;
 pub mod names;
 pub mod settings;

@@ -25,7 +25,8 @@ use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    Missing, QueryOut, Removed, StandingOut, TopOut, LIVE_MAX_LIMIT,
+    ExportLine, ExportPage, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut, TopOut,
+    LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -80,6 +81,12 @@ fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
 fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
     json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
+
+/// Writes member rows given as a JSON array of `[member, score, seq, ts, meta]`.
+const UPSERT_MEMBERS: &str = "INSERT INTO members (member, score, seq, ts, meta) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) \
+     WHERE true ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
+     ts = excluded.ts, meta = excluded.meta";
 
 /// The most members a board period holds (`BOARD_MAX_MEMBERS`, default
 /// 1,000,000): a full ranking loads in ~80 MB of the isolate's 128 MB.
@@ -316,13 +323,7 @@ impl BoardObject {
             ));
         }
         for chunk in json_chunks(&rows)? {
-            stmts.push(Stmt::new(
-                "INSERT INTO members (member, score, seq, ts, meta) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) \
-                 WHERE true ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
-                 ts = excluded.ts, meta = excluded.meta",
-                vec![chunk.into()],
-            ));
+            stmts.push(Stmt::new(UPSERT_MEMBERS, vec![chunk.into()]));
         }
         stmts.push(Stmt::new(
             "INSERT INTO kv (k, v) VALUES ('events', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
@@ -596,6 +597,54 @@ impl BoardObject {
         Ok(Removed { removed: u64::from(was) })
     }
 
+    /// A page of the ranking for an export, best first.
+    fn export(&self, offset: usize, limit: usize, ties: Ties) -> Result<ExportPage> {
+        self.ensure_loaded()?;
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let lines = r
+            .top(offset, limit, ties)
+            .into_iter()
+            .map(|e| ExportLine {
+                rank: e.rank,
+                member: e.member.to_string(),
+                score: e.score,
+                reached: e.reached,
+                meta: meta_json(e.meta),
+            })
+            .collect();
+        Ok(ExportPage { total: r.len() as u64, lines })
+    }
+
+    /// Sets members' scores as given, all or nothing: memory first, then one
+    /// transaction; if it fails the caller drops the in-memory ranking.
+    fn import(&self, lines: Vec<ImportRow>) -> Result<Imported> {
+        let mut guard = self.ranking.borrow_mut();
+        let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let newcomers = lines.iter().filter(|l| !ranking.contains(&l.member)).count();
+        if ranking.len() + newcomers > max_members(&self.env) {
+            return Ok(Imported { imported: 0, full: true });
+        }
+        let mut rows = Vec::with_capacity(lines.len());
+        for l in &lines {
+            let member = MemberId::parse(l.member.clone()).map_err(rust_err)?;
+            if !ranking.set(&member, l.score, l.reached, l.meta.clone()) {
+                return Err(rust_err("import: the ranking refused a member"));
+            }
+            if let Some(r) = ranking.get(&l.member) {
+                rows.push(serde_json::json!([r.member, r.score, r.seq, r.ts, r.meta]));
+            }
+        }
+        drop(guard);
+        let stmts = json_chunks(&rows)?
+            .into_iter()
+            .map(|chunk| Stmt::new(UPSERT_MEMBERS, vec![chunk.into()]))
+            .collect();
+        write_all(&self.state.storage(), stmts, None)?;
+        self.dirty.set(true);
+        Ok(Imported { imported: lines.len() as u64, full: false })
+    }
+
     async fn wipe(&self) -> Result<()> {
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
@@ -664,6 +713,19 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(Ack { ok: true })
             }
             BoardCommand::Missing(ids) => serde_json::to_value(self.missing(ids)?),
+            BoardCommand::Export { offset, limit, ties } => {
+                serde_json::to_value(self.export(offset, limit, ties)?)
+            }
+            BoardCommand::Import { spec, lines } => {
+                self.ensure_loaded()?;
+                self.register(&spec).await?;
+                self.adopt_spec(&spec)?;
+                let out = self.import(lines).inspect_err(|_| {
+                    *self.ranking.borrow_mut() = None;
+                })?;
+                self.schedule().await?;
+                serde_json::to_value(out)
+            }
             BoardCommand::Remove { spec, member, at } => {
                 let out = self.remove(&spec, &member, at)?;
                 self.schedule().await?;

@@ -17,8 +17,8 @@ use crate::domain::settings::parse_board_patch;
 use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
-    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, Missing, QueryOut, Removed, TopOut,
-    LIVE_MAX_LIMIT,
+    Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, ExportPage, ImportRow, Imported,
+    Missing, QueryOut, Removed, TopOut, LIVE_MAX_LIMIT,
 };
 
 /// The board a path names; a name that breaks the naming rules is a 400
@@ -80,6 +80,14 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &BoardCommand::Missing(ids)).await
     }
 
+    pub async fn export(&self, offset: usize, limit: usize, ties: Ties) -> ApiResult<ExportPage> {
+        call_object(&self.0, "/cmd", &BoardCommand::Export { offset, limit, ties }).await
+    }
+
+    pub async fn import(&self, spec: &BoardSpec, lines: Vec<ImportRow>) -> ApiResult<Imported> {
+        call_object(&self.0, "/cmd", &BoardCommand::Import { spec: spec.clone(), lines }).await
+    }
+
     pub async fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> ApiResult<Removed> {
         let cmd = BoardCommand::Remove { spec: spec.clone(), member: member.to_string(), at };
         call_object(&self.0, "/cmd", &cmd).await
@@ -114,13 +122,13 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
     Ok(p)
 }
 
-struct Target {
-    name: BoardName,
-    record: BoardRecord,
-    spec: BoardSpec,
+pub(super) struct Target {
+    pub name: BoardName,
+    pub record: BoardRecord,
+    pub spec: BoardSpec,
 }
 
-async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
+pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
     let name = board_name(raw_board)?;
     let cat = catalog::get(env).await?;
     let record = record(&cat, &name)?.clone();
@@ -133,7 +141,7 @@ async fn ask(env: &Env, t: &Target, query: BoardQuery) -> ApiResult<QueryOut> {
     BoardClient::of(env, &t.spec)?.query(query).await
 }
 
-fn ties(t: &Target) -> Ties {
+pub(super) fn ties(t: &Target) -> Ties {
     t.record.settings.ties
 }
 

@@ -103,7 +103,14 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
                 let excerpt: String = text.chars().take(200).collect();
                 letters.push(DeadLetter {
                     id: letter_id("undecodable", &m.id()),
-                    event: ApplyEvent { id: m.id(), member: String::new(), value: 0.0, ts: now, meta: None, at: 0 },
+                    event: ApplyEvent {
+                        id: m.id(),
+                        member: String::new(),
+                        value: 0.0,
+                        ts: now,
+                        meta: None,
+                        at: 0,
+                    },
                     spec: None,
                     reason: format!("the Queue message does not decode ({e}); it begins: {excerpt}"),
                     failed_at: now,

@@ -14,6 +14,7 @@ mod intake;
 mod kv;
 mod live;
 mod rules;
+mod transfer;
 mod txn;
 
 use serde_json::json;
@@ -199,6 +200,14 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         }
         (Route::Around(b, m), _) => boards::around(&req, env, &b, &m).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
+        (Route::Export(b), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            transfer::export(&req, env, &b).await
+        }
+        (Route::Import(b), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            transfer::import(req, env, &b).await
+        }
         (Route::Live(b), _) => boards::live(req, env, &b).await,
         (Route::DeadLetters, _) => {
             authorize(&req, env, Role::Admin).await?;

@@ -92,6 +92,9 @@ pub struct Entry<'a> {
     pub rank: u64,
     pub member: &'a str,
     pub score: f64,
+    /// When the member reached its score (reach time, ms since the Unix
+    /// epoch): what exports carry so an import keeps the order of ties.
+    pub reached: i64,
     /// Opaque JSON text.
     pub meta: Option<&'a str>,
 }
@@ -329,7 +332,13 @@ impl Ranking {
 
     fn entry<'a>(&'a self, rank: u64, k: Key, pay: &'a Id16) -> Entry<'a> {
         let member = self.id_str(k, pay);
-        Entry { rank, member, score: score_of_key(k.0, self.order), meta: self.meta_of(member.as_bytes()) }
+        Entry {
+            rank,
+            member,
+            score: score_of_key(k.0, self.order),
+            reached: reach(k) as i64 + REACH_EPOCH_MS,
+            meta: self.meta_of(member.as_bytes()),
+        }
     }
 
     /// Applies one event's value at event time `ts` (ms since the Unix epoch);
@@ -449,6 +458,21 @@ impl Ranking {
             }
             None => self.meta.remove(id).is_some(),
         }
+    }
+
+    /// Sets a member's score, reach time and metadata as given, whatever the
+    /// board's op (an import, e.g. from a Redis sorted set or an export).
+    /// False when the value is not finite or the ranking has no room.
+    pub fn set(&mut self, member: &MemberId, score: f64, reached: i64, meta: Option<String>) -> bool {
+        if !score.is_finite() {
+            return false;
+        }
+        self.remove(member.as_str());
+        if !self.apply(member, score, reached) {
+            return false;
+        }
+        self.set_meta(member, meta);
+        true
     }
 
     /// Removes a member; true if it was on the board.

@@ -438,3 +438,29 @@ fn members_stay_findable_when_moves_reuse_cells_among_look_alike_index_entries()
         assert!(!found(names.index, &cells, gone));
     }
 }
+
+#[test]
+fn set_puts_a_member_at_the_given_score_and_reach_whatever_the_op() {
+    for op in [Op::Incr, Op::Best, Op::Last] {
+        let mut r = board(Order::Desc, op, &[("a", 5.0, 1), ("b", 5.0, 2), ("c", 1.0, 3)]);
+        // lower than before, even on `best`; reached earlier than b: ranks first among the fives
+        assert!(r.set(&m("c"), 5.0, T, Some("{\"n\":1}".into())));
+        assert_eq!(names(&r.top(0, 3, Ties::First)), vec![("c", 1), ("a", 2), ("b", 3)], "{op:?}");
+        assert_eq!(r.get("c").unwrap().meta.as_deref(), Some("{\"n\":1}"));
+        assert!(r.set(&m("a"), -2.0, T + 9, None));
+        assert_eq!(r.get("a").unwrap().score, -2.0, "{op:?}");
+        assert_eq!(reach(&r, "a"), 9);
+        // a new member, and a value that is no number
+        assert!(r.set(&m("d"), 0.5, T, None));
+        assert!(!r.set(&m("e"), f64::NAN, T, None));
+        assert_eq!(r.len(), 4);
+        // the export's reach times give the same order back
+        let rows: Vec<(String, f64, i64)> =
+            r.top(0, 10, Ties::First).iter().map(|e| (e.member.to_string(), e.score, e.reached)).collect();
+        let mut copy = Ranking::new(Order::Desc, op);
+        for (who, score, reached) in rows.iter().rev() {
+            copy.set(&m(who), *score, *reached, None);
+        }
+        assert_eq!(names(&copy.top(0, 10, Ties::First)), names(&r.top(0, 10, Ties::First)));
+    }
+}

@@ -76,6 +76,19 @@ impl Api {
         read(resp)
     }
 
+    /// `POST {path}` (an import) with the admin key, an NDJSON body and an
+    /// `Idempotency-Key`, so a retry after a lost answer sets nothing twice.
+    pub fn post_ndjson_admin(&self, path: &str, body: &str, idem: &str) -> Result<Reply, ureq::Error> {
+        let resp = self
+            .agent
+            .post(format!("{}{}", self.base, path))
+            .header("Authorization", &self.admin_auth)
+            .header("Content-Type", "application/x-ndjson")
+            .header("Idempotency-Key", idem)
+            .send(body)?;
+        read(resp)
+    }
+
     /// `POST /v1/events` with the ingest key; `idem` becomes `Idempotency-Key`.
     pub fn post_events(&self, body: &str, idem: Option<&str>) -> Result<Reply, ureq::Error> {
         let mut req = self

@@ -1,5 +1,8 @@
-//! Pieces shared by `podium-load` and `redis-baseline`: the member draw (so
+//! Pieces shared by `podium-load`, `redis-baseline` and `redis-import` (the
+//! HTTP client): the member draw (so
 //! both systems see the same skew), percentiles and clock helpers.
+
+pub mod client;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

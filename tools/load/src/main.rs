@@ -8,7 +8,7 @@
 // The report's json! literal is large; the macro needs more than the default 128.
 #![recursion_limit = "256"]
 
-mod client;
+use podium_load::client;
 mod live;
 
 use std::collections::BTreeMap;
