@@ -76,7 +76,10 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), 'podium-e2e-'));
   const inPlace = !!process.env.PODIUM_E2E_IN_PLACE;
-  const appDir = inPlace ? ROOT : snapshotProject(vars, toml);
+  // The 1-second edge cache of ranking reads (API 1.1) is off unless a test
+  // asks for it (tests/e2e/cache.test.mjs): most tests read right after a
+  // change and would otherwise see the second-old answer.
+  const appDir = inPlace ? ROOT : snapshotProject({ READ_CACHE: 'off', ...vars }, toml);
   let child = null;
   let port = 0;
   let log = [];

@@ -418,7 +418,7 @@
 
   // ---------- navigation ----------
   async function loadBoards() {
-    const r = await api('/v1/boards');
+    const r = await api('/v1/boards?limit=1000');
     if (!r.ok || !r.body || !Array.isArray(r.body.boards)) throw new Error(`GET /v1/boards → ${r.status}`);
     state.boards = r.body.boards.slice().sort((a, b) => (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
   }

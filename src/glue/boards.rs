@@ -349,14 +349,42 @@ fn periods(r: &BoardRecord) -> Value {
     Value::Object(m)
 }
 
-pub async fn list(env: &Env) -> ApiResult {
+/// `GET /v1/boards?limit=&cursor=&prefix=` (API 1.1): boards by name, a
+/// page at a time. `cursor` is the `next` of the page before (the last name
+/// it listed); `prefix` keeps the names that start with it.
+pub async fn list(req: &Request, env: &Env) -> ApiResult {
+    let q = Query::of(req)?;
+    let limit = q.int("limit", 100, 1, 1000)?;
+    let prefix = q.get("prefix").unwrap_or_default();
+    if prefix.len() > 64 {
+        return Err(ApiError::InvalidParameter {
+            field: "prefix".into(),
+            message: "must be at most 64 bytes".into(),
+        });
+    }
+    let after = q
+        .get("cursor")
+        .map(|c| {
+            BoardName::parse(c).map_err(|_| ApiError::InvalidParameter {
+                field: "cursor".into(),
+                message: "is not a cursor this API gave (the `next` of a page)".into(),
+            })
+        })
+        .transpose()?;
     let cat = catalog::get(env).await?;
-    let counts = futures_util::future::join_all(cat.boards.iter().map(|(n, r)| counts(env, n, r))).await;
+    let mut page = cat
+        .boards
+        .iter()
+        .filter(|(n, _)| after.as_ref().is_none_or(|a| *n > a) && n.as_str().starts_with(prefix))
+        .take(limit + 1);
+    let chosen: Vec<(&BoardName, &BoardRecord)> = page.by_ref().take(limit).collect();
+    let next = page.next().and(chosen.last().map(|(n, _)| n.to_string()));
+    let counts = futures_util::future::join_all(chosen.iter().map(|(n, r)| counts(env, n, r))).await;
     let mut boards = Vec::new();
-    for ((n, r), c) in cat.boards.iter().zip(counts) {
+    for ((n, r), c) in chosen.iter().zip(counts) {
         boards.push(board_view(n, r, c?));
     }
-    json(200, &json!({ "boards": boards }))
+    json(200, &json!({ "boards": boards, "next": next }))
 }
 
 pub async fn get(env: &Env, board: &str) -> ApiResult {

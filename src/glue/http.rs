@@ -52,7 +52,7 @@ pub fn error_response(e: &ApiError) -> worker::Result<Response> {
 pub fn with_cors(mut r: Response) -> Response {
     let h = r.headers_mut();
     let _ = h.set("Access-Control-Allow-Origin", "*");
-    let _ = h.set("Access-Control-Expose-Headers", "Retry-After");
+    let _ = h.set("Access-Control-Expose-Headers", "Retry-After, ETag");
     r
 }
 
@@ -199,4 +199,60 @@ pub fn retention(env: &worker::Env) -> crate::core::retention::Retention {
     env.var("RETAIN_PERIODS")
         .map(|v| crate::core::retention::Retention::parse(&v.to_string()))
         .unwrap_or_default()
+}
+
+/// A public ranking read (API 1.1): an `ETag` over the body, `Cache-Control:
+/// public, max-age=1`, 304 for a matching `If-None-Match`; and unless the
+/// deployment sets `READ_CACHE = "off"`, the answer is kept in the edge
+/// cache (the Cache API of the data centre) for that second, so a hot read
+/// is served there and not by the board's object. Only 200s are kept.
+pub async fn cached_read(
+    req: &Request,
+    env: &worker::Env,
+    compute: impl std::future::Future<Output = ApiResult>,
+) -> ApiResult {
+    let on = env.var("READ_CACHE").map(|v| v.to_string() != "off").unwrap_or(true);
+    let url = req.url().map_err(|e| internal("url", e))?.to_string();
+    let asked = req.headers().get("If-None-Match").ok().flatten();
+    let cache = worker::Cache::default();
+    if on {
+        if let Ok(Some(mut hit)) = cache.get(url.as_str(), true).await {
+            if let Ok(body) = hit.text().await {
+                return fresh_read(body, asked.as_deref(), "hit");
+            }
+        }
+    }
+    let mut resp = compute.await?;
+    if resp.status_code() != 200 {
+        return Ok(resp);
+    }
+    let body = resp.text().await.map_err(|e| internal("read body", e))?;
+    if on {
+        // A failed put only costs the next reader a trip to the object.
+        if let Err(e) = cache.put(url.as_str(), fresh_read(body.clone(), None, "stored")?).await {
+            worker::console_warn!("read cache put failed: {e}");
+        }
+    }
+    fresh_read(body, asked.as_deref(), "miss")
+}
+
+/// A read's answer with its validators: 304 when `asked` names its ETag.
+fn fresh_read(body: String, asked: Option<&str>, cache: &str) -> ApiResult {
+    let etag = format!("\"{:016x}\"", crate::domain::idempotency::fnv64(body.as_bytes()));
+    let matches = asked.is_some_and(|a| {
+        a.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*")
+    });
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("headers", e));
+    set("ETag", &etag)?;
+    set("Cache-Control", "public, max-age=1")?;
+    set("X-Podium-Cache", cache)?;
+    if matches {
+        return Ok(Response::empty()
+            .map_err(|e| internal("response", e))?
+            .with_status(304)
+            .with_headers(headers));
+    }
+    set("Content-Type", "application/json; charset=utf-8")?;
+    Ok(Response::ok(body).map_err(|e| internal("response", e))?.with_headers(headers))
 }

@@ -182,8 +182,8 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             authorize(&req, env, Role::Admin).await?;
             rules::delete(env, &t).await
         }
-        (Route::Boards, _) => boards::list(env).await,
-        (Route::Board(b), "GET") => boards::get(env, &b).await,
+        (Route::Boards, _) => boards::list(&req, env).await,
+        (Route::Board(b), "GET") => http::cached_read(&req, env, boards::get(env, &b)).await,
         (Route::Board(b), "PUT") => {
             authorize(&req, env, Role::Admin).await?;
             boards::put(req, env, &b).await
@@ -192,13 +192,13 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             authorize(&req, env, Role::Admin).await?;
             boards::delete(env, &b).await
         }
-        (Route::Top(b), _) => boards::top(&req, env, &b).await,
-        (Route::Member(b, m), "GET") => boards::member(&req, env, &b, &m).await,
+        (Route::Top(b), _) => http::cached_read(&req, env, boards::top(&req, env, &b)).await,
+        (Route::Member(b, m), "GET") => http::cached_read(&req, env, boards::member(&req, env, &b, &m)).await,
         (Route::Member(b, m), _) => {
             authorize(&req, env, Role::Admin).await?;
             boards::remove_member(env, &b, &m).await
         }
-        (Route::Around(b, m), _) => boards::around(&req, env, &b, &m).await,
+        (Route::Around(b, m), _) => http::cached_read(&req, env, boards::around(&req, env, &b, &m)).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
         (Route::Export(b), _) => {
             authorize(&req, env, Role::Admin).await?;

@@ -70,7 +70,7 @@ describe('board settings', () => {
     const b = uniqueName();
     assert.equal((await post(EV, [{ type: 'like', board: b, member: 'a' }, { type: 'like', board: b, member: 'b' }])).status, 202);
     await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 3000 });
-    const r = await get(`${w.url}/v1/boards`);
+    const r = await get(`${w.url}/v1/boards?prefix=${b}`);
     assert.equal(r.status, 200, r.text);
     const mine = r.json.boards.find((x) => x.name === b);
     assert.ok(mine, `board ${b} listed`);
@@ -80,6 +80,31 @@ describe('board settings', () => {
     assert.deepEqual(mine.windows, ['all']);
     assert.equal(mine.ties, 'shared');
     assert.ok('title' in mine);
+  });
+
+  test('the list is paged by name with limit, cursor and prefix (API 1.1)', async () => {
+    const p = uniqueName('pg').slice(0, 40);
+    const names = ['c', 'a', 'e', 'b', 'd'].map((x) => `${p}-${x}`);
+    for (const n of names) assert.equal((await admin(`${w.url}/v1/boards/${n}`, 'PUT', {})).status, 201);
+    const seen = [];
+    let cursor = '';
+    for (let pages = 0; ; pages += 1) {
+      assert.ok(pages < 5, 'the pages end');
+      const r = await get(`${w.url}/v1/boards?prefix=${p}-&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.json.boards.length <= 2);
+      seen.push(...r.json.boards.map((x) => x.name));
+      if (r.json.next === null) break;
+      assert.equal(r.json.next, r.json.boards.at(-1).name);
+      cursor = r.json.next;
+    }
+    assert.deepEqual(seen, [...names].sort());
+    const one = await get(`${w.url}/v1/boards?prefix=${p}-c`);
+    assert.deepEqual(one.json.boards.map((x) => x.name), [`${p}-c`]);
+    assert.equal(one.json.next, null);
+    assertError(await get(`${w.url}/v1/boards?limit=0`), 400, 'invalid_parameter', { field: 'limit' });
+    assertError(await get(`${w.url}/v1/boards?limit=1001`), 400, 'invalid_parameter', { field: 'limit' });
+    assertError(await get(`${w.url}/v1/boards?cursor=Not%20A%20Name`), 400, 'invalid_parameter', { field: 'cursor' });
   });
 
   const badBodies = [
@@ -445,7 +470,7 @@ describe('delete', () => {
     assert.equal(del.status, 204, del.text);
     assertError(await get(boardUrl(b)), 404, 'board_not_found');
     assertError(await get(`${boardUrl(b)}/top`), 404, 'board_not_found');
-    assert.ok(!(await get(`${w.url}/v1/boards`)).json.boards.some((x) => x.name === b), 'not listed');
+    assert.ok(!(await get(`${w.url}/v1/boards?prefix=${b}`)).json.boards.some((x) => x.name === b), 'not listed');
     assertError(await admin(boardUrl(b), 'DELETE'), 404, 'board_not_found');
     // Recreated: empty in every window.
     assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['all', 'day'] })).status, 201);
