@@ -18,6 +18,17 @@ use crate::error::ApiError;
 use crate::protocol::{pack, IntakeCommand, IntakeReply, IntakeRequest, QueuedEvent};
 
 pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult {
+    // `?wait=applied` (API 1.1): answer once the events are applied, with standings.
+    let wait = match super::http::Query::of(&req)?.get("wait") {
+        None => false,
+        Some("applied") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter {
+                field: "wait".into(),
+                message: "must be \"applied\"".into(),
+            })
+        }
+    };
     let idempotency = match req.headers().get("Idempotency-Key").ok().flatten() {
         Some(k) => Some(IdempotencyKey::parse(&k, holder)?),
         None => None,
@@ -66,6 +77,9 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         messages = resolve_all(&cat, &events)?;
     }
 
+    if wait && events.len() > super::wait::WAIT_MAX_EVENTS {
+        return Err(ApiError::TooManyEvents { max: super::wait::WAIT_MAX_EVENTS });
+    }
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
         .map_err(|e| internal("answer", e))?;
@@ -89,6 +103,9 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     // did not answer, the client may retry (with or without ids) safely.
     let reply: IntakeReply =
         intake::call(&stub, cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
+    if wait {
+        return super::wait::answer(env, &cat, &messages, &reply.answer).await;
+    }
     raw_json(202, reply.answer)
 }
 

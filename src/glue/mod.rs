@@ -16,6 +16,7 @@ mod live;
 mod rules;
 mod transfer;
 mod txn;
+mod wait;
 
 use serde_json::json;
 use worker::{event, Context, Env, MessageBatch, Request, Response};

@@ -142,3 +142,73 @@ describe('removing a member from a board', () => {
     assert.equal(fresh.status, 404, 'without the key the call runs again and finds nothing');
   });
 });
+
+describe('read your write: POST /v1/events?wait=applied', () => {
+  const waitPost = (body, headers = {}) => post(`${EV}?wait=applied`, body, { headers });
+
+  test('answers once applied, with each member standing on each board and window', async () => {
+    const b = uniqueName('wait');
+    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    const first = await waitPost([{ type: 'hit', board: b, member: 'alice', value: 5 }]);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.accepted, 1);
+    assert.equal(first.json.ids.length, 1);
+    assert.equal(first.json.applied, true);
+    const today = new Date().toISOString().slice(0, 10);
+    const norm = (s) => s.map(({ board, window, period, member, rank, score }) => ({ board, window, period, member, rank, score }))
+      .sort((x, y) => `${x.window}${x.member}`.localeCompare(`${y.window}${y.member}`));
+    assert.deepEqual(norm(first.json.standings), [
+      { board: b, window: 'all', period: 'all', member: 'alice', rank: 1, score: 5 },
+      { board: b, window: 'day', period: today, member: 'alice', rank: 1, score: 5 },
+    ]);
+    // Bob passes her: his answer already shows it, and so does the next read.
+    const second = await waitPost([{ type: 'hit', board: b, member: 'bob', value: 7 }, { type: 'hit', board: b, member: 'alice', value: 1 }]);
+    assert.equal(second.status, 200, second.text);
+    assert.deepEqual(norm(second.json.standings).filter((s) => s.window === 'all'), [
+      { board: b, window: 'all', period: 'all', member: 'alice', rank: 2, score: 6 },
+      { board: b, window: 'all', period: 'all', member: 'bob', rank: 1, score: 7 },
+    ]);
+    assert.equal((await standing(b, 'alice')).json.rank, 2);
+  });
+
+  test('a repeat with the same Idempotency-Key gets the same ids and is applied once', async () => {
+    const b = uniqueName('waitk');
+    const body = [{ type: 'hit', board: b, member: 'alice', value: 3 }];
+    const key = { 'Idempotency-Key': `w-${b}` };
+    const one = await waitPost(body, key);
+    const two = await waitPost(body, key);
+    assert.equal(one.status, 200, one.text);
+    assert.equal(two.status, 200, two.text);
+    assert.deepEqual(two.json.ids, one.json.ids);
+    assert.equal(two.json.applied, true);
+    assert.equal(two.json.standings[0].score, 3, 'counted once');
+  });
+
+  test('refuses more than 100 events and an unknown wait', async () => {
+    const b = uniqueName('waitx');
+    const many = Array.from({ length: 101 }, (_, i) => ({ type: 'hit', board: b, member: `m${i}` }));
+    const r = await waitPost(many);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'too_many_events');
+    const bad = await post(`${EV}?wait=forever`, [{ type: 'hit', board: b, member: 'a' }]);
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error.field, 'wait');
+    assert.equal((await standing(b, 'a')).status, 404, 'nothing was enqueued');
+  });
+
+  test('latency of a game submitting one score and reading its rank (printed, p50/p99 over 30)', async () => {
+    const b = uniqueName('waitl');
+    const took = [];
+    for (let i = 0; i < 30; i += 1) {
+      const t = performance.now();
+      const r = await waitPost([{ type: 'score', board: b, member: `p${i % 7}`, value: i }]);
+      took.push(performance.now() - t);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.applied, true);
+      assert.equal(r.json.standings.length, 1);
+    }
+    took.sort((x, y) => x - y);
+    const q = (p) => took[Math.min(took.length - 1, Math.floor(p * took.length))].toFixed(0);
+    console.log(`wait=applied latency under wrangler dev: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms (n=30)`);
+  });
+});

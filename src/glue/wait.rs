@@ -1,0 +1,135 @@
+//! `POST /v1/events?wait=applied` (API 1.1, read your write): after the
+//! request is durable, wait until every board period it feeds has applied
+//! its events (asking each for the ids it still misses), then answer the
+//! members' new standings: a game submits a score and shows the new rank
+//! without a second request. At most `WAIT_MAX_MS`; then it answers with
+//! what is known and `"applied": false`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use worker::Env;
+
+use super::boards::{spec, BoardClient};
+use super::http::{internal, json, now_ms, retention, ApiResult};
+use crate::core::catalog::Catalog;
+use crate::core::period::Period;
+use crate::core::Window;
+use crate::domain::event::MAX_FUTURE_MS;
+use crate::protocol::{BoardQuery, BoardSpec, QueuedEvent};
+
+/// A waiting request carries at most this many events.
+pub const WAIT_MAX_EVENTS: usize = 100;
+const WAIT_MAX_MS: i64 = 10_000;
+
+/// One board period the request feeds: which ids it must apply, and whose
+/// standings to report.
+struct Target {
+    spec: BoardSpec,
+    ids: Vec<String>,
+    members: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Standing {
+    board: String,
+    window: Window,
+    period: String,
+    member: String,
+    rank: u64,
+    #[serde(serialize_with = "crate::protocol::score")]
+    score: f64,
+}
+
+fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent]) -> Vec<Target> {
+    let now = now_ms();
+    let keep = retention(env);
+    let mut out: BTreeMap<String, Target> = BTreeMap::new();
+    for ev in events {
+        for d in &ev.to {
+            let Some(r) = cat.boards.get(&d.board) else { continue };
+            for w in &r.settings.windows {
+                let p = Period::of(*w, ev.ts);
+                if !keep.is_live(p, now, MAX_FUTURE_MS) {
+                    continue;
+                }
+                let s = spec(&d.board, r, *w, &p.key());
+                let t = out.entry(s.object_name()).or_insert_with(|| Target {
+                    spec: s,
+                    ids: vec![],
+                    members: vec![],
+                });
+                t.ids.push(ev.id.clone());
+                if !t.members.contains(&ev.member) {
+                    t.members.push(ev.member.clone());
+                }
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Waits for `events` (accepted, with the 202 body `answer`) to be applied,
+/// then answers 200 with the standings of each event's member on each board
+/// period it fed.
+pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], answer: &str) -> ApiResult {
+    let deadline = now_ms() + WAIT_MAX_MS;
+    let mut body: Value = serde_json::from_str(answer).map_err(|e| internal("answer", e))?;
+    // The ids the answer gives: on a repeated Idempotency-Key, those of the
+    // first request (the events it enqueued), not this one's fresh ones.
+    let mut events = events.to_vec();
+    if let Some(ids) = body.get("ids").and_then(Value::as_array) {
+        for (ev, id) in events.iter_mut().zip(ids) {
+            if let Some(id) = id.as_str() {
+                ev.id = id.to_string();
+            }
+        }
+    }
+    let mut pending = targets(cat, env, &events);
+    let mut done: Vec<Target> = Vec::new();
+    let mut pause: u64 = 20;
+    while !pending.is_empty() && now_ms() < deadline {
+        let asks = pending.iter().map(|t| async move {
+            BoardClient::of(env, &t.spec)?.missing(t.ids.clone()).await.map(|m| m.ids)
+        });
+        let missing = futures_util::future::join_all(asks).await;
+        let mut still = Vec::new();
+        for (mut t, m) in pending.into_iter().zip(missing) {
+            match m {
+                Ok(ids) if ids.is_empty() => done.push(t),
+                Ok(ids) => {
+                    t.ids = ids;
+                    still.push(t);
+                }
+                Err(_) => still.push(t),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            worker::Delay::from(std::time::Duration::from_millis(pause)).await;
+            pause = (pause * 2).min(200);
+        }
+    }
+    let applied = pending.is_empty();
+    done.extend(pending);
+    let mut standings = Vec::new();
+    for t in &done {
+        let ties = cat.boards.iter().find(|(n, _)| n.as_str() == t.spec.board).map(|(_, r)| r.settings.ties);
+        let q = BoardQuery::Lookup { members: t.members.clone(), ties: ties.unwrap_or_default() };
+        let Ok(out) = BoardClient::of(env, &t.spec)?.query(q).await else { continue };
+        for e in out.entries {
+            standings.push(Standing {
+                board: t.spec.board.clone(),
+                window: t.spec.window,
+                period: t.spec.period.clone(),
+                member: e.member,
+                rank: e.rank,
+                score: e.score,
+            });
+        }
+    }
+    body["applied"] = Value::Bool(applied);
+    body["standings"] = serde_json::to_value(&standings).map_err(|e| internal("standings", e))?;
+    json(200, &body)
+}
