@@ -75,6 +75,8 @@ pub enum ApiError {
         board: String,
     },
     NotWebSocket,
+    /// An `Idempotency-Key` sent again with another request (path, query or body).
+    IdempotencyKeyReused,
     Overloaded {
         retry_after_s: u32,
     },
@@ -131,7 +133,7 @@ impl ApiError {
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
-            Unroutable { .. } | NotAutoCreated { .. } => 422,
+            Unroutable { .. } | NotAutoCreated { .. } | IdempotencyKeyReused => 422,
             NotWebSocket => 426,
             Overloaded { .. } | RateLimited { .. } => 429,
             Internal => 500,
@@ -163,6 +165,7 @@ impl ApiError {
             UnsupportedMediaType => "unsupported_media_type",
             Unroutable { .. } | NotAutoCreated { .. } => "unroutable_event",
             NotWebSocket => "upgrade_required",
+            IdempotencyKeyReused => "idempotency_key_reused",
             Overloaded { .. } => "overloaded",
             RateLimited { .. } => "rate_limited",
             Internal => "internal_error",
@@ -213,6 +216,11 @@ impl ApiError {
                 excerpt(board)
             ),
             NotWebSocket => "this endpoint needs a WebSocket upgrade".into(),
+            IdempotencyKeyReused => {
+                "this Idempotency-Key was used within 24 hours for another request (path, query or body); \
+                 use a new key for a new request"
+                    .into()
+            }
             Overloaded { .. } => "overloaded; retry later".into(),
             RateLimited { retry_after_s } => {
                 format!("this key sent more requests than the deployment allows; retry in {retry_after_s} s")

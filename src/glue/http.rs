@@ -206,13 +206,21 @@ pub fn retention(env: &worker::Env) -> crate::core::retention::Retention {
 /// deployment sets `READ_CACHE = "off"`, the answer is kept in the edge
 /// cache (the Cache API of the data centre) for that second, so a hot read
 /// is served there and not by the board's object. Only 200s are kept.
+///
+/// `generation` is the board's generation (none: the board does not exist
+/// here, so nothing is read from or kept in the cache): it is part of the
+/// cache key, so a deleted or re-created board is never answered from the
+/// answers kept for the one before.
 pub async fn cached_read(
     req: &Request,
     env: &worker::Env,
+    generation: Option<u64>,
     compute: impl std::future::Future<Output = ApiResult>,
 ) -> ApiResult {
-    let on = env.var("READ_CACHE").map(|v| v.to_string() != "off").unwrap_or(true);
-    let url = req.url().map_err(|e| internal("url", e))?.to_string();
+    let on = generation.is_some() && env.var("READ_CACHE").map(|v| v.to_string() != "off").unwrap_or(true);
+    let mut url = req.url().map_err(|e| internal("url", e))?;
+    url.query_pairs_mut().append_pair("podium-generation", &generation.unwrap_or_default().to_string());
+    let url = url.to_string();
     let asked = req.headers().get("If-None-Match").ok().flatten();
     let cache = worker::Cache::default();
     if on {

@@ -111,19 +111,40 @@ const RATE_PERIOD_S: u32 = 10;
 async fn idempotent(req: Request, env: &Env) -> ApiResult {
     let method = req.inner().method().to_ascii_uppercase();
     let header = req.headers().get("Idempotency-Key").ok().flatten();
-    let Some(raw) = header.filter(|_| (method == "POST" || method == "DELETE") && req.path() != "/v1/events")
-    else {
+    // Only for a write the route table answers: a wrong path or method gets
+    // its 404 or 405 whatever key it carries.
+    let path = req.path();
+    let answered =
+        match_path(&path).is_some_and(|r| r != Route::Malformed && r != Route::Events && r.allows(&method));
+    let Some(raw) = header.filter(|_| (method == "POST" || method == "DELETE") && answered) else {
         return dispatch(req, env).await;
     };
     let holder = bearer_token(&req);
     let key = format!("req:{}:{}", method, IdempotencyKey::parse(&raw, &holder)?.scoped());
+    // What the request asks: a key used again for another request (another
+    // path, query or body) is the client's mistake, not a repeat.
+    let fingerprint = {
+        let mut probe = req.clone().map_err(|e| http::internal("clone request", e))?;
+        let url = req.url().map_err(|e| http::internal("url", e))?;
+        let mut bytes = format!("{method} {}?{}\n", url.path(), url.query().unwrap_or_default()).into_bytes();
+        // A body too large for any endpoint is refused by the endpoint itself.
+        bytes.extend(
+            http::read_body(&mut probe, crate::domain::import::MAX_IMPORT_BYTES).await.unwrap_or_default(),
+        );
+        format!("{:016x}", crate::domain::idempotency::fnv64(&bytes))
+    };
     if let Some(first) = intake::recall(env, &key).await? {
         #[derive(serde::Deserialize)]
         struct Kept {
             status: u16,
             body: String,
+            #[serde(default)]
+            fp: Option<String>,
         }
         let kept: Kept = serde_json::from_str(&first).map_err(|e| http::internal("kept answer", e))?;
+        if kept.fp.is_some_and(|fp| fp != fingerprint) {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
         if kept.status == 204 {
             return Ok(Response::empty().map_err(|e| http::internal("response", e))?.with_status(204));
         }
@@ -132,12 +153,26 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
     let mut resp = dispatch(req, env).await?;
     if (200..300).contains(&resp.status_code()) {
         let body = resp.cloned().map_err(|e| http::internal("clone", e))?.text().await.unwrap_or_default();
-        let kept = json!({ "status": resp.status_code(), "body": body }).to_string();
+        let kept = json!({ "status": resp.status_code(), "body": body, "fp": fingerprint }).to_string();
         if intake::remember(env, &key, kept).await.is_err() {
             worker::console_warn!("idempotency key not kept; a repeat would run again");
         }
     }
     Ok(resp)
+}
+
+/// A ranking read through the edge cache, keyed by the board's generation.
+async fn cached(
+    req: &Request,
+    env: &Env,
+    board: &str,
+    read: impl std::future::Future<Output = ApiResult>,
+) -> ApiResult {
+    let generation = match crate::domain::BoardName::parse(board) {
+        Ok(name) => catalog::get(env).await?.boards.get(&name).map(|r| r.generation),
+        Err(_) => None,
+    };
+    http::cached_read(req, env, generation, read).await
 }
 
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
@@ -184,7 +219,7 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             rules::delete(env, &t).await
         }
         (Route::Boards, _) => boards::list(&req, env).await,
-        (Route::Board(b), "GET") => http::cached_read(&req, env, boards::get(env, &b)).await,
+        (Route::Board(b), "GET") => cached(&req, env, &b, boards::get(env, &b)).await,
         (Route::Board(b), "PUT") => {
             authorize(&req, env, Role::Admin).await?;
             boards::put(req, env, &b).await
@@ -193,13 +228,13 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             authorize(&req, env, Role::Admin).await?;
             boards::delete(env, &b).await
         }
-        (Route::Top(b), _) => http::cached_read(&req, env, boards::top(&req, env, &b)).await,
-        (Route::Member(b, m), "GET") => http::cached_read(&req, env, boards::member(&req, env, &b, &m)).await,
+        (Route::Top(b), _) => cached(&req, env, &b, boards::top(&req, env, &b)).await,
+        (Route::Member(b, m), "GET") => cached(&req, env, &b, boards::member(&req, env, &b, &m)).await,
         (Route::Member(b, m), _) => {
             authorize(&req, env, Role::Admin).await?;
             boards::remove_member(env, &b, &m).await
         }
-        (Route::Around(b, m), _) => http::cached_read(&req, env, boards::around(&req, env, &b, &m)).await,
+        (Route::Around(b, m), _) => cached(&req, env, &b, boards::around(&req, env, &b, &m)).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
         (Route::Export(b), _) => {
             authorize(&req, env, Role::Admin).await?;

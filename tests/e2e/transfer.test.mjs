@@ -140,11 +140,18 @@ describe('import', () => {
     assert.ok(huge.length > 1024 * 1024);
     assert.equal((await importInto(b, huge)).status, 413);
     assert.equal((await topOf(b)).total, 0, 'nothing was imported');
-    // A repeat with the same Idempotency-Key sets nothing twice.
+    // A repeat with the same Idempotency-Key answers the first import; the
+    // key with another body is refused; neither sets anything.
     const key = { 'Idempotency-Key': `im-${b}` };
     assert.equal((await importInto(b, good, { headers: key })).status, 200);
-    assert.equal((await importInto(b, '{"member":"a","score":7}\n', { headers: key })).json.imported, 1);
-    assert.equal((await topOf(b)).entries[0].score, 1, 'the repeat answered the first import and set nothing');
+    assert.equal((await post(EV, { type: 'hit', board: b, member: 'a', value: 2, id: `${b}-a` })).status, 202);
+    await waitFor(async () => (await topOf(b)).entries[0]?.score === 3, { what: 'a at 3' });
+    const repeat = await importInto(b, good, { headers: key });
+    assert.deepEqual([repeat.status, repeat.json], [200, { imported: 1 }]);
+    const other = await importInto(b, '{"member":"a","score":7}\n', { headers: key });
+    assert.equal(other.status, 422, other.text);
+    assert.equal(other.json.error.code, 'idempotency_key_reused');
+    assert.equal((await topOf(b)).entries[0].score, 3, 'neither the repeat nor the reused key set anything');
   });
 });
 
