@@ -367,3 +367,123 @@ proptest! {
         prop_assert_eq!(batched.rows().collect::<Vec<_>>(), one.rows().collect::<Vec<_>>());
     }
 }
+
+#[derive(Clone, Debug)]
+enum HideCmd {
+    Apply(usize, f64, i64),
+    Remove(usize),
+    Hide(usize, bool),
+    Rebuild,
+}
+
+/// A ranking of `rows` alone: what a board without the left-out members reads.
+fn oracle(order: Order, op: Op, rows: Vec<Row>) -> Ranking {
+    Ranking::from_rows(order, op, rows)
+}
+
+fn check_hidden(
+    r: &Ranking,
+    plain: &Ranking,
+    hidden: &[bool],
+    order: Order,
+    op: Op,
+    ties: Ties,
+    pool: usize,
+) {
+    // Hiding changes no score: the rows are the board's, hidden ones included.
+    let rows: Vec<Row> = r.rows().collect();
+    assert_eq!(rows, plain.rows().collect::<Vec<_>>());
+    let is_hidden = |m: &str| (0..pool).any(|i| hidden[i] && name(i) == m);
+    let visible: Vec<Row> = rows.iter().filter(|x| !is_hidden(&x.member)).cloned().collect();
+    let vis = oracle(order, op, visible.clone());
+    assert_eq!(r.visible_len(), vis.len());
+    for off in [0, 1, 2, 5, vis.len().saturating_sub(1), vis.len() + 2] {
+        for lim in [1, 3, 1000] {
+            assert_eq!(r.top(off, lim, ties), vis.top(off, lim, ties), "top({off},{lim})");
+        }
+    }
+    let ask: Vec<String> = (0..pool).map(name).collect();
+    let ask: Vec<&str> = ask.iter().map(String::as_str).collect();
+    assert_eq!(r.lookup(&ask, ties), vis.lookup(&ask, ties));
+    for i in 0..pool {
+        let who = name(i);
+        if hidden[i] {
+            // Its own reads: as if it were the one visible hidden member.
+            let mut own_rows = visible.clone();
+            own_rows.extend(rows.iter().filter(|x| x.member == who).cloned());
+            let own = oracle(order, op, own_rows);
+            assert_eq!(r.rank(&who, ties), own.rank(&who, ties), "own standing of hidden {who}");
+            for radius in [0, 1, 3] {
+                assert_eq!(r.around(&who, radius, ties), own.around(&who, radius, ties));
+            }
+        } else {
+            assert_eq!(r.rank(&who, ties), vis.rank(&who, ties), "standing of {who}");
+            for radius in [0, 2] {
+                assert_eq!(r.around(&who, radius, ties), vis.around(&who, radius, ties));
+            }
+        }
+    }
+}
+
+fn run_hidden(op: Op, order: Order, ties: Ties, pool: usize, cmds: Vec<HideCmd>) {
+    let mut r = Ranking::new(order, op);
+    let mut plain = Ranking::new(order, op);
+    let mut hidden = vec![false; pool];
+    for (n, c) in cmds.into_iter().enumerate() {
+        match c {
+            HideCmd::Apply(i, v, ts) => {
+                let who = MemberId::parse(name(i % pool)).unwrap();
+                assert_eq!(r.apply(&who, v, ts), plain.apply(&who, v, ts));
+            }
+            HideCmd::Remove(i) => {
+                let who = name(i % pool);
+                assert_eq!(r.remove(&who), plain.remove(&who));
+            }
+            HideCmd::Hide(i, on) => {
+                let i = i % pool;
+                assert_eq!(r.set_hidden(&name(i), on), hidden[i] != on);
+                hidden[i] = on;
+            }
+            HideCmd::Rebuild => {
+                // The board object reloads rows, then its hidden list.
+                let mut back = Ranking::from_rows(order, op, r.rows().collect::<Vec<_>>());
+                for (i, h) in hidden.iter().enumerate() {
+                    if *h {
+                        back.set_hidden(&name(i), true);
+                    }
+                }
+                r = back;
+            }
+        }
+        if n % 7 == 0 {
+            check_hidden(&r, &plain, &hidden, order, op, ties, pool);
+        }
+    }
+    check_hidden(&r, &plain, &hidden, order, op, ties, pool);
+}
+
+fn hide_cmds(pool: usize, len: usize) -> impl Strategy<Value = Vec<HideCmd>> {
+    let c = prop_oneof![
+        10 => (0..pool, value(true), ts()).prop_map(|(i, v, t)| HideCmd::Apply(i, v, t)),
+        1 => (0..pool).prop_map(HideCmd::Remove),
+        3 => (0..pool, any::<bool>()).prop_map(|(i, on)| HideCmd::Hide(i, on)),
+        1 => Just(HideCmd::Rebuild),
+    ];
+    proptest::collection::vec(c, 0..len)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Shadow-hiding (API 1.1): with updates, removals, hides and unhides
+    /// mixed, ties heavy, every read equals a board of the visible members
+    /// alone, and a hidden member's own reads equal a board of the visible
+    /// members and itself.
+    #[test]
+    fn hidden_members_leave_every_read_but_their_own(
+        (op, order, ties) in combo(),
+        cmds in hide_cmds(12, 120),
+    ) {
+        run_hidden(op, order, ties, 12, cmds);
+    }
+}

@@ -41,6 +41,7 @@
 //! ones at the last representable millisecond). [`Row::seq`]
 //! carries the clamped reach as absolute ms since the Unix epoch.
 
+mod hidden;
 mod ids;
 mod tree;
 
@@ -148,6 +149,7 @@ pub struct Ranking {
     arena: Arena,
     tree: Tree,
     meta: MetaMap,
+    hidden: hidden::Hidden,
 }
 
 /// The id index and the arena, as the tree sees them: id bytes for ties, and
@@ -213,7 +215,11 @@ impl Members for Names<'_> {
 
 impl Clone for Ranking {
     fn clone(&self) -> Self {
-        Ranking::from_rows_seeded(self.order, self.op, self.arena.seed, self.rows())
+        let mut r = Ranking::from_rows_seeded(self.order, self.op, self.arena.seed, self.rows());
+        for id in self.hidden() {
+            r.set_hidden(id, true);
+        }
+        r
     }
 }
 
@@ -258,6 +264,7 @@ impl Ranking {
             arena: Arena::new(matches!(op, Op::Last)),
             tree: Tree::default(),
             meta: MetaMap::default(),
+            hidden: hidden::Hidden::default(),
         }
     }
 
@@ -349,7 +356,11 @@ impl Ranking {
     /// time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
         let h = ids::hash(member.as_str().as_bytes(), self.arena.seed);
-        self.apply_one(member, h, value, ts)
+        let changed = self.apply_one(member, h, value, ts);
+        if changed && self.has_hidden() {
+            self.refresh_hidden(member.as_str().as_bytes());
+        }
+        changed
     }
 
     /// Applies events in order, exactly as [`Ranking::apply`] on each would,
@@ -370,7 +381,16 @@ impl Ranking {
             let (k, pay) = self.tree.entry(l);
             (pay, id_len(tag(k)))
         }));
-        events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect()
+        let changed: Vec<bool> =
+            events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect();
+        if self.has_hidden() {
+            for (&(m, _, _), c) in events.iter().zip(&changed) {
+                if *c {
+                    self.refresh_hidden(m.as_str().as_bytes());
+                }
+            }
+        }
+        changed
     }
 
     /// Makes room in the id index for one more member.
@@ -490,6 +510,9 @@ impl Ranking {
         let (k, pay) = tree.remove(here, &mut names);
         self.arena.release(&pay, id_len(tag(k)));
         self.meta.remove(member.as_bytes());
+        if self.has_hidden() {
+            self.refresh_hidden(member.as_bytes());
+        }
         true
     }
 
@@ -562,6 +585,14 @@ impl Ranking {
 
     /// The best `limit` entries after skipping `offset`.
     pub fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+        if self.has_hidden() {
+            return self.top_visible(offset, limit, ties);
+        }
+        self.top_all(offset, limit, ties)
+    }
+
+    /// `top` with hidden members too, at their places (an export).
+    pub fn top_all(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
         if ties == Ties::First {
             return self.listing(offset, limit);
         }
@@ -569,6 +600,9 @@ impl Ranking {
     }
 
     pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing<'_>> {
+        if self.has_hidden() {
+            return self.rank_visible(member, ties);
+        }
         let (_, here) = self.find(member.as_bytes())?;
         let (g, k, better, not_worse) = self.tree.standing(here);
         let total = self.len() as u64;
@@ -587,6 +621,9 @@ impl Ranking {
 
     /// Up to `radius` entries on each side of the member, the member included.
     pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
+        if self.has_hidden() {
+            return self.around_visible(member, radius, ties);
+        }
         let (_, here) = self.find(member.as_bytes())?;
         let (g, _) = self.tree.position(here);
         let start = g.saturating_sub(radius);
@@ -596,6 +633,9 @@ impl Ranking {
 
     /// The given members that are on the board, best first, each once.
     pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
+        if self.has_hidden() {
+            return self.lookup_visible(members, ties);
+        }
         let mut found: Vec<(usize, Key, Loc)> = members
             .iter()
             .filter_map(|m| self.find(m.as_bytes()))
