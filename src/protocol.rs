@@ -219,6 +219,8 @@ pub enum BoardCommand {
     /// Removes a member; events for it accepted before `at` are dropped
     /// whenever they arrive. → `Removed` (1 if it was on this period)
     Remove { spec: BoardSpec, member: String, at: i64 },
+    /// Hides a member from everyone but itself, or shows it again. → `Ack`
+    Hide { spec: BoardSpec, member: String, hidden: bool },
     /// A page of the ranking for an export, best first. → `ExportPage`
     Export { offset: usize, limit: usize, ties: Ties },
     /// Sets these members' scores as given, all or nothing. → `Imported`
@@ -235,10 +237,13 @@ pub struct ExportLine {
     pub reached: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+    /// Only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 /// The CSV export's first line.
-pub const CSV_HEADER: &str = "rank,member,score,reached,meta\r\n";
+pub const CSV_HEADER: &str = "rank,member,score,reached,meta,hidden\r\n";
 
 impl ExportLine {
     /// The line as a CSV record (RFC 4180, CRLF). Text cells that a
@@ -247,7 +252,15 @@ impl ExportLine {
     pub fn csv(&self) -> String {
         let score = number(self.score).to_string();
         let meta = self.meta.as_ref().map(|m| m.to_string()).unwrap_or_default();
-        format!("{},{},{},{},{}\r\n", self.rank, csv_text(&self.member), score, self.reached, csv_text(&meta))
+        format!(
+            "{},{},{},{},{},{}\r\n",
+            self.rank,
+            csv_text(&self.member),
+            score,
+            self.reached,
+            csv_text(&meta),
+            if self.hidden { "true" } else { "" }
+        )
     }
 }
 
@@ -296,6 +309,15 @@ pub enum IndexCommand {
     Register(BoardSpec),
     /// Records a removal and → `Periods`: every period object registered.
     Remove { member: String, at: i64 },
+    /// Records a member hidden (or shown again) and → `Periods`.
+    Hide { member: String, hidden: bool },
+    /// The hidden members. → `HiddenList`
+    Hidden,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HiddenList {
+    pub hidden: Vec<String>,
 }
 
 /// A board's member removals: events for `member` accepted before `at` are
@@ -303,6 +325,9 @@ pub enum IndexCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tombstones {
     pub removed: Vec<(String, i64)>,
+    /// The board's hidden members.
+    #[serde(default)]
+    pub hidden: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -534,8 +559,9 @@ mod tests {
             score: -3.5,
             reached: 7,
             meta: Some(serde_json::json!({"n": "x,y"})),
+            hidden: true,
         };
-        assert_eq!(line.csv(), "2,'=cmd,-3.5,7,\"{\"\"n\"\":\"\"x,y\"\"}\"\r\n");
+        assert_eq!(line.csv(), "2,'=cmd,-3.5,7,\"{\"\"n\"\":\"\"x,y\"\"}\",true\r\n");
     }
 
     #[test]

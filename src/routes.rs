@@ -17,6 +17,10 @@ pub enum Route {
     Live(String),
     Export(String),
     Import(String),
+    /// `…/members/{member}/hidden`
+    Hide(String, String),
+    /// `…/hidden`: the board's hidden members
+    HiddenList(String),
     DeadLetters,
     Redrive,
     DeadLetter(String),
@@ -36,6 +40,7 @@ impl Route {
             | Route::Around(..)
             | Route::Live(_)
             | Route::Export(_)
+            | Route::HiddenList(_)
             | Route::DeadLetters => "GET",
             Route::Redrive => "POST",
             Route::DeadLetter(_) => "DELETE",
@@ -44,6 +49,7 @@ impl Route {
             Route::Route(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
             Route::Member(..) => "GET, DELETE",
+            Route::Hide(..) => "PUT, DELETE",
         }
     }
 
@@ -71,6 +77,8 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["boards", b, "top"] => Route::Top(own(b)),
         ["boards", b, "members", m] => Route::Member(own(b), own(m)),
         ["boards", b, "members", m, "around"] => Route::Around(own(b), own(m)),
+        ["boards", b, "members", m, "hidden"] => Route::Hide(own(b), own(m)),
+        ["boards", b, "hidden"] => Route::HiddenList(own(b)),
         ["boards", b, "lookup"] => Route::Lookup(own(b)),
         ["boards", b, "live"] => Route::Live(own(b)),
         ["boards", b, "export"] => Route::Export(own(b)),

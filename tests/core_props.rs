@@ -405,9 +405,9 @@ fn check_hidden(
     let ask: Vec<String> = (0..pool).map(name).collect();
     let ask: Vec<&str> = ask.iter().map(String::as_str).collect();
     assert_eq!(r.lookup(&ask, ties), vis.lookup(&ask, ties));
-    for i in 0..pool {
+    for (i, hidden_i) in hidden.iter().enumerate().take(pool) {
         let who = name(i);
-        if hidden[i] {
+        if *hidden_i {
             // Its own reads: as if it were the one visible hidden member.
             let mut own_rows = visible.clone();
             own_rows.extend(rows.iter().filter(|x| x.member == who).cloned());

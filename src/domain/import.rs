@@ -24,6 +24,8 @@ pub struct ImportLine {
     pub reached: i64,
     /// JSON object text, or none.
     pub meta: Option<String>,
+    /// An export's `"hidden": true`: the member is hidden on the board.
+    pub hidden: bool,
 }
 
 const FIELDS: [&str; 7] = ["member", "score", "subscore", "reached", "meta", "rank", "hidden"];
@@ -118,11 +120,12 @@ fn parse_line(raw: &RawValue, i: usize, now_ms: i64) -> Result<ImportLine, ApiEr
             return Err(bad(i, "rank", "must be a number (it is ignored: the order comes from the scores)"))
         }
     }
-    match obj.get("hidden") {
-        None | Some(Value::Bool(false)) => {}
-        Some(_) => return Err(bad(i, "hidden", "true is not supported: boards cannot hide members yet")),
-    }
-    Ok(ImportLine { member, score, reached, meta })
+    let hidden = match obj.get("hidden") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad(i, "hidden", "must be true or false")),
+    };
+    Ok(ImportLine { member, score, reached, meta, hidden })
 }
 
 #[cfg(test)]

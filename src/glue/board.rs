@@ -188,6 +188,15 @@ impl BoardObject {
                 pages * 64 / 1024
             );
         }
+        let mut ranking = ranking;
+        sql.exec("CREATE TABLE IF NOT EXISTS hidden (member TEXT PRIMARY KEY)", None)?;
+        #[derive(Deserialize)]
+        struct Hid {
+            member: String,
+        }
+        for h in sql.exec("SELECT member FROM hidden", None)?.to_array::<Hid>()? {
+            ranking.set_hidden(&h.member, true);
+        }
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
         Ok(())
@@ -376,7 +385,8 @@ impl BoardObject {
         self.ensure_loaded()?;
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-        let total = r.len() as u64;
+        // Hidden members are in no one's total but their own standing's.
+        let total = r.visible_len() as u64;
         let events = self.events.get();
         let entries = |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(EntryOut::from).collect();
         Ok(match q {
@@ -430,7 +440,7 @@ impl BoardObject {
         let ties = spec.as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
         Ok(TopOut {
             period: spec.map(|s| s.period).unwrap_or_default(),
-            total: r.len() as u64,
+            total: r.visible_len() as u64,
             entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(EntryOut::from).collect(),
         })
     }
@@ -558,6 +568,9 @@ impl BoardObject {
         for (member, at) in tombs.removed {
             self.tombstone(&member, at)?;
         }
+        for member in tombs.hidden {
+            self.hide(&member, true)?;
+        }
         kv::put(&self.sql(), "registered", "1")?;
         self.registered.set(true);
         Ok(())
@@ -597,13 +610,30 @@ impl BoardObject {
         Ok(Removed { removed: u64::from(was) })
     }
 
+    /// Hides a member from every read but its own, or shows it again.
+    fn hide(&self, member: &str, hidden: bool) -> Result<()> {
+        self.ensure_loaded()?;
+        let changed = self.ranking.borrow_mut().as_mut().is_some_and(|r| r.set_hidden(member, hidden));
+        if !changed {
+            return Ok(());
+        }
+        if hidden {
+            self.sql().exec("INSERT OR IGNORE INTO hidden (member) VALUES (?)", vec![member.into()])?;
+        } else {
+            self.sql().exec("DELETE FROM hidden WHERE member = ?", vec![member.into()])?;
+        }
+        self.dirty.set(true);
+        Ok(())
+    }
+
     /// A page of the ranking for an export, best first.
     fn export(&self, offset: usize, limit: usize, ties: Ties) -> Result<ExportPage> {
         self.ensure_loaded()?;
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        // Every member at its place, the hidden ones flagged.
         let lines = r
-            .top(offset, limit, ties)
+            .top_all(offset, limit, ties)
             .into_iter()
             .map(|e| ExportLine {
                 rank: e.rank,
@@ -611,6 +641,7 @@ impl BoardObject {
                 score: e.score,
                 reached: e.reached,
                 meta: meta_json(e.meta),
+                hidden: r.is_hidden(e.member),
             })
             .collect();
         Ok(ExportPage { total: r.len() as u64, lines })
@@ -713,6 +744,16 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(Ack { ok: true })
             }
             BoardCommand::Missing(ids) => serde_json::to_value(self.missing(ids)?),
+            BoardCommand::Hide { spec, member, hidden } => {
+                self.ensure_loaded()?;
+                self.register(&spec).await?;
+                if self.spec.borrow().is_none() {
+                    self.adopt_spec(&spec)?;
+                }
+                self.hide(&member, hidden)?;
+                self.schedule().await?;
+                serde_json::to_value(Ack { ok: true })
+            }
             BoardCommand::Export { offset, limit, ties } => {
                 serde_json::to_value(self.export(offset, limit, ties)?)
             }

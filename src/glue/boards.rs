@@ -88,6 +88,11 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &BoardCommand::Import { spec: spec.clone(), lines }).await
     }
 
+    pub async fn hide(&self, spec: &BoardSpec, member: &str, hidden: bool) -> ApiResult<Ack> {
+        let cmd = BoardCommand::Hide { spec: spec.clone(), member: member.to_string(), hidden };
+        call_object(&self.0, "/cmd", &cmd).await
+    }
+
     pub async fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> ApiResult<Removed> {
         let cmd = BoardCommand::Remove { spec: spec.clone(), member: member.to_string(), at };
         call_object(&self.0, "/cmd", &cmd).await
@@ -221,6 +226,38 @@ pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
         return Err(ApiError::MemberNotFound(m.to_string()));
     }
     json(200, &json!({ "removed": removed }))
+}
+
+/// `PUT|DELETE /v1/boards/{board}/members/{member}/hidden` (API 1.1):
+/// hides a member from everyone but itself on every window, period and
+/// season of the board, or shows it again. Recorded in the board's index
+/// (periods created later take it when they register), then sent to every
+/// period. A member not on the board may be hidden: it applies when it comes.
+pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> ApiResult {
+    let name = board_name(board)?;
+    let m = member_name(member)?;
+    let cat = catalog::get(env).await?;
+    let r = record(&cat, &name)?;
+    let any = spec(&name, r, r.settings.default_window(), "");
+    let periods = super::index::IndexClient::of(env, &any)?.hide(m.as_str(), hidden).await?.periods;
+    let m = m.as_str();
+    for chunk in periods.chunks(16) {
+        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.hide(s, m, hidden).await });
+        for out in futures_util::future::join_all(calls).await {
+            out?;
+        }
+    }
+    json(200, &json!({ "member": m, "hidden": hidden }))
+}
+
+/// `GET /v1/boards/{board}/hidden` (API 1.1, admin): the hidden members, by id.
+pub async fn hidden_list(env: &Env, board: &str) -> ApiResult {
+    let name = board_name(board)?;
+    let cat = catalog::get(env).await?;
+    let r = record(&cat, &name)?;
+    let any = spec(&name, r, r.settings.default_window(), "");
+    let list = super::index::IndexClient::of(env, &any)?.hidden().await?;
+    json(200, &json!({ "board": name.as_str(), "hidden": list.hidden }))
 }
 
 pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiResult {

@@ -14,7 +14,7 @@ use worker::{durable_object, Env, Method, Request, Response, Result, State};
 use super::http::{call_object, rust_err, ApiResult};
 use super::kv;
 use crate::error::ApiError;
-use crate::protocol::{BoardSpec, IndexCommand, Periods, Tombstones};
+use crate::protocol::{BoardSpec, HiddenList, IndexCommand, Periods, Tombstones};
 
 #[durable_object]
 pub struct BoardIndexObject {
@@ -33,6 +33,7 @@ impl BoardIndexObject {
         kv::open(&sql)?;
         sql.exec("CREATE TABLE IF NOT EXISTS periods (name TEXT PRIMARY KEY, spec TEXT NOT NULL)", None)?;
         sql.exec("CREATE TABLE IF NOT EXISTS removed (member TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        sql.exec("CREATE TABLE IF NOT EXISTS hidden (member TEXT PRIMARY KEY)", None)?;
         Ok(())
     }
 
@@ -43,7 +44,39 @@ impl BoardIndexObject {
             at: f64,
         }
         let rows: Vec<Row> = self.sql().exec("SELECT member, at FROM removed", None)?.to_array()?;
-        Ok(Tombstones { removed: rows.into_iter().map(|r| (r.member, r.at as i64)).collect() })
+        Ok(Tombstones {
+            removed: rows.into_iter().map(|r| (r.member, r.at as i64)).collect(),
+            hidden: self.hidden_list()?.hidden,
+        })
+    }
+
+    fn hidden_list(&self) -> Result<HiddenList> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            member: String,
+        }
+        let rows: Vec<Row> =
+            self.sql().exec("SELECT member FROM hidden ORDER BY member", None)?.to_array()?;
+        Ok(HiddenList { hidden: rows.into_iter().map(|r| r.member).collect() })
+    }
+
+    fn periods(&self) -> Result<Periods> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            spec: String,
+        }
+        let rows: Vec<Row> = self.sql().exec("SELECT spec FROM periods ORDER BY name", None)?.to_array()?;
+        Ok(Periods { periods: rows.into_iter().filter_map(|r| serde_json::from_str(&r.spec).ok()).collect() })
+    }
+
+    fn hide(&self, member: &str, hidden: bool) -> Result<Periods> {
+        self.open()?;
+        if hidden {
+            self.sql().exec("INSERT OR IGNORE INTO hidden (member) VALUES (?)", vec![member.into()])?;
+        } else {
+            self.sql().exec("DELETE FROM hidden WHERE member = ?", vec![member.into()])?;
+        }
+        self.periods()
     }
 
     fn register(&self, spec: &BoardSpec) -> Result<Tombstones> {
@@ -65,13 +98,7 @@ impl BoardIndexObject {
              ON CONFLICT(member) DO UPDATE SET at = max(at, excluded.at)",
             vec![member.into(), (at as f64).into()],
         )?;
-        #[derive(serde::Deserialize)]
-        struct Row {
-            spec: String,
-        }
-        let rows: Vec<Row> = sql.exec("SELECT spec FROM periods ORDER BY name", None)?.to_array()?;
-        let periods = rows.into_iter().filter_map(|r| serde_json::from_str(&r.spec).ok()).collect();
-        Ok(Periods { periods })
+        self.periods()
     }
 }
 
@@ -87,6 +114,11 @@ impl worker::DurableObject for BoardIndexObject {
         let reply = match req.json::<IndexCommand>().await? {
             IndexCommand::Register(spec) => serde_json::to_value(self.register(&spec)?),
             IndexCommand::Remove { member, at } => serde_json::to_value(self.remove(&member, at)?),
+            IndexCommand::Hide { member, hidden } => serde_json::to_value(self.hide(&member, hidden)?),
+            IndexCommand::Hidden => {
+                self.open()?;
+                serde_json::to_value(self.hidden_list()?)
+            }
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }
@@ -110,6 +142,14 @@ impl IndexClient {
 
     pub async fn remove(&self, member: &str, at: i64) -> ApiResult<Periods> {
         call_object(&self.0, "/cmd", &IndexCommand::Remove { member: member.to_string(), at }).await
+    }
+
+    pub async fn hide(&self, member: &str, hidden: bool) -> ApiResult<Periods> {
+        call_object(&self.0, "/cmd", &IndexCommand::Hide { member: member.to_string(), hidden }).await
+    }
+
+    pub async fn hidden(&self) -> ApiResult<HiddenList> {
+        call_object(&self.0, "/cmd", &IndexCommand::Hidden).await
     }
 }
 

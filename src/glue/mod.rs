@@ -236,6 +236,14 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         }
         (Route::Around(b, m), _) => cached(&req, env, &b, boards::around(&req, env, &b, &m)).await,
         (Route::Lookup(b), _) => boards::lookup(req, env, &b).await,
+        (Route::Hide(b, m), method) => {
+            authorize(&req, env, Role::Admin).await?;
+            boards::hide_member(env, &b, &m, method == "PUT").await
+        }
+        (Route::HiddenList(b), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            boards::hidden_list(env, &b).await
+        }
         (Route::Export(b), _) => {
             authorize(&req, env, Role::Admin).await?;
             transfer::export(&req, env, &b).await

@@ -128,6 +128,8 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
         CatalogOp::EnsureScored { boards: vec![t.name.clone()], auto: AutoCreate::default() },
     )
     .await?;
+    let to_hide: Vec<String> =
+        lines.iter().filter(|l| l.hidden).map(|l| l.member.as_str().to_string()).collect();
     let rows: Vec<ImportRow> = lines
         .into_iter()
         .map(|l| ImportRow {
@@ -143,6 +145,10 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
             "the import would take {} past the most members a board period holds",
             t.spec.period
         )));
+    }
+    // An export's hidden members stay hidden on the board it moves to.
+    for m in &to_hide {
+        super::boards::hide_member(env, t.name.as_str(), m, true).await?;
     }
     json(200, &serde_json::json!({ "imported": out.imported }))
 }

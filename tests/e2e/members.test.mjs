@@ -34,6 +34,19 @@ async function send(events, headers = {}) {
   return r.json;
 }
 
+/** Alice (9) and Bob (1) on board `b`, and a live socket's messages, from its snapshot on. */
+async function aliceAndBobWatched(b) {
+  await send([{ type: 'hit', board: b, member: 'alice', value: 9 }, { type: 'hit', board: b, member: 'bob', value: 1 }]);
+  await visible(b, 'bob');
+  await visible(b, 'alice');
+  const messages = [];
+  const ws = new WebSocket(`${w.url.replace('http', 'ws')}/v1/boards/${b}/live?limit=5`);
+  sockets.add(ws);
+  ws.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
+  await waitFor(() => messages.find((m) => m.type === 'snapshot'), { what: 'snapshot' });
+  return messages;
+}
+
 const visible = (b, m, qs = '') =>
   waitFor(async () => (await standing(b, m, qs)).status === 200, { timeout: 10_000, what: `${m} on ${b}` });
 
@@ -105,14 +118,7 @@ describe('removing a member from a board', () => {
 
   test('the live page drops the member without a reload', async () => {
     const b = uniqueName('rml');
-    await send([{ type: 'hit', board: b, member: 'alice', value: 9 }, { type: 'hit', board: b, member: 'bob', value: 1 }]);
-    await visible(b, 'bob');
-    await visible(b, 'alice');
-    const messages = [];
-    const ws = new WebSocket(`${w.url.replace('http', 'ws')}/v1/boards/${b}/live?limit=5`);
-    sockets.add(ws);
-    ws.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
-    await waitFor(() => messages.find((m) => m.type === 'snapshot'), { what: 'snapshot' });
+    const messages = await aliceAndBobWatched(b);
     assert.deepEqual(messages[0].entries.map((e) => e.member), ['alice', 'bob']);
     assert.equal((await removeMember(b, 'alice')).status, 200);
     const update = await waitFor(() => messages.find((m) => m.type === 'update'), { what: 'update after removal' });
@@ -210,5 +216,93 @@ describe('read your write: POST /v1/events?wait=applied', () => {
     took.sort((x, y) => x - y);
     const q = (p) => took[Math.min(took.length - 1, Math.floor(p * took.length))].toFixed(0);
     console.log(`wait=applied latency under wrangler dev: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms (n=30)`);
+  });
+});
+
+describe('shadow-hiding a member', () => {
+  const hide = (b, m, on = true, headers = {}) =>
+    post(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}/hidden`, undefined, {
+      key: ADMIN_KEY, method: on ? 'PUT' : 'DELETE', contentType: undefined, headers,
+    });
+  const topOf = async (b, qs = '') => (await get(`${w.url}/v1/boards/${b}/top${qs}`)).json;
+  const pairs = (t) => t.entries.map((e) => [e.rank, e.member, e.score]);
+
+  test('a hidden member leaves listings, totals and others\u2019 ranks; its own standing looks normal', async () => {
+    const b = uniqueName('hide');
+    await send([
+      { type: 'hit', board: b, member: 'alice', value: 10 },
+      { type: 'hit', board: b, member: 'bob', value: 5 },
+      { type: 'hit', board: b, member: 'carol', value: 1 },
+    ]);
+    await visible(b, 'carol');
+    const r = await hide(b, 'alice');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { member: 'alice', hidden: true });
+
+    const top = await topOf(b);
+    assert.deepEqual(pairs(top), [[1, 'bob', 5], [2, 'carol', 1]]);
+    assert.equal(top.total, 2);
+    const bob = (await standing(b, 'bob')).json;
+    assert.deepEqual([bob.rank, bob.total, bob.percentile], [1, 2, 50]);
+    const own = (await standing(b, 'alice')).json;
+    assert.deepEqual([own.rank, own.score, own.total], [1, 10, 3], 'alice sees nothing unusual');
+    const around = (await get(`${w.url}/v1/boards/${b}/members/bob/around?radius=5`)).json;
+    assert.deepEqual(around.entries.map((e) => e.member), ['bob', 'carol']);
+    const ownAround = (await get(`${w.url}/v1/boards/${b}/members/alice/around?radius=5`)).json;
+    assert.deepEqual(ownAround.entries.map((e) => [e.rank, e.member]), [[1, 'alice'], [2, 'bob'], [3, 'carol']]);
+    const friends = await post(`${w.url}/v1/boards/${b}/lookup`, { members: ['alice', 'carol'] });
+    assert.deepEqual(friends.json.entries.map((e) => e.member), ['carol']);
+    assert.equal((await boardView(b)).members, 2);
+    const list = await get(`${w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY });
+    assert.deepEqual(list.json.hidden, ['alice']);
+    const exported = (await get(`${w.url}/v1/boards/${b}/export`, { key: ADMIN_KEY })).text.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(exported.map((l) => [l.member, l.hidden ?? false]), [['alice', true], ['bob', false], ['carol', false]]);
+
+    // Its events still apply.
+    await send([{ type: 'hit', board: b, member: 'alice', value: 5 }, { type: 'hit', board: b, member: 'mark', value: 0 }]);
+    await visible(b, 'mark');
+    assert.equal((await standing(b, 'alice')).json.score, 15);
+    assert.equal((await topOf(b)).total, 3);
+
+    // Shown again: back everywhere.
+    assert.equal((await hide(b, 'alice', false)).status, 200);
+    assert.deepEqual(pairs(await topOf(b)).slice(0, 2), [[1, 'alice', 15], [2, 'bob', 5]]);
+    assert.deepEqual((await get(`${w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY })).json.hidden, []);
+  });
+
+  test('a member hidden before it arrives, and a period begun after, keep it hidden', async () => {
+    const b = uniqueName('hide2');
+    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await hide(b, 'cheater')).status, 200, 'hiding someone not on the board is allowed');
+    const yesterday = Date.now() - DAY;
+    await send([
+      { type: 'hit', board: b, member: 'cheater', value: 99 },
+      { type: 'hit', board: b, member: 'cheater', value: 99, ts: yesterday },
+      { type: 'hit', board: b, member: 'fair', value: 1, ts: yesterday },
+      { type: 'hit', board: b, member: 'fair', value: 1 },
+    ]);
+    const day = new Date(yesterday).toISOString().slice(0, 10);
+    await visible(b, 'fair', `?window=day&period=${day}`);
+    await visible(b, 'fair');
+    for (const [qs, score] of [['', 2], ['?window=day', 1], [`?window=day&period=${day}`, 1]]) {
+      assert.deepEqual(pairs(await topOf(b, qs)), [[1, 'fair', score]], qs);
+      assert.equal((await standing(b, 'cheater', qs)).json.rank, 1, `its own view ${qs}`);
+    }
+  });
+
+  test('the live page drops a hidden member, needs the admin key and honours Idempotency-Key', async () => {
+    const b = uniqueName('hidel');
+    const messages = await aliceAndBobWatched(b);
+    assert.equal((await post(`${w.url}/v1/boards/${b}/members/alice/hidden`, undefined, { method: 'PUT', contentType: undefined })).status, 401);
+    assert.equal((await hide(uniqueName('nob'), 'alice')).status, 404);
+    const key = { 'Idempotency-Key': `h-${b}` };
+    const first = await hide(b, 'alice', true, key);
+    assert.equal(first.status, 200, first.text);
+    const update = await waitFor(() => messages.find((m) => m.type === 'update'), { what: 'update after hiding' });
+    assert.deepEqual(update.entries.map((e) => [e.rank, e.member]), [[1, 'bob']]);
+    assert.equal(update.total, 1);
+    const repeat = await hide(b, 'alice', true, key);
+    assert.deepEqual([repeat.status, repeat.json], [200, first.json]);
+    assert.equal((await get(`${w.url}/v1/boards/${b}/hidden`)).status, 401, 'the hidden list is admin only');
   });
 });

@@ -67,9 +67,9 @@ describe('export', () => {
     assert.equal(r.status, 200, r.text);
     assert.match(r.headers.get('content-type'), /text\/csv/);
     const rows = r.text.split('\r\n');
-    assert.equal(rows[0], 'rank,member,score,reached,meta');
-    assert.ok(rows.some((l) => /^4,"'=HYPERLINK\(""http:\/\/x""\)",2,\d+,$/.test(l)), r.text);
-    assert.ok(rows.some((l) => /^6,"erin, ""the"" second",-1,\d+,"{""note"":""a,b""}"$/.test(l)), r.text);
+    assert.equal(rows[0], 'rank,member,score,reached,meta,hidden');
+    assert.ok(rows.some((l) => /^4,"'=HYPERLINK\(""http:\/\/x""\)",2,\d+,,$/.test(l)), r.text);
+    assert.ok(rows.some((l) => /^6,"erin, ""the"" second",-1,\d+,"{""note"":""a,b""}",$/.test(l)), r.text);
     assert.ok(!rows.some((l) => /(^|,)=/.test(l)), 'no cell starts with =');
   });
 
