@@ -57,6 +57,7 @@ pub enum ApiError {
     PeriodNotFound(String),
     RouteNotFound(String),
     DeadLetterNotFound(String),
+    ErasureNotFound(String),
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -128,7 +129,8 @@ impl ApiError {
             | MemberNotFound(_)
             | PeriodNotFound(_)
             | RouteNotFound(_)
-            | DeadLetterNotFound(_) => 404,
+            | DeadLetterNotFound(_)
+            | ErasureNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
@@ -159,6 +161,7 @@ impl ApiError {
             PeriodNotFound(_) => "period_not_found",
             RouteNotFound(_) => "route_not_found",
             DeadLetterNotFound(_) => "dead_letter_not_found",
+            ErasureNotFound(_) => "erasure_not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Conflict(_) => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
@@ -198,6 +201,7 @@ impl ApiError {
             PeriodNotFound(p) => format!("period \"{}\" is not kept", excerpt(p)),
             RouteNotFound(t) => format!("no route for event type \"{}\"", excerpt(t)),
             DeadLetterNotFound(id) => format!("no dead letter \"{}\"", excerpt(id)),
+            ErasureNotFound(id) => format!("no erasure \"{}\"", excerpt(id)),
             MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
             Conflict(m) => m.clone(),
             PayloadTooLarge { max } => format!("body is larger than {max} bytes"),

@@ -367,6 +367,8 @@ pub enum DeadCommand {
     Get { ids: Option<Vec<String>>, limit: usize },
     /// → `Removed`
     Remove(Vec<String>),
+    /// Every letter of this member's events (an erasure). → `Removed`
+    Erase(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -378,6 +380,25 @@ pub struct DeadPage {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Removed {
     pub removed: u64,
+}
+
+/// Every command an erasure object takes (`DELETE /v1/members/{member}`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum ErasureCommand {
+    /// → `ErasureStatus`
+    Start { member: String, at: i64 },
+    /// → `ErasureStatus` (`status` "unknown" for an erasure never started)
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureStatus {
+    /// `running`, `done` or `unknown`
+    pub status: String,
+    /// Boards the member was removed from, and periods, so far.
+    pub boards: u64,
+    pub periods: u64,
 }
 
 /// A command's reply that carries nothing but success.

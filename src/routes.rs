@@ -21,6 +21,9 @@ pub enum Route {
     Hide(String, String),
     /// `…/hidden`: the board's hidden members
     HiddenList(String),
+    /// `/v1/members/{member}`: erasure across every board
+    Erase(String),
+    Erasure(String),
     DeadLetters,
     Redrive,
     DeadLetter(String),
@@ -41,9 +44,10 @@ impl Route {
             | Route::Live(_)
             | Route::Export(_)
             | Route::HiddenList(_)
+            | Route::Erasure(_)
             | Route::DeadLetters => "GET",
             Route::Redrive => "POST",
-            Route::DeadLetter(_) => "DELETE",
+            Route::DeadLetter(_) | Route::Erase(_) => "DELETE",
             Route::Malformed => "GET, PUT, POST, DELETE",
             Route::Events | Route::Lookup(_) | Route::Import(_) => "POST",
             Route::Route(_) => "GET, PUT, DELETE",
@@ -83,6 +87,8 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["boards", b, "live"] => Route::Live(own(b)),
         ["boards", b, "export"] => Route::Export(own(b)),
         ["boards", b, "import"] => Route::Import(own(b)),
+        ["members", m] => Route::Erase(own(m)),
+        ["erasures", id] => Route::Erasure(own(id)),
         ["dead-letters"] => Route::DeadLetters,
         ["dead-letters", "redrive"] => Route::Redrive,
         ["dead-letters", id] => Route::DeadLetter(own(id)),

@@ -210,22 +210,33 @@ pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
     let m = member_name(member)?;
     let cat = catalog::get(env).await?;
     let r = record(&cat, &name)?;
-    let any = spec(&name, r, r.settings.default_window(), "");
-    let at = now_ms();
-    let periods = super::index::IndexClient::of(env, &any)?.remove(m.as_str(), at).await?.periods;
-    let mut removed = 0;
-    let m = m.as_str();
-    // A few at a time: a board keeps up to hundreds of past periods.
-    for chunk in periods.chunks(16) {
-        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.remove(s, m, at).await });
-        for out in futures_util::future::join_all(calls).await {
-            removed += out?.removed;
-        }
-    }
+    let removed = remove_from(env, &name, r, m.as_str(), now_ms()).await?;
     if removed == 0 {
         return Err(ApiError::MemberNotFound(m.to_string()));
     }
     json(200, &json!({ "removed": removed }))
+}
+
+/// Removes `member` from every period of board `name` (`r`), as of `at`:
+/// how many periods it was on.
+pub async fn remove_from(
+    env: &Env,
+    name: &BoardName,
+    r: &BoardRecord,
+    member: &str,
+    at: i64,
+) -> ApiResult<u64> {
+    let any = spec(name, r, r.settings.default_window(), "");
+    let periods = super::index::IndexClient::of(env, &any)?.remove(member, at).await?.periods;
+    let mut removed = 0;
+    // A few at a time: a board keeps up to hundreds of past periods.
+    for chunk in periods.chunks(16) {
+        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.remove(s, member, at).await });
+        for out in futures_util::future::join_all(calls).await {
+            removed += out?.removed;
+        }
+    }
+    Ok(removed)
 }
 
 /// `PUT|DELETE /v1/boards/{board}/members/{member}/hidden` (API 1.1):

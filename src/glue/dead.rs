@@ -60,6 +60,11 @@ async fn call<T: serde::de::DeserializeOwned>(env: &Env, cmd: &DeadCommand) -> A
     call_object(&stub, "/cmd", cmd).await
 }
 
+/// Drops every dead letter of `member`'s events (an erasure).
+pub async fn erase(env: &Env, member: &str) -> ApiResult<Removed> {
+    call(env, &DeadCommand::Erase(member.to_string())).await
+}
+
 /// Events a full board period refused: dead letters with the reason.
 pub async fn store_full(
     env: &Env,
@@ -378,6 +383,20 @@ impl DeadLetterObject {
         Ok(Removed { removed: gone.len() as u64 })
     }
 
+    fn erase(&self, member: &str) -> Result<Removed> {
+        self.open()?;
+        let gone = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "DELETE FROM dead WHERE json_extract(body, '$.event.member') = ? RETURNING id",
+                vec![member.into()],
+            )?
+            .to_array::<Value>()?;
+        Ok(Removed { removed: gone.len() as u64 })
+    }
+
     /// The alarm fires when the oldest letter is due to go.
     async fn schedule(&self) -> Result<()> {
         let oldest: Vec<Oldest> =
@@ -403,6 +422,7 @@ impl worker::DurableObject for DeadLetterObject {
             DeadCommand::List { limit, cursor } => serde_json::to_value(self.list(limit, cursor)?),
             DeadCommand::Get { ids, limit } => serde_json::to_value(self.get(ids, limit)?),
             DeadCommand::Remove(ids) => serde_json::to_value(self.remove(ids)?),
+            DeadCommand::Erase(member) => serde_json::to_value(self.erase(&member)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }

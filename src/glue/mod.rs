@@ -6,6 +6,7 @@ mod boards;
 mod catalog;
 mod consumer;
 mod dead;
+mod erasure;
 mod faults;
 mod http;
 mod index;
@@ -253,6 +254,14 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
             transfer::import(req, env, &b).await
         }
         (Route::Live(b), _) => boards::live(req, env, &b).await,
+        (Route::Erase(m), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            erasure::start(env, &m).await
+        }
+        (Route::Erasure(id), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            erasure::status(env, &id).await
+        }
         (Route::DeadLetters, _) => {
             authorize(&req, env, Role::Admin).await?;
             dead::list(&req, env).await
