@@ -370,30 +370,19 @@ impl DeadLetterObject {
     }
 
     fn remove(&self, ids: Vec<String>) -> Result<Removed> {
-        self.open()?;
-        let gone = self
-            .state
-            .storage()
-            .sql()
-            .exec(
-                "DELETE FROM dead WHERE id IN (SELECT value FROM json_each(?)) RETURNING id",
-                vec![serde_json::to_string(&ids).map_err(rust_err)?.into()],
-            )?
-            .to_array::<Value>()?;
-        Ok(Removed { removed: gone.len() as u64 })
+        let ids = serde_json::to_string(&ids).map_err(rust_err)?;
+        self.delete_where("id IN (SELECT value FROM json_each(?))", ids)
     }
 
     fn erase(&self, member: &str) -> Result<Removed> {
+        self.delete_where("json_extract(body, '$.event.member') = ?", member.to_string())
+    }
+
+    /// Deletes the letters matching `cond` (one `?`, bound to `arg`).
+    fn delete_where(&self, cond: &str, arg: String) -> Result<Removed> {
         self.open()?;
-        let gone = self
-            .state
-            .storage()
-            .sql()
-            .exec(
-                "DELETE FROM dead WHERE json_extract(body, '$.event.member') = ? RETURNING id",
-                vec![member.into()],
-            )?
-            .to_array::<Value>()?;
+        let sql = format!("DELETE FROM dead WHERE {cond} RETURNING id");
+        let gone = self.state.storage().sql().exec(&sql, vec![arg.into()])?.to_array::<Value>()?;
         Ok(Removed { removed: gone.len() as u64 })
     }
 
