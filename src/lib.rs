@@ -2,10 +2,12 @@
 //!
 //! Layout (README has the data flow):
 //! - `core/`    pure ranking core, no I/O, no clock: the ranking structure
-//!   (`ranking`), UTC periods (`period`), board settings and routes
-//!   (`catalog`), retention, and when a board's alarm is due (`chores`).
+//!   (`ranking`, with shadow-hidden members), UTC periods (`period`), board
+//!   settings and routes (`catalog`), retention, and when a board's alarm is
+//!   due (`chores`).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
-//!   `Event`, `IdempotencyKey`), strict JSON (no repeated keys), bearer keys.
+//!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
+//!   keys), bearer keys.
 //! - `error`    the one API error type and its mapping to HTTP.
 //! - `protocol` what crosses the Queue (packed messages) and the typed
 //!   commands each Durable Object takes (`BoardCommand`, `IntakeCommand`,
@@ -13,8 +15,11 @@
 //! - `routes`   the route table.
 //! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
 //!   durable `IntakeObject`, the Queue consumer, `BoardObject`,
-//!   `CatalogObject`, `LiveObject`, the dead-letter store, `transactionSync`
-//!   (`txn`) and test faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`).
+//!   `CatalogObject`, `LiveObject`, the dead-letter store, a board's
+//!   `BoardIndexObject` (its periods, removals, hidden members), erasures
+//!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
+//!   (`wait`), `transactionSync` (`txn`) and test faults (`faults`, off
+//!   unless `PODIUM_TEST_FAULTS=1`).
 
 pub mod core;
 pub mod domain;
