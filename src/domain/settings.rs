@@ -59,13 +59,48 @@ fn bound(m: &Map<String, Value>, field: &str) -> Result<Option<Option<f64>>, Api
     }
 }
 
+/// API 1.1's `tiebreak`, `tz` and `shards`: their defaults are taken (a
+/// client may send the whole documented body); other values are refused
+/// with a clear 400 until this deployment builds them, never ignored.
+fn not_built_yet(m: &Map<String, Value>) -> Result<(), ApiError> {
+    match m.get("tiebreak") {
+        None => {}
+        Some(Value::String(t)) if t == "none" => {}
+        Some(Value::String(t)) if t == "asc" || t == "desc" => {
+            return Err(bad("tiebreak", "\"asc\" and \"desc\" are not built yet: only \"none\" is taken"))
+        }
+        Some(_) => return Err(bad("tiebreak", "must be one of \"none\", \"asc\", \"desc\"")),
+    }
+    match m.get("tz") {
+        None => {}
+        Some(Value::String(z)) if z == "UTC" || z == "Etc/UTC" => {}
+        Some(Value::String(_)) => {
+            return Err(bad("tz", "local time zones are not built yet: only \"UTC\" is taken"))
+        }
+        Some(_) => return Err(bad("tz", "must be an IANA time zone name such as \"UTC\"")),
+    }
+    match m.get("shards") {
+        None => {}
+        Some(v) if v.as_u64() == Some(1) => {}
+        Some(v) if v.as_u64().is_some_and(|n| (2..=64).contains(&n)) => {
+            return Err(bad("shards", "sharded boards are not built yet: only 1 is taken"))
+        }
+        Some(_) => return Err(bad("shards", "must be an integer from 1 to 64")),
+    }
+    Ok(())
+}
+
 /// Body of `PUT /v1/boards/{board}`; every field optional.
 pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(BoardPatch::default());
     }
     let m = object(body)?;
-    reject_unknown(&m, &["title", "order", "op", "windows", "ties", "min", "max"])?;
+    reject_unknown(
+        &m,
+        &["title", "order", "op", "windows", "ties", "min", "max", "tiebreak", "tz", "shards"],
+    )?;
+    not_built_yet(&m)?;
     let title = match m.get("title") {
         None => None,
         Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TITLE_BYTES => Some(t.clone()),
@@ -168,6 +203,18 @@ mod tests {
         assert_eq!(e.body()["error"]["field"], "order");
         assert_eq!(parse_board_patch(br#"{"windows":[]}"#).unwrap_err().code(), "invalid_body");
         assert_eq!(parse_board_patch(br#"{"colour":"red"}"#).unwrap_err().code(), "unknown_field");
+        // API 1.1 fields: the defaults are taken, the rest refused by name
+        assert!(parse_board_patch(br#"{"tiebreak":"none","tz":"UTC","shards":1}"#).is_ok());
+        for (body, field) in [
+            (r#"{"tiebreak":"asc"}"#, "tiebreak"),
+            (r#"{"tz":"Asia/Shanghai"}"#, "tz"),
+            (r#"{"tz":3}"#, "tz"),
+            (r#"{"shards":4}"#, "shards"),
+            (r#"{"shards":65}"#, "shards"),
+        ] {
+            let e = parse_board_patch(body.as_bytes()).unwrap_err();
+            assert_eq!(e.body()["error"]["field"], field, "{body}");
+        }
         assert_eq!(parse_board_patch(b"[1]").unwrap_err().code(), "invalid_body");
     }
 
