@@ -70,6 +70,11 @@ pub enum ApiError {
         index: Option<usize>,
         event_type: String,
     },
+    /// An event's fields do not fill a route's board template into a name.
+    Unfilled {
+        index: Option<usize>,
+        template: String,
+    },
     /// An event would create a board, which the deployment does not allow.
     NotAutoCreated {
         index: Option<usize>,
@@ -135,7 +140,7 @@ impl ApiError {
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
-            Unroutable { .. } | NotAutoCreated { .. } | IdempotencyKeyReused => 422,
+            Unroutable { .. } | Unfilled { .. } | NotAutoCreated { .. } | IdempotencyKeyReused => 422,
             NotWebSocket => 426,
             Overloaded { .. } | RateLimited { .. } => 429,
             Internal => 500,
@@ -166,7 +171,7 @@ impl ApiError {
             Conflict(_) => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
-            Unroutable { .. } | NotAutoCreated { .. } => "unroutable_event",
+            Unroutable { .. } | Unfilled { .. } | NotAutoCreated { .. } => "unroutable_event",
             NotWebSocket => "upgrade_required",
             IdempotencyKeyReused => "idempotency_key_reused",
             Overloaded { .. } => "overloaded",
@@ -213,6 +218,12 @@ impl ApiError {
                     excerpt(event_type)
                 )
             }
+            Unfilled { index, template } => format!(
+                "{}'s fields do not fill the route's board template \"{}\" into a board name \
+                 (lowercase a-z, 0-9, `_`, `-`, at most 64 bytes)",
+                at(index),
+                excerpt(template)
+            ),
             NotAutoCreated { index, board } => format!(
                 "{} would create board \"{}\", and this deployment does not create boards from events \
                  (AUTO_CREATE_BOARDS is off or AUTO_CREATE_MAX is reached); create it with PUT",
@@ -243,6 +254,7 @@ impl ApiError {
             InvalidBody { field, .. } => field.as_deref(),
             ValueOutOfRange { .. } => Some("value"),
             Unroutable { .. } => Some("type"),
+            Unfilled { .. } => Some("meta"),
             NotAutoCreated { .. } => Some("board"),
             _ => None,
         }
@@ -256,6 +268,7 @@ impl ApiError {
             | UnknownField { index, .. }
             | ValueOutOfRange { index, .. }
             | Unroutable { index, .. }
+            | Unfilled { index, .. }
             | NotAutoCreated { index, .. } => *index,
             InvalidEntry { index, .. } => Some(*index),
             _ => None,
@@ -294,6 +307,7 @@ impl ApiError {
             UnknownField { field, .. } => UnknownField { index: Some(i), field },
             ValueOutOfRange { message, .. } => ValueOutOfRange { index: Some(i), message },
             Unroutable { event_type, .. } => Unroutable { index: Some(i), event_type },
+            Unfilled { template, .. } => Unfilled { index: Some(i), template },
             NotAutoCreated { board, .. } => NotAutoCreated { index: Some(i), board },
             InvalidJson { line, message, .. } => InvalidJson { index: Some(i), line, message },
             other => other,

@@ -21,6 +21,7 @@ pub enum Route {
     Hide(String, String),
     /// `…/hidden`: the board's hidden members
     HiddenList(String),
+    Seasons(String),
     /// `/v1/members/{member}`: erasure across every board
     Erase(String),
     Erasure(String),
@@ -54,6 +55,7 @@ impl Route {
             Route::Board(_) => "GET, PUT, DELETE",
             Route::Member(..) => "GET, DELETE",
             Route::Hide(..) => "PUT, DELETE",
+            Route::Seasons(_) => "GET, POST",
         }
     }
 
@@ -83,6 +85,7 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["boards", b, "members", m, "around"] => Route::Around(own(b), own(m)),
         ["boards", b, "members", m, "hidden"] => Route::Hide(own(b), own(m)),
         ["boards", b, "hidden"] => Route::HiddenList(own(b)),
+        ["boards", b, "seasons"] => Route::Seasons(own(b)),
         ["boards", b, "lookup"] => Route::Lookup(own(b)),
         ["boards", b, "live"] => Route::Live(own(b)),
         ["boards", b, "export"] => Route::Export(own(b)),

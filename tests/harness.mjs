@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { before, after } from 'node:test';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const INGEST_KEY = 'dev-ingest-key';
@@ -248,4 +249,22 @@ export async function drain(url, board = 'sentinel-drain', timeout = 5000) {
   const r = await post(`${url}/v1/events`, { type: 'sentinel', member, board });
   if (r.status !== 202) throw new Error(`sentinel rejected: ${r.status} ${r.text}`);
   await waitFor(async () => (await get(`${url}/v1/boards/${board}/members/${member}`)).status === 200, { timeout, what: 'sentinel' });
+}
+
+/**
+ * One worker for a whole test file with test faults on, started before its
+ * tests and stopped after them: `fx.w` is the handle, `fx.EV` the ingest
+ * URL, and sockets added to `fx.sockets` are closed at the end.
+ */
+export function faultyWorker(vars = {}) {
+  const fx = { w: null, EV: '', sockets: new Set() };
+  before(async () => {
+    fx.w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1', ...vars } });
+    fx.EV = `${fx.w.url}/v1/events`;
+  });
+  after(async () => {
+    for (const s of fx.sockets) s.terminate();
+    await fx.w?.stop();
+  });
+  return fx;
 }

@@ -88,12 +88,67 @@ pub struct BoardRecord {
     /// never against what the admin may create.
     #[serde(default)]
     pub auto: bool,
+    /// (API 1.1) When each season after the first began (ms): season n+2
+    /// began at `seasons[n]`. Seasons split the `all` window only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seasons: Vec<i64>,
+}
+
+impl BoardRecord {
+    /// The season now (the first is 1).
+    pub fn current_season(&self) -> u32 {
+        1 + self.seasons.len() as u32
+    }
+
+    /// The season an event accepted at `at` belongs to.
+    pub fn season_at(&self, at: i64) -> u32 {
+        1 + self.seasons.iter().filter(|s| **s <= at).count() as u32
+    }
+
+    /// The period key of the board period an event lands in: its day, week
+    /// or month by its `ts`; in the `all` window, its season by when it was
+    /// accepted (`at`).
+    pub fn period_key(&self, w: Window, ts: i64, at: i64) -> String {
+        match w {
+            Window::All => season_key(self.season_at(at)),
+            _ => super::period::Period::of(w, ts).key(),
+        }
+    }
+
+    /// The key of window `w`'s current period at `now`.
+    pub fn current_key(&self, w: Window, now: i64) -> String {
+        match w {
+            Window::All => season_key(self.current_season()),
+            _ => super::period::Period::of(w, now).key(),
+        }
+    }
+}
+
+/// A season's period key: `all` for the first (as before seasons existed),
+/// `s2`, `s3`, ... after it.
+pub fn season_key(n: u32) -> String {
+    if n <= 1 {
+        "all".into()
+    } else {
+        format!("s{n}")
+    }
+}
+
+/// The season a key of the `all` window names: `s1`, `s2`, ...; `all` is
+/// `None` (the caller's current season).
+pub fn parse_season(key: &str) -> Option<u32> {
+    let n = key.strip_prefix('s')?;
+    if n.starts_with('0') || n.len() > 9 {
+        return None;
+    }
+    n.parse().ok().filter(|n| *n >= 1)
 }
 
 /// Where a route sends an event, and with what value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteTarget {
-    pub board: BoardName,
+    /// A board name, or (API 1.1) a template over the event's fields.
+    pub board: super::template::BoardTemplate,
     /// `None`: not given, which means the event's value (and is echoed back as not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<TargetValue>,
@@ -139,7 +194,15 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResolveError {
     Unroutable,
-    OutOfRange { board: BoardName, value: f64 },
+    /// A route's board template that the event's fields do not fill into a
+    /// valid board name.
+    Unfilled {
+        template: String,
+    },
+    OutOfRange {
+        board: BoardName,
+        value: f64,
+    },
 }
 
 /// Why a settings change was refused.
@@ -227,12 +290,18 @@ impl Catalog {
         if let Some(b) = &event.board {
             push(b, event.value)?;
         }
+        let mut meta = None;
         for t in self.routes.get(&event.kind).into_iter().flatten() {
             let v = match t.value.unwrap_or(TargetValue::EventValue) {
                 TargetValue::EventValue => event.value,
                 TargetValue::Fixed(x) => x,
             };
-            push(&t.board, v)?;
+            // A template whose fields give no valid name makes the event unroutable.
+            let board = t
+                .board
+                .fill(event, &mut meta)
+                .ok_or_else(|| ResolveError::Unfilled { template: t.board.to_string() })?;
+            push(&board, v)?;
         }
         if out.is_empty() {
             return Err(ResolveError::Unroutable);
@@ -273,6 +342,7 @@ impl Catalog {
                             generation,
                             scored: true,
                             auto: true,
+                            seasons: Vec::new(),
                         },
                     );
                     changed = true;
@@ -329,16 +399,56 @@ impl Catalog {
             }
         }
         let created = existing.is_none();
-        let generation = match existing {
-            Some(r) => r.generation,
-            None => self.fresh_generation(),
+        let (generation, seasons) = match existing {
+            Some(r) => (r.generation, r.seasons.clone()),
+            None => (self.fresh_generation(), Vec::new()),
         };
-        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored, auto });
+        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored, auto, seasons });
         Ok(created)
+    }
+
+    /// Starts a new season of the `all` window at `at`; the new season's
+    /// number, or `None` for an unknown board.
+    pub fn new_season(&mut self, name: &BoardName, at: i64) -> Option<u32> {
+        let r = self.boards.get_mut(name)?;
+        // Seasons start in order even if clocks disagree by a little.
+        let at = r.seasons.last().map_or(at, |last| at.max(*last + 1));
+        r.seasons.push(at);
+        Some(r.current_season())
     }
 
     pub fn delete_board(&mut self, name: &BoardName) -> Option<BoardRecord> {
         self.boards.remove(name)
+    }
+}
+
+#[cfg(test)]
+mod season_tests {
+    use super::*;
+
+    #[test]
+    fn an_event_belongs_to_the_season_in_which_it_was_accepted() {
+        let mut c = Catalog::default();
+        let b = BoardName::parse("laps").unwrap();
+        c.put_board(&b, BoardPatch::default()).unwrap();
+        let r = |c: &Catalog| c.boards[&b].clone();
+        assert_eq!(r(&c).current_key(Window::All, 5), "all");
+        assert_eq!(c.new_season(&b, 1000), Some(2));
+        assert_eq!(c.new_season(&b, 900), Some(3), "a later season never starts before an earlier one");
+        let rec = r(&c);
+        assert_eq!(rec.seasons, vec![1000, 1001]);
+        assert_eq!(rec.period_key(Window::All, 5, 999), "all");
+        assert_eq!(rec.period_key(Window::All, 5, 1000), "s2");
+        assert_eq!(rec.period_key(Window::All, 5, 5000), "s3");
+        assert_eq!(rec.current_key(Window::All, 0), "s3");
+        // day, week and month go by the event's own time
+        assert_eq!(rec.period_key(Window::Day, 0, 5000), "1970-01-01");
+        // settings changes keep the seasons
+        c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }).unwrap();
+        assert_eq!(r(&c).current_season(), 3);
+        assert_eq!(c.new_season(&BoardName::parse("nope").unwrap(), 1), None);
+        assert_eq!((parse_season("s2"), parse_season("s1"), parse_season("s0")), (Some(2), Some(1), None));
+        assert_eq!((parse_season("all"), parse_season("s02"), parse_season("sx")), (None, None, None));
     }
 }
 
@@ -368,9 +478,18 @@ mod tests {
         c.routes.insert(
             EventType::parse("order").unwrap(),
             vec![
-                RouteTarget { board: b("sales"), value: Some(TargetValue::EventValue) },
-                RouteTarget { board: b("orders"), value: Some(TargetValue::Fixed(1.0)) },
-                RouteTarget { board: b("count"), value: None },
+                RouteTarget {
+                    board: crate::core::template::BoardTemplate::parse("sales").unwrap(),
+                    value: Some(TargetValue::EventValue),
+                },
+                RouteTarget {
+                    board: crate::core::template::BoardTemplate::parse("orders").unwrap(),
+                    value: Some(TargetValue::Fixed(1.0)),
+                },
+                RouteTarget {
+                    board: crate::core::template::BoardTemplate::parse("count").unwrap(),
+                    value: None,
+                },
             ],
         );
         c

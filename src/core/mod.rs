@@ -6,6 +6,7 @@ pub mod chores;
 pub mod period;
 pub mod ranking;
 pub mod retention;
+pub mod template;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::BoardName;
 use crate::core::catalog::{BoardPatch, RouteTarget, TargetValue};
+use crate::core::template::BoardTemplate;
 use crate::core::{Op, Order, Ties, Window};
 use crate::error::ApiError;
 
@@ -161,7 +161,7 @@ pub fn parse_route_targets(body: &[u8]) -> Result<Vec<RouteTarget>, ApiError> {
             .get("board")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("board", "is required"))
-            .and_then(|b| BoardName::parse(b).map_err(|e| bad("board", e.to_string())))?;
+            .and_then(|b| BoardTemplate::parse(b).map_err(|e| bad("board", e)))?;
         let value = match t.get("value") {
             None => None,
             Some(Value::String(s)) if s == "value" => Some(TargetValue::EventValue),

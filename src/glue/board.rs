@@ -592,8 +592,10 @@ impl BoardObject {
     /// Removes `member` from this period; events for it accepted before
     /// `at` will not bring it back. A period past its retention is left as it is.
     fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> Result<Removed> {
-        let live = Period::parse(spec.window, &spec.period)
-            .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t));
+        // Seasons of the all window (`s2`, ...) never expire.
+        let live = spec.window == crate::core::Window::All
+            || Period::parse(spec.window, &spec.period)
+                .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t));
         if !live {
             return Ok(Removed { removed: 0 });
         }

@@ -9,7 +9,7 @@ use super::http::{
     call_object, internal, json, now_ms, read_body, retention, ApiResult, Query, MAX_SMALL_BODY,
 };
 use super::live::SPEC_HEADER;
-use crate::core::catalog::{BoardRecord, Catalog};
+use crate::core::catalog::{parse_season, season_key, BoardRecord, Catalog};
 use crate::core::period::Period;
 use crate::core::{Ties, Window};
 use crate::domain::event::MAX_FUTURE_MS;
@@ -101,7 +101,7 @@ impl BoardClient {
 
 /// The window and period a read names (`window=`, `period=`), checked
 /// against the board's settings and the retention.
-fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
+fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<(Window, String)> {
     let window = match q.get("window") {
         None => r.settings.default_window(),
         Some(w) => Window::parse(w).filter(|w| r.settings.windows.contains(w)).ok_or_else(|| {
@@ -113,18 +113,29 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<Period> {
         })?,
     };
     let now = now_ms();
-    let Some(raw) = q.get("period") else { return Ok(Period::of(window, now)) };
+    let Some(raw) = q.get("period") else { return Ok((window, r.current_key(window, now))) };
+    if window == Window::All {
+        // `all` is the current season; `sN` a season up to the current one.
+        if raw == "all" {
+            return Ok((window, r.current_key(window, now)));
+        }
+        return match parse_season(raw) {
+            Some(n) if n <= r.current_season() => Ok((window, season_key(n))),
+            Some(_) => Err(ApiError::PeriodNotFound(raw.to_string())),
+            None => Err(ApiError::InvalidParameter {
+                field: "period".into(),
+                message: "must be \"all\" or a season (s1, s2, ...) in the all window".into(),
+            }),
+        };
+    }
     let p = Period::parse(window, raw).ok_or_else(|| ApiError::InvalidParameter {
         field: "period".into(),
-        message: match window {
-            Window::All => "must be \"all\" in the all window".into(),
-            w => format!("is not a {} period (e.g. {})", w.as_str(), Period::of(w, now).key()),
-        },
+        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now).key()),
     })?;
     if !retention(env).is_live(p, now, MAX_FUTURE_MS) {
         return Err(ApiError::PeriodNotFound(raw.to_string()));
     }
-    Ok(p)
+    Ok((window, p.key()))
 }
 
 pub(super) struct Target {
@@ -137,8 +148,8 @@ pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<T
     let name = board_name(raw_board)?;
     let cat = catalog::get(env).await?;
     let record = record(&cat, &name)?.clone();
-    let p = pick_period(env, &record, q)?;
-    let spec = spec(&name, &record, p.window(), &p.key());
+    let (window, key) = pick_period(env, &record, q)?;
+    let spec = spec(&name, &record, window, &key);
     Ok(Target { name, record, spec })
 }
 
@@ -369,6 +380,7 @@ fn board_view(name: &BoardName, r: &BoardRecord, counts: Counts) -> Value {
     }
     v["members"] = json!(counts.members);
     v["events"] = json!(counts.events);
+    v["season"] = json!(r.current_season());
     v
 }
 
@@ -382,7 +394,7 @@ struct Counts {
 
 async fn counts(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<Counts> {
     let w = r.settings.default_window();
-    let s = spec(name, r, w, &Period::of(w, now_ms()).key());
+    let s = spec(name, r, w, &r.current_key(w, now_ms()));
     let out =
         BoardClient::of(env, &s)?.query(BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
     Ok(Counts { members: out.total, events: out.events })
@@ -463,7 +475,7 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         if old.settings.ties != r.settings.ties {
             let now = now_ms();
             for w in r.settings.windows.iter().filter(|w| old.settings.windows.contains(w)) {
-                let s = spec(&name, r, *w, &Period::of(*w, now).key());
+                let s = spec(&name, r, *w, &r.current_key(*w, now));
                 BoardClient::of(env, &s)?.respec(&s).await?;
             }
         }
@@ -481,7 +493,7 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
 async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[Window]) -> ApiResult<()> {
     let now = now_ms();
     for w in windows {
-        let s = spec(name, r, *w, &Period::of(*w, now).key());
+        let s = spec(name, r, *w, &r.current_key(*w, now));
         BoardClient::of(env, &s)?.wipe().await?;
         let hub = env
             .durable_object("LIVE")

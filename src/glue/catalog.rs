@@ -22,11 +22,29 @@ pub const CACHE_MS: i64 = 4_000;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CatalogOp {
     Get,
-    EnsureScored { boards: Vec<BoardName>, auto: AutoCreate },
-    PutBoard { name: BoardName, patch: BoardPatch },
-    DeleteBoard { name: BoardName },
-    PutRoute { kind: EventType, targets: Vec<RouteTarget> },
-    DeleteRoute { kind: EventType },
+    EnsureScored {
+        boards: Vec<BoardName>,
+        auto: AutoCreate,
+    },
+    PutBoard {
+        name: BoardName,
+        patch: BoardPatch,
+    },
+    DeleteBoard {
+        name: BoardName,
+    },
+    PutRoute {
+        kind: EventType,
+        targets: Vec<RouteTarget>,
+    },
+    DeleteRoute {
+        kind: EventType,
+    },
+    /// A new season of the board's `all` window, starting at `at`.
+    NewSeason {
+        name: BoardName,
+        at: i64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,6 +86,16 @@ pub async fn get(env: &Env) -> ApiResult<Rc<Catalog>> {
         }
     }
     fresh(env).await
+}
+
+/// The catalog as it was at `at` or later: the cached copy if it was
+/// fetched at or after `at`, else a fresh one.
+pub async fn as_of(env: &Env, at: i64) -> ApiResult<Rc<Catalog>> {
+    let cached = CACHE.with(|cell| cell.borrow().clone());
+    match cached {
+        Some((fetched, c)) if fetched >= at => Ok(c),
+        _ => fresh(env).await,
+    }
 }
 
 /// The catalog straight from its object (for when the cache may be behind).
@@ -166,6 +194,13 @@ impl CatalogObject {
                     self.save(&c)?;
                 }
                 existed
+            }
+            CatalogOp::NewSeason { name, at } => {
+                let started = c.new_season(&name, at).is_some();
+                if started {
+                    self.save(&c)?;
+                }
+                started
             }
         };
         Ok(CatalogReply::Done { catalog: c, changed })

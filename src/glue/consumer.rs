@@ -56,7 +56,7 @@ pub fn group(
                     if !retention.is_live(p, now, MAX_FUTURE_MS) {
                         continue; // a period no longer kept
                     }
-                    let s = spec(&d.board, r, *w, &p.key());
+                    let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, pack.at));
                     let g = groups.entry(s.object_name()).or_insert_with(|| Group {
                         spec: s,
                         events: vec![],
@@ -160,10 +160,15 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
     Ok(())
 }
 
-/// The catalog, refreshed once when a message names a board generation this
-/// isolate's cached copy does not know yet.
+/// The catalog, at least as new as the newest message's acceptance, and
+/// refreshed once more when a message names a board generation it does not
+/// know yet.
 pub async fn catalog_for(env: &Env, packs: &[Option<QueuedPack>]) -> ApiResult<Rc<Catalog>> {
-    let cat = catalog::get(env).await?;
+    // A season begun after the cached copy was fetched decides where events
+    // accepted since go: a message accepted after the copy needs a newer one.
+    // (One catalog read per batch at most; a batch carries up to 100,000 events.)
+    let newest = packs.iter().flatten().map(|p| p.at).max().unwrap_or(0);
+    let cat = catalog::as_of(env, newest).await?;
     let stale = packs
         .iter()
         .flatten()

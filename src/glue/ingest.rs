@@ -104,7 +104,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let reply: IntakeReply =
         intake::call(&stub, cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
     if wait {
-        return super::wait::answer(env, &cat, &messages, &reply.answer).await;
+        return super::wait::answer(env, &cat, &messages, now, &reply.answer).await;
     }
     raw_json(202, reply.answer)
 }
@@ -113,6 +113,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
 fn resolve(cat: &Catalog, ev: &Event) -> Result<QueuedEvent, ApiError> {
     let to = cat.resolve(ev).map_err(|e| match e {
         ResolveError::Unroutable => ApiError::Unroutable { index: None, event_type: ev.kind.to_string() },
+        ResolveError::Unfilled { template } => ApiError::Unfilled { index: None, template },
         ResolveError::OutOfRange { board, value } => {
             let s = &cat.boards[&board].settings;
             let bounds = match (s.min, s.max) {

@@ -22,6 +22,16 @@ use crate::protocol::{BoardSpec, LiveMessage, TopOut};
 
 pub const SPEC_HEADER: &str = "X-Podium-Spec";
 
+/// The order of period keys of one window: dates and `YYYY-Www` sort as
+/// text; seasons (`all` = the first, `s2`, `s10`) by number.
+fn period_order(key: &str) -> (u64, &str) {
+    match crate::core::catalog::parse_season(key) {
+        Some(n) => (u64::from(n), ""),
+        None if key == "all" => (1, ""),
+        None => (0, key),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Attachment {
     limit: usize,
@@ -159,9 +169,22 @@ impl LiveObject {
         Response::from_websocket(pair.client)
     }
 
+    /// A new period began that no clock can tell (a season): viewers get
+    /// its snapshot now, and pushes from earlier periods are ignored.
+    async fn roll(&self, spec: BoardSpec) -> Result<()> {
+        if self.load()?.is_none() {
+            return Ok(());
+        }
+        let top = self.watch(&spec).await?;
+        let hub = HubState { spec, top };
+        self.save(hub.clone())?;
+        self.broadcast("snapshot", &hub, None);
+        Ok(())
+    }
+
     async fn publish(&self, top: TopOut) -> Result<usize> {
         let Some(old) = self.load()? else { return Ok(0) };
-        if top.period < old.spec.period {
+        if period_order(&top.period) < period_order(&old.spec.period) {
             // A late event for a past period: nobody watches that one.
             return Ok(0);
         }
@@ -188,6 +211,11 @@ impl worker::DurableObject for LiveObject {
                 let viewers = self.publish(top).await?;
                 Response::from_json(&serde_json::json!({ "viewers": viewers }))
             }
+            (Method::Post, "/roll") => {
+                let spec: BoardSpec = req.json().await?;
+                self.roll(spec).await?;
+                Response::from_json(&serde_json::json!({ "ok": true }))
+            }
             (Method::Post, "/wipe") => {
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(4404), Some("board deleted"));
@@ -202,6 +230,10 @@ impl worker::DurableObject for LiveObject {
 
     async fn alarm(&self) -> Result<Response> {
         let Some(old) = self.load()? else { return Response::ok("idle") };
+        if old.spec.window == crate::core::Window::All {
+            // Seasons roll by `roll`, not by the clock.
+            return Response::ok("no rollover");
+        }
         if self.state.get_websockets().is_empty() {
             return Response::ok("no viewers");
         }

@@ -15,6 +15,7 @@ mod intake;
 mod kv;
 mod live;
 mod rules;
+mod seasons;
 mod transfer;
 mod txn;
 mod wait;
@@ -240,6 +241,11 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         (Route::Hide(b, m), method) => {
             authorize(&req, env, Role::Admin).await?;
             boards::hide_member(env, &b, &m, method == "PUT").await
+        }
+        (Route::Seasons(b), "GET") => seasons::list(env, &b).await,
+        (Route::Seasons(b), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            seasons::start(env, &b).await
         }
         (Route::HiddenList(b), _) => {
             authorize(&req, env, Role::Admin).await?;

@@ -42,7 +42,7 @@ struct Standing {
     score: f64,
 }
 
-fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent]) -> Vec<Target> {
+fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Target> {
     let now = now_ms();
     let keep = retention(env);
     let mut out: BTreeMap<String, Target> = BTreeMap::new();
@@ -54,7 +54,7 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent]) -> Vec<Target> {
                 if !keep.is_live(p, now, MAX_FUTURE_MS) {
                     continue;
                 }
-                let s = spec(&d.board, r, *w, &p.key());
+                let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, at));
                 let t = out.entry(s.object_name()).or_insert_with(|| Target {
                     spec: s,
                     ids: vec![],
@@ -73,7 +73,7 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent]) -> Vec<Target> {
 /// Waits for `events` (accepted, with the 202 body `answer`) to be applied,
 /// then answers 200 with the standings of each event's member on each board
 /// period it fed.
-pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], answer: &str) -> ApiResult {
+pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], at: i64, answer: &str) -> ApiResult {
     let deadline = now_ms() + WAIT_MAX_MS;
     let mut body: Value = serde_json::from_str(answer).map_err(|e| internal("answer", e))?;
     // The ids the answer gives: on a repeated Idempotency-Key, those of the
@@ -86,7 +86,7 @@ pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], answer: &s
             }
         }
     }
-    let mut pending = targets(cat, env, &events);
+    let mut pending = targets(cat, env, &events, at);
     let mut done: Vec<Target> = Vec::new();
     let mut pause: u64 = 20;
     while !pending.is_empty() && now_ms() < deadline {

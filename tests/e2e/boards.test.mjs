@@ -286,6 +286,37 @@ describe('routes', () => {
       { rank: 1, member: 'alice', score: 2 }, { rank: 2, member: 'bob', score: 1 }]), { timeout: 3000, what: 'orders' });
   });
 
+  test('a board template feeds one board per level and region (API 1.1); fields that give no name are 422', async () => {
+    const type = uniqueName('lap');
+    const p = type.slice(0, 20);
+    const put = await admin(`${w.url}/v1/routes/${type}`, 'PUT', {
+      targets: [{ board: `${p}-lvl-{meta.level}` }, { board: `${p}-{meta.region}`, value: 1 }],
+    });
+    assert.ok([200, 201].includes(put.status), put.text);
+    assert.deepEqual((await get(`${w.url}/v1/routes`)).json.routes[type],
+      [{ board: `${p}-lvl-{meta.level}` }, { board: `${p}-{meta.region}`, value: 1 }]);
+    const r = await post(EV, [
+      { type, member: 'ann', value: 7, meta: { level: 1, region: 'eu' } },
+      { type, member: 'ben', value: 9, meta: { level: 2, region: 'eu' } },
+      { type, member: 'cat', value: 3, meta: { level: 1, region: 'us' } },
+    ]);
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await topOf(`${p}-lvl-1`))?.total === 2, { timeout: 5000, what: 'level 1' });
+    assert.deepEqual(strip((await topOf(`${p}-lvl-1`)).entries), [{ rank: 1, member: 'ann', score: 7 }, { rank: 2, member: 'cat', score: 3 }]);
+    await waitFor(async () => (await topOf(`${p}-lvl-2`))?.total === 1, { timeout: 5000, what: 'level 2' });
+    await waitFor(async () => (await topOf(`${p}-eu`))?.total === 2, { timeout: 5000, what: 'region eu' });
+    assert.deepEqual(strip((await topOf(`${p}-us`)).entries), [{ rank: 1, member: 'cat', score: 1 }]);
+    // No level, or a region that is no board name: the whole request is refused.
+    for (const [meta, index] of [[{ region: 'eu' }, 1], [{ level: 1, region: 'EU West' }, 1]]) {
+      const bad = await post(EV, [{ type, member: 'dan', meta: { level: 3, region: 'eu' } }, { type, member: 'eve', meta }]);
+      assertError(bad, 422, 'unroutable_event', { index });
+    }
+    assert.equal((await get(`${w.url}/v1/boards/${p}-lvl-3`)).status, 404, 'the refused request created nothing');
+    for (const board of ['x-{nope}', 'x-{meta.}', 'X-{type}', 'x-{type']) {
+      assertError(await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board }] }), 400, 'invalid_body', { field: 'board' });
+    }
+  });
+
   test('an event naming a board goes there besides its type\'s route', async () => {
     const type = uniqueName('t');
     const routed = uniqueName();

@@ -3,33 +3,24 @@
 // Runs with test faults on (PODIUM_TEST_FAULTS=1) to hold events in flight:
 // `X-Podium-Test-Refuse: n` makes the Queue refuse every message of a
 // request but its first n times, so those wait in the intake with backoff.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startWorker, post, get, admin, waitFor, uniqueName, ADMIN_KEY } from '../harness.mjs';
+import { faultyWorker, post, get, admin, waitFor, uniqueName, ADMIN_KEY } from '../harness.mjs';
 
-let w;
-let EV;
-const sockets = new Set();
-before(async () => {
-  w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1' } });
-  EV = `${w.url}/v1/events`;
-});
-after(async () => {
-  for (const s of sockets) s.terminate();
-  await w?.stop();
-});
+const fx = faultyWorker();
+const sockets = fx.sockets;
 
 const DAY = 86_400_000;
-const boardView = async (b) => (await get(`${w.url}/v1/boards/${b}`)).json;
-const standing = (b, m, qs = '') => get(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}${qs}`);
+const boardView = async (b) => (await get(`${fx.w.url}/v1/boards/${b}`)).json;
+const standing = (b, m, qs = '') => get(`${fx.w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}${qs}`);
 const removeMember = (b, m, headers = {}) =>
-  post(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}`, undefined, {
+  post(`${fx.w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}`, undefined, {
     key: ADMIN_KEY, method: 'DELETE', contentType: undefined, headers,
   });
 
 async function send(events, headers = {}) {
-  const r = await post(EV, events, { headers });
+  const r = await post(fx.EV, events, { headers });
   assert.equal(r.status, 202, r.text);
   return r.json;
 }
@@ -40,7 +31,7 @@ async function aliceAndBobWatched(b) {
   await visible(b, 'bob');
   await visible(b, 'alice');
   const messages = [];
-  const ws = new WebSocket(`${w.url.replace('http', 'ws')}/v1/boards/${b}/live?limit=5`);
+  const ws = new WebSocket(`${fx.w.url.replace('http', 'ws')}/v1/boards/${b}/live?limit=5`);
   sockets.add(ws);
   ws.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
   await waitFor(() => messages.find((m) => m.type === 'snapshot'), { what: 'snapshot' });
@@ -53,7 +44,7 @@ const visible = (b, m, qs = '') =>
 describe('removing a member from a board', () => {
   test('removes it from every window and period, and only it', async () => {
     const b = uniqueName('rm');
-    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await admin(`${fx.w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
     const now = Date.now();
     const yesterday = new Date(now - DAY).toISOString().slice(0, 10);
     await send([
@@ -74,7 +65,7 @@ describe('removing a member from a board', () => {
       assert.equal(s.status, 404, `alice still on ${qs}: ${s.text}`);
       assert.equal(s.json.error.code, 'member_not_found');
     }
-    const top = (await get(`${w.url}/v1/boards/${b}/top`)).json;
+    const top = (await get(`${fx.w.url}/v1/boards/${b}/top`)).json;
     assert.deepEqual(top.entries.map((e) => [e.member, e.score]), [['bob', 3]]);
     assert.equal(top.total, 1);
     assert.equal((await boardView(b)).members, 1);
@@ -130,7 +121,7 @@ describe('removing a member from a board', () => {
     const b = uniqueName('rmk');
     await send([{ type: 'hit', board: b, member: 'alice' }]);
     await visible(b, 'alice');
-    const path = `${w.url}/v1/boards/${b}/members/alice`;
+    const path = `${fx.w.url}/v1/boards/${b}/members/alice`;
     const ingestKey = await post(path, undefined, { method: 'DELETE', contentType: undefined });
     assert.equal(ingestKey.status, 401, ingestKey.text);
     const noBoard = await removeMember(uniqueName('nob'), 'alice');
@@ -150,11 +141,11 @@ describe('removing a member from a board', () => {
 });
 
 describe('read your write: POST /v1/events?wait=applied', () => {
-  const waitPost = (body, headers = {}) => post(`${EV}?wait=applied`, body, { headers });
+  const waitPost = (body, headers = {}) => post(`${fx.EV}?wait=applied`, body, { headers });
 
   test('answers once applied, with each member standing on each board and window', async () => {
     const b = uniqueName('wait');
-    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await admin(`${fx.w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
     const first = await waitPost([{ type: 'hit', board: b, member: 'alice', value: 5 }]);
     assert.equal(first.status, 200, first.text);
     assert.equal(first.json.accepted, 1);
@@ -196,7 +187,7 @@ describe('read your write: POST /v1/events?wait=applied', () => {
     const r = await waitPost(many);
     assert.equal(r.status, 400, r.text);
     assert.equal(r.json.error.code, 'too_many_events');
-    const bad = await post(`${EV}?wait=forever`, [{ type: 'hit', board: b, member: 'a' }]);
+    const bad = await post(`${fx.EV}?wait=forever`, [{ type: 'hit', board: b, member: 'a' }]);
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json.error.field, 'wait');
     assert.equal((await standing(b, 'a')).status, 404, 'nothing was enqueued');
@@ -221,10 +212,10 @@ describe('read your write: POST /v1/events?wait=applied', () => {
 
 describe('shadow-hiding a member', () => {
   const hide = (b, m, on = true, headers = {}) =>
-    post(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}/hidden`, undefined, {
+    post(`${fx.w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}/hidden`, undefined, {
       key: ADMIN_KEY, method: on ? 'PUT' : 'DELETE', contentType: undefined, headers,
     });
-  const topOf = async (b, qs = '') => (await get(`${w.url}/v1/boards/${b}/top${qs}`)).json;
+  const topOf = async (b, qs = '') => (await get(`${fx.w.url}/v1/boards/${b}/top${qs}`)).json;
   const pairs = (t) => t.entries.map((e) => [e.rank, e.member, e.score]);
 
   test('a hidden member leaves listings, totals and others\u2019 ranks; its own standing looks normal', async () => {
@@ -246,16 +237,16 @@ describe('shadow-hiding a member', () => {
     assert.deepEqual([bob.rank, bob.total, bob.percentile], [1, 2, 50]);
     const own = (await standing(b, 'alice')).json;
     assert.deepEqual([own.rank, own.score, own.total], [1, 10, 3], 'alice sees nothing unusual');
-    const around = (await get(`${w.url}/v1/boards/${b}/members/bob/around?radius=5`)).json;
+    const around = (await get(`${fx.w.url}/v1/boards/${b}/members/bob/around?radius=5`)).json;
     assert.deepEqual(around.entries.map((e) => e.member), ['bob', 'carol']);
-    const ownAround = (await get(`${w.url}/v1/boards/${b}/members/alice/around?radius=5`)).json;
+    const ownAround = (await get(`${fx.w.url}/v1/boards/${b}/members/alice/around?radius=5`)).json;
     assert.deepEqual(ownAround.entries.map((e) => [e.rank, e.member]), [[1, 'alice'], [2, 'bob'], [3, 'carol']]);
-    const friends = await post(`${w.url}/v1/boards/${b}/lookup`, { members: ['alice', 'carol'] });
+    const friends = await post(`${fx.w.url}/v1/boards/${b}/lookup`, { members: ['alice', 'carol'] });
     assert.deepEqual(friends.json.entries.map((e) => e.member), ['carol']);
     assert.equal((await boardView(b)).members, 2);
-    const list = await get(`${w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY });
+    const list = await get(`${fx.w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY });
     assert.deepEqual(list.json.hidden, ['alice']);
-    const exported = (await get(`${w.url}/v1/boards/${b}/export`, { key: ADMIN_KEY })).text.trim().split('\n').map((l) => JSON.parse(l));
+    const exported = (await get(`${fx.w.url}/v1/boards/${b}/export`, { key: ADMIN_KEY })).text.trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(exported.map((l) => [l.member, l.hidden ?? false]), [['alice', true], ['bob', false], ['carol', false]]);
 
     // Its events still apply.
@@ -267,12 +258,12 @@ describe('shadow-hiding a member', () => {
     // Shown again: back everywhere.
     assert.equal((await hide(b, 'alice', false)).status, 200);
     assert.deepEqual(pairs(await topOf(b)).slice(0, 2), [[1, 'alice', 15], [2, 'bob', 5]]);
-    assert.deepEqual((await get(`${w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY })).json.hidden, []);
+    assert.deepEqual((await get(`${fx.w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY })).json.hidden, []);
   });
 
   test('a member hidden before it arrives, and a period begun after, keep it hidden', async () => {
     const b = uniqueName('hide2');
-    assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
+    assert.equal((await admin(`${fx.w.url}/v1/boards/${b}`, 'PUT', { windows: ['all', 'day'] })).status, 201);
     assert.equal((await hide(b, 'cheater')).status, 200, 'hiding someone not on the board is allowed');
     const yesterday = Date.now() - DAY;
     await send([
@@ -293,7 +284,7 @@ describe('shadow-hiding a member', () => {
   test('the live page drops a hidden member, needs the admin key and honours Idempotency-Key', async () => {
     const b = uniqueName('hidel');
     const messages = await aliceAndBobWatched(b);
-    assert.equal((await post(`${w.url}/v1/boards/${b}/members/alice/hidden`, undefined, { method: 'PUT', contentType: undefined })).status, 401);
+    assert.equal((await post(`${fx.w.url}/v1/boards/${b}/members/alice/hidden`, undefined, { method: 'PUT', contentType: undefined })).status, 401);
     assert.equal((await hide(uniqueName('nob'), 'alice')).status, 404);
     const key = { 'Idempotency-Key': `h-${b}` };
     const first = await hide(b, 'alice', true, key);
@@ -303,6 +294,6 @@ describe('shadow-hiding a member', () => {
     assert.equal(update.total, 1);
     const repeat = await hide(b, 'alice', true, key);
     assert.deepEqual([repeat.status, repeat.json], [200, first.json]);
-    assert.equal((await get(`${w.url}/v1/boards/${b}/hidden`)).status, 401, 'the hidden list is admin only');
+    assert.equal((await get(`${fx.w.url}/v1/boards/${b}/hidden`)).status, 401, 'the hidden list is admin only');
   });
 });
