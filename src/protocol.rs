@@ -477,6 +477,10 @@ pub struct EntryOut {
     pub score: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+    /// (API 1.1) The member's rank at the board's last checkpoint; absent
+    /// when it was not on the board then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_rank: Option<u64>,
 }
 
 /// The top of a board period: what `top` returns and what the live hub pushes.
@@ -507,7 +511,7 @@ mod tests {
 
     #[test]
     fn whole_scores_are_written_as_integers_and_others_as_decimals() {
-        let e = EntryOut { rank: 1, member: "a".into(), score: 6.0, meta: None };
+        let e = EntryOut { rank: 1, member: "a".into(), score: 6.0, meta: None, prev_rank: None };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":6}"#);
         let e = EntryOut { score: 2.5, ..e };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":2.5}"#);
@@ -623,6 +627,8 @@ pub struct StandingOut {
     pub percentile: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_rank: Option<u64>,
 }
 
 /// Board → worker: a read's answer. `found` is false when the member asked
@@ -647,7 +653,13 @@ pub fn meta_json(meta: Option<&str>) -> Option<serde_json::Value> {
 
 impl From<crate::core::ranking::Entry<'_>> for EntryOut {
     fn from(e: crate::core::ranking::Entry<'_>) -> Self {
-        EntryOut { rank: e.rank, member: e.member.to_string(), score: e.score, meta: meta_json(e.meta) }
+        EntryOut {
+            rank: e.rank,
+            member: e.member.to_string(),
+            score: e.score,
+            meta: meta_json(e.meta),
+            prev_rank: None,
+        }
     }
 }
 

@@ -80,7 +80,10 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
   // The 1-second edge cache of ranking reads (API 1.1) is off unless a test
   // asks for it (tests/e2e/cache.test.mjs): most tests read right after a
   // change and would otherwise see the second-old answer.
-  const appDir = inPlace ? ROOT : snapshotProject({ READ_CACHE: 'off', ...vars }, toml);
+  // Rank checkpoints (prev_rank) come once in ~30 years unless a test sets
+  // CHECKPOINT_EVERY_MS (movement.test.mjs): an hourly one would add
+  // prev_rank to entries that other tests compare whole, once an hour.
+  const appDir = inPlace ? ROOT : snapshotProject({ READ_CACHE: 'off', CHECKPOINT_EVERY_MS: '1000000000000', ...vars }, toml);
   let child = null;
   let port = 0;
   let log = [];

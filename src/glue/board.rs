@@ -20,6 +20,7 @@ use super::kv;
 use super::txn::{write_all, Stmt};
 use crate::core::chores::Chores;
 use crate::core::period::Period;
+use crate::core::ranking::checkpoint::{boundary, Checkpoint};
 use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Ties};
 use crate::domain::MemberId;
@@ -53,6 +54,8 @@ pub struct BoardObject {
     removed: RefCell<HashMap<String, i64>>,
     /// This period is in its board's index (`kv`), so removals reach it.
     registered: Cell<bool>,
+    /// Ranks at the last checkpoint (table `checkpoint`, `kv`), for `prev_rank`.
+    checkpoint: RefCell<Option<Checkpoint>>,
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -199,7 +202,83 @@ impl BoardObject {
         }
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
+        *self.checkpoint.borrow_mut() = self.load_checkpoint()?;
         Ok(())
+    }
+
+    fn load_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let sql = self.sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS checkpoint (n INTEGER PRIMARY KEY, data BLOB NOT NULL)", None)?;
+        let Some((at, seed)) = kv::get(&sql, "checkpoint")?.and_then(|v| {
+            let (a, b) = v.split_once(':')?;
+            Some((a.parse::<i64>().ok()?, b.parse::<u64>().ok()?))
+        }) else {
+            return Ok(None);
+        };
+        let mut chunks = Vec::new();
+        for row in sql.exec("SELECT data FROM checkpoint ORDER BY n", None)?.raw() {
+            if let Some(SqlStorageValue::Blob(b)) = row?.into_iter().next() {
+                chunks.push(b);
+            }
+        }
+        Ok(Some(Checkpoint::from_chunks(at, seed, chunks)))
+    }
+
+    /// How often checkpoints are taken (`CHECKPOINT_EVERY_MS`, default an
+    /// hour; tests shorten it).
+    fn checkpoint_every(&self) -> i64 {
+        self.env
+            .var("CHECKPOINT_EVERY_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .filter(|ms: &i64| *ms > 0)
+            .unwrap_or(3_600_000)
+    }
+
+    /// Takes the checkpoint of the latest boundary unless this period holds
+    /// it already. Called before every change and read: the first one after
+    /// a boundary sees the ranking exactly as it stood at the boundary.
+    fn ensure_checkpoint(&self) -> Result<()> {
+        let at = boundary(now_ms(), self.checkpoint_every());
+        if self.checkpoint.borrow().as_ref().is_some_and(|c| c.at >= at) {
+            return Ok(());
+        }
+        let ties = self.spec.borrow().as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
+        let cp = {
+            let guard = self.ranking.borrow();
+            let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+            Checkpoint::take(r, ties, at, hash_key())
+        };
+        // One transaction: the old checkpoint goes with the new one's arrival.
+        let mut stmts = vec![Stmt::new("DELETE FROM checkpoint", vec![])];
+        for (n, chunk) in cp.chunks(100_000).enumerate() {
+            stmts.push(Stmt::new(
+                "INSERT INTO checkpoint (n, data) VALUES (?, ?)",
+                vec![(n as f64).into(), SqlStorageValue::Blob(chunk)],
+            ));
+        }
+        stmts.push(Stmt::new(
+            "INSERT INTO kv (k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![format!("{}:{}", cp.at, cp.seed()).into()],
+        ));
+        write_all(&self.state.storage(), stmts, None)?;
+        // Viewers' arrows change with it.
+        if self.watched.get() && !cp.is_empty() {
+            self.dirty.set(true);
+        }
+        *self.checkpoint.borrow_mut() = Some(cp);
+        Ok(())
+    }
+
+    /// `prev_rank` of a member, from the last checkpoint.
+    fn prev_rank(&self, member: &str) -> Option<u64> {
+        self.checkpoint.borrow().as_ref().and_then(|c| c.rank_of(member))
+    }
+
+    fn entry_out(&self, e: crate::core::ranking::Entry<'_>) -> EntryOut {
+        let mut out = EntryOut::from(e);
+        out.prev_rank = self.prev_rank(&out.member);
+        out
     }
 
     /// Records which board period this object is, the first time it is told.
@@ -388,7 +467,8 @@ impl BoardObject {
         // Hidden members are in no one's total but their own standing's.
         let total = r.visible_len() as u64;
         let events = self.events.get();
-        let entries = |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(EntryOut::from).collect();
+        let entries =
+            |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(|e| self.entry_out(e)).collect();
         Ok(match q {
             BoardQuery::Top { offset, limit, ties } => QueryOut {
                 total,
@@ -397,23 +477,26 @@ impl BoardObject {
                 entries: entries(r.top(offset, limit, ties)),
                 standing: None,
             },
-            BoardQuery::Rank { member, ties } => match r.rank(&member, ties) {
-                Some(s) => QueryOut {
-                    total,
-                    events,
-                    found: true,
-                    entries: vec![],
-                    standing: Some(StandingOut {
-                        member,
-                        rank: s.rank,
-                        score: s.score,
-                        total: s.total,
-                        percentile: s.percentile,
-                        meta: meta_json(s.meta),
-                    }),
-                },
-                None => QueryOut { total, events, found: false, entries: vec![], standing: None },
-            },
+            BoardQuery::Rank { member, ties } => {
+                match r.rank(&member, ties).map(|st| (st, self.prev_rank(&member))) {
+                    Some((s, prev_rank)) => QueryOut {
+                        total,
+                        events,
+                        found: true,
+                        entries: vec![],
+                        standing: Some(StandingOut {
+                            member,
+                            rank: s.rank,
+                            score: s.score,
+                            total: s.total,
+                            percentile: s.percentile,
+                            meta: meta_json(s.meta),
+                            prev_rank,
+                        }),
+                    },
+                    None => QueryOut { total, events, found: false, entries: vec![], standing: None },
+                }
+            }
             BoardQuery::Around { member, radius, ties } => match r.around(&member, radius, ties) {
                 Some(v) => QueryOut { total, events, found: true, entries: entries(v), standing: None },
                 None => QueryOut { total, events, found: false, entries: vec![], standing: None },
@@ -441,7 +524,7 @@ impl BoardObject {
         Ok(TopOut {
             period: spec.map(|s| s.period).unwrap_or_default(),
             total: r.visible_len() as u64,
-            entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(EntryOut::from).collect(),
+            entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(|e| self.entry_out(e)).collect(),
         })
     }
 
@@ -690,6 +773,7 @@ impl BoardObject {
         *self.prune_cursor.borrow_mut() = None;
         self.removed.borrow_mut().clear();
         self.registered.set(false);
+        *self.checkpoint.borrow_mut() = None;
         Ok(())
     }
 }
@@ -710,6 +794,7 @@ impl worker::DurableObject for BoardObject {
             prune_cursor: RefCell::new(None),
             removed: RefCell::new(HashMap::new()),
             registered: Cell::new(false),
+            checkpoint: RefCell::new(None),
         }
     }
 
@@ -717,7 +802,12 @@ impl worker::DurableObject for BoardObject {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
         }
-        let reply = match req.json::<BoardCommand>().await? {
+        let cmd = req.json::<BoardCommand>().await?;
+        if !matches!(cmd, BoardCommand::Wipe | BoardCommand::Missing(_)) {
+            self.ensure_loaded()?;
+            self.ensure_checkpoint()?;
+        }
+        let reply = match cmd {
             BoardCommand::Apply(batch) => {
                 self.ensure_loaded()?;
                 self.register(&batch.spec).await?;
@@ -787,6 +877,7 @@ impl worker::DurableObject for BoardObject {
             return Response::ok("expired");
         }
         if chores.publish_due() {
+            self.ensure_checkpoint()?;
             if let Err(e) = self.publish().await {
                 console_error!("publish failed: {e}");
             }

@@ -40,6 +40,8 @@ struct Standing {
     rank: u64,
     #[serde(serialize_with = "crate::protocol::score")]
     score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev_rank: Option<u64>,
 }
 
 fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Target> {
@@ -126,6 +128,7 @@ pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], at: i64, a
                 member: e.member,
                 rank: e.rank,
                 score: e.score,
+                prev_rank: e.prev_rank,
             });
         }
     }

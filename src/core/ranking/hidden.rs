@@ -93,6 +93,10 @@ impl Ranking {
         self.len() - self.hidden.on.len()
     }
 
+    pub(super) fn is_hidden_id(&self, id: &[u8]) -> bool {
+        !self.hidden.ids.is_empty() && self.hidden.ids.contains(id)
+    }
+
     pub(super) fn has_hidden(&self) -> bool {
         !self.hidden.ids.is_empty()
     }

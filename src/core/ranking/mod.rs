@@ -41,6 +41,7 @@
 //! ones at the last representable millisecond). [`Row::seq`]
 //! carries the clamped reach as absolute ms since the Unix epoch.
 
+pub mod checkpoint;
 mod hidden;
 mod ids;
 mod tree;

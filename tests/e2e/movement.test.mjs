@@ -1,0 +1,62 @@
+// Rank movement (API 1.1): `prev_rank` on entries, standings, live entries
+// and wait=applied standings, against the board's last checkpoint. The
+// checkpoint period is shortened for the test (CHECKPOINT_EVERY_MS, an hour
+// by default), so boundaries come every 8 s.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
+
+const EVERY = 8000;
+let w;
+const sockets = new Set();
+before(async () => { w = await startWorker({ vars: { CHECKPOINT_EVERY_MS: String(EVERY) } }); });
+after(async () => {
+  for (const s of sockets) s.terminate();
+  await w?.stop();
+});
+
+const topOf = async (b) => (await get(`${w.url}/v1/boards/${b}/top`)).json;
+const moves = (t) => t.entries.map((e) => [e.member, e.rank, e.prev_rank ?? null]);
+/** Waits until a checkpoint boundary has just passed (the worker shares this clock). */
+const justAfterBoundary = () => waitFor(() => Date.now() % EVERY < 300, { timeout: EVERY + 1000, interval: 20, what: 'a boundary' });
+
+test('entries, standings and live entries carry the rank at the last checkpoint', async () => {
+  const b = uniqueName('move');
+  const r = await post(`${w.url}/v1/events`, [
+    { type: 'hit', board: b, member: 'a', value: 5 },
+    { type: 'hit', board: b, member: 'b', value: 3 },
+    { type: 'hit', board: b, member: 'c', value: 1 },
+  ]);
+  assert.equal(r.status, 202, r.text);
+  await waitFor(async () => (await topOf(b))?.total === 3, { what: 'seeded' });
+
+  // Right after a boundary, the first read takes the checkpoint: the ranks as they stood.
+  await justAfterBoundary();
+  const boundary = Date.now() - (Date.now() % EVERY);
+  assert.deepEqual(moves(await topOf(b)), [['a', 1, 1], ['b', 2, 2], ['c', 3, 3]]);
+  const live = [];
+  const ws = new WebSocket(`${w.url.replace('http', 'ws')}/v1/boards/${b}/live`);
+  sockets.add(ws);
+  ws.on('message', (raw) => live.push(JSON.parse(raw.toString())));
+
+  // c passes both; d is new. The game's own answer already shows the move.
+  const sub = await post(`${w.url}/v1/events?wait=applied`, [
+    { type: 'hit', board: b, member: 'c', value: 10 },
+    { type: 'hit', board: b, member: 'd', value: 4 },
+  ]);
+  assert.equal(sub.status, 200, sub.text);
+  const mine = Object.fromEntries(sub.json.standings.map((s) => [s.member, [s.rank, s.prev_rank ?? null]]));
+  assert.deepEqual(mine, { c: [1, 3], d: [3, null] });
+  const t = await topOf(b);
+  assert.deepEqual(moves(t), [['c', 1, 3], ['a', 2, 1], ['d', 3, null], ['b', 4, 2]]);
+  const st = (await get(`${w.url}/v1/boards/${b}/members/a`)).json;
+  assert.deepEqual([st.rank, st.prev_rank], [2, 1]);
+  const update = await waitFor(() => live.find((m) => m.type === 'update'), { what: 'live update' });
+  assert.deepEqual(moves(update), [['c', 1, 3], ['a', 2, 1], ['d', 3, null], ['b', 4, 2]]);
+  assert.ok(Date.now() < boundary + EVERY, 'the reads above fell after the next boundary: the checkpoint moved under them');
+
+  // At the next boundary the checkpoint moves on: everyone is where they were.
+  await waitFor(async () => moves(await topOf(b)).every(([, rank, prev]) => rank === prev),
+    { timeout: 3 * EVERY, what: 'the next checkpoint' });
+});
