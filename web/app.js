@@ -240,7 +240,7 @@
     return (rank) => counts.get(rank) > 1;
   }
 
-  function rankCell(entry, shared) {
+  function rankCell(entry, shared, checkpointed) {
     const td = el('td', 'col-rank');
     const badge = el('span', 'rank' + (entry.rank <= 3 ? ` rank-${entry.rank}` : ''));
     badge.textContent = (shared ? '=' : '') + fmtInt.format(entry.rank);
@@ -249,7 +249,26 @@
       badge.classList.add('rank-tied');
     }
     td.appendChild(badge);
+    const since = sinceCheckpoint(entry, checkpointed);
+    if (since) td.appendChild(since);
     return td;
+  }
+
+  // Movement since the board's last hourly checkpoint (API 1.1 prev_rank):
+  // ↑3 / ↓2 / new. "new" only once the board has a checkpoint with members
+  // (else everyone would be new).
+  function sinceCheckpoint(entry, checkpointed) {
+    if (typeof entry.prev_rank !== 'number') {
+      if (!checkpointed) return null;
+      const s = el('span', 'since since-new', 'new');
+      s.title = 'Not on the board at the last hourly checkpoint';
+      return s;
+    }
+    const d = entry.prev_rank - entry.rank;
+    if (d === 0) return null;
+    const s = el('span', `since ${d > 0 ? 'since-up' : 'since-down'}`, `${d > 0 ? '↑' : '↓'}${fmtInt.format(Math.abs(d))}`);
+    s.title = `${d > 0 ? 'Up' : 'Down'} from ${fmtInt.format(entry.prev_rank)} since the last hourly checkpoint`;
+    return s;
   }
 
   function memberCell(entry, extra) {
@@ -290,6 +309,7 @@
 
     const prev = state.prevRanks;
     const shared = tieSet(entries);
+    const checkpointed = entries.some((e) => typeof e.prev_rank === 'number');
     const next = new Map();
     const frag = document.createDocumentFragment();
     const moves = [];
@@ -318,7 +338,7 @@
           tr.classList.add('moved', 'is-changed');
         }
       }
-      tr.appendChild(rankCell(entry, shared(entry.rank)));
+      tr.appendChild(rankCell(entry, shared(entry.rank), checkpointed));
       tr.appendChild(memberCell(entry, cue));
       tr.appendChild(scoreCell(entry));
       frag.appendChild(tr);

@@ -53,8 +53,12 @@ async function tableMatchesApi(board, qs = '') {
 const rowMembers = () => page.$$eval('#board-rows tr', (trs) => trs.map((tr) => tr.dataset.member));
 const liveState = () => page.getAttribute('#live-status', 'data-state');
 
+// Rank checkpoints every 10 s (an hour in production), so the page's
+// movement arrows can be seen within the test.
+const EVERY = 10_000;
+
 before(async () => {
-  worker = await startWorker();
+  worker = await startWorker({ vars: { CHECKPOINT_EVERY_MS: String(EVERY) } });
   await seed(worker.url);
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
@@ -219,6 +223,44 @@ describe('leaderboard page', () => {
     assert.ok(await tableMatchesApi('likes'), 'fresh snapshot after reconnect');
     await expectStatus(await api.events(worker.url, { type: 'like', board: 'likes', member: 'ken', value: 500, meta: { name: 'Ken Thompson' } }), 202, 'POST');
     await waitFor(async () => (await rowMembers())[0] === 'ken', { timeout: 5000, what: 'new event after reconnect' });
+  });
+
+  test('a member removed or hidden by the admin leaves the live table without a reload', async () => {
+    await page.goto(`${worker.url}/?board=likes`);
+    await waitFor(async () => (await liveState()) === 'live', { what: 'live' });
+    await waitFor(async () => (await rowMembers()).includes('tim') && (await rowMembers()).includes('katherine'), { what: 'rows' });
+    await expectStatus(await api.admin(worker.url, 'DELETE', '/v1/boards/likes/members/tim'), 200, 'DELETE tim');
+    await waitFor(async () => !(await rowMembers()).includes('tim'), { timeout: 5000, what: 'tim gone' });
+    await expectStatus(await api.admin(worker.url, 'PUT', '/v1/boards/likes/members/katherine/hidden'), 200, 'hide katherine');
+    await waitFor(async () => !(await rowMembers()).includes('katherine'), { timeout: 5000, what: 'katherine hidden' });
+    assert.ok(await tableMatchesApi('likes'), 'the table is the API view without them');
+    await expectStatus(await api.admin(worker.url, 'DELETE', '/v1/boards/likes/members/katherine/hidden'), 200, 'show katherine');
+    await waitFor(async () => (await rowMembers()).includes('katherine'), { timeout: 5000, what: 'katherine back' });
+  });
+
+  test('rows show their movement since the last checkpoint: up, down and new', async () => {
+    await expectStatus(await api.putBoard(worker.url, 'moves', { title: 'Moves' }), [200, 201], 'PUT moves');
+    await expectStatus(await api.events(worker.url, [
+      { type: 'hit', board: 'moves', member: 'ann', value: 3 },
+      { type: 'hit', board: 'moves', member: 'bo', value: 2 },
+      { type: 'hit', board: 'moves', member: 'cy', value: 1 },
+    ]), 202, 'seed moves');
+    await waitFor(async () => (await apiTop('moves'))?.total === 3, { what: 'seeded' });
+    await page.goto(`${worker.url}/?board=moves`);
+    await waitFor(async () => (await liveState()) === 'live', { what: 'live' });
+    // Just after a boundary, a read takes the checkpoint: ann 1, bo 2, cy 3.
+    await waitFor(() => Date.now() % EVERY < 500, { timeout: EVERY + 1000, interval: 20, what: 'a boundary' });
+    const boundary = Date.now() - (Date.now() % EVERY);
+    await waitFor(async () => (await apiTop('moves')).entries.every((e) => e.prev_rank === e.rank), { what: 'checkpoint' });
+    await expectStatus(await api.events(worker.url, [
+      { type: 'hit', board: 'moves', member: 'cy', value: 5 },
+      { type: 'hit', board: 'moves', member: 'dee', value: 4 },
+    ]), 202, 'moves');
+    const since = () => page.$$eval('#board-rows tr', (trs) => trs.map((tr) => [tr.dataset.member, tr.querySelector('.since')?.textContent ?? '']));
+    await waitFor(async () => JSON.stringify(await since()) === JSON.stringify([['cy', '↑2'], ['dee', 'new'], ['ann', '↓2'], ['bo', '↓2']]),
+      { timeout: 5000, what: 'movement arrows' });
+    assert.ok(Date.now() < boundary + EVERY, 'the next checkpoint came before the arrows could be read');
+    await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-movement.png') });
   });
 
   test('no script errors or CSP violations on the page', () => {

@@ -34,6 +34,8 @@ export const api = {
   get: (base, path) => call(base + path),
   putBoard: (base, name, settings) => call(`${base}/v1/boards/${name}`, { method: 'PUT', key: ADMIN_KEY, body: settings }),
   events: (base, events) => call(`${base}/v1/events`, { method: 'POST', key: INGEST_KEY, body: events }),
+  /** An admin call without a body (DELETE a member, PUT …/hidden). */
+  admin: (base, method, path) => call(base + path, { method, key: ADMIN_KEY }),
 };
 
 export async function expectStatus(res, status, what) {
