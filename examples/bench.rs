@@ -11,6 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
+use podium::core::ranking::checkpoint::Checkpoint;
 use podium::core::ranking::{Ranking, Row};
 use podium::core::{Op, Order, Ties};
 use podium::domain::names::MemberId;
@@ -250,6 +251,42 @@ fn main() {
     drop(hot);
     let bytes = LIVE.load(Relaxed) - before;
     result("bytes_per_member_after_updates", format!("{:.1}", bytes as f64 / n as f64));
+
+    // Movement (API 1.1): a checkpoint of every rank, its cost and memory.
+    let before_cp = LIVE.load(Relaxed);
+    let t = Instant::now();
+    let cp = Checkpoint::take(&r, Ties::Shared, 0, 7);
+    result("checkpoint_take_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
+    result(
+        "checkpoint_bytes_per_member",
+        format!("{:.1}", (LIVE.load(Relaxed) - before_cp) as f64 / n as f64),
+    );
+    let prev = median_ns(nb, batch, |i| {
+        std::hint::black_box(cp.rank_of(probe_ids[i].as_str()));
+    });
+    result("prev_rank_ns", format!("{prev:.0}"));
+    drop(cp);
+    // Shadow-hidden members: 100 of them, what they cost in memory and per read.
+    let before_h = LIVE.load(Relaxed);
+    for i in 0..100 {
+        r.set_hidden(id(i * 9973 % n).as_str(), true);
+    }
+    result("hidden100_bytes", LIVE.load(Relaxed) - before_h);
+    let rank_h = median_ns(nb, batch, |i| {
+        std::hint::black_box(r.rank(probe_ids[i].as_str(), Ties::Shared));
+    });
+    result("rank_with_100_hidden_ns", format!("{rank_h:.0}"));
+    let top_h = median_ns(200, 50, |i| {
+        std::hint::black_box(r.top((i % 7) * 1000, 100, Ties::Shared));
+    });
+    result("top100_with_100_hidden_ns", format!("{top_h:.0}"));
+    let update_h = median_ns(nb, batch, |i| {
+        std::hint::black_box(r.apply(&upd_ids[i], upd[i].1, T0 + (n + 3 * ops + i) as i64));
+    });
+    result("update_with_100_hidden_ns", format!("{update_h:.0}"));
+    for i in 0..100 {
+        r.set_hidden(id(i * 9973 % n).as_str(), false);
+    }
     drop((upd_ids, batched_ids, probe_ids));
 
     // rebuild

@@ -101,6 +101,14 @@ impl Ranking {
         !self.hidden.ids.is_empty()
     }
 
+    /// `refresh_hidden` for a member whose entry changed, only if it is
+    /// hidden: a visible member's change costs one set lookup, not a scan.
+    pub(super) fn refresh_if_hidden(&mut self, id: &[u8]) {
+        if self.hidden.ids.contains(id) {
+            self.refresh_hidden(id);
+        }
+    }
+
     /// Puts the member's record in the hidden list right after its entry
     /// changed (or leaves it out: not hidden, or not on the board).
     pub(super) fn refresh_hidden(&mut self, id: &[u8]) {
@@ -119,7 +127,9 @@ impl Ranking {
 
     /// The view of a read by `reader` (its own entry counts as visible).
     fn view(&self, reader: Option<&[u8]>) -> View<'_> {
-        let skip = reader.and_then(|id| self.hidden.on.iter().position(|h| &h.2[..] == id));
+        let skip = reader
+            .filter(|id| self.hidden.ids.contains(*id))
+            .and_then(|id| self.hidden.on.iter().position(|h| &h.2[..] == id));
         View { on: &self.hidden.on, skip }
     }
 

@@ -359,7 +359,7 @@ impl Ranking {
         let h = ids::hash(member.as_str().as_bytes(), self.arena.seed);
         let changed = self.apply_one(member, h, value, ts);
         if changed && self.has_hidden() {
-            self.refresh_hidden(member.as_str().as_bytes());
+            self.refresh_if_hidden(member.as_str().as_bytes());
         }
         changed
     }
@@ -387,7 +387,7 @@ impl Ranking {
         if self.has_hidden() {
             for (&(m, _, _), c) in events.iter().zip(&changed) {
                 if *c {
-                    self.refresh_hidden(m.as_str().as_bytes());
+                    self.refresh_if_hidden(m.as_str().as_bytes());
                 }
             }
         }
@@ -512,7 +512,7 @@ impl Ranking {
         self.arena.release(&pay, id_len(tag(k)));
         self.meta.remove(member.as_bytes());
         if self.has_hidden() {
-            self.refresh_hidden(member.as_bytes());
+            self.refresh_if_hidden(member.as_bytes());
         }
         true
     }
