@@ -1,6 +1,6 @@
 # The two commands: `make dev` runs the service locally with demo data,
 # `make test` runs every test. Both install what they need first.
-.PHONY: dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf
+.PHONY: dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf soak
 
 dev: setup build
 	scripts/dev.sh
@@ -21,6 +21,12 @@ bench:
 # (docs/perf.md). PERF_SMOKE=1 for a small run; PERF_EVENTS to size it.
 perf: setup build
 	scripts/perf.sh
+
+# Soak (issue 12): 10 minutes at a steady rate with readers and 100 live
+# viewers on loopback; reports sent/acknowledged/visible and workerd's memory.
+# SOAK_SECONDS, SOAK_RATE, SOAK_VIEWERS to size it.
+soak: setup build
+	node scripts/soak.mjs
 
 # Steady random traffic against a running instance (default http://127.0.0.1:8787).
 demo:

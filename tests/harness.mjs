@@ -153,6 +153,8 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
 
   const handle = {
     url: '', port: 0, inspectorPort: 0, persistDir: dir,
+    /** The process group of the running `wrangler dev` (workerd runs in it). */
+    get pgid() { return child?.pid; },
     log: logTail,
     /** Stops the worker, keeping its state; `start()` brings it back. */
     kill,
