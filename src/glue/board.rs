@@ -65,15 +65,14 @@ fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
         _ => None,
     };
     match cols.as_slice() {
-        [SqlStorageValue::String(member), score, seq, ts, meta] => Ok(Row {
+        [SqlStorageValue::String(member), score, seq, ts] => Ok(Row {
             member: member.clone(),
             score: num(score).ok_or_else(|| rust_err("bad score column"))?,
             seq: num(seq).ok_or_else(|| rust_err("bad seq column"))? as u64,
             ts: num(ts).ok_or_else(|| rust_err("bad ts column"))? as i64,
-            meta: match meta {
-                SqlStorageValue::String(m) => Some(m.clone()),
-                _ => None,
-            },
+            // Metadata stays in SQLite (issue 12: bounded memory); reads
+            // fetch it for the members they list.
+            meta: None,
         }),
         _ => Err(rust_err("bad members row")),
     }
@@ -85,11 +84,19 @@ fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
     json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
 
-/// Writes member rows given as a JSON array of `[member, score, seq, ts, meta]`.
+/// Writes member rows given as a JSON array of `[member, score, seq, ts]`;
+/// a new member starts without metadata, an existing one keeps its own.
 const UPSERT_MEMBERS: &str = "INSERT INTO members (member, score, seq, ts, meta) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, NULL FROM json_each(?) \
      WHERE true ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
-     ts = excluded.ts, meta = excluded.meta";
+     ts = excluded.ts";
+
+/// Sets members' metadata, given as a JSON array of `[member, meta]` (meta
+/// `"{}"` or `null` clears it). Metadata lives only in SQLite (issue 12:
+/// a board's memory must not grow with 1 KiB per member); reads fetch it for
+/// the members they list.
+const SET_META: &str = "UPDATE members SET meta = NULLIF(j.value ->> 1, '{}') \
+     FROM json_each(?) AS j WHERE members.member = j.value ->> 0";
 
 /// The most members a board period holds (`BOARD_MAX_MEMBERS`, default
 /// 1,000,000): a full ranking loads in ~80 MB of the isolate's 128 MB.
@@ -166,7 +173,7 @@ impl BoardObject {
         // Streamed row by row: a million-member board must not become one
         // giant JS array on the way in.
         let started = now_ms();
-        let cursor = sql.exec("SELECT member, score, seq, ts, meta FROM members", None)?;
+        let cursor = sql.exec("SELECT member, score, seq, ts FROM members", None)?;
         let mut failed = None;
         let rows = cursor.raw().map_while(|raw| match raw.and_then(member_row) {
             Ok(row) => Some(row),
@@ -330,6 +337,7 @@ impl BoardObject {
         let mut dropped = 0usize;
         let duplicates;
         let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut metas: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
         {
             let mut guard = self.ranking.borrow_mut();
             let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
@@ -366,15 +374,16 @@ impl BoardObject {
                 ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
             let op = ranking.op();
-            for ((member, _, _, meta), mut changed) in fresh_events.into_iter().zip(changed) {
+            for ((member, _, _, meta), changed) in fresh_events.into_iter().zip(changed) {
                 // On `last` boards an event older than the member's latest
                 // lost: its metadata is as stale as its value.
                 let lost = op == Op::Last && !changed;
-                if let Some(m) = meta.filter(|_| !lost) {
-                    // `{}` clears: listings show `meta` only when there is some
-                    changed |= ranking.set_meta(&member, (m != "{}").then_some(m));
-                }
-                if changed {
+                let on_board = ranking.contains(member.as_str());
+                if let Some(m) = meta.filter(|_| !lost && on_board) {
+                    // the batch's latest wins; `{}` clears
+                    metas.insert(member.as_str().to_string(), m);
+                    touched.insert(member.into_string());
+                } else if changed {
                     touched.insert(member.into_string());
                 }
             }
@@ -397,9 +406,10 @@ impl BoardObject {
             touched
                 .iter()
                 .filter_map(|m| ranking.get(m))
-                .map(|r| serde_json::json!([r.member, r.score, r.seq, r.ts, r.meta]))
+                .map(|r| serde_json::json!([r.member, r.score, r.seq, r.ts]))
                 .collect()
         };
+        let metas: Vec<(String, String)> = metas.into_iter().collect();
         let events = self.events.get() + applied as u64;
         // One statement per ~512 KB of ids or rows (a bound value must stay
         // well under SQLite's 2 MB), not one per event.
@@ -412,6 +422,9 @@ impl BoardObject {
         }
         for chunk in json_chunks(&rows)? {
             stmts.push(Stmt::new(UPSERT_MEMBERS, vec![chunk.into()]));
+        }
+        for chunk in json_chunks(&metas)? {
+            stmts.push(Stmt::new(SET_META, vec![chunk.into()]));
         }
         stmts.push(Stmt::new(
             "INSERT INTO kv (k, v) VALUES ('events', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
@@ -469,7 +482,7 @@ impl BoardObject {
         let events = self.events.get();
         let entries =
             |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(|e| self.entry_out(e)).collect();
-        Ok(match q {
+        let mut out = match q {
             BoardQuery::Top { offset, limit, ties } => QueryOut {
                 total,
                 events,
@@ -511,7 +524,13 @@ impl BoardObject {
                     standing: None,
                 }
             }
-        })
+        };
+        drop(guard);
+        self.fill_meta(&mut out.entries)?;
+        if let Some(st) = out.standing.as_mut() {
+            st.meta = self.metas_of(&[st.member.as_str()])?.remove(&st.member);
+        }
+        Ok(out)
     }
 
     /// The top a live hub shows: the best `LIVE_MAX_LIMIT` under the board's ties.
@@ -521,11 +540,53 @@ impl BoardObject {
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
         let ties = spec.as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
-        Ok(TopOut {
+        let mut top = TopOut {
             period: spec.map(|s| s.period).unwrap_or_default(),
             total: r.visible_len() as u64,
             entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(|e| self.entry_out(e)).collect(),
-        })
+        };
+        drop(guard);
+        self.fill_meta(&mut top.entries)?;
+        Ok(top)
+    }
+
+    /// The stored metadata of these members (those that have some), as JSON.
+    fn metas_of(&self, members: &[&str]) -> Result<HashMap<String, serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct M {
+            member: String,
+            meta: String,
+        }
+        let mut out = HashMap::new();
+        if members.is_empty() {
+            return Ok(out);
+        }
+        for chunk in json_chunks(members)? {
+            let rows: Vec<M> = self
+                .sql()
+                .exec(
+                    "SELECT member, meta FROM members WHERE member IN (SELECT value FROM json_each(?)) \
+                     AND meta IS NOT NULL",
+                    vec![chunk.into()],
+                )?
+                .to_array()?;
+            for m in rows {
+                if let Some(v) = meta_json(Some(&m.meta)) {
+                    out.insert(m.member, v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Listed entries get their members' metadata from storage.
+    fn fill_meta(&self, entries: &mut [EntryOut]) -> Result<()> {
+        let names: Vec<&str> = entries.iter().map(|e| e.member.as_str()).collect();
+        let mut metas = self.metas_of(&names)?;
+        for e in entries.iter_mut() {
+            e.meta = metas.remove(&e.member);
+        }
+        Ok(())
     }
 
     fn chores(&self) -> Result<Chores> {
@@ -717,7 +778,7 @@ impl BoardObject {
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
         // Every member at its place, the hidden ones flagged.
-        let lines = r
+        let mut lines: Vec<ExportLine> = r
             .top_all(offset, limit, ties)
             .into_iter()
             .map(|e| ExportLine {
@@ -729,7 +790,14 @@ impl BoardObject {
                 hidden: r.is_hidden(e.member),
             })
             .collect();
-        Ok(ExportPage { total: r.len() as u64, lines })
+        let total = r.len() as u64;
+        drop(guard);
+        let names: Vec<&str> = lines.iter().map(|l| l.member.as_str()).collect();
+        let mut metas = self.metas_of(&names)?;
+        for l in lines.iter_mut() {
+            l.meta = metas.remove(&l.member);
+        }
+        Ok(ExportPage { total, lines })
     }
 
     /// Sets members' scores as given, all or nothing: memory first, then one
@@ -742,20 +810,24 @@ impl BoardObject {
             return Ok(Imported { imported: 0, full: true });
         }
         let mut rows = Vec::with_capacity(lines.len());
+        let mut metas = Vec::with_capacity(lines.len());
         for l in &lines {
             let member = MemberId::parse(l.member.clone()).map_err(rust_err)?;
-            if !ranking.set(&member, l.score, l.reached, l.meta.clone()) {
+            if !ranking.set(&member, l.score, l.reached, None) {
                 return Err(rust_err("import: the ranking refused a member"));
             }
             if let Some(r) = ranking.get(&l.member) {
-                rows.push(serde_json::json!([r.member, r.score, r.seq, r.ts, r.meta]));
+                rows.push(serde_json::json!([r.member, r.score, r.seq, r.ts]));
             }
+            // As given: a line without meta leaves the member without any.
+            metas.push((l.member.clone(), l.meta.clone().unwrap_or_else(|| "{}".into())));
         }
         drop(guard);
-        let stmts = json_chunks(&rows)?
+        let mut stmts: Vec<Stmt> = json_chunks(&rows)?
             .into_iter()
             .map(|chunk| Stmt::new(UPSERT_MEMBERS, vec![chunk.into()]))
             .collect();
+        stmts.extend(json_chunks(&metas)?.into_iter().map(|chunk| Stmt::new(SET_META, vec![chunk.into()])));
         write_all(&self.state.storage(), stmts, None)?;
         self.dirty.set(true);
         Ok(Imported { imported: lines.len() as u64, full: false })
