@@ -32,6 +32,10 @@ pub struct Chores {
     pub pruning: bool,
     /// When this period's retention ends (`None` for all-time).
     pub expires_at: Option<i64>,
+    /// How long event ids are remembered: `DEDUPE_MS`, shorter only in
+    /// tests (the glue takes `DEDUPE_MS` from the environment only with
+    /// test faults on).
+    pub dedupe_ms: i64,
 }
 
 impl Chores {
@@ -43,7 +47,8 @@ impl Chores {
         let prune = if self.pruning {
             Some(self.now + PRUNE_SLICE_GAP_MS)
         } else {
-            self.oldest_seen.map(|t| (t + DEDUPE_MS).max(self.now + PRUNE_MIN_GAP_MS))
+            let gap = PRUNE_MIN_GAP_MS.min(self.dedupe_ms);
+            self.oldest_seen.map(|t| (t + self.dedupe_ms).max(self.now + gap))
         };
         [publish, prune, self.expires_at].into_iter().flatten().min()
     }
@@ -58,12 +63,12 @@ impl Chores {
 
     /// A pruning slice is due now.
     pub fn prune_due(&self) -> bool {
-        self.pruning || self.oldest_seen.is_some_and(|t| self.now >= t + DEDUPE_MS)
+        self.pruning || self.oldest_seen.is_some_and(|t| self.now >= t + self.dedupe_ms)
     }
 
     /// Ids stored before this are pruned.
     pub fn prune_before(&self) -> i64 {
-        self.now - DEDUPE_MS
+        self.now - self.dedupe_ms
     }
 }
 
@@ -80,7 +85,18 @@ mod tests {
             oldest_seen: None,
             pruning: false,
             expires_at: None,
+            dedupe_ms: DEDUPE_MS,
         }
+    }
+
+    #[test]
+    fn a_short_dedupe_horizon_prunes_that_soon() {
+        let c = Chores { oldest_seen: Some(5_000), dedupe_ms: 3_000, ..idle(6_000) };
+        // not before the horizon, nor sooner than the minimum gap (the horizon here)
+        assert_eq!(c.next_alarm(), Some(9_000));
+        assert!(!c.prune_due());
+        assert!(Chores { now: 8_000, ..c }.prune_due());
+        assert_eq!(Chores { now: 8_000, ..c }.prune_before(), 5_000);
     }
 
     #[test]

@@ -598,6 +598,7 @@ impl BoardObject {
             oldest_seen: self.dedupe_since.get(),
             pruning: self.prune_cursor.borrow().is_some(),
             expires_at: self.expiry(),
+            dedupe_ms: self.dedupe_ms(),
         })
     }
 
@@ -664,6 +665,15 @@ impl BoardObject {
             *self.prune_cursor.borrow_mut() = Some(last);
         }
         Ok(())
+    }
+
+    /// How long event ids are remembered: 8 days; `DEDUPE_MS` shortens it
+    /// only with test faults on (the contract promises at least 24 hours).
+    fn dedupe_ms(&self) -> i64 {
+        let test = faults_on(&self.env)
+            .then(|| self.env.var("DEDUPE_MS").ok()?.to_string().parse::<i64>().ok())
+            .flatten();
+        test.filter(|ms| *ms > 0).unwrap_or(crate::core::chores::DEDUPE_MS)
     }
 
     fn expiry(&self) -> Option<i64> {

@@ -204,3 +204,29 @@ describe('dead letters', () => {
     assert.equal(bad.status, 400, bad.text);
   });
 });
+
+describe('dedupe records', () => {
+  test('are pruned once past the horizon: an id sent again after it counts again', async () => {
+    // This worker's own horizon: 3 s instead of 8 days (DEDUPE_MS is read only with test faults on).
+    const short = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1', DEDUPE_MS: '3000' } });
+    try {
+      const b = uniqueName('prune');
+      const ev = { type: 'hit', board: b, member: 'm', id: `${b}-once` };
+      const score = async () => (await get(`${short.url}/v1/boards/${b}/members/m`)).json?.score;
+      assert.equal((await post(`${short.url}/v1/events`, ev)).status, 202);
+      await waitFor(async () => (await score()) === 1, { what: 'applied' });
+      // Within the horizon a repeat changes nothing.
+      const sentinel = { type: 'hit', board: b, member: 'sentinel', id: `${b}-s` };
+      assert.equal((await post(`${short.url}/v1/events`, [ev, sentinel])).status, 202);
+      await waitFor(async () => (await get(`${short.url}/v1/boards/${b}/members/sentinel`)).status === 200, { what: 'sentinel' });
+      assert.equal(await score(), 1);
+      // Past it, the board's alarm prunes the record; the same id then counts again.
+      await waitFor(async () => {
+        assert.equal((await post(`${short.url}/v1/events`, ev)).status, 202);
+        return (await score()) >= 2;
+      }, { timeout: 30_000, interval: 1000, what: 'the record pruned' });
+    } finally {
+      await short.stop();
+    }
+  });
+});
