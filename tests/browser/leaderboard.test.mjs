@@ -248,8 +248,10 @@ describe('leaderboard page', () => {
     await waitFor(async () => (await apiTop('moves'))?.total === 3, { what: 'seeded' });
     await page.goto(`${worker.url}/?board=moves`);
     await waitFor(async () => (await liveState()) === 'live', { what: 'live' });
-    // Just after a boundary, a read takes the checkpoint: ann 1, bo 2, cy 3.
-    await waitFor(() => Date.now() % EVERY < 500, { timeout: EVERY + 1000, interval: 20, what: 'a boundary' });
+    // Just after the next boundary, a read takes the checkpoint: ann 1, bo 2, cy 3.
+    const seeded = Date.now();
+    const next = seeded - (seeded % EVERY) + EVERY;
+    await waitFor(() => Date.now() >= next && Date.now() % EVERY < 1000, { timeout: 2 * EVERY + 1000, interval: 20, what: 'a boundary' });
     const boundary = Date.now() - (Date.now() % EVERY);
     await waitFor(async () => (await apiTop('moves')).entries.every((e) => e.prev_rank === e.rank), { what: 'checkpoint' });
     await expectStatus(await api.events(worker.url, [

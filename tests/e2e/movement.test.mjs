@@ -18,8 +18,16 @@ after(async () => {
 
 const topOf = async (b) => (await get(`${w.url}/v1/boards/${b}/top`)).json;
 const moves = (t) => t.entries.map((e) => [e.member, e.rank, e.prev_rank ?? null]);
-/** Waits until a checkpoint boundary has just passed (the worker shares this clock). */
-const justAfterBoundary = () => waitFor(() => Date.now() % EVERY < 300, { timeout: EVERY + 1000, interval: 20, what: 'a boundary' });
+/**
+ * Waits until the first checkpoint boundary after `since` has just passed
+ * (the worker shares this clock): a checkpoint taken then sees everything
+ * done before `since`.
+ */
+const justAfterBoundaryAfter = (since) => {
+  const next = since - (since % EVERY) + EVERY;
+  return waitFor(() => Date.now() >= next && Date.now() % EVERY < 1000,
+    { timeout: 2 * EVERY + 1000, interval: 20, what: 'a boundary' });
+};
 
 test('entries, standings and live entries carry the rank at the last checkpoint', async () => {
   const b = uniqueName('move');
@@ -31,8 +39,8 @@ test('entries, standings and live entries carry the rank at the last checkpoint'
   assert.equal(r.status, 202, r.text);
   await waitFor(async () => (await topOf(b))?.total === 3, { what: 'seeded' });
 
-  // Right after a boundary, the first read takes the checkpoint: the ranks as they stood.
-  await justAfterBoundary();
+  // Right after the next boundary, the first read takes the checkpoint: the ranks as they stood.
+  await justAfterBoundaryAfter(Date.now());
   const boundary = Date.now() - (Date.now() % EVERY);
   assert.deepEqual(moves(await topOf(b)), [['a', 1, 1], ['b', 2, 2], ['c', 3, 3]]);
   const live = [];
