@@ -21,18 +21,29 @@ const READERS = Number(process.env.SOAK_READERS ?? 4);
 const MEMBERS = Number(process.env.SOAK_MEMBERS ?? 10_000);
 const TICK_MS = 100;
 
-/** RSS (MB) of the workerd processes in process group `pgid`. */
+/**
+ * RSS (MB) of the workerd processes in process group `pgid`; `anonMb` is the
+ * part not backed by files (heaps), `fileMb` the mapped files (SQLite, code).
+ */
+const split = { anonMb: 0, fileMb: 0 };
 function workerdRssMb(pgid) {
   let kb = 0;
+  let anon = 0;
+  let file = 0;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(fields[2]) !== pgid || !stat.includes('(workerd)')) continue;
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (m) kb += Number(m[1]);
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+      kb += field('VmRSS');
+      anon += field('RssAnon');
+      file += field('RssFile') + field('RssShmem');
     } catch { /* gone */ }
   }
+  split.anonMb = Math.round(anon / 1024);
+  split.fileMb = Math.round(file / 1024);
   return Math.round(kb / 1024);
 }
 
@@ -41,7 +52,11 @@ const board = uniqueName('soak');
 const stats = { sent: 0, acked: 0, errors: {}, reads: 0, readErrors: 0, liveMessages: 0, viewersOpen: 0 };
 const count = (status) => { stats.errors[status] = (stats.errors[status] ?? 0) + 1; };
 const memory = [];
-const sample = (label) => { const mb = workerdRssMb(w.pgid); memory.push({ at: label, mb }); return mb; };
+const sample = (label) => {
+  const mb = workerdRssMb(w.pgid);
+  memory.push({ at: label, mb, ...split });
+  return mb;
+};
 
 try {
   // The board exists before the viewers connect.
@@ -93,7 +108,8 @@ try {
   });
   const sampler = setInterval(() => {
     const mb = sample(`${Math.round((Date.now() - (end - SECONDS * 1000)) / 1000)} s`);
-    console.log(`  ${memory.at(-1).at}: sent ${stats.sent}, acked ${stats.acked}, live messages ${stats.liveMessages}, workerd ${mb} MB`);
+    console.log(`  ${memory.at(-1).at}: sent ${stats.sent}, acked ${stats.acked}, live messages ${stats.liveMessages}, ` +
+      `workerd ${mb} MB (anonymous ${split.anonMb}, files ${split.fileMb})`);
   }, 30_000);
   await Promise.all([producer, ...readers]);
   clearInterval(sampler);
