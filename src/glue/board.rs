@@ -743,17 +743,17 @@ impl BoardObject {
         Ok(())
     }
 
-    /// Removes `member` from this period; events for it accepted before
-    /// `at` will not bring it back. A period past its retention is left as it is.
-    fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> Result<Removed> {
-        // Seasons of the all window (`s2`, ...) never expire.
-        let live = spec.window == crate::core::Window::All
+    /// Whether `spec`'s period is still kept (seasons of the all window,
+    /// `s2`, ..., never expire).
+    fn is_live(&self, spec: &BoardSpec) -> bool {
+        spec.window == crate::core::Window::All
             || Period::parse(spec.window, &spec.period)
-                .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t));
-        if !live {
-            return Ok(Removed { removed: 0 });
-        }
-        self.ensure_loaded()?;
+                .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t))
+    }
+
+    /// Removes `member` from this period; events for it accepted before
+    /// `at` will not bring it back. (The caller leaves expired periods alone.)
+    fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> Result<Removed> {
         if self.spec.borrow().is_none() {
             self.adopt_spec(spec)?;
         }
@@ -885,13 +885,18 @@ impl worker::DurableObject for BoardObject {
             return Response::error("not found", 404);
         }
         let cmd = req.json::<BoardCommand>().await?;
-        if !matches!(cmd, BoardCommand::Wipe | BoardCommand::Missing(_)) {
+        // Removals and hides fan out to every period a board ever had: one
+        // past its retention is left untouched (no storage brought back).
+        let expired = match &cmd {
+            BoardCommand::Remove { spec, .. } | BoardCommand::Hide { spec, .. } => !self.is_live(spec),
+            _ => false,
+        };
+        if !expired && !matches!(cmd, BoardCommand::Wipe | BoardCommand::Missing(_)) {
             self.ensure_loaded()?;
             self.ensure_checkpoint()?;
         }
         let reply = match cmd {
             BoardCommand::Apply(batch) => {
-                self.ensure_loaded()?;
                 self.register(&batch.spec).await?;
                 let result = self.apply(batch).inspect_err(|_| {
                     // Storage rolled back; memory may be ahead of it: reload on next use.
@@ -902,13 +907,11 @@ impl worker::DurableObject for BoardObject {
             }
             BoardCommand::Query(q) => serde_json::to_value(self.query(q)?),
             BoardCommand::Watch(spec) => {
-                self.ensure_loaded()?;
                 self.adopt_spec(&spec)?;
                 self.set_watched(true)?;
                 serde_json::to_value(self.live_top()?)
             }
             BoardCommand::Respec(spec) => {
-                self.ensure_loaded()?;
                 self.adopt_spec(&spec)?;
                 self.schedule().await?;
                 serde_json::to_value(Ack { ok: true })
@@ -918,8 +921,9 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(Ack { ok: true })
             }
             BoardCommand::Missing(ids) => serde_json::to_value(self.missing(ids)?),
+            BoardCommand::Hide { .. } if expired => serde_json::to_value(Ack { ok: true }),
+            BoardCommand::Remove { .. } if expired => serde_json::to_value(Removed { removed: 0 }),
             BoardCommand::Hide { spec, member, hidden } => {
-                self.ensure_loaded()?;
                 self.register(&spec).await?;
                 if self.spec.borrow().is_none() {
                     self.adopt_spec(&spec)?;
@@ -932,7 +936,6 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(self.export(offset, limit, ties)?)
             }
             BoardCommand::Import { spec, lines } => {
-                self.ensure_loaded()?;
                 self.register(&spec).await?;
                 self.adopt_spec(&spec)?;
                 let out = self.import(lines).inspect_err(|_| {

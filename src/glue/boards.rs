@@ -228,6 +228,29 @@ pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
     json(200, &json!({ "removed": removed }))
 }
 
+/// The index object of board `name` (`r`'s generation).
+fn index_of(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<super::index::IndexClient> {
+    super::index::IndexClient::of(env, &spec(name, r, r.settings.default_window(), ""))
+}
+
+/// Calls `each` on every period object the index named, a few at a time (a
+/// board keeps up to hundreds of past periods), and returns their answers.
+async fn each_period<'a, T, F>(
+    periods: &'a [BoardSpec],
+    each: impl Fn(&'a BoardSpec) -> F,
+) -> ApiResult<Vec<T>>
+where
+    F: std::future::Future<Output = ApiResult<T>>,
+{
+    let mut out = Vec::with_capacity(periods.len());
+    for chunk in periods.chunks(16) {
+        for r in futures_util::future::join_all(chunk.iter().map(&each)).await {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
 /// Removes `member` from every period of board `name` (`r`), as of `at`:
 /// how many periods it was on.
 pub async fn remove_from(
@@ -237,17 +260,10 @@ pub async fn remove_from(
     member: &str,
     at: i64,
 ) -> ApiResult<u64> {
-    let any = spec(name, r, r.settings.default_window(), "");
-    let periods = super::index::IndexClient::of(env, &any)?.remove(member, at).await?.periods;
-    let mut removed = 0;
-    // A few at a time: a board keeps up to hundreds of past periods.
-    for chunk in periods.chunks(16) {
-        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.remove(s, member, at).await });
-        for out in futures_util::future::join_all(calls).await {
-            removed += out?.removed;
-        }
-    }
-    Ok(removed)
+    let periods = index_of(env, name, r)?.remove(member, at).await?.periods;
+    let outs = each_period(&periods, |s| async move { BoardClient::of(env, s)?.remove(s, member, at).await })
+        .await?;
+    Ok(outs.iter().map(|o| o.removed).sum())
 }
 
 /// `PUT|DELETE /v1/boards/{board}/members/{member}/hidden` (API 1.1):
@@ -260,15 +276,9 @@ pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> 
     let m = member_name(member)?;
     let cat = catalog::get(env).await?;
     let r = record(&cat, &name)?;
-    let any = spec(&name, r, r.settings.default_window(), "");
-    let periods = super::index::IndexClient::of(env, &any)?.hide(m.as_str(), hidden).await?.periods;
+    let periods = index_of(env, &name, r)?.hide(m.as_str(), hidden).await?.periods;
     let m = m.as_str();
-    for chunk in periods.chunks(16) {
-        let calls = chunk.iter().map(|s| async move { BoardClient::of(env, s)?.hide(s, m, hidden).await });
-        for out in futures_util::future::join_all(calls).await {
-            out?;
-        }
-    }
+    each_period(&periods, |s| async move { BoardClient::of(env, s)?.hide(s, m, hidden).await }).await?;
     json(200, &json!({ "member": m, "hidden": hidden }))
 }
 
@@ -277,8 +287,7 @@ pub async fn hidden_list(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
     let cat = catalog::get(env).await?;
     let r = record(&cat, &name)?;
-    let any = spec(&name, r, r.settings.default_window(), "");
-    let list = super::index::IndexClient::of(env, &any)?.hidden().await?;
+    let list = index_of(env, &name, r)?.hidden().await?;
     json(200, &json!({ "board": name.as_str(), "hidden": list.hidden }))
 }
 

@@ -19,8 +19,6 @@ use crate::protocol::{BoardSpec, HiddenList, IndexCommand, Periods, Tombstones};
 #[durable_object]
 pub struct BoardIndexObject {
     state: State,
-    #[allow(dead_code)]
-    env: Env,
 }
 
 impl BoardIndexObject {
@@ -103,8 +101,8 @@ impl BoardIndexObject {
 }
 
 impl worker::DurableObject for BoardIndexObject {
-    fn new(state: State, env: Env) -> Self {
-        BoardIndexObject { state, env }
+    fn new(state: State, _env: Env) -> Self {
+        BoardIndexObject { state }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
