@@ -424,7 +424,7 @@ fn periods(r: &BoardRecord) -> Value {
 pub async fn list(req: &Request, env: &Env) -> ApiResult {
     let q = Query::of(req)?;
     let limit = q.int("limit", 100, 1, 1000)?;
-    let prefix = q.get("prefix").unwrap_or_default();
+    let prefix = q.text("prefix").unwrap_or_default();
     if prefix.len() > 64 {
         return Err(ApiError::InvalidParameter {
             field: "prefix".into(),
@@ -432,7 +432,7 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
         });
     }
     let after = q
-        .get("cursor")
+        .text("cursor")
         .map(|c| {
             BoardName::parse(c).map_err(|_| ApiError::InvalidParameter {
                 field: "cursor".into(),

@@ -193,7 +193,7 @@ fn view(l: &DeadLetter) -> Value {
 pub async fn list(req: &Request, env: &Env) -> ApiResult {
     let q = Query::of(req)?;
     let limit = q.int("limit", 100, 1, MAX_PAGE)?;
-    let cursor = q.get("cursor").map(str::to_string);
+    let cursor = q.text("cursor").map(str::to_string);
     if cursor.as_ref().is_some_and(|c| c.len() != 32 || !c.bytes().all(|b| b.is_ascii_hexdigit())) {
         return Err(ApiError::InvalidParameter {
             field: "cursor".into(),

@@ -83,12 +83,20 @@ impl Query {
         Ok(Query(m))
     }
 
+    /// A parameter as sent. Present but empty (`?window=`) is a value, and
+    /// the parameter's parser says whether it is a valid one.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A free-text parameter where empty means "none" (`prefix=`, `cursor=`).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|s| !s.is_empty())
     }
 
     /// An integer parameter within `[min, max]`, or its default.
     pub fn int(&self, name: &str, default: usize, min: usize, max: usize) -> ApiResult<usize> {
+        // Present but empty (`?limit=`) is a malformed integer, not "absent".
         let Some(raw) = self.get(name) else { return Ok(default) };
         match raw.parse::<usize>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),

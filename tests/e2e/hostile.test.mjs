@@ -141,10 +141,12 @@ add('an unknown but valid member', () => get(`${w.url}/v1/boards/${B}/members/no
 add('an unknown but valid board', () => get(`${w.url}/v1/boards/no-such-board/top`), 404, 'board_not_found');
 add('event type with %2F in a route path', () => get(`${w.url}/v1/routes/a%2Fb`), 400, 'invalid_parameter');
 // Query parameters.
-for (const [q, field] of [['limit=1001', 'limit'], ['limit=0', 'limit'], ['limit=-1', 'limit'], ['limit=2.5', 'limit'], ['limit=1e3', 'limit'], ['limit=99999999999999999999', 'limit'], ['offset=-1', 'offset'], ['offset=0.5', 'offset'], ['window=year', 'window'], ['window=day', 'window'], ['period=2026-13', 'period'], ['period=all', undefined]]) {
+for (const [q, field] of [['limit=1001', 'limit'], ['limit=0', 'limit'], ['limit=-1', 'limit'], ['limit=2.5', 'limit'], ['limit=1e3', 'limit'], ['limit=99999999999999999999', 'limit'], ['limit=', 'limit'], ['offset=', 'offset'], ['offset=-1', 'offset'], ['offset=0.5', 'offset'], ['window=year', 'window'], ['window=day', 'window'], ['period=2026-13', 'period'], ['period=all', undefined]]) {
   if (field === undefined) continue; // period=all on the all window is valid
   add(`top?${q}`, () => get(`${w.url}/v1/boards/${B}/top?${q}`), 400, 'invalid_parameter');
 }
+add('board list with an empty limit', () => get(`${w.url}/v1/boards?limit=`), 400, 'invalid_parameter');
+add('dead-letter list with an empty limit', () => get(`${w.url}/v1/dead-letters?limit=`, ADM), 400, 'invalid_parameter');
 add('around radius=0', () => get(`${w.url}/v1/boards/${B}/members/alice/around?radius=0`), 400, 'invalid_parameter');
 add('around radius=101', () => get(`${w.url}/v1/boards/${B}/members/alice/around?radius=101`), 400, 'invalid_parameter');
 add('around radius=-5', () => get(`${w.url}/v1/boards/${B}/members/alice/around?radius=-5`), 400, 'invalid_parameter');
