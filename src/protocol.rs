@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::Delivery;
+use crate::core::zone::Zone;
 use crate::core::{Op, Order, Ties, Window};
 
 /// A Queue message: one accepted event, its boards resolved at ingest so a
@@ -417,6 +418,9 @@ pub struct BoardSpec {
     pub order: Order,
     pub op: Op,
     pub ties: Ties,
+    /// The board's zone: where this period begins and ends (retention, rollover).
+    #[serde(default, skip_serializing_if = "Zone::is_utc")]
+    pub tz: Zone,
 }
 
 impl BoardSpec {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::zone::Zone;
 use super::{Op, Order, Ties, Window};
 use crate::domain::{BoardName, Event, EventType};
 
@@ -21,6 +22,9 @@ pub struct BoardSettings {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Where the board's days, weeks and months begin (API 1.1 `tz`).
+    #[serde(default, skip_serializing_if = "Zone::is_utc")]
+    pub tz: Zone,
 }
 
 impl BoardSettings {
@@ -33,6 +37,7 @@ impl BoardSettings {
             ties: Ties::Shared,
             min: None,
             max: None,
+            tz: Zone::Utc,
         }
     }
 
@@ -68,6 +73,8 @@ pub struct BoardPatch {
     pub min: Option<Option<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some")]
     pub max: Option<Option<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<Zone>,
 }
 
 /// Keeps `null` apart from absent: absent is `None`, `null` is `Some(None)`.
@@ -111,7 +118,7 @@ impl BoardRecord {
     pub fn period_key(&self, w: Window, ts: i64, at: i64) -> String {
         match w {
             Window::All => season_key(self.season_at(at)),
-            _ => super::period::Period::of(w, ts).key(),
+            _ => super::period::Period::of(w, ts, &self.settings.tz).key(),
         }
     }
 
@@ -119,7 +126,7 @@ impl BoardRecord {
     pub fn current_key(&self, w: Window, now: i64) -> String {
         match w {
             Window::All => season_key(self.current_season()),
-            _ => super::period::Period::of(w, now).key(),
+            _ => super::period::Period::of(w, now, &self.settings.tz).key(),
         }
     }
 }
@@ -208,7 +215,7 @@ pub enum ResolveError {
 /// Why a settings change was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchError {
-    /// `order` or `op` would change under existing scores.
+    /// `order`, `op` or `tz` would change under existing scores.
     FixedOnceScored(&'static str),
     /// A new board beyond [`MAX_BOARDS`].
     TooManyBoards,
@@ -372,6 +379,10 @@ impl Catalog {
         if scored && patch.op.is_some_and(|o| o != s.op) {
             return Err(PatchError::FixedOnceScored("op"));
         }
+        // A new zone would move every period boundary under the scores kept.
+        if scored && patch.tz.as_ref().is_some_and(|z| *z != s.tz) {
+            return Err(PatchError::FixedOnceScored("tz"));
+        }
         if let Some(t) = patch.title {
             s.title = t;
         }
@@ -392,6 +403,9 @@ impl Catalog {
         }
         if let Some(m) = patch.max {
             s.max = m;
+        }
+        if let Some(z) = patch.tz {
+            s.tz = z;
         }
         if let (Some(lo), Some(hi)) = (s.min, s.max) {
             if lo > hi {

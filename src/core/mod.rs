@@ -7,6 +7,7 @@ pub mod period;
 pub mod ranking;
 pub mod retention;
 pub mod template;
+pub mod zone;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,12 +1,15 @@
-//! UTC calendar periods (day, ISO week, month, all-time) without external crates.
+//! Calendar periods (day, ISO week, month, all-time) counted in a board's
+//! local civil days (`core::zone`: UTC by default).
 //!
-//! Every period is a half-open interval `[start_ms, end_ms)` of Unix milliseconds.
+//! Every period is a half-open interval `[start_ms, end_ms)` of Unix
+//! milliseconds; its bounds are local midnights, so they need the zone.
 //! Keys: `all`, `2026-11-22`, `2026-W47`, `2026-11` (years are written and parsed
 //! as exactly four digits, 0000–9999).
 
+use super::zone::Zone;
 use super::Window;
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub const MS_PER_DAY: i64 = 86_400_000;
 
 /// Days since 1970-01-01 of the proleptic Gregorian date `y-m-d`
 /// (Howard Hinnant's `days_from_civil`). `m` is 1–12, `d` is 1–31; not validated.
@@ -80,9 +83,9 @@ impl Period {
     /// The all-time period.
     pub const ALL: Period = Period { window: Window::All, start_day: 0 };
 
-    /// The period of `window` containing the instant `ts_ms` (Unix ms, UTC).
-    pub fn of(window: Window, ts_ms: i64) -> Period {
-        let day = ts_ms.div_euclid(MS_PER_DAY);
+    /// The period of `window` containing the instant `ts_ms` (Unix ms) in `zone`.
+    pub fn of(window: Window, ts_ms: i64, zone: &Zone) -> Period {
+        let day = zone.day_of(ts_ms);
         let start_day = match window {
             Window::All => 0,
             Window::Day => day,
@@ -165,19 +168,20 @@ impl Period {
         }
     }
 
-    /// First instant (inclusive); `i64::MIN` for `All`.
-    pub fn start_ms(&self) -> i64 {
+    /// First instant (inclusive) in `zone`: its first day's local midnight;
+    /// `i64::MIN` for `All`.
+    pub fn start_ms(&self, zone: &Zone) -> i64 {
         match self.window {
             Window::All => i64::MIN,
-            _ => self.start_day.saturating_mul(MS_PER_DAY),
+            _ => zone.day_start_ms(self.start_day),
         }
     }
 
-    /// End instant (exclusive); `i64::MAX` for `All`.
-    pub fn end_ms(&self) -> i64 {
+    /// End instant (exclusive) in `zone`; `i64::MAX` for `All`.
+    pub fn end_ms(&self, zone: &Zone) -> i64 {
         match self.window {
             Window::All => i64::MAX,
-            _ => self.next().start_ms(),
+            _ => self.next().start_ms(zone),
         }
     }
 
@@ -215,12 +219,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const UTC: &Zone = &Zone::Utc;
+
     fn ms(y: i64, m: u32, d: u32) -> i64 {
         days_from_civil(y, m, d) * MS_PER_DAY
     }
 
     fn key(w: Window, ts: i64) -> String {
-        Period::of(w, ts).key()
+        Period::of(w, ts, UTC).key()
     }
 
     #[test]
@@ -257,9 +263,9 @@ mod tests {
         assert_eq!(key(Window::Day, ts), "2026-11-22");
         assert_eq!(key(Window::Month, ts), "2026-11");
         assert_eq!(key(Window::All, ts), "all");
-        let w = Period::of(Window::Week, ts);
-        assert_eq!(w.start_ms(), ms(2026, 11, 16));
-        assert_eq!(w.end_ms(), ms(2026, 11, 23));
+        let w = Period::of(Window::Week, ts, UTC);
+        assert_eq!(w.start_ms(UTC), ms(2026, 11, 16));
+        assert_eq!(w.end_ms(UTC), ms(2026, 11, 23));
     }
 
     #[test]
@@ -278,9 +284,9 @@ mod tests {
 
     #[test]
     fn parse_accepts_well_formed_keys_of_its_window() {
-        assert_eq!(Period::parse(Window::Day, "2026-11-22").unwrap().start_ms(), ms(2026, 11, 22));
-        assert_eq!(Period::parse(Window::Week, "2026-W53").unwrap().start_ms(), ms(2026, 12, 28));
-        assert_eq!(Period::parse(Window::Month, "2024-02").unwrap().end_ms(), ms(2024, 3, 1));
+        assert_eq!(Period::parse(Window::Day, "2026-11-22").unwrap().start_ms(UTC), ms(2026, 11, 22));
+        assert_eq!(Period::parse(Window::Week, "2026-W53").unwrap().start_ms(UTC), ms(2026, 12, 28));
+        assert_eq!(Period::parse(Window::Month, "2024-02").unwrap().end_ms(UTC), ms(2024, 3, 1));
         assert_eq!(Period::parse(Window::Day, "2024-02-29").unwrap().key(), "2024-02-29");
         assert_eq!(Period::parse(Window::All, "all"), Some(Period::ALL));
     }
@@ -322,8 +328,8 @@ mod tests {
 
     #[test]
     fn all_time_spans_everything_and_never_moves() {
-        let p = Period::of(Window::All, 123);
-        assert_eq!((p.start_ms(), p.end_ms()), (i64::MIN, i64::MAX));
+        let p = Period::of(Window::All, 123, UTC);
+        assert_eq!((p.start_ms(UTC), p.end_ms(UTC)), (i64::MIN, i64::MAX));
         assert_eq!(p.next(), p);
         assert_eq!(p.prev(), p);
         assert_eq!(p.window(), Window::All);
@@ -352,16 +358,66 @@ mod tests {
             // years 0001 .. 9998 so that keys stay four digits
             ts in ms(1, 1, 8)..ms(9998, 12, 20),
         ) {
-            let p = Period::of(w, ts);
+            let p = Period::of(w, ts, UTC);
             prop_assert_eq!(p.window(), w);
             prop_assert_eq!(Period::parse(w, &p.key()), Some(p));
-            prop_assert!(p.start_ms() <= ts && ts < p.end_ms());
+            prop_assert!(p.start_ms(UTC) <= ts && ts < p.end_ms(UTC));
             if w != Window::All {
-                prop_assert_eq!(Period::of(w, p.start_ms()), p);
-                prop_assert_eq!(Period::of(w, p.end_ms() - 1), p);
+                prop_assert_eq!(Period::of(w, p.start_ms(UTC), UTC), p);
+                prop_assert_eq!(Period::of(w, p.end_ms(UTC) - 1, UTC), p);
                 prop_assert_eq!(p.next().prev(), p);
-                prop_assert_eq!(p.next().start_ms(), p.end_ms());
-                prop_assert_eq!(Period::of(w, p.start_ms() - 1), p.prev());
+                prop_assert_eq!(p.next().start_ms(UTC), p.end_ms(UTC));
+                prop_assert_eq!(Period::of(w, p.start_ms(UTC) - 1, UTC), p.prev());
+            }
+        }
+    }
+
+    const ZONES: [&str; 6] =
+        ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Havana", "Pacific/Kiritimati"];
+
+    #[test]
+    fn a_shanghai_board_counts_8am_utc_in_the_local_day_and_midnight_utc_in_the_next() {
+        let z = Zone::parse("Asia/Shanghai").unwrap();
+        // 2026-11-22 15:59:59.999 UTC is 23:59:59.999 in Shanghai; a ms later is the 23rd there.
+        let t = ms(2026, 11, 22) + 16 * 3_600_000;
+        assert_eq!(Period::of(Window::Day, t - 1, &z).key(), "2026-11-22");
+        assert_eq!(Period::of(Window::Day, t, &z).key(), "2026-11-23");
+        assert_eq!(Period::of(Window::Day, t - 1, UTC).key(), "2026-11-22");
+        // Sunday 2026-11-29 16:00 UTC is Monday 00:00 in Shanghai: a new ISO week there.
+        assert_eq!(Period::of(Window::Week, ms(2026, 11, 29) + 16 * 3_600_000, &z).key(), "2026-W49");
+        assert_eq!(Period::of(Window::Week, ms(2026, 11, 29) + 16 * 3_600_000, UTC).key(), "2026-W48");
+        let d = Period::parse(Window::Day, "2026-11-23").unwrap();
+        assert_eq!(d.start_ms(&z), t);
+        assert_eq!(d.end_ms(&z) - d.start_ms(&z), 86_400_000);
+    }
+
+    #[test]
+    fn a_new_york_month_with_a_daylight_saving_change_is_an_hour_short_or_long() {
+        let z = Zone::parse("America/New_York").unwrap();
+        let mar = Period::parse(Window::Month, "2026-03").unwrap();
+        assert_eq!(mar.end_ms(&z) - mar.start_ms(&z), 31 * 86_400_000 - 3_600_000);
+        let nov = Period::parse(Window::Month, "2026-11").unwrap();
+        assert_eq!(nov.end_ms(&z) - nov.start_ms(&z), 30 * 86_400_000 + 3_600_000);
+        assert_eq!(nov.start_ms(&z), ms(2026, 11, 1) + 4 * 3_600_000); // EDT, -4
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn every_local_period_holds_its_instants_and_meets_its_neighbours(
+            w in any_window(),
+            zone in 0usize..6,
+            ts in ms(1971, 1, 1)..ms(2100, 1, 1),
+        ) {
+            let z = Zone::parse(ZONES[zone]).unwrap();
+            let p = Period::of(w, ts, &z);
+            prop_assert_eq!(Period::parse(w, &p.key()), Some(p));
+            prop_assert!(p.start_ms(&z) <= ts && ts < p.end_ms(&z));
+            if w != Window::All {
+                prop_assert_eq!(Period::of(w, p.start_ms(&z), &z), p);
+                prop_assert_eq!(Period::of(w, p.end_ms(&z) - 1, &z), p);
+                prop_assert_eq!(Period::of(w, p.start_ms(&z) - 1, &z), p.prev());
+                prop_assert_eq!(p.next().start_ms(&z), p.end_ms(&z));
             }
         }
     }

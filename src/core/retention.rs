@@ -2,6 +2,7 @@
 //! keeps the current period plus that many past ones of each window.
 
 use super::period::Period;
+use super::zone::Zone;
 use super::Window;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,31 +47,33 @@ impl Retention {
 
     /// When a period's scores are deleted: once `keep` newer periods have
     /// ended after it. `None` for all-time.
-    pub fn expires_at(&self, p: Period) -> Option<i64> {
+    pub fn expires_at(&self, p: Period, zone: &Zone) -> Option<i64> {
         let keep = self.keep(p.window())?;
         let mut q = p;
         for _ in 0..=keep {
             q = q.next();
         }
-        Some(q.start_ms())
+        Some(q.start_ms(zone))
     }
 
     /// Whether a period may be read or written at `now_ms`: not yet expired,
     /// and begun by `now_ms + ahead_ms`. Events may be stamped up to a few
     /// minutes ahead of the clock (API 1.1): such an event counts in its own
     /// period, and that period can be read, before the clock reaches it.
-    pub fn is_live(&self, p: Period, now_ms: i64, ahead_ms: i64) -> bool {
-        let latest = Period::of(p.window(), now_ms.saturating_add(ahead_ms));
-        if p.start_ms() > latest.start_ms() {
+    pub fn is_live(&self, p: Period, zone: &Zone, now_ms: i64, ahead_ms: i64) -> bool {
+        let latest = Period::of(p.window(), now_ms.saturating_add(ahead_ms), zone);
+        if p.start_ms(zone) > latest.start_ms(zone) {
             return false;
         }
-        self.expires_at(p).is_none_or(|t| now_ms < t)
+        self.expires_at(p, zone).is_none_or(|t| now_ms < t)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const UTC: &Zone = &Zone::Utc;
 
     fn day(s: &str) -> Period {
         Period::parse(Window::Day, s).unwrap()
@@ -87,20 +90,20 @@ mod tests {
         let r = Retention { day: 2, week: 1, month: 1 };
         let p = day("2026-11-20");
         // Kept while 2026-11-21 and 2026-11-22 are the newer days; gone on the 23rd.
-        assert_eq!(r.expires_at(p), Some(day("2026-11-23").start_ms()));
-        assert!(r.is_live(p, day("2026-11-22").start_ms(), 0));
-        assert!(!r.is_live(p, day("2026-11-23").start_ms(), 0));
+        assert_eq!(r.expires_at(p, UTC), Some(day("2026-11-23").start_ms(UTC)));
+        assert!(r.is_live(p, UTC, day("2026-11-22").start_ms(UTC), 0));
+        assert!(!r.is_live(p, UTC, day("2026-11-23").start_ms(UTC), 0));
     }
 
     #[test]
     fn future_periods_are_not_live_and_all_time_never_expires() {
         let r = Retention::default();
-        let now = day("2026-11-22").start_ms() + 1;
-        assert!(!r.is_live(day("2026-11-23"), now, 0));
-        assert!(!r.is_live(day("2026-11-23"), now, AHEAD));
-        assert!(r.is_live(day("2026-11-22"), now, 0));
-        assert!(r.is_live(Period::of(Window::All, now), now, 0));
-        assert_eq!(r.expires_at(Period::of(Window::All, now)), None);
+        let now = day("2026-11-22").start_ms(UTC) + 1;
+        assert!(!r.is_live(day("2026-11-23"), UTC, now, 0));
+        assert!(!r.is_live(day("2026-11-23"), UTC, now, AHEAD));
+        assert!(r.is_live(day("2026-11-22"), UTC, now, 0));
+        assert!(r.is_live(Period::of(Window::All, now, UTC), UTC, now, 0));
+        assert_eq!(r.expires_at(Period::of(Window::All, now, UTC), UTC), None);
     }
 
     const AHEAD: i64 = 5 * 60 * 1000;
@@ -113,22 +116,22 @@ mod tests {
         let ts = now + ahead;
         [Window::All, Window::Day, Window::Week, Window::Month]
             .into_iter()
-            .map(|w| Period::of(w, ts))
-            .filter(|p| r.is_live(*p, now, AHEAD))
+            .map(|w| Period::of(w, ts, UTC))
+            .filter(|p| r.is_live(*p, UTC, now, AHEAD))
             .collect()
     }
 
     fn every_window_of(ts: i64) -> Vec<Period> {
         [Window::All, Window::Day, Window::Week, Window::Month]
             .into_iter()
-            .map(|w| Period::of(w, ts))
+            .map(|w| Period::of(w, ts, UTC))
             .collect()
     }
 
     #[test]
     fn an_event_stamped_in_the_next_day_counts_in_that_day_in_the_last_minutes_of_a_day() {
         // 23:58 on a Tuesday; the event says 00:01 on Wednesday.
-        let now = day("2026-11-24").start_ms() + 24 * 60 * MIN - 2 * MIN;
+        let now = day("2026-11-24").start_ms(UTC) + 24 * 60 * MIN - 2 * MIN;
         let got = writable_periods_of_an_event_ahead(now, 3 * MIN);
         assert_eq!(got, every_window_of(now + 3 * MIN));
         assert_eq!(got[1].key(), "2026-11-25");
@@ -136,7 +139,7 @@ mod tests {
 
     #[test]
     fn an_event_stamped_in_the_next_week_counts_in_that_week_in_the_last_minutes_of_a_sunday() {
-        let now = day("2026-11-29").start_ms() + 24 * 60 * MIN - MIN; // Sunday 23:59
+        let now = day("2026-11-29").start_ms(UTC) + 24 * 60 * MIN - MIN; // Sunday 23:59
         let got = writable_periods_of_an_event_ahead(now, 5 * MIN);
         assert_eq!(got, every_window_of(now + 5 * MIN));
         assert_eq!(got[2].key(), "2026-W49");
@@ -144,7 +147,7 @@ mod tests {
 
     #[test]
     fn an_event_stamped_in_the_next_month_counts_in_that_month_in_the_last_minutes_of_a_month() {
-        let now = day("2026-11-30").start_ms() + 24 * 60 * MIN - 4 * MIN;
+        let now = day("2026-11-30").start_ms(UTC) + 24 * 60 * MIN - 4 * MIN;
         let got = writable_periods_of_an_event_ahead(now, 5 * MIN);
         assert_eq!(got, every_window_of(now + 5 * MIN));
         assert_eq!(got[3].key(), "2026-12");
@@ -152,7 +155,7 @@ mod tests {
 
     #[test]
     fn an_event_stamped_in_the_next_year_counts_in_its_day_week_and_month_in_the_last_minutes_of_a_year() {
-        let now = day("2026-12-31").start_ms() + 24 * 60 * MIN - MIN;
+        let now = day("2026-12-31").start_ms(UTC) + 24 * 60 * MIN - MIN;
         let got = writable_periods_of_an_event_ahead(now, MIN);
         assert_eq!(got, every_window_of(now + MIN));
         let keys: Vec<String> = got.iter().map(|p| p.key()).collect();
@@ -163,8 +166,19 @@ mod tests {
     #[test]
     fn a_period_further_ahead_than_the_allowance_is_not_writable() {
         let r = Retention::default();
-        let now = day("2026-11-24").start_ms() + 24 * 60 * MIN - 10 * MIN;
-        assert!(!r.is_live(day("2026-11-25"), now, AHEAD));
-        assert!(r.is_live(day("2026-11-25"), now + 6 * MIN, AHEAD));
+        let now = day("2026-11-24").start_ms(UTC) + 24 * 60 * MIN - 10 * MIN;
+        assert!(!r.is_live(day("2026-11-25"), UTC, now, AHEAD));
+        assert!(r.is_live(day("2026-11-25"), UTC, now + 6 * MIN, AHEAD));
+    }
+
+    #[test]
+    fn a_local_day_expires_at_local_midnight() {
+        let z = Zone::parse("Asia/Tokyo").unwrap();
+        let r = Retention { day: 0, week: 1, month: 1 };
+        let p = day("2026-11-22");
+        // Tokyo's 2026-11-23 begins at 15:00 UTC on the 22nd.
+        assert_eq!(r.expires_at(p, &z), Some(day("2026-11-22").start_ms(UTC) + 15 * 60 * MIN));
+        assert!(r.is_live(p, &z, day("2026-11-22").start_ms(UTC) + 15 * 60 * MIN - 1, 0));
+        assert!(!r.is_live(p, &z, day("2026-11-22").start_ms(UTC) + 15 * 60 * MIN, 0));
     }
 }

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::core::catalog::{BoardPatch, RouteTarget, TargetValue};
 use crate::core::template::BoardTemplate;
+use crate::core::zone::Zone;
 use crate::core::{Op, Order, Ties, Window};
 use crate::error::ApiError;
 
@@ -59,7 +60,7 @@ fn bound(m: &Map<String, Value>, field: &str) -> Result<Option<Option<f64>>, Api
     }
 }
 
-/// API 1.1's `tiebreak`, `tz` and `shards`: their defaults are taken (a
+/// API 1.1's `tiebreak` and `shards`: their defaults are taken (a
 /// client may send the whole documented body); other values are refused
 /// with a clear 400 until this deployment builds them, never ignored.
 fn not_built_yet(m: &Map<String, Value>) -> Result<(), ApiError> {
@@ -70,14 +71,6 @@ fn not_built_yet(m: &Map<String, Value>) -> Result<(), ApiError> {
             return Err(bad("tiebreak", "\"asc\" and \"desc\" are not built yet: only \"none\" is taken"))
         }
         Some(_) => return Err(bad("tiebreak", "must be one of \"none\", \"asc\", \"desc\"")),
-    }
-    match m.get("tz") {
-        None => {}
-        Some(Value::String(z)) if z == "UTC" || z == "Etc/UTC" => {}
-        Some(Value::String(_)) => {
-            return Err(bad("tz", "local time zones are not built yet: only \"UTC\" is taken"))
-        }
-        Some(_) => return Err(bad("tz", "must be an IANA time zone name such as \"UTC\"")),
     }
     match m.get("shards") {
         None => {}
@@ -138,6 +131,13 @@ pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
         ties: choice(&m, "ties", &[("shared", Ties::Shared), ("first", Ties::First)])?,
         min: bound(&m, "min")?,
         max: bound(&m, "max")?,
+        tz: match m.get("tz") {
+            None => None,
+            Some(Value::String(z)) => Some(Zone::parse(z).ok_or_else(|| {
+                bad("tz", "is not an IANA time zone this deployment knows (e.g. \"Asia/Shanghai\", \"UTC\")")
+            })?),
+            Some(_) => return Err(bad("tz", "must be an IANA time zone name such as \"UTC\"")),
+        },
     })
 }
 
@@ -205,9 +205,12 @@ mod tests {
         assert_eq!(parse_board_patch(br#"{"colour":"red"}"#).unwrap_err().code(), "unknown_field");
         // API 1.1 fields: the defaults are taken, the rest refused by name
         assert!(parse_board_patch(br#"{"tiebreak":"none","tz":"UTC","shards":1}"#).is_ok());
+        let tz = parse_board_patch(br#"{"tz":"Asia/Shanghai"}"#).unwrap().tz;
+        assert_eq!(tz.as_ref().map(|z| z.name()), Some("Asia/Shanghai"));
         for (body, field) in [
             (r#"{"tiebreak":"asc"}"#, "tiebreak"),
-            (r#"{"tz":"Asia/Shanghai"}"#, "tz"),
+            (r#"{"tz":"Mars/Olympus_Mons"}"#, "tz"),
+            (r#"{"tz":"../../etc/passwd"}"#, "tz"),
             (r#"{"tz":3}"#, "tz"),
             (r#"{"shards":4}"#, "shards"),
             (r#"{"shards":65}"#, "shards"),

@@ -680,7 +680,7 @@ impl BoardObject {
         let spec = self.spec.borrow();
         let spec = spec.as_ref()?;
         let period = Period::parse(spec.window, &spec.period)?;
-        retention(&self.env).expires_at(period)
+        retention(&self.env).expires_at(period, &spec.tz)
     }
 
     /// Pushes the current top to the live hub; stops watching when it has no viewers.
@@ -748,7 +748,7 @@ impl BoardObject {
     fn is_live(&self, spec: &BoardSpec) -> bool {
         spec.window == crate::core::Window::All
             || Period::parse(spec.window, &spec.period)
-                .is_some_and(|p| retention(&self.env).expires_at(p).is_none_or(|t| now_ms() < t))
+                .is_some_and(|p| retention(&self.env).expires_at(p, &spec.tz).is_none_or(|t| now_ms() < t))
     }
 
     /// Removes `member` from this period; events for it accepted before

@@ -41,6 +41,7 @@ pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> 
         order: r.settings.order,
         op: r.settings.op,
         ties: r.settings.ties,
+        tz: r.settings.tz.clone(),
     }
 }
 
@@ -130,9 +131,9 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<(Window, Stri
     }
     let p = Period::parse(window, raw).ok_or_else(|| ApiError::InvalidParameter {
         field: "period".into(),
-        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now).key()),
+        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now, &r.settings.tz).key()),
     })?;
-    if !retention(env).is_live(p, now, MAX_FUTURE_MS) {
+    if !retention(env).is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
         return Err(ApiError::PeriodNotFound(raw.to_string()));
     }
     Ok((window, p.key()))
@@ -380,6 +381,7 @@ fn board_view(name: &BoardName, r: &BoardRecord, counts: Counts) -> Value {
         "op": r.settings.op,
         "windows": r.settings.windows,
         "ties": r.settings.ties,
+        "tz": r.settings.tz,
     });
     if let Some(m) = r.settings.min {
         v["min"] = crate::protocol::number(m);
@@ -413,7 +415,7 @@ fn periods(r: &BoardRecord) -> Value {
     let now = now_ms();
     let mut m = serde_json::Map::new();
     for w in r.settings.windows.iter().filter(|w| **w != Window::All) {
-        m.insert(w.as_str().into(), json!(Period::of(*w, now).key()));
+        m.insert(w.as_str().into(), json!(Period::of(*w, now, &r.settings.tz).key()));
     }
     Value::Object(m)
 }

@@ -50,10 +50,10 @@ pub fn group(
                     continue;
                 };
                 for w in &r.settings.windows {
-                    let p = Period::of(*w, ev.ts);
+                    let p = Period::of(*w, ev.ts, &r.settings.tz);
                     // An event ahead of the clock (ingest allows 5 minutes)
                     // counts in its own period, even one not begun yet.
-                    if !retention.is_live(p, now, MAX_FUTURE_MS) {
+                    if !retention.is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
                         continue; // a period no longer kept
                     }
                     let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, pack.at));

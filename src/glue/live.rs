@@ -116,8 +116,9 @@ impl LiveObject {
     /// Wakes at the end of the current period so viewers see the next one begin.
     async fn schedule_rollover(&self, spec: &BoardSpec) -> Result<()> {
         if let Some(p) = Period::parse(spec.window, &spec.period) {
-            if p.end_ms() < i64::MAX && !self.state.get_websockets().is_empty() {
-                self.state.storage().set_alarm(super::http::alarm_at(p.end_ms())).await?;
+            let end = p.end_ms(&spec.tz);
+            if end < i64::MAX && !self.state.get_websockets().is_empty() {
+                self.state.storage().set_alarm(super::http::alarm_at(end)).await?;
             }
         }
         Ok(())
@@ -237,7 +238,7 @@ impl worker::DurableObject for LiveObject {
         if self.state.get_websockets().is_empty() {
             return Response::ok("no viewers");
         }
-        let current = Period::of(old.spec.window, now_ms()).key();
+        let current = Period::of(old.spec.window, now_ms(), &old.spec.tz).key();
         if current != old.spec.period {
             let mut spec = old.spec.clone();
             spec.period = current;

@@ -52,8 +52,8 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Tar
         for d in &ev.to {
             let Some(r) = cat.boards.get(&d.board) else { continue };
             for w in &r.settings.windows {
-                let p = Period::of(*w, ev.ts);
-                if !keep.is_live(p, now, MAX_FUTURE_MS) {
+                let p = Period::of(*w, ev.ts, &r.settings.tz);
+                if !keep.is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
                     continue;
                 }
                 let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, at));

@@ -141,6 +141,59 @@ describe('board settings', () => {
     assert.equal((await get(boardUrl(b))).json.order, 'desc');
   });
 
+  test('a board in Asia/Shanghai keeps its days in local dates: local midnight splits two events that share a UTC date', async () => {
+    const b = uniqueName();
+    const r = await admin(boardUrl(b), 'PUT', { windows: ['all', 'day', 'week', 'month'], tz: 'asia/shanghai' });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.tz, 'Asia/Shanghai', 'the database spelling is kept');
+    const now = Date.now();
+    const local = (ts) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(ts);
+    assert.equal((await get(boardUrl(b))).json.periods.day, local(now));
+    // Shanghai is UTC+8 all year: today's local midnight is 16:00 UTC the day before.
+    const midnight = Date.parse(`${local(now)}T00:00:00+08:00`);
+    const yesterday = local(midnight - 1);
+    assert.equal(dayKey(midnight - 1), dayKey(midnight), 'both instants share one UTC date');
+    assert.equal((await post(EV, [
+      { type: 'tz', board: b, member: 'before', ts: midnight - 1, value: 1 },
+      { type: 'tz', board: b, member: 'after', ts: midnight, value: 2 },
+    ])).status, 202);
+    await waitFor(async () => (await topOf(b))?.total === 2, { timeout: 5000 });
+    const day = async (p) => (await topOf(b, `window=day&period=${p}`))?.entries.map((e) => e.member);
+    assert.deepEqual(await day(local(now)), ['after']);
+    assert.deepEqual(await day(yesterday), ['before']);
+    // Once scored, the zone is fixed; restating it is fine.
+    assertError(await admin(boardUrl(b), 'PUT', { tz: 'UTC' }), 409, 'conflict');
+    assert.equal((await admin(boardUrl(b), 'PUT', { tz: 'Asia/Shanghai' })).status, 200);
+  });
+
+  test("a New York board's day of the spring daylight-saving change is 23 hours long and ends at 04:00 UTC", async () => {
+    const b = uniqueName();
+    assert.equal((await admin(boardUrl(b), 'PUT', { windows: ['day'], tz: 'America/New_York' })).status, 201);
+    // 2026-03-08 begins at 05:00 UTC (EST) and ends at 04:00 UTC on the 9th (EDT).
+    const events = [
+      { member: 'first', ts: Date.parse('2026-03-08T05:00:00Z') },
+      { member: 'last', ts: Date.parse('2026-03-09T03:59:59.999Z') },
+      { member: 'next-day', ts: Date.parse('2026-03-09T04:00:00Z') },
+      { member: 'day-before', ts: Date.parse('2026-03-08T04:59:59.999Z') },
+    ].map((e) => ({ type: 'tz', board: b, value: 1, ...e }));
+    const r = await post(EV, events);
+    assert.equal(r.status, 202, r.text);
+    const day = async (p) => (await topOf(b, `window=day&period=${p}`))?.entries.map((e) => e.member).sort();
+    await waitFor(async () => (await day('2026-03-08'))?.length === 2, { timeout: 5000 });
+    assert.deepEqual(await day('2026-03-08'), ['first', 'last']);
+    assert.deepEqual(await day('2026-03-09'), ['next-day']);
+    assert.deepEqual(await day('2026-03-07'), ['day-before']);
+  });
+
+  test('an unknown or malformed time zone is 400 naming tz, and changes nothing', async () => {
+    const b = uniqueName();
+    for (const tz of ['Mars/Olympus_Mons', '../etc/passwd', 'UTC ', '', 8]) {
+      assertError(await admin(boardUrl(b), 'PUT', { tz }), 400, 'invalid_body', { field: 'tz' });
+    }
+    assert.equal((await get(boardUrl(b))).status, 404);
+    assert.equal((await admin(boardUrl(b), 'PUT', {})).json.tz, 'UTC');
+  });
+
   test('events outside min/max are 400 value_out_of_range naming field and index; bounds are inclusive', async () => {
     const b = uniqueName();
     assert.equal((await admin(boardUrl(b), 'PUT', { min: 0, max: 100 })).status, 201);
