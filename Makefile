@@ -1,12 +1,16 @@
 # The two commands: `make dev` runs the service locally with demo data,
 # `make test` runs every test. Both install what they need first.
-.PHONY: dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf soak
+# `make check` is the inner loop: native tests and the core e2e files (about 2 minutes warm).
+.PHONY: check dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf soak
 
 dev: setup build
 	scripts/dev.sh
 
 test:
 	scripts/test.sh
+
+check:
+	scripts/check.sh
 
 setup:
 	scripts/setup.sh

@@ -199,6 +199,22 @@ impl Period {
         Period { window: self.window, start_day }
     }
 
+    /// The period `n` after this one (`next()` applied `n` times, in O(1)).
+    pub fn after(&self, n: u32) -> Period {
+        let n = n as i64;
+        let start_day = match self.window {
+            Window::All => 0,
+            Window::Day => self.start_day + n,
+            Window::Week => self.start_day + 7 * n,
+            Window::Month => {
+                let (y, m, _) = civil_from_days(self.start_day);
+                let months = y * 12 + (m as i64 - 1) + n;
+                days_from_civil(months.div_euclid(12), (months.rem_euclid(12) + 1) as u32, 1)
+            }
+        };
+        Period { window: self.window, start_day }
+    }
+
     /// The preceding period; `All` stays `All`.
     pub fn prev(&self) -> Period {
         let start_day = match self.window {
@@ -369,6 +385,19 @@ mod tests {
                 prop_assert_eq!(p.next().start_ms(UTC), p.end_ms(UTC));
                 prop_assert_eq!(Period::of(w, p.start_ms(UTC) - 1, UTC), p.prev());
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn after_n_is_next_applied_n_times(w in any_window(), ts in ms(1971, 1, 1)..ms(2100, 1, 1), n in 0u32..500) {
+            let p = Period::of(w, ts, UTC);
+            let mut q = p;
+            for _ in 0..n {
+                q = q.next();
+            }
+            prop_assert_eq!(p.after(n), q);
         }
     }
 

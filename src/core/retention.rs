@@ -49,11 +49,7 @@ impl Retention {
     /// ended after it. `None` for all-time.
     pub fn expires_at(&self, p: Period, zone: &Zone) -> Option<i64> {
         let keep = self.keep(p.window())?;
-        let mut q = p;
-        for _ in 0..=keep {
-            q = q.next();
-        }
-        Some(q.start_ms(zone))
+        Some(p.after(keep.saturating_add(1)).start_ms(zone))
     }
 
     /// Whether a period may be read or written at `now_ms`: not yet expired,
