@@ -27,7 +27,7 @@ inputs() {
 }
 
 SUM=$(inputs)
-if [ "${FORCE_BUILD:-}" != 1 ] && [ -f build/index.js ] && [ -f build/index_bg.wasm ] \
+if [ "${FORCE_BUILD:-}" != 1 ] && [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ -f build/entry.mjs ] \
    && [ "$(cat build/.podium-inputs 2>/dev/null)" = "$SUM" ]; then
   echo "==> worker bundle is current (build/, same inputs): not rebuilt"
   exit 0
@@ -39,6 +39,7 @@ WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen" \
 WASM_OPT_BIN="$PWD/node_modules/binaryen/bin/wasm-opt" \
 ESBUILD_BIN="$PWD/node_modules/.bin/esbuild" \
   worker-build --release --out-dir build.next
+cp src/js/entry.mjs build.next/entry.mjs
 echo "$SUM" > build.next/.podium-inputs
 rm -rf build.old
 [ -d build ] && mv build build.old
