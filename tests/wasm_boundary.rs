@@ -51,5 +51,24 @@ fn the_clock_and_dates_agree_between_js_and_the_core() {
     use podium::core::{period::Period, Window};
     let now = js_sys::Date::now() as i64;
     let js_day = js_sys::Date::new(&(now as f64).into()).to_iso_string().as_string().unwrap();
-    assert_eq!(Period::of(Window::Day, now).key(), js_day[..10]);
+    assert_eq!(Period::of(Window::Day, now, &podium::core::zone::Zone::Utc).key(), js_day[..10]);
+}
+
+#[wasm_bindgen_test]
+fn the_bundled_time_zone_database_agrees_with_the_js_runtime_on_wasm() {
+    // jiff's embedded tzdb must load on wasm32 (no filesystem): a local date
+    // in a zone with daylight saving matches what JS's Intl says for it.
+    use podium::core::{period::Period, zone::Zone, Window};
+    let ny = Zone::parse("America/New_York").expect("the bundled tzdb holds America/New_York");
+    let opts = js_sys::Object::new();
+    js_sys::Reflect::set(&opts, &"timeZone".into(), &"America/New_York".into()).unwrap();
+    let fmt = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::of1(&"en-CA".into()), &opts);
+    // Either side of the two midnights around the 2026 fall-back night, and now.
+    let now = js_sys::Date::now() as i64;
+    let (fall, next) = (1_793_505_600_000i64, 1_793_595_600_000i64); // 2026-11-01 04:00Z (EDT midnight), 11-02 05:00Z (EST)
+    for ts in [fall - 1, fall, next - 1, next, now] {
+        let date = js_sys::Date::new(&(ts as f64).into());
+        let js = fmt.format().call1(&fmt, &date).unwrap().as_string().unwrap();
+        assert_eq!(Period::of(Window::Day, ts, &ny).key(), js, "at {ts}");
+    }
 }
