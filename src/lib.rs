@@ -2,7 +2,8 @@
 //!
 //! Layout (README has the data flow):
 //! - `core/`    pure ranking core, no I/O, no clock: the ranking structure
-//!   (`ranking`, with shadow-hidden members), UTC periods (`period`), board
+//!   (`ranking`, with shadow-hidden members), periods in a board's time
+//!   zone (`period`, `zone`: IANA zones from jiff's bundled tzdb), board
 //!   settings and routes (`catalog`), retention, and when a board's alarm is
 //!   due (`chores`).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
@@ -20,6 +21,8 @@
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
 //!   (`wait`), `transactionSync` (`txn`) and test faults (`faults`, off
 //!   unless `PODIUM_TEST_FAULTS=1`).
+//! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
+//!   Queue consumer invocation that a panic's wasm reset left unsettled.
 
 pub mod core;
 pub mod domain;
