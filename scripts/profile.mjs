@@ -7,26 +7,17 @@
 //
 // Needs build/ (make build) and tools/load built (scripts/perf.sh builds it).
 import { spawnSync } from 'node:child_process';
-import WebSocket from 'ws';
-import { startWorker, ROOT } from '../tests/harness.mjs';
+import { startWorker, inspectorSessions, ROOT } from '../tests/harness.mjs';
 
 const events = Number(process.argv[2] ?? 200000);
 const boards = Number(process.argv[3] ?? 1);
 const w = await startWorker();
-const targets = await (await fetch(`http://127.0.0.1:${w.inspectorPort}/json`)).json();
-const sessions = [];
-for (const t of targets) {
-  const ws = new WebSocket(t.webSocketDebuggerUrl);
-  await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
-  let id = 0;
-  const pending = new Map();
-  ws.on('message', (m) => { const d = JSON.parse(m); if (pending.has(d.id)) { pending.get(d.id)(d); pending.delete(d.id); } });
-  const send = (method, params = {}) => new Promise((r) => { id += 1; pending.set(id, r); ws.send(JSON.stringify({ id, method, params })); });
+const sessions = await inspectorSessions(w.inspectorPort);
+for (const { send } of sessions) {
   await send('Profiler.enable');
   await send('Debugger.enable');
   await send('Profiler.setSamplingInterval', { interval: 200 });
   await send('Profiler.start');
-  sessions.push({ t, ws, send });
 }
 const t0 = Date.now();
 const run = spawnSync(`${ROOT}/tools/load/target/release/podium-load`,

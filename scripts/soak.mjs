@@ -16,10 +16,9 @@
 //   SOAK_TICK_MS (100: one POST per tick), SOAK_SAMPLE_S (30), SOAK_CONTROL=0 skips the control
 //
 // Exit status 1 when an acknowledged event is missing or counted twice.
-import { readFileSync, readdirSync } from 'node:fs';
 import WebSocket from 'ws';
-import { startWorker, post, get, waitFor, uniqueName } from '../tests/harness.mjs';
-import { runControl } from './memctl/run.mjs';
+import { startWorker, inspectorSessions, post, get, waitFor, uniqueName } from '../tests/harness.mjs';
+import { runControl, workerdMemory } from './memctl/run.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const RATE = Number(process.env.SOAK_RATE ?? 2000);
@@ -28,49 +27,15 @@ const READERS = Number(process.env.SOAK_READERS ?? 4);
 const MEMBERS = Number(process.env.SOAK_MEMBERS ?? 10_000);
 const TICK_MS = Number(process.env.SOAK_TICK_MS ?? 100);
 
-/**
- * RSS (MB) of the workerd processes in process group `pgid`; `anonMb` is the
- * part not backed by files (heaps), `fileMb` the mapped files (SQLite, code).
- */
-const split = { anonMb: 0, fileMb: 0 };
-function workerdRssMb(pgid) {
-  let kb = 0;
-  let anon = 0;
-  let file = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid || !stat.includes('(workerd)')) continue;
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
-      kb += field('VmRSS');
-      anon += field('RssAnon');
-      file += field('RssFile') + field('RssShmem');
-    } catch { /* gone */ }
-  }
-  split.anonMb = Math.round(anon / 1024);
-  split.fileMb = Math.round(file / 1024);
-  return Math.round(kb / 1024);
-}
-
 const w = await startWorker();
 
 // The JS heap and the array-buffer backing stores (wasm memory among them)
 // of each isolate, through the inspector wrangler exposes: which part of
 // workerd's memory a growth is in.
-const inspectors = [];
-try {
-  for (const t of await (await fetch(`http://127.0.0.1:${w.inspectorPort}/json`)).json()) {
-    const ws = new WebSocket(t.webSocketDebuggerUrl);
-    await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
-    let id = 0;
-    const pending = new Map();
-    ws.on('message', (m) => { const d = JSON.parse(m); pending.get(d.id)?.(d); pending.delete(d.id); });
-    const send = (method, params = {}) => new Promise((r) => { id += 1; pending.set(id, r); ws.send(JSON.stringify({ id, method, params })); });
-    inspectors.push({ title: t.title, ws, send });
-  }
-} catch (e) { console.log(`soak: no inspector (${e.message}); JS heap not reported`); }
+const inspectors = await inspectorSessions(w.inspectorPort).catch((e) => {
+  console.log(`soak: no inspector (${e.message}); JS heap not reported`);
+  return [];
+});
 async function heaps() {
   const out = { jsMb: 0, buffersMb: 0 };
   for (const i of inspectors) {
@@ -86,9 +51,9 @@ const stats = { sent: 0, acked: 0, errors: {}, reads: 0, readErrors: 0, liveMess
 const count = (status) => { stats.errors[status] = (stats.errors[status] ?? 0) + 1; };
 const memory = [];
 const sample = async (label) => {
-  const mb = workerdRssMb(w.pgid);
-  memory.push({ at: label, mb, ...split, ...(await heaps()) });
-  return mb;
+  const m = workerdMemory(w.pgid);
+  memory.push({ at: label, ...m, ...(await heaps()) });
+  return m.mb;
 };
 const SAMPLE_S = Number(process.env.SOAK_SAMPLE_S ?? 30);
 

@@ -26,6 +26,26 @@ export function freePort() {
   });
 }
 
+/**
+ * One inspector session per target the running worker's inspector port
+ * lists (`handle.inspectorPort`): `{ t, ws, send(method, params) }`, where
+ * `send` resolves to the reply. Used by scripts/profile.mjs and soak.mjs.
+ */
+export async function inspectorSessions(port) {
+  const { default: WebSocket } = await import('ws');
+  const sessions = [];
+  for (const t of await (await fetch(`http://127.0.0.1:${port}/json`)).json()) {
+    const ws = new WebSocket(t.webSocketDebuggerUrl);
+    await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+    let id = 0;
+    const pending = new Map();
+    ws.on('message', (m) => { const d = JSON.parse(m); pending.get(d.id)?.(d); pending.delete(d.id); });
+    const send = (method, params = {}) => new Promise((r) => { id += 1; pending.set(id, r); ws.send(JSON.stringify({ id, method, params })); });
+    sessions.push({ t, ws, send });
+  }
+  return sessions;
+}
+
 export function ensureDevVars() {
   const vars = join(ROOT, '.dev.vars');
   if (!existsSync(vars)) copyFileSync(join(ROOT, '.dev.vars.example'), vars);

@@ -15,21 +15,28 @@ import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
+import { freePort } from '../../tests/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Anonymous RSS (MB) of the workerd processes in process group `pgid`. */
-export function workerdAnonMb(pgid) {
-  let kb = 0;
+/**
+ * Memory (MB) of the workerd processes in process group `pgid`: `mb` (RSS),
+ * `anonMb` (not backed by files: heaps) and `fileMb` (mapped files: SQLite, code).
+ */
+export function workerdMemory(pgid) {
+  const kb = { mb: 0, anonMb: 0, fileMb: 0 };
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid || !stat.includes('(workerd)')) continue;
-      kb += Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+      kb.mb += field('VmRSS');
+      kb.anonMb += field('RssAnon');
+      kb.fileMb += field('RssFile') + field('RssShmem');
     } catch { /* gone */ }
   }
-  return Math.round(kb / 1024);
+  return Object.fromEntries(Object.entries(kb).map(([k, v]) => [k, Math.round(v / 1024)]));
 }
 
 /**
@@ -38,7 +45,7 @@ export function workerdAnonMb(pgid) {
  * Resolves to { startMb, endMb, events }.
  */
 export async function runControl({ seconds, perRequest, rps, reads = 0, mode = 'all', onSample = () => {} }) {
-  const port = await new Promise((r) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+  const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'memctl-'));
   const wr = spawn(join(here, '../../node_modules/.bin/wrangler'), ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
     '--show-interactive-dev-session=false'], { cwd: here, detached: true, stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' } });
@@ -49,7 +56,7 @@ export async function runControl({ seconds, perRequest, rps, reads = 0, mode = '
       if (i > 600) throw new Error('control worker did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
-    const startMb = workerdAnonMb(wr.pid);
+    const startMb = workerdMemory(wr.pid).anonMb;
     let seq = 0;
     const t0 = Date.now();
     const end = t0 + seconds * 1000;
@@ -66,11 +73,11 @@ export async function runControl({ seconds, perRequest, rps, reads = 0, mode = '
       fetch(`${url}/?mode=${mode}`, { method: 'POST', body: JSON.stringify(events) }).then((r) => r.text()).catch(() => {});
       next += 1000 / rps;
       await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
-      if (Date.now() - lastSample >= 20_000) { lastSample = Date.now(); onSample(Math.round((lastSample - t0) / 1000), workerdAnonMb(wr.pid)); }
+      if (Date.now() - lastSample >= 20_000) { lastSample = Date.now(); onSample(Math.round((lastSample - t0) / 1000), workerdMemory(wr.pid).anonMb); }
     }
     await reader;
     await new Promise((r) => setTimeout(r, 3000));
-    return { startMb, endMb: workerdAnonMb(wr.pid), events: seq };
+    return { startMb, endMb: workerdMemory(wr.pid).anonMb, events: seq };
   } finally {
     try { process.kill(-wr.pid, 'SIGTERM'); } catch { /* gone */ }
     await new Promise((r) => setTimeout(r, 500));

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::period::Period;
+use super::retention::Retention;
 use super::zone::Zone;
 use super::{Op, Order, Ties, Window};
 use crate::domain::{BoardName, Event, EventType};
@@ -112,21 +114,34 @@ impl BoardRecord {
         1 + self.seasons.iter().filter(|s| **s <= at).count() as u32
     }
 
-    /// The period key of the board period an event lands in: its day, week
-    /// or month by its `ts`; in the `all` window, its season by when it was
-    /// accepted (`at`).
-    pub fn period_key(&self, w: Window, ts: i64, at: i64) -> String {
-        match w {
-            Window::All => season_key(self.season_at(at)),
-            _ => super::period::Period::of(w, ts, &self.settings.tz).key(),
-        }
+    /// The board periods an event stamped `ts` and accepted at `at` lands in,
+    /// as `(window, period key)`: its day, week or month by its `ts` (in the
+    /// board's zone); in the `all` window, its season by when it was
+    /// accepted. Periods `keep` no longer holds at `now`, or begun later than
+    /// `now + ahead_ms`, are left out.
+    pub fn landing_periods<'a>(
+        &'a self,
+        ts: i64,
+        at: i64,
+        keep: &'a Retention,
+        now: i64,
+        ahead_ms: i64,
+    ) -> impl Iterator<Item = (Window, String)> + 'a {
+        let tz = &self.settings.tz;
+        self.settings.windows.iter().filter_map(move |&w| {
+            let p = Period::of(w, ts, tz);
+            if !keep.is_live(p, tz, now, ahead_ms) {
+                return None;
+            }
+            Some((w, if w == Window::All { season_key(self.season_at(at)) } else { p.key() }))
+        })
     }
 
     /// The key of window `w`'s current period at `now`.
     pub fn current_key(&self, w: Window, now: i64) -> String {
         match w {
             Window::All => season_key(self.current_season()),
-            _ => super::period::Period::of(w, now, &self.settings.tz).key(),
+            _ => Period::of(w, now, &self.settings.tz).key(),
         }
     }
 }
@@ -451,12 +466,21 @@ mod season_tests {
         assert_eq!(c.new_season(&b, 900), Some(3), "a later season never starts before an earlier one");
         let rec = r(&c);
         assert_eq!(rec.seasons, vec![1000, 1001]);
-        assert_eq!(rec.period_key(Window::All, 5, 999), "all");
-        assert_eq!(rec.period_key(Window::All, 5, 1000), "s2");
-        assert_eq!(rec.period_key(Window::All, 5, 5000), "s3");
+        let keep = Retention::default();
+        let landing = |rec: &BoardRecord, ts: i64, at: i64| -> Vec<(Window, String)> {
+            rec.landing_periods(ts, at, &keep, 6000, 0).collect()
+        };
+        let all = |k: &str| vec![(Window::All, k.to_string())];
+        assert_eq!(landing(&rec, 5, 999), all("all"));
+        assert_eq!(landing(&rec, 5, 1000), all("s2"));
+        assert_eq!(landing(&rec, 5, 5000), all("s3"));
         assert_eq!(rec.current_key(Window::All, 0), "s3");
         // day, week and month go by the event's own time
-        assert_eq!(rec.period_key(Window::Day, 0, 5000), "1970-01-01");
+        let mut days = rec.clone();
+        days.settings.windows = vec![Window::All, Window::Day];
+        assert_eq!(landing(&days, 0, 5000), vec![(Window::All, "s3".into()), (Window::Day, "1970-01-01".into())]);
+        // a period begun after `now` (plus the allowance) is left out
+        assert_eq!(landing(&days, 86_400_000, 5000), all("s3"));
         // settings changes keep the seasons
         c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }).unwrap();
         assert_eq!(r(&c).current_season(), 3);

@@ -187,16 +187,7 @@ impl Period {
 
     /// The following period; `All` stays `All`.
     pub fn next(&self) -> Period {
-        let start_day = match self.window {
-            Window::All => 0,
-            Window::Day => self.start_day + 1,
-            Window::Week => self.start_day + 7,
-            Window::Month => {
-                let (y, m, _) = civil_from_days(self.start_day);
-                self.start_day + days_in_month(y, m) as i64
-            }
-        };
-        Period { window: self.window, start_day }
+        self.after(1)
     }
 
     /// The period `n` after this one (`next()` applied `n` times, in O(1)).

@@ -20,7 +20,6 @@ use super::catalog;
 use super::http::{now_ms, retention, ApiResult};
 use super::intake::confirm;
 use crate::core::catalog::Catalog;
-use crate::core::period::Period;
 use crate::core::retention::Retention;
 use crate::domain::event::MAX_FUTURE_MS;
 use crate::protocol::{ApplyBatch, ApplyEvent, BoardSpec, QueuedPack};
@@ -49,14 +48,10 @@ pub fn group(
                     // The board was deleted (or re-created) since: its old scores are gone.
                     continue;
                 };
-                for w in &r.settings.windows {
-                    let p = Period::of(*w, ev.ts, &r.settings.tz);
-                    // An event ahead of the clock (ingest allows 5 minutes)
-                    // counts in its own period, even one not begun yet.
-                    if !retention.is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
-                        continue; // a period no longer kept
-                    }
-                    let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, pack.at));
+                // An event ahead of the clock (ingest allows 5 minutes)
+                // counts in its own period, even one not begun yet.
+                for (w, key) in r.landing_periods(ev.ts, pack.at, retention, now, MAX_FUTURE_MS) {
+                    let s = spec(&d.board, r, w, &key);
                     let g = groups.entry(s.object_name()).or_insert_with(|| Group {
                         spec: s,
                         events: vec![],

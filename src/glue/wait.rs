@@ -14,7 +14,6 @@ use worker::Env;
 use super::boards::{spec, BoardClient};
 use super::http::{internal, json, now_ms, retention, ApiResult};
 use crate::core::catalog::Catalog;
-use crate::core::period::Period;
 use crate::core::Window;
 use crate::domain::event::MAX_FUTURE_MS;
 use crate::protocol::{BoardQuery, BoardSpec, QueuedEvent};
@@ -51,12 +50,8 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Tar
     for ev in events {
         for d in &ev.to {
             let Some(r) = cat.boards.get(&d.board) else { continue };
-            for w in &r.settings.windows {
-                let p = Period::of(*w, ev.ts, &r.settings.tz);
-                if !keep.is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
-                    continue;
-                }
-                let s = spec(&d.board, r, *w, &r.period_key(*w, ev.ts, at));
+            for (w, key) in r.landing_periods(ev.ts, at, &keep, now, MAX_FUTURE_MS) {
+                let s = spec(&d.board, r, w, &key);
                 let t = out.entry(s.object_name()).or_insert_with(|| Target {
                     spec: s,
                     ids: vec![],
