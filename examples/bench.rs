@@ -199,11 +199,11 @@ fn main() {
     let update_batched = {
         let mut t: Vec<f64> = (0..nb)
             .map(|b| {
-                let events: Vec<Vec<(&MemberId, f64, i64)>> = (b * batch..(b + 1) * batch)
+                let events: Vec<Vec<(&MemberId, f64, f64, i64)>> = (b * batch..(b + 1) * batch)
                     .step_by(100)
                     .map(|c| {
                         (c..c + 100)
-                            .map(|i| (&batched_ids[i], upd_batched[i].1, T0 + (n + ops + i) as i64))
+                            .map(|i| (&batched_ids[i], upd_batched[i].1, 0.0, T0 + (n + ops + i) as i64))
                             .collect()
                     })
                     .collect();

@@ -5,7 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::Delivery;
 use crate::core::zone::Zone;
-use crate::core::{Op, Order, Ties, Window};
+use crate::core::{Op, Order, Tiebreak, Ties, Window};
+
+/// Subscores of 0 are left out of the wire (most boards have no tiebreak).
+fn no_sub(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn no_tiebreak(t: &Tiebreak) -> bool {
+    *t == Tiebreak::None
+}
 
 /// A Queue message: one accepted event, its boards resolved at ingest so a
 /// route change never re-routes an event that was already acknowledged.
@@ -14,6 +23,9 @@ pub struct QueuedEvent {
     pub id: String,
     pub member: String,
     pub ts: i64,
+    /// API 1.1 `subscore` (0 when absent).
+    #[serde(default, skip_serializing_if = "no_sub")]
+    pub sub: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<String>,
     pub to: Vec<Delivery>,
@@ -235,6 +247,9 @@ pub struct ExportLine {
     pub member: String,
     #[serde(serialize_with = "score")]
     pub score: f64,
+    /// On boards with a `tiebreak` only.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "opt_score")]
+    pub subscore: Option<f64>,
     pub reached: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
@@ -243,8 +258,14 @@ pub struct ExportLine {
     pub hidden: bool,
 }
 
-/// The CSV export's first line.
-pub const CSV_HEADER: &str = "rank,member,score,reached,meta,hidden\r\n";
+/// The CSV export's first line (a `subscore` column on boards with a `tiebreak`).
+pub fn csv_header(tiebreak: bool) -> &'static str {
+    if tiebreak {
+        "rank,member,score,subscore,reached,meta,hidden\r\n"
+    } else {
+        "rank,member,score,reached,meta,hidden\r\n"
+    }
+}
 
 impl ExportLine {
     /// The line as a CSV record (RFC 4180, CRLF). Text cells that a
@@ -252,12 +273,14 @@ impl ExportLine {
     /// first) get a leading `'`, the OWASP advice; numbers are written as is.
     pub fn csv(&self) -> String {
         let score = number(self.score).to_string();
+        let sub = self.subscore.map(|s| format!("{},", number(s))).unwrap_or_default();
         let meta = self.meta.as_ref().map(|m| m.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{}\r\n",
+            "{},{},{},{}{},{},{}\r\n",
             self.rank,
             csv_text(&self.member),
             score,
+            sub,
             self.reached,
             csv_text(&meta),
             if self.hidden { "true" } else { "" }
@@ -287,6 +310,9 @@ pub struct ExportPage {
 pub struct ImportRow {
     pub member: String,
     pub score: f64,
+    /// API 1.1 `subscore` (0 when absent; kept on boards with a `tiebreak`).
+    #[serde(default, skip_serializing_if = "no_sub")]
+    pub sub: f64,
     pub reached: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<String>,
@@ -421,6 +447,9 @@ pub struct BoardSpec {
     /// The board's zone: where this period begins and ends (retention, rollover).
     #[serde(default, skip_serializing_if = "Zone::is_utc")]
     pub tz: Zone,
+    /// API 1.1 `tiebreak`: how subscores order equal scores.
+    #[serde(default, skip_serializing_if = "no_tiebreak")]
+    pub tiebreak: Tiebreak,
 }
 
 impl BoardSpec {
@@ -447,6 +476,8 @@ pub struct ApplyEvent {
     pub id: String,
     pub member: String,
     pub value: f64,
+    #[serde(default, skip_serializing_if = "no_sub")]
+    pub sub: f64,
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<String>,
@@ -479,6 +510,9 @@ pub struct EntryOut {
     pub member: String,
     #[serde(serialize_with = "score")]
     pub score: f64,
+    /// (API 1.1) On boards with a `tiebreak` only.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "opt_score")]
+    pub subscore: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
     /// (API 1.1) The member's rank at the board's last checkpoint; absent
@@ -504,6 +538,14 @@ pub fn score<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// `score` for an optional number (skipped when absent).
+pub fn opt_score<S: serde::Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match x {
+        Some(v) => score(v, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A number as JSON, whole numbers as integers.
 pub fn number(x: f64) -> serde_json::Value {
     score(&x, serde_json::value::Serializer).unwrap_or(serde_json::Value::Null)
@@ -515,7 +557,8 @@ mod tests {
 
     #[test]
     fn whole_scores_are_written_as_integers_and_others_as_decimals() {
-        let e = EntryOut { rank: 1, member: "a".into(), score: 6.0, meta: None, prev_rank: None };
+        let e =
+            EntryOut { rank: 1, member: "a".into(), score: 6.0, subscore: None, meta: None, prev_rank: None };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":6}"#);
         let e = EntryOut { score: 2.5, ..e };
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"rank":1,"member":"a","score":2.5}"#);
@@ -526,6 +569,7 @@ mod tests {
             id: format!("id-{i}"),
             member: format!("member-{i}"),
             ts: 1_764_000_000_000 + i as i64,
+            sub: 0.0,
             meta: (meta_bytes > 0).then(|| format!("{{\"n\":\"{}\"}}", "x".repeat(meta_bytes))),
             to: vec![],
         }
@@ -586,11 +630,16 @@ mod tests {
             rank: 2,
             member: "=cmd".into(),
             score: -3.5,
+            subscore: None,
             reached: 7,
             meta: Some(serde_json::json!({"n": "x,y"})),
             hidden: true,
         };
         assert_eq!(line.csv(), "2,'=cmd,-3.5,7,\"{\"\"n\"\":\"\"x,y\"\"}\",true\r\n");
+        // boards with a tiebreak: the subscore column after the score
+        let line = ExportLine { subscore: Some(12.0), hidden: false, meta: None, ..line };
+        assert_eq!(line.csv(), "2,'=cmd,-3.5,12,7,,\r\n");
+        assert_eq!(csv_header(true), "rank,member,score,subscore,reached,meta,hidden\r\n");
     }
 
     #[test]
@@ -626,6 +675,8 @@ pub struct StandingOut {
     pub rank: u64,
     #[serde(serialize_with = "score")]
     pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "opt_score")]
+    pub subscore: Option<f64>,
     pub total: u64,
     #[serde(serialize_with = "score")]
     pub percentile: f64,
@@ -655,12 +706,15 @@ pub fn meta_json(meta: Option<&str>) -> Option<serde_json::Value> {
     meta.and_then(|m| serde_json::from_str(m).ok())
 }
 
-impl From<crate::core::ranking::Entry<'_>> for EntryOut {
-    fn from(e: crate::core::ranking::Entry<'_>) -> Self {
+impl EntryOut {
+    /// An entry as the API shows it; `tiebreak`: whether the board has one
+    /// (only then entries carry a `subscore`).
+    pub fn of(e: crate::core::ranking::Entry<'_>, tiebreak: bool) -> Self {
         EntryOut {
             rank: e.rank,
             member: e.member.to_string(),
             score: e.score,
+            subscore: tiebreak.then_some(e.sub),
             meta: meta_json(e.meta),
             prev_rank: None,
         }

@@ -24,6 +24,7 @@
     table: $('board-table'),
     caption: $('table-caption'),
     rows: $('board-rows'),
+    subHead: $('sub-head'),
     announcer: $('live-announcer'),
     searchForm: $('search-form'),
     searchInput: $('search-input'),
@@ -51,22 +52,30 @@
   const DAYS = new Intl.DateTimeFormat(locale, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' });
   const SHORT = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'short', timeZone: 'UTC' });
 
-  /** Human text for a period key: "all", "2026-11-22", "2026-W47", "2026-11". */
-  function formatPeriod(window, period) {
+  /**
+   * Human text for the live table's period key ("all", "2026-11-22",
+   * "2026-W47", "2026-11"): always the current one, in the board's own time
+   * zone (API 1.1 `tz`; keys are local dates), e.g. "Today (Asia/Shanghai) ·
+   * Mon, Nov 30, 2026". The dates are formatted as calendar dates (in UTC),
+   * so no browser zone shifts them.
+   */
+  function formatPeriod(window, period, tz) {
     if (!period || period === 'all' || window === 'all') return 'All time';
+    const zone = tz || 'UTC';
+    const inZone = zone === 'UTC' ? '' : ` (${zone})`;
     let m;
     if ((m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(period))) {
-      return DAYS.format(Date.UTC(+m[1], +m[2] - 1, +m[3])) + ' (UTC)';
+      return `Today (${zone}) · ${DAYS.format(Date.UTC(+m[1], +m[2] - 1, +m[3]))}`;
     }
     if ((m = /^(\d{4})-W(\d{2})$/.exec(period))) {
       // ISO week: the week with Jan 4th is week 1; weeks start on Monday.
       const jan4 = Date.UTC(+m[1], 0, 4);
       const dow = (new Date(jan4).getUTCDay() + 6) % 7;
       const monday = jan4 - dow * 864e5 + (+m[2] - 1) * 7 * 864e5;
-      return `Week ${+m[2]} · ${SHORT.format(monday)} – ${SHORT.format(monday + 6 * 864e5)}`;
+      return `Week ${+m[2]}${inZone} · ${SHORT.format(monday)} – ${SHORT.format(monday + 6 * 864e5)}`;
     }
     if ((m = /^(\d{4})-(\d{2})$/.exec(period))) {
-      return MONTHS.format(Date.UTC(+m[1], +m[2] - 1, 1));
+      return MONTHS.format(Date.UTC(+m[1], +m[2] - 1, 1)) + inZone;
     }
     return period;
   }
@@ -291,11 +300,25 @@
     return td;
   }
 
+  /** The board's tie-break (API 1.1), when it has one: `asc` or `desc`. */
+  function tiebreakOf(board) {
+    return board && (board.tiebreak === 'asc' || board.tiebreak === 'desc') ? board.tiebreak : null;
+  }
+
+  function subCell(entry) {
+    const td = el('td', 'col-sub');
+    if (typeof entry.subscore === 'number') td.textContent = formatScore(entry.subscore);
+    return td;
+  }
+
   function renderEntries(msg, isSnapshot) {
     const entries = Array.isArray(msg.entries) ? msg.entries : [];
+    const tb = tiebreakOf(state.board);
+    els.subHead.hidden = !tb;
+    els.subHead.title = tb === 'asc' ? 'Equal scores: the lower value ranks first' : 'Equal scores: the higher value ranks first';
     els.total.textContent = formatCount(msg.total);
     els.total.title = typeof msg.total === 'number' ? `${fmtInt.format(msg.total)} members` : '';
-    els.period.textContent = formatPeriod(msg.window, msg.period);
+    els.period.textContent = formatPeriod(msg.window, msg.period, state.board && state.board.tz);
     els.period.title = msg.period || '';
 
     if (entries.length === 0) {
@@ -341,6 +364,7 @@
       tr.appendChild(rankCell(entry, shared(entry.rank), checkpointed));
       tr.appendChild(memberCell(entry, cue));
       tr.appendChild(scoreCell(entry));
+      if (tb) tr.appendChild(subCell(entry));
       frag.appendChild(tr);
     }
     clear(els.rows);
@@ -584,6 +608,7 @@
     };
     add('Rank', `#${fmtInt.format(m.rank)}`, 'stat-rank');
     add('Score', formatScore(m.score));
+    if (typeof m.subscore === 'number') add('Tiebreak', formatScore(m.subscore));
     add('Percentile', typeof m.percentile === 'number' ? `${fmtPct.format(m.percentile)}%` : '—');
     els.searchResult.appendChild(dl);
     if (typeof m.total === 'number') {

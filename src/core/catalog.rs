@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::period::Period;
 use super::retention::Retention;
 use super::zone::Zone;
-use super::{Op, Order, Ties, Window};
+use super::{Op, Order, Tiebreak, Ties, Window};
 use crate::domain::{BoardName, Event, EventType};
 
 /// A board's settings as `PUT /v1/boards/{board}` sets them.
@@ -27,6 +27,9 @@ pub struct BoardSettings {
     /// Where the board's days, weeks and months begin (API 1.1 `tz`).
     #[serde(default, skip_serializing_if = "Zone::is_utc")]
     pub tz: Zone,
+    /// How subscores order equal scores (API 1.1 `tiebreak`).
+    #[serde(default, skip_serializing_if = "Tiebreak::is_none")]
+    pub tiebreak: Tiebreak,
 }
 
 impl BoardSettings {
@@ -40,6 +43,7 @@ impl BoardSettings {
             min: None,
             max: None,
             tz: Zone::Utc,
+            tiebreak: Tiebreak::None,
         }
     }
 
@@ -77,6 +81,8 @@ pub struct BoardPatch {
     pub max: Option<Option<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<Zone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiebreak: Option<Tiebreak>,
 }
 
 /// Keeps `null` apart from absent: absent is `None`, `null` is `Some(None)`.
@@ -398,6 +404,10 @@ impl Catalog {
         if scored && patch.tz.as_ref().is_some_and(|z| *z != s.tz) {
             return Err(PatchError::FixedOnceScored("tz"));
         }
+        // Kept subscores of a board without one are all 0: no order to keep.
+        if scored && patch.tiebreak.is_some_and(|t| t != s.tiebreak) {
+            return Err(PatchError::FixedOnceScored("tiebreak"));
+        }
         if let Some(t) = patch.title {
             s.title = t;
         }
@@ -421,6 +431,9 @@ impl Catalog {
         }
         if let Some(z) = patch.tz {
             s.tz = z;
+        }
+        if let Some(t) = patch.tiebreak {
+            s.tiebreak = t;
         }
         if let (Some(lo), Some(hi)) = (s.min, s.max) {
             if lo > hi {
@@ -478,7 +491,10 @@ mod season_tests {
         // day, week and month go by the event's own time
         let mut days = rec.clone();
         days.settings.windows = vec![Window::All, Window::Day];
-        assert_eq!(landing(&days, 0, 5000), vec![(Window::All, "s3".into()), (Window::Day, "1970-01-01".into())]);
+        assert_eq!(
+            landing(&days, 0, 5000),
+            vec![(Window::All, "s3".into()), (Window::Day, "1970-01-01".into())]
+        );
         // a period begun after `now` (plus the allowance) is left out
         assert_eq!(landing(&days, 86_400_000, 5000), all("s3"));
         // settings changes keep the seasons
@@ -504,6 +520,7 @@ mod tests {
             kind: EventType::parse(kind).unwrap(),
             member: MemberId::parse("alice").unwrap(),
             value,
+            sub: 0.0,
             board: board.map(b),
             id: EventId::parse("e1").unwrap(),
             ts: 0,

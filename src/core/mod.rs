@@ -46,6 +46,34 @@ pub enum Ties {
     First,
 }
 
+/// API 1.1 `tiebreak`: how a second number, the subscore, orders members
+/// with equal scores (before reach time and id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tiebreak {
+    /// No subscore: equal scores are ordered by reach time, then id.
+    #[default]
+    None,
+    /// The lower subscore ranks first (e.g. time taken).
+    Asc,
+    /// The higher subscore ranks first.
+    Desc,
+}
+
+impl Tiebreak {
+    pub fn is_none(&self) -> bool {
+        *self == Tiebreak::None
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tiebreak::None => "none",
+            Tiebreak::Asc => "asc",
+            Tiebreak::Desc => "desc",
+        }
+    }
+}
+
 /// A time window a board keeps; each period of a window is its own ranking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

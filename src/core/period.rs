@@ -392,8 +392,14 @@ mod tests {
         }
     }
 
-    const ZONES: [&str; 6] =
-        ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Havana", "Pacific/Kiritimati"];
+    const ZONES: [&str; 6] = [
+        "Asia/Shanghai",
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "America/Havana",
+        "Pacific/Kiritimati",
+    ];
 
     #[test]
     fn a_shanghai_board_counts_8am_utc_in_the_local_day_and_midnight_utc_in_the_next() {

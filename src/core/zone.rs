@@ -20,7 +20,10 @@ use super::period::{civil_from_days, MS_PER_DAY};
 pub enum Zone {
     #[default]
     Utc,
-    Iana { name: String, tz: TimeZone },
+    Iana {
+        name: String,
+        tz: TimeZone,
+    },
 }
 
 impl Zone {
@@ -150,8 +153,15 @@ mod tests {
     fn utc_and_its_alias_are_utc_and_unknown_names_are_refused() {
         assert_eq!(Zone::parse("UTC"), Some(Zone::Utc));
         assert_eq!(Zone::parse("Etc/UTC"), Some(Zone::Utc));
-        for bad in ["", "Mars/Olympus", "../etc/passwd", "/etc/localtime", "Asia//Tokyo", "Europe/Pari\u{0}s", "x".repeat(65).as_str()]
-        {
+        for bad in [
+            "",
+            "Mars/Olympus",
+            "../etc/passwd",
+            "/etc/localtime",
+            "Asia//Tokyo",
+            "Europe/Pari\u{0}s",
+            "x".repeat(65).as_str(),
+        ] {
             assert_eq!(Zone::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Zone::parse("Asia/Shanghai").unwrap().name(), "Asia/Shanghai");
@@ -197,7 +207,9 @@ mod tests {
 
     #[test]
     fn every_instant_of_a_year_falls_in_the_day_whose_bounds_hold_it() {
-        for name in ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Havana", "Asia/Kathmandu"] {
+        for name in
+            ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Havana", "Asia/Kathmandu"]
+        {
             let z = Zone::parse(name).unwrap();
             let mut t = day(2026, 1, 1) * MS_PER_DAY;
             while t < day(2027, 1, 1) * MS_PER_DAY {

@@ -23,6 +23,9 @@ pub struct Event {
     pub kind: EventType,
     pub member: MemberId,
     pub value: f64,
+    /// API 1.1 `subscore` (0 when absent): orders equal scores on boards
+    /// with a `tiebreak`; boards without one ignore it.
+    pub sub: f64,
     pub board: Option<BoardName>,
     pub id: EventId,
     /// Milliseconds since the epoch.
@@ -182,12 +185,11 @@ fn parse_event(raw: &RawValue, now_ms: i64, new_id: &mut impl FnMut() -> String)
         None => 1.0,
         Some(v) => parse_value(v)?,
     };
-    // API 1.1: the tie-break value, for boards with a `tiebreak`. No board
-    // has one yet (boards without one ignore it), so it is checked, not kept.
-    if let Some(v) = obj.get("subscore") {
-        parse_value(v)
-            .map_err(|_| invalid("subscore", "must be a finite number of at most 1e15 in absolute value"))?;
-    }
+    let sub = match obj.get("subscore") {
+        None => 0.0,
+        Some(v) => parse_value(v)
+            .map_err(|_| invalid("subscore", "must be a finite number of at most 1e15 in absolute value"))?,
+    };
     let board = string_field(&obj, "board")?
         .map(|b| BoardName::parse(b).map_err(|e| name_err("board", e)))
         .transpose()?;
@@ -213,7 +215,7 @@ fn parse_event(raw: &RawValue, now_ms: i64, new_id: &mut impl FnMut() -> String)
         }
         Some(_) => return Err(invalid("meta", "must be a JSON object")),
     };
-    Ok(Event { kind, member, value, board, id, ts, meta })
+    Ok(Event { kind, member, value, sub, board, id, ts, meta })
 }
 
 /// A value for a score: a finite number of at most 1e15 in absolute value.

@@ -20,6 +20,8 @@ pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 pub struct ImportLine {
     pub member: MemberId,
     pub score: f64,
+    /// The tie-break subscore (0 when absent; kept by boards with a `tiebreak`).
+    pub sub: f64,
     /// When it reached the score (ms since the epoch); ties order by it.
     pub reached: i64,
     /// JSON object text, or none.
@@ -94,8 +96,7 @@ fn parse_line(raw: &RawValue, i: usize, now_ms: i64) -> Result<ImportLine, ApiEr
             .transpose()
     };
     let score = number("score")?.ok_or_else(|| bad(i, "score", "is required"))?;
-    // Boards have no tie-break scores yet: a subscore is checked and ignored.
-    number("subscore")?;
+    let sub = number("subscore")?.unwrap_or(0.0);
     let reached = match obj.get("reached") {
         None | Some(Value::Null) => now_ms,
         Some(v) => v
@@ -125,7 +126,7 @@ fn parse_line(raw: &RawValue, i: usize, now_ms: i64) -> Result<ImportLine, ApiEr
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad(i, "hidden", "must be true or false")),
     };
-    Ok(ImportLine { member, score, reached, meta, hidden })
+    Ok(ImportLine { member, score, sub, reached, meta, hidden })
 }
 
 #[cfg(test)]

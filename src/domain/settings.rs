@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::core::catalog::{BoardPatch, RouteTarget, TargetValue};
 use crate::core::template::BoardTemplate;
 use crate::core::zone::Zone;
-use crate::core::{Op, Order, Ties, Window};
+use crate::core::{Op, Order, Tiebreak, Ties, Window};
 use crate::error::ApiError;
 
 const MAX_TITLE_BYTES: usize = 200;
@@ -60,18 +60,10 @@ fn bound(m: &Map<String, Value>, field: &str) -> Result<Option<Option<f64>>, Api
     }
 }
 
-/// API 1.1's `tiebreak` and `shards`: their defaults are taken (a
-/// client may send the whole documented body); other values are refused
-/// with a clear 400 until this deployment builds them, never ignored.
+/// API 1.1's `shards`: the default is taken (a client may send the whole
+/// documented body); other counts are refused with a clear 400 until this
+/// deployment builds them, never ignored.
 fn not_built_yet(m: &Map<String, Value>) -> Result<(), ApiError> {
-    match m.get("tiebreak") {
-        None => {}
-        Some(Value::String(t)) if t == "none" => {}
-        Some(Value::String(t)) if t == "asc" || t == "desc" => {
-            return Err(bad("tiebreak", "\"asc\" and \"desc\" are not built yet: only \"none\" is taken"))
-        }
-        Some(_) => return Err(bad("tiebreak", "must be one of \"none\", \"asc\", \"desc\"")),
-    }
     match m.get("shards") {
         None => {}
         Some(v) if v.as_u64() == Some(1) => {}
@@ -138,6 +130,11 @@ pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
             })?),
             Some(_) => return Err(bad("tz", "must be an IANA time zone name such as \"UTC\"")),
         },
+        tiebreak: choice(
+            &m,
+            "tiebreak",
+            &[("none", Tiebreak::None), ("asc", Tiebreak::Asc), ("desc", Tiebreak::Desc)],
+        )?,
     })
 }
 
@@ -205,13 +202,16 @@ mod tests {
         assert_eq!(parse_board_patch(br#"{"colour":"red"}"#).unwrap_err().code(), "unknown_field");
         // API 1.1 fields: the defaults are taken, the rest refused by name
         assert!(parse_board_patch(br#"{"tiebreak":"none","tz":"UTC","shards":1}"#).is_ok());
+        let tb = parse_board_patch(br#"{"tiebreak":"asc"}"#).unwrap().tiebreak;
+        assert_eq!(tb, Some(Tiebreak::Asc));
         let tz = parse_board_patch(br#"{"tz":"Asia/Shanghai"}"#).unwrap().tz;
         assert_eq!(tz.as_ref().map(|z| z.name()), Some("Asia/Shanghai"));
         for (body, field) in [
-            (r#"{"tiebreak":"asc"}"#, "tiebreak"),
             (r#"{"tz":"Mars/Olympus_Mons"}"#, "tz"),
             (r#"{"tz":"../../etc/passwd"}"#, "tz"),
             (r#"{"tz":3}"#, "tz"),
+            (r#"{"tiebreak":"up"}"#, "tiebreak"),
+            (r#"{"tiebreak":1}"#, "tiebreak"),
             (r#"{"shards":4}"#, "shards"),
             (r#"{"shards":65}"#, "shards"),
         ] {

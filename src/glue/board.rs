@@ -22,7 +22,7 @@ use crate::core::chores::Chores;
 use crate::core::period::Period;
 use crate::core::ranking::checkpoint::{boundary, Checkpoint};
 use crate::core::ranking::{Ranking, Row};
-use crate::core::{Op, Order, Ties};
+use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
@@ -65,9 +65,10 @@ fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
         _ => None,
     };
     match cols.as_slice() {
-        [SqlStorageValue::String(member), score, seq, ts] => Ok(Row {
+        [SqlStorageValue::String(member), score, seq, ts, sub] => Ok(Row {
             member: member.clone(),
             score: num(score).ok_or_else(|| rust_err("bad score column"))?,
+            sub: num(sub).ok_or_else(|| rust_err("bad sub column"))?,
             seq: num(seq).ok_or_else(|| rust_err("bad seq column"))? as u64,
             ts: num(ts).ok_or_else(|| rust_err("bad ts column"))? as i64,
             // Metadata stays in SQLite (issue 12: bounded memory); reads
@@ -84,12 +85,18 @@ fn json_chunks<T: serde::Serialize>(items: &[T]) -> Result<Vec<String>> {
     json_arrays(items, "[", "]", 512 * 1024).map_err(rust_err)
 }
 
-/// Writes member rows given as a JSON array of `[member, score, seq, ts]`;
-/// a new member starts without metadata, an existing one keeps its own.
-const UPSERT_MEMBERS: &str = "INSERT INTO members (member, score, seq, ts, meta) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, NULL FROM json_each(?) \
+/// Writes member rows given as a JSON array of `[member, score, seq, ts,
+/// sub]` ([`row_json`]); a new member starts without metadata, an existing
+/// one keeps its own.
+const UPSERT_MEMBERS: &str = "INSERT INTO members (member, score, seq, ts, sub, meta) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, NULL FROM json_each(?) \
      WHERE true ON CONFLICT(member) DO UPDATE SET score = excluded.score, seq = excluded.seq, \
-     ts = excluded.ts";
+     ts = excluded.ts, sub = excluded.sub";
+
+/// A member row as `UPSERT_MEMBERS` takes it.
+fn row_json(r: &Row) -> serde_json::Value {
+    serde_json::json!([r.member, r.score, r.seq, r.ts, r.sub])
+}
 
 /// Sets members' metadata, given as a JSON array of `[member, meta]` (meta
 /// `"{}"` or `null` clears it). Metadata lives only in SQLite (issue 12:
@@ -129,9 +136,17 @@ impl BoardObject {
         kv::open(&sql)?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, score REAL NOT NULL, \
-             seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT)",
+             seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT, sub REAL NOT NULL DEFAULT 0)",
             None,
         )?;
+        // Boards stored before the tiebreak (session 9) have no `sub` column.
+        if kv::get(&sql, "schema")?.as_deref() != Some("2") {
+            // (a query that names a missing column fails to prepare)
+            if sql.exec("SELECT sub FROM members LIMIT 0", None).is_err() {
+                sql.exec("ALTER TABLE members ADD COLUMN sub REAL NOT NULL DEFAULT 0", None)?;
+            }
+            kv::put(&sql, "schema", "2")?;
+        }
         // Dedupe records: one per applied event id. WITHOUT ROWID keeps the
         // id once (as the key of the table itself) instead of in a rowid
         // table plus its primary-key index: one B-tree insert fewer per event.
@@ -173,7 +188,7 @@ impl BoardObject {
         // Streamed row by row: a million-member board must not become one
         // giant JS array on the way in.
         let started = now_ms();
-        let cursor = sql.exec("SELECT member, score, seq, ts FROM members", None)?;
+        let cursor = sql.exec("SELECT member, score, seq, ts, sub FROM members", None)?;
         let mut failed = None;
         let rows = cursor.raw().map_while(|raw| match raw.and_then(member_row) {
             Ok(row) => Some(row),
@@ -182,8 +197,12 @@ impl BoardObject {
                 None
             }
         });
-        let (order, op) = spec.as_ref().map(|s| (s.order, s.op)).unwrap_or((Order::Desc, Op::Incr));
-        let ranking = Ranking::from_rows_seeded(order, op, hash_key(), rows);
+        let (order, op, tb) = spec.as_ref().map(|s| (s.order, s.op, s.tiebreak)).unwrap_or((
+            Order::Desc,
+            Op::Incr,
+            Tiebreak::None,
+        ));
+        let ranking = Ranking::from_rows_seeded(order, op, tb, hash_key(), rows);
         if let Some(e) = failed {
             return Err(e);
         }
@@ -282,8 +301,14 @@ impl BoardObject {
         self.checkpoint.borrow().as_ref().and_then(|c| c.rank_of(member))
     }
 
+    /// Whether this board period's board has a `tiebreak` (its entries then
+    /// carry subscores).
+    fn tiebroken(&self) -> bool {
+        self.spec.borrow().as_ref().is_some_and(|s| !s.tiebreak.is_none())
+    }
+
     fn entry_out(&self, e: crate::core::ranking::Entry<'_>) -> EntryOut {
-        let mut out = EntryOut::from(e);
+        let mut out = EntryOut::of(e, self.tiebroken());
         out.prev_rank = self.prev_rank(&out.member);
         out
     }
@@ -302,8 +327,9 @@ impl BoardObject {
         if let Some(r) = ranking.as_mut() {
             // Order and op are fixed once a board holds scores (the catalog
             // refuses such changes); an empty ranking simply takes them.
-            if r.is_empty() && (r.order() != spec.order || r.op() != spec.op) {
-                *r = Ranking::with_seed(spec.order, spec.op, hash_key());
+            if r.is_empty() && (r.order() != spec.order || r.op() != spec.op || r.tiebreak() != spec.tiebreak)
+            {
+                *r = Ranking::with_seed(spec.order, spec.op, spec.tiebreak, hash_key());
             }
         }
         kv::put(&self.sql(), "spec", &serde_json::to_string(spec).map_err(rust_err)?)?;
@@ -367,14 +393,14 @@ impl BoardObject {
                 }
                 fresh_ids.push(ev.id);
                 let Ok(member) = MemberId::parse(ev.member) else { continue };
-                fresh_events.push((member, ev.value, ev.ts, ev.meta));
+                fresh_events.push((member, ev.value, ev.sub, ev.ts, ev.meta));
             }
             duplicates = (total - fresh_ids.len() - rejected.len() + dropped) as u32;
             let changed =
-                ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2)).collect::<Vec<_>>());
+                ranking.apply_batch(&fresh_events.iter().map(|e| (&e.0, e.1, e.2, e.3)).collect::<Vec<_>>());
             // metadata after the scores: it only sticks to members on the board
             let op = ranking.op();
-            for ((member, _, _, meta), changed) in fresh_events.into_iter().zip(changed) {
+            for ((member, _, _, _, meta), changed) in fresh_events.into_iter().zip(changed) {
                 // On `last` boards an event older than the member's latest
                 // lost: its metadata is as stale as its value.
                 let lost = op == Op::Last && !changed;
@@ -403,11 +429,7 @@ impl BoardObject {
         let rows: Vec<serde_json::Value> = {
             let guard = self.ranking.borrow();
             let ranking = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-            touched
-                .iter()
-                .filter_map(|m| ranking.get(m))
-                .map(|r| serde_json::json!([r.member, r.score, r.seq, r.ts]))
-                .collect()
+            touched.iter().filter_map(|m| ranking.get(m)).map(|r| row_json(&r)).collect()
         };
         let metas: Vec<(String, String)> = metas.into_iter().collect();
         let events = self.events.get() + applied as u64;
@@ -480,6 +502,7 @@ impl BoardObject {
         // Hidden members are in no one's total but their own standing's.
         let total = r.visible_len() as u64;
         let events = self.events.get();
+        let tiebroken = self.tiebroken();
         let entries =
             |v: Vec<crate::core::ranking::Entry<'_>>| v.into_iter().map(|e| self.entry_out(e)).collect();
         let mut out = match q {
@@ -501,6 +524,7 @@ impl BoardObject {
                             member,
                             rank: s.rank,
                             score: s.score,
+                            subscore: tiebroken.then_some(s.sub),
                             total: s.total,
                             percentile: s.percentile,
                             meta: meta_json(s.meta),
@@ -788,6 +812,7 @@ impl BoardObject {
         let guard = self.ranking.borrow();
         let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
         // Every member at its place, the hidden ones flagged.
+        let tiebroken = self.tiebroken();
         let mut lines: Vec<ExportLine> = r
             .top_all(offset, limit, ties)
             .into_iter()
@@ -795,6 +820,7 @@ impl BoardObject {
                 rank: e.rank,
                 member: e.member.to_string(),
                 score: e.score,
+                subscore: tiebroken.then_some(e.sub),
                 reached: e.reached,
                 meta: meta_json(e.meta),
                 hidden: r.is_hidden(e.member),
@@ -823,11 +849,11 @@ impl BoardObject {
         let mut metas = Vec::with_capacity(lines.len());
         for l in &lines {
             let member = MemberId::parse(l.member.clone()).map_err(rust_err)?;
-            if !ranking.set(&member, l.score, l.reached, None) {
+            if !ranking.set(&member, l.score, l.sub, l.reached, None) {
                 return Err(rust_err("import: the ranking refused a member"));
             }
             if let Some(r) = ranking.get(&l.member) {
-                rows.push(serde_json::json!([r.member, r.score, r.seq, r.ts]));
+                rows.push(row_json(&r));
             }
             // As given: a line without meta leaves the member without any.
             metas.push((l.member.clone(), l.meta.clone().unwrap_or_else(|| "{}".into())));

@@ -42,6 +42,7 @@ pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> 
         op: r.settings.op,
         ties: r.settings.ties,
         tz: r.settings.tz.clone(),
+        tiebreak: r.settings.tiebreak,
     }
 }
 
@@ -131,7 +132,11 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<(Window, Stri
     }
     let p = Period::parse(window, raw).ok_or_else(|| ApiError::InvalidParameter {
         field: "period".into(),
-        message: format!("is not a {} period (e.g. {})", window.as_str(), Period::of(window, now, &r.settings.tz).key()),
+        message: format!(
+            "is not a {} period (e.g. {})",
+            window.as_str(),
+            Period::of(window, now, &r.settings.tz).key()
+        ),
     })?;
     if !retention(env).is_live(p, &r.settings.tz, now, MAX_FUTURE_MS) {
         return Err(ApiError::PeriodNotFound(raw.to_string()));
@@ -382,6 +387,7 @@ fn board_view(name: &BoardName, r: &BoardRecord, counts: Counts) -> Value {
         "windows": r.settings.windows,
         "ties": r.settings.ties,
         "tz": r.settings.tz,
+        "tiebreak": r.settings.tiebreak,
     });
     if let Some(m) = r.settings.min {
         v["min"] = crate::protocol::number(m);

@@ -61,6 +61,7 @@ pub fn group(
                         id: ev.id.clone(),
                         member: ev.member.clone(),
                         value: d.value,
+                        sub: ev.sub,
                         ts: ev.ts,
                         meta: ev.meta.clone(),
                         at: pack.at,

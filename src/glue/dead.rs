@@ -112,6 +112,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
                         id: m.id(),
                         member: String::new(),
                         value: 0.0,
+                        sub: 0.0,
                         ts: now,
                         meta: None,
                         at: 0,

@@ -132,6 +132,7 @@ fn resolve(cat: &Catalog, ev: &Event) -> Result<QueuedEvent, ApiError> {
         id: ev.id.to_string(),
         member: ev.member.to_string(),
         ts: ev.ts,
+        sub: ev.sub,
         meta: ev.meta.clone(),
         to,
     })

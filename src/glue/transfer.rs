@@ -13,7 +13,7 @@ use super::http::{internal, json, now_ms, read_body, ApiResult, Query};
 use crate::core::catalog::AutoCreate;
 use crate::domain::import::{parse_import, MAX_IMPORT_BYTES};
 use crate::error::ApiError;
-use crate::protocol::{ImportRow, CSV_HEADER};
+use crate::protocol::{csv_header, ImportRow};
 
 /// Lines per call to the board object: ~150 KB of JSON.
 const EXPORT_PAGE: usize = 1000;
@@ -57,7 +57,8 @@ pub async fn export(req: &Request, env: &Env, board: &str) -> ApiResult {
         }
         out.into_bytes()
     };
-    let mut head = if format == Format::Csv { CSV_HEADER.as_bytes().to_vec() } else { Vec::new() };
+    let tiebroken = !t.spec.tiebreak.is_none();
+    let mut head = if format == Format::Csv { csv_header(tiebroken).as_bytes().to_vec() } else { Vec::new() };
     let more = first.lines.len() == EXPORT_PAGE;
     head.extend(render(first));
     // Then page after page, each fetched when the client has read the last.
@@ -135,6 +136,7 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
         .map(|l| ImportRow {
             member: l.member.into_string(),
             score: l.score,
+            sub: l.sub,
             reached: l.reached,
             meta: l.meta,
         })

@@ -265,6 +265,27 @@ describe('leaderboard page', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'leaderboard-movement.png') });
   });
 
+  test('a board with a tiebreak shows its subscores in their own column; others have none; local days say their zone', async () => {
+    await expectStatus(await api.putBoard(worker.url, 'speedrun', { title: 'Speedrun', op: 'best', tiebreak: 'asc', windows: ['all', 'day'], tz: 'Asia/Shanghai' }), [200, 201], 'PUT speedrun');
+    await expectStatus(await api.events(worker.url, [
+      { type: 'run', board: 'speedrun', member: 'slow', value: 100, subscore: 95.5 },
+      { type: 'run', board: 'speedrun', member: 'quick', value: 100, subscore: 61 },
+      { type: 'run', board: 'speedrun', member: 'low', value: 80, subscore: 12 },
+    ]), 202, 'runs');
+    await waitFor(async () => (await apiTop('speedrun'))?.total === 3, { what: 'runs applied' });
+    await page.goto(`${worker.url}/?board=speedrun`);
+    const cells = () => page.$$eval('#board-rows tr', (trs) => trs.map((tr) => [tr.dataset.member, tr.querySelector('.col-sub')?.textContent ?? null]));
+    await waitFor(async () => JSON.stringify(await cells()) === JSON.stringify([['quick', '61'], ['slow', '95.5'], ['low', '12']]),
+      { timeout: 5000, what: 'subscore column' });
+    assert.equal(await page.isVisible('#sub-head'), true);
+    await page.goto(`${worker.url}/?board=speedrun&window=day`);
+    await waitFor(async () => /^Today \(Asia\/Shanghai\) · /.test(await page.textContent('#stat-period')), { what: 'local day name' });
+    await page.goto(`${worker.url}/?board=likes`);
+    await waitFor(async () => (await rowMembers()).length > 0, { what: 'likes rows' });
+    assert.equal(await page.isVisible('#sub-head'), false);
+    assert.equal(await page.$$eval('#board-rows .col-sub', (tds) => tds.length), 0);
+  });
+
   test('no script errors or CSP violations on the page', () => {
     assert.deepEqual(pageErrors.filter((e) => !/Failed to load resource|WebSocket connection/.test(e)), []);
   });

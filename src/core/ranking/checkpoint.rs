@@ -103,7 +103,7 @@ impl Ranking {
     /// first, without building a listing.
     pub fn for_each_rank(&self, ties: Ties, mut f: impl FnMut(&[u8], u64)) {
         let mut shown = 0u64;
-        let mut prev: Option<(u64, u64)> = None;
+        let mut prev: Option<(super::tree::Rk, u64)> = None;
         for (k, pay) in self.tree.iter_from(0) {
             let id = self.id_bytes(k, pay);
             if self.is_hidden_id(id) {

@@ -3,7 +3,7 @@
 //! its own standing reads as if it were visible.
 //!
 //! The hidden members on the board are kept in a sorted list of their
-//! entries (score key, reach, id: the tree's own order), beside the tree.
+//! entries (rank key, reach, id: the tree's own order), beside the tree.
 //! Every read then corrects the tree's O(log n) counts by a binary search
 //! in that list: "how many hidden entries sort before this one", "how many
 //! have a strictly better score". A read costs O(log n + log h) with h
@@ -13,11 +13,11 @@
 
 use std::collections::HashSet;
 
-use super::tree::{reach, Key};
+use super::tree::{reach, Key, Rk};
 use super::{Entry, Ranking, Standing, Ties};
 
-/// A hidden member's place in the order: (score key, reach, id bytes).
-type Place = (u64, u64, Box<[u8]>);
+/// A hidden member's place in the order: (rank key, reach, id bytes).
+type Place = (Rk, u64, Box<[u8]>);
 
 #[derive(Default, Clone)]
 pub(super) struct Hidden {
@@ -45,15 +45,15 @@ impl View<'_> {
         pp - usize::from(self.skip.is_some_and(|s| s < pp))
     }
 
-    fn before_entry(&self, k0: u64, r: u64, id: &[u8]) -> usize {
+    fn before_entry(&self, k0: Rk, r: u64, id: &[u8]) -> usize {
         self.count(|h| (h.0, h.1, &h.2[..]) < (k0, r, id))
     }
 
-    fn better_score(&self, k0: u64) -> usize {
+    fn better_score(&self, k0: Rk) -> usize {
         self.count(|h| h.0 < k0)
     }
 
-    fn not_worse_score(&self, k0: u64) -> usize {
+    fn not_worse_score(&self, k0: Rk) -> usize {
         self.count(|h| h.0 <= k0)
     }
 
@@ -137,8 +137,8 @@ impl Ranking {
         self.hidden.ids.contains(id) && view.skip.and_then(|s| view.on.get(s)).is_none_or(|h| &h.2[..] != id)
     }
 
-    /// The shared rank of score key `k0` among the view's visible entries.
-    fn shared_rank(&self, view: &View<'_>, k0: u64) -> u64 {
+    /// The shared rank of rank key `k0` among the view's visible entries.
+    fn shared_rank(&self, view: &View<'_>, k0: Rk) -> u64 {
         (self.tree.count_before(k0, false) - view.better_score(k0)) as u64 + 1
     }
 
@@ -161,7 +161,7 @@ impl Ranking {
             }
         }
         let mut out: Vec<Entry<'_>> = Vec::with_capacity(limit.min(1024));
-        let mut prev: Option<(u64, u64)> = None;
+        let mut prev: Option<(Rk, u64)> = None;
         for (k, pay) in self.tree.iter_from(start + lo) {
             if out.len() == limit {
                 break;
@@ -199,7 +199,8 @@ impl Ranking {
                 Ties::First => (g - view.before_entry(k.0, reach(k), id)) as u64 + 1,
                 Ties::Shared => (better - view.better_score(k.0)) as u64 + 1,
             },
-            score: super::score_of_key(k.0, self.order),
+            score: super::score_of_key(k.0 .0, self.order),
+            sub: super::sub_of_key(k.0, self.tiebreak),
             total: total as u64,
             percentile: 100.0 * worse as f64 / total as f64,
             meta: self.meta_of(id),

@@ -48,10 +48,10 @@ mod tree;
 
 use std::collections::HashMap;
 
-use super::{Op, Order, Ties};
+use super::{Op, Order, Tiebreak, Ties};
 use crate::domain::names::MemberId;
 use ids::{Arena, Id16, Index, Loc, NEW};
-use tree::{pack, reach, tag, Ent, Key, Members, Move, Tree, REACH_MAX};
+use tree::{pack, reach, tag, Ent, Key, Members, Move, Rk, Tree, REACH_MAX};
 
 /// Reach time 0, in ms since the Unix epoch: the epoch itself.
 pub const REACH_EPOCH_MS: i64 = 0;
@@ -75,6 +75,8 @@ type MetaMap = HashMap<Box<[u8]>, String>;
 pub struct Row {
     pub member: String,
     pub score: f64,
+    /// The tie-break subscore (0 on boards without a `tiebreak`).
+    pub sub: f64,
     /// When the member reached `score`, in event time (ms since the Unix
     /// epoch), clamped to 2020-01-01..2054 (see the module doc). Decides the
     /// order among equal scores, before the member id.
@@ -94,6 +96,8 @@ pub struct Entry<'a> {
     pub rank: u64,
     pub member: &'a str,
     pub score: f64,
+    /// The tie-break subscore (0 on boards without a `tiebreak`).
+    pub sub: f64,
     /// When the member reached its score (reach time, ms since the Unix
     /// epoch): what exports carry so an import keeps the order of ties.
     pub reached: i64,
@@ -106,6 +110,8 @@ pub struct Entry<'a> {
 pub struct Standing<'a> {
     pub rank: u64,
     pub score: f64,
+    /// The tie-break subscore (0 on boards without a `tiebreak`).
+    pub sub: f64,
     pub total: u64,
     /// 100 × (members with a strictly worse score) / total.
     pub percentile: f64,
@@ -134,6 +140,28 @@ fn score_of_key(k: u64, order: Order) -> f64 {
     f64::from_bits(if asc & SIGN != 0 { asc & !SIGN } else { !asc })
 }
 
+/// The rank key of a score and subscore: the subscore orders equal scores
+/// under the board's `tiebreak`, and counts for nothing without one.
+#[inline]
+fn rank_key(score: f64, sub: f64, order: Order, tb: Tiebreak) -> Rk {
+    let sub = match tb {
+        Tiebreak::None => 0,
+        Tiebreak::Asc => key_of_score(sub, Order::Asc),
+        Tiebreak::Desc => key_of_score(sub, Order::Desc),
+    };
+    (key_of_score(score, order), sub)
+}
+
+/// The subscore a rank key holds (0 without a `tiebreak`).
+#[inline]
+fn sub_of_key(k: Rk, tb: Tiebreak) -> f64 {
+    match tb {
+        Tiebreak::None => 0.0,
+        Tiebreak::Asc => score_of_key(k.1, Order::Asc),
+        Tiebreak::Desc => score_of_key(k.1, Order::Desc),
+    }
+}
+
 #[inline]
 fn normalize(x: f64) -> f64 {
     if x == 0.0 {
@@ -146,6 +174,7 @@ fn normalize(x: f64) -> f64 {
 pub struct Ranking {
     order: Order,
     op: Op,
+    tiebreak: Tiebreak,
     index: Index,
     arena: Arena,
     tree: Tree,
@@ -216,7 +245,8 @@ impl Members for Names<'_> {
 
 impl Clone for Ranking {
     fn clone(&self) -> Self {
-        let mut r = Ranking::from_rows_seeded(self.order, self.op, self.arena.seed, self.rows());
+        let mut r =
+            Ranking::from_rows_seeded(self.order, self.op, self.tiebreak, self.arena.seed, self.rows());
         for id in self.hidden() {
             r.set_hidden(id, true);
         }
@@ -229,6 +259,7 @@ impl std::fmt::Debug for Ranking {
         f.debug_struct("Ranking")
             .field("order", &self.order)
             .field("op", &self.op)
+            .field("tiebreak", &self.tiebreak)
             .field("len", &self.len())
             .finish()
     }
@@ -245,22 +276,35 @@ const MAX_ROWS: usize = 30_000_000;
 impl Ranking {
     /// A ranking whose id hash is keyed with `seed`: the Durable Object
     /// passes a random one, so clients cannot choose ids that collide.
-    pub fn with_seed(order: Order, op: Op, seed: u64) -> Ranking {
-        let mut r = Ranking::new(order, op);
+    pub fn with_seed(order: Order, op: Op, tiebreak: Tiebreak, seed: u64) -> Ranking {
+        let mut r = Ranking::tiebroken(order, op, tiebreak);
         r.arena.seed = seed;
         r
     }
 
     /// `from_rows` into a ranking keyed with `seed` (see `with_seed`).
-    pub fn from_rows_seeded(order: Order, op: Op, seed: u64, rows: impl IntoIterator<Item = Row>) -> Ranking {
-        Ranking::build_from_rows(Ranking::with_seed(order, op, seed), rows)
+    pub fn from_rows_seeded(
+        order: Order,
+        op: Op,
+        tiebreak: Tiebreak,
+        seed: u64,
+        rows: impl IntoIterator<Item = Row>,
+    ) -> Ranking {
+        Ranking::build_from_rows(Ranking::with_seed(order, op, tiebreak, seed), rows)
     }
 
-    /// A ranking with the fixed seed 0 (tests, benchmarks).
+    /// A ranking without a `tiebreak`, with the fixed seed 0 (tests, benchmarks).
     pub fn new(order: Order, op: Op) -> Ranking {
+        Ranking::tiebroken(order, op, Tiebreak::None)
+    }
+
+    /// A ranking whose equal scores are ordered by subscore under `tiebreak`
+    /// (fixed seed 0).
+    pub fn tiebroken(order: Order, op: Op, tiebreak: Tiebreak) -> Ranking {
         Ranking {
             order,
             op,
+            tiebreak,
             index: Index::default(),
             arena: Arena::new(matches!(op, Op::Last)),
             tree: Tree::default(),
@@ -275,6 +319,10 @@ impl Ranking {
 
     pub fn op(&self) -> Op {
         self.op
+    }
+
+    pub fn tiebreak(&self) -> Tiebreak {
+        self.tiebreak
     }
 
     pub fn len(&self) -> usize {
@@ -331,7 +379,8 @@ impl Ranking {
         let id = self.id_str(k, pay);
         Row {
             member: id.to_string(),
-            score: score_of_key(k.0, self.order),
+            score: score_of_key(k.0 .0, self.order),
+            sub: sub_of_key(k.0, self.tiebreak),
             seq: REACH_EPOCH_MS as u64 + reach(k),
             ts: self.arena.ts(pay, id.len()),
             meta: self.meta_of(id.as_bytes()).map(str::to_string),
@@ -343,7 +392,8 @@ impl Ranking {
         Entry {
             rank,
             member,
-            score: score_of_key(k.0, self.order),
+            score: score_of_key(k.0 .0, self.order),
+            sub: sub_of_key(k.0, self.tiebreak),
             reached: reach(k) as i64 + REACH_EPOCH_MS,
             meta: self.meta_of(member.as_bytes()),
         }
@@ -356,8 +406,16 @@ impl Ranking {
     /// nothing. See the module doc for how each op moves the member's reach
     /// time.
     pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
+        self.apply_sub(member, value, 0.0, ts)
+    }
+
+    /// [`Ranking::apply`] with the event's subscore (API 1.1 `tiebreak`):
+    /// `incr` adds it to the member's, `best` keeps the subscore of the
+    /// value it keeps (on an equal value the better subscore wins), `last`
+    /// keeps the winning event's. Boards without a `tiebreak` ignore it.
+    pub fn apply_sub(&mut self, member: &MemberId, value: f64, sub: f64, ts: i64) -> bool {
         let h = ids::hash(member.as_str().as_bytes(), self.arena.seed);
-        let changed = self.apply_one(member, h, value, ts);
+        let changed = self.apply_one(member, h, value, sub, ts);
         if changed && self.has_hidden() {
             self.refresh_if_hidden(member.as_str().as_bytes());
         }
@@ -372,7 +430,8 @@ impl Ranking {
     /// on memory three times in a row. Here the first two rounds of reads are
     /// made for the whole batch in tight passes, where the misses overlap, and
     /// the events are then applied from cache.
-    pub fn apply_batch(&mut self, events: &[(&MemberId, f64, i64)]) -> Vec<bool> {
+    /// Each event is `(member, value, subscore, ts)`.
+    pub fn apply_batch(&mut self, events: &[(&MemberId, f64, f64, i64)]) -> Vec<bool> {
         let seed = self.arena.seed;
         let hashes: Vec<u64> = events.iter().map(|e| ids::hash(e.0.as_str().as_bytes(), seed)).collect();
         self.index.touch_table(&hashes);
@@ -383,9 +442,9 @@ impl Ranking {
             (pay, id_len(tag(k)))
         }));
         let changed: Vec<bool> =
-            events.iter().zip(hashes).map(|(&(m, v, ts), h)| self.apply_one(m, h, v, ts)).collect();
+            events.iter().zip(hashes).map(|(&(m, v, sub, ts), h)| self.apply_one(m, h, v, sub, ts)).collect();
         if self.has_hidden() {
-            for (&(m, _, _), c) in events.iter().zip(&changed) {
+            for (&(m, _, _, _), c) in events.iter().zip(&changed) {
                 if *c {
                     self.refresh_if_hidden(m.as_str().as_bytes());
                 }
@@ -402,8 +461,9 @@ impl Ranking {
     }
 
     /// [`Ranking::apply`] given the hash of the member id.
-    fn apply_one(&mut self, member: &MemberId, h: u64, value: f64, ts: i64) -> bool {
-        if !value.is_finite() {
+    fn apply_one(&mut self, member: &MemberId, h: u64, value: f64, sub: f64, ts: i64) -> bool {
+        let sub = if self.tiebreak == Tiebreak::None { 0.0 } else { normalize(sub) };
+        if !value.is_finite() || !sub.is_finite() {
             return false;
         }
         let value = normalize(value);
@@ -417,35 +477,42 @@ impl Ranking {
                 self.grow_index();
             }
             let pay = self.arena.make(id, ts);
-            let k = pack(key_of_score(value, self.order), at, tag_of_len(id.len()));
+            let k = pack(rank_key(value, sub, self.order, self.tiebreak), at, tag_of_len(id.len()));
             let (tree, mut names) = self.names();
             tree.insert(k, &pay, &mut names);
             return true;
         };
         let (old, pay) = self.tree.entry(here);
         let pay = *pay;
-        let old_score = score_of_key(old.0, self.order);
+        let old_score = score_of_key(old.0 .0, self.order);
+        let new_key = rank_key(value, sub, self.order, self.tiebreak);
         let (new_key, new_reach) = match self.op {
             Op::Incr => {
                 let s = normalize(old_score + value);
-                if !s.is_finite() || s == old_score {
+                let sb = normalize(sub_of_key(old.0, self.tiebreak) + sub);
+                if !s.is_finite() || !sb.is_finite() {
                     return false;
                 }
-                (key_of_score(s, self.order), reach(old).max(at))
+                let nk = rank_key(s, sb, self.order, self.tiebreak);
+                if nk == old.0 {
+                    return false;
+                }
+                (nk, reach(old).max(at))
             }
+            // the rank key orders (value, subscore): a better value, or an
+            // equal one with a better subscore, wins
             Op::Best => {
-                let nk = key_of_score(value, self.order);
-                if nk > old.0 || (nk == old.0 && at >= reach(old)) {
+                if new_key > old.0 || (new_key == old.0 && at >= reach(old)) {
                     return false;
                 }
-                (nk, at)
+                (new_key, at)
             }
             Op::Last => {
                 let cur = self.arena.ts(&pay, id.len());
                 if ts < cur {
                     return false;
                 }
-                if value == old_score {
+                if new_key == old.0 {
                     if ts == cur {
                         return false;
                     }
@@ -453,7 +520,7 @@ impl Ranking {
                     return true;
                 }
                 self.arena.set_ts(&pay, ts);
-                (key_of_score(value, self.order), at)
+                (new_key, at)
             }
         };
         let k = pack(new_key, new_reach, tag(old));
@@ -484,12 +551,19 @@ impl Ranking {
     /// Sets a member's score, reach time and metadata as given, whatever the
     /// board's op (an import, e.g. from a Redis sorted set or an export).
     /// False when the value is not finite or the ranking has no room.
-    pub fn set(&mut self, member: &MemberId, score: f64, reached: i64, meta: Option<String>) -> bool {
-        if !score.is_finite() {
+    pub fn set(
+        &mut self,
+        member: &MemberId,
+        score: f64,
+        sub: f64,
+        reached: i64,
+        meta: Option<String>,
+    ) -> bool {
+        if !score.is_finite() || !sub.is_finite() {
             return false;
         }
         self.remove(member.as_str());
-        if !self.apply(member, score, reached) {
+        if !self.apply_sub(member, score, sub, reached) {
             return false;
         }
         self.set_meta(member, meta);
@@ -530,7 +604,7 @@ impl Ranking {
 
     /// Rank of the entry at 0-based position `g` with score key `k`.
     #[inline]
-    fn rank_at(&self, g: usize, k: u64, ties: Ties) -> u64 {
+    fn rank_at(&self, g: usize, k: Rk, ties: Ties) -> u64 {
         match ties {
             Ties::First => g as u64 + 1,
             Ties::Shared => self.tree.count_before(k, false) as u64 + 1,
@@ -547,7 +621,7 @@ impl Ranking {
         // The entries go to a stack buffer (a heap one only for long pages),
         // then every record's cache miss (long ids, `last` boards) is started
         // before the lines are built.
-        let mut small: [(Key, &Id16); 128] = [((0, 0), &NO_ID); 128];
+        let mut small: [(Key, &Id16); 128] = [(((0, 0), 0), &NO_ID); 128];
         let big: Vec<(Key, &Id16)>;
         let ents: &[(Key, &Id16)] = if n <= small.len() {
             for (d, e) in small.iter_mut().zip(self.tree.iter_from(start).take(n)) {
@@ -566,7 +640,7 @@ impl Ranking {
             _ => None,
         };
         let mut out = Vec::with_capacity(n);
-        let mut prev: Option<(u64, u64)> = None; // (score key, rank)
+        let mut prev: Option<(Rk, u64)> = None; // (rank key, rank)
         for (i, &(k, pay)) in ents.iter().enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
@@ -613,7 +687,8 @@ impl Ranking {
                 Ties::First => g as u64 + 1,
                 Ties::Shared => better as u64 + 1,
             },
-            score: score_of_key(k.0, self.order),
+            score: score_of_key(k.0 .0, self.order),
+            sub: sub_of_key(k.0, self.tiebreak),
             total,
             percentile: 100.0 * worse as f64 / total as f64,
             meta: self.meta_of(member.as_bytes()),
@@ -668,7 +743,7 @@ impl Ranking {
     }
 
     fn build_from_rows(mut r: Ranking, rows: impl IntoIterator<Item = Row>) -> Ranking {
-        let order = r.order;
+        let (order, tb) = (r.order, r.tiebreak);
         // Each row becomes its entry at once: key, reach and id payload (the
         // id inline when it fits, else an arena record), with its metadata
         // set aside by row number. A cold start so never holds every row's
@@ -678,11 +753,20 @@ impl Ranking {
         let mut metas: Vec<(u32, String)> = Vec::new();
         for row in rows
             .into_iter()
-            .filter(|row| row.score.is_finite() && !row.member.is_empty() && row.member.len() <= 128)
+            .filter(|row| {
+                row.score.is_finite()
+                    && row.sub.is_finite()
+                    && !row.member.is_empty()
+                    && row.member.len() <= 128
+            })
             .take(MAX_ROWS)
         {
             let pay = r.arena.make(&row.member, row.ts);
-            let k = pack(key_of_score(row.score, order), reach_of_ms(row.seq), tag_of_len(row.member.len()));
+            let k = pack(
+                rank_key(row.score, row.sub, order, tb),
+                reach_of_ms(row.seq),
+                tag_of_len(row.member.len()),
+            );
             if let Some(m) = row.meta {
                 metas.push((ents.len() as u32, m));
             }

@@ -82,8 +82,8 @@ fn equal_scores_are_ordered_by_who_reached_them_first_then_by_member_id() {
     assert_eq!(names(&r.top(0, 10, Ties::Shared)), [("c", 1), ("a", 1), ("b", 1)]);
     // equal reach times (from rows) fall back to member byte order
     let rows = vec![
-        Row { member: "z".into(), score: 1.0, seq: T as u64 + 7, ts: 0, meta: None },
-        Row { member: "y".into(), score: 1.0, seq: T as u64 + 7, ts: 0, meta: None },
+        Row { member: "z".into(), score: 1.0, sub: 0.0, seq: T as u64 + 7, ts: 0, meta: None },
+        Row { member: "y".into(), score: 1.0, sub: 0.0, seq: T as u64 + 7, ts: 0, meta: None },
     ];
     r = Ranking::from_rows(Order::Desc, Op::Incr, rows);
     assert_eq!(names(&r.top(0, 10, Ties::First)), [("y", 1), ("z", 2)]);
@@ -190,8 +190,14 @@ fn rebuilding_from_rows_keeps_the_order_and_the_reach_times() {
 
 #[test]
 fn a_duplicated_row_keeps_the_later_reach_time() {
-    let row =
-        |score: f64, at: i64| Row { member: "a".into(), score, seq: (T + at) as u64, ts: 0, meta: None };
+    let row = |score: f64, at: i64| Row {
+        member: "a".into(),
+        score,
+        sub: 0.0,
+        seq: (T + at) as u64,
+        ts: 0,
+        meta: None,
+    };
     let r = Ranking::from_rows(Order::Desc, Op::Incr, vec![row(3.0, 5), row(1.0, 2), row(9.0, 4)]);
     assert_eq!(r.len(), 1);
     assert_eq!((r.get("a").unwrap().score, reach(&r, "a")), (3.0, 5));
@@ -444,22 +450,22 @@ fn set_puts_a_member_at_the_given_score_and_reach_whatever_the_op() {
     for op in [Op::Incr, Op::Best, Op::Last] {
         let mut r = board(Order::Desc, op, &[("a", 5.0, 1), ("b", 5.0, 2), ("c", 1.0, 3)]);
         // lower than before, even on `best`; reached earlier than b: ranks first among the fives
-        assert!(r.set(&m("c"), 5.0, T, Some("{\"n\":1}".into())));
+        assert!(r.set(&m("c"), 5.0, 0.0, T, Some("{\"n\":1}".into())));
         assert_eq!(names(&r.top(0, 3, Ties::First)), vec![("c", 1), ("a", 2), ("b", 3)], "{op:?}");
         assert_eq!(r.get("c").unwrap().meta.as_deref(), Some("{\"n\":1}"));
-        assert!(r.set(&m("a"), -2.0, T + 9, None));
+        assert!(r.set(&m("a"), -2.0, 0.0, T + 9, None));
         assert_eq!(r.get("a").unwrap().score, -2.0, "{op:?}");
         assert_eq!(reach(&r, "a"), 9);
         // a new member, and a value that is no number
-        assert!(r.set(&m("d"), 0.5, T, None));
-        assert!(!r.set(&m("e"), f64::NAN, T, None));
+        assert!(r.set(&m("d"), 0.5, 0.0, T, None));
+        assert!(!r.set(&m("e"), f64::NAN, 0.0, T, None));
         assert_eq!(r.len(), 4);
         // the export's reach times give the same order back
         let rows: Vec<(String, f64, i64)> =
             r.top(0, 10, Ties::First).iter().map(|e| (e.member.to_string(), e.score, e.reached)).collect();
         let mut copy = Ranking::new(Order::Desc, op);
         for (who, score, reached) in rows.iter().rev() {
-            copy.set(&m(who), *score, *reached, None);
+            copy.set(&m(who), *score, 0.0, *reached, None);
         }
         assert_eq!(names(&copy.top(0, 10, Ties::First)), names(&r.top(0, 10, Ties::First)));
     }

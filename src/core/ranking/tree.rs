@@ -2,12 +2,15 @@
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
 //! and rank queries are O(log n).
 //!
-//! Each cell, 32 bytes (half a cache line), holds an entry, 16 bytes `(key,
-//! reach << 8 | tag)`, and the member's id *payload* (16 bytes, see
+//! Each cell, 40 bytes, holds an entry, 24 bytes `((score key, subscore
+//! key), reach << 8 | tag)`, and the member's id *payload* (16 bytes, see
 //! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all
-//! unique (ids are unique). `key` is the score mapped to a `u64` whose
-//! ascending order is "better first", `reach` the 56-bit time the member
-//! reached it (see `mod.rs`), `tag` the id length minus one. Entries equal on `(key, reach)` are ordered by comparing the
+//! unique (ids are unique). `key` is the rank key ([`Rk`]): the score mapped
+//! to a `u64` whose ascending order is "better first", then the tie-break
+//! subscore mapped the same way (0 on boards without a `tiebreak`); entries
+//! share a rank exactly when their rank keys are equal. `reach` is the
+//! 56-bit time the member reached it (see `mod.rs`), `tag` the id length
+//! minus one. Entries equal on `(key, reach)` are ordered by comparing the
 //! ids ([`Members::bytes`]); that only happens on such ties, so the common
 //! comparison stays two integer compares. A member is named by its
 //! location, `block << 8 | cell` ([`Loc`]), which the id index maps its id to.
@@ -38,8 +41,11 @@ const TOUCH: usize = 8;
 
 use super::ids::{block_of, cell_of, loc, Id16, Loc, MAX_BLOCKS, NEW};
 
-/// `(score key, reach << 8 | tag)`
-pub(crate) type Key = (u64, u64);
+/// The rank key: `(score key, subscore key)`. Equal rank keys share a rank.
+pub(crate) type Rk = (u64, u64);
+
+/// `(rank key, reach << 8 | tag)`
+pub(crate) type Key = (Rk, u64);
 
 /// An entry with its member's id payload, in flight between cells.
 pub(crate) type Ent = (Key, Id16);
@@ -51,7 +57,7 @@ pub(crate) type Move = (Id16, u32, Loc, Loc);
 pub(crate) const REACH_MAX: u64 = (1 << 56) - 1;
 
 #[inline]
-pub(crate) fn pack(key: u64, reach: u64, tag: u32) -> Key {
+pub(crate) fn pack(key: Rk, reach: u64, tag: u32) -> Key {
     debug_assert!(tag < 1 << 8);
     (key, reach.min(REACH_MAX) << 8 | tag as u64)
 }
@@ -76,7 +82,7 @@ pub(crate) fn lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool
     }
 }
 
-/// The order of two entries by score key, then reach; `None` when both are
+/// The order of two entries by rank key, then reach; `None` when both are
 /// equal and only the member ids can decide.
 #[inline(always)]
 fn by_key(x: Key, k: Key) -> Option<std::cmp::Ordering> {
@@ -195,10 +201,14 @@ pub(crate) fn prefetch<T>(x: &T) {
 }
 
 /// An entry and its member's id payload, side by side: a lookup reads one
-/// line for both. (Keeping the entries apart, for denser searches, measured
-/// slower, as did groups of eight entries then their eight ids.)
+/// line for both (usually: at 40 bytes, one cell in five straddles two).
+/// (Keeping the entries apart, for denser searches, measured slower, as did
+/// groups of eight entries then their eight ids.) The subscore word costs
+/// every board 8 bytes per member: with 32-byte cells a 1M board measured
+/// 44.2 bytes per member loaded by inserts and 39.6 rebuilt, with 40-byte
+/// cells 53.5 and 48.0 (`make bench`, session 9).
 #[derive(Clone, Copy)]
-#[repr(C, align(32))]
+#[repr(C)]
 struct Cell {
     k: Key,
     id: Id16,
@@ -225,7 +235,7 @@ impl Block {
             order: [0; CAP],
             occ: [0; WORDS],
             eq: [0; WORDS],
-            cells: [Cell { k: (0, 0), id: [0; 16] }; CAP],
+            cells: [Cell { k: ((0, 0), 0), id: [0; 16] }; CAP],
         })
     }
     /// Starts reading the order bytes and bitmaps, which locating and
@@ -504,9 +514,9 @@ impl Block {
     fn lower_bound(&self, n: usize, guess: usize, k: Key, ki: &Id16, m: &impl Members) -> usize {
         partition_near(n, guess, |j| lt(self.at(j), self.id_at(j), k, ki, m))
     }
-    /// Number of entries (among the first `n`) whose score key is < `k` (or <= when `inclusive`).
+    /// Number of entries (among the first `n`) whose rank key is < `k` (or <= when `inclusive`).
     #[inline]
-    fn count_keys(&self, n: usize, k: u64, inclusive: bool) -> usize {
+    fn count_keys(&self, n: usize, k: Rk, inclusive: bool) -> usize {
         partition_near(n, n / 2, |j| {
             let x = self.at(j).0;
             x < k || (inclusive && x == k)
@@ -519,7 +529,7 @@ impl Block {
     fn touch_near(&self, n: usize, g: usize) {
         let mut acc = 0u64;
         for j in g.saturating_sub(TOUCH)..(g + TOUCH).min(n) {
-            acc ^= self.at(j).0;
+            acc ^= self.at(j).1;
         }
         std::hint::black_box(acc);
     }
@@ -774,7 +784,7 @@ impl Tree {
             Some(true) => n,
             Some(false) => 0,
             None => match self.firsts.get(p + 1) {
-                Some(f) => interpolate(k.0, (self.firsts[p].0, 0), (f.0, n)),
+                Some(f) => interpolate(k.0 .0, (self.firsts[p].0 .0, 0), (f.0 .0, n)),
                 None => n / 2,
             },
         };
@@ -909,8 +919,8 @@ impl Tree {
             self.insert_near(k, &pay, at, Some(toward_front), m);
             return;
         }
-        let lo_key = self.firsts[p].0;
-        let hi_key = self.firsts.get(p + 1).map(|f| f.0);
+        let lo_key = self.firsts[p].0 .0;
+        let hi_key = self.firsts.get(p + 1).map(|f| f.0 .0);
         let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
         let old = b.cells[c].k;
@@ -918,12 +928,12 @@ impl Tree {
         // the new position among the others, guessed by interpolating keys
         // (the block's edges come from `firsts`, in cache)
         let j = if lt(k, &pay, old, &pay, m) {
-            let g = interpolate(k.0, (lo_key, 0), (old.0, i));
+            let g = interpolate(k.0 .0, (lo_key, 0), (old.0 .0, i));
             b.touch_near(i, g);
             partition_near(i, g, |x| lt(b.at(x), b.id_at(x), k, &pay, m))
         } else {
             let g = match hi_key {
-                Some(h) => interpolate(k.0, (old.0, i + 1), (h, n)),
+                Some(h) => interpolate(k.0 .0, (old.0 .0, i + 1), (h, n)),
                 None => i + 1,
             };
             b.touch_near(n, g);
@@ -1030,9 +1040,9 @@ impl Tree {
         (before + i, k, better, not_worse)
     }
 
-    /// Number of entries whose score key is `< k` (or `<= k` when `inclusive`). O(log n).
+    /// Number of entries whose rank key is `< k` (or `<= k` when `inclusive`). O(log n).
     #[inline]
-    pub fn count_before(&self, k: u64, inclusive: bool) -> usize {
+    pub fn count_before(&self, k: Rk, inclusive: bool) -> usize {
         let pp = self.firsts.partition_point(|f| f.0 < k || (inclusive && f.0 == k));
         if pp == 0 {
             return 0;
@@ -1208,7 +1218,7 @@ mod tests {
             let mut m = Names::default();
             for s in 0..3000u32 {
                 let key = if descending { 10_000 - s as u64 } else { s as u64 };
-                t.insert(pack(key, 0, 0), &pay(s), &mut m);
+                t.insert(pack((key, 0), 0, 0), &pay(s), &mut m);
                 if s % 97 == 0 {
                     t.check(&m);
                 }
@@ -1228,7 +1238,7 @@ mod tests {
         for step in 0..40_000u32 {
             let s = rnd(6000) as u32;
             // few distinct scores: long tie runs that cross block edges
-            let k = pack(rnd(400), rnd(3), 0);
+            let k = pack((rnd(400), rnd(2)), rnd(3), 0);
             match live.get(s as usize).copied().flatten() {
                 None if rnd(4) > 0 => {
                     if live.len() <= s as usize {
@@ -1282,14 +1292,14 @@ mod tests {
         let mut rnd = lcg(12345);
         let mut keys: Vec<Ent> = Vec::new();
         for s in 0..5000u32 {
-            let k = pack(rnd() % 50, s as u64, 0);
+            let k = pack((rnd() % 50, rnd() % 2), s as u64, 0);
             t.insert(k, &pay(s), &mut m);
             keys.push((k, pay(s)));
         }
         t.check(&m);
         // moves, some inside their block, some across
         for s in (0..5000u32).step_by(3) {
-            let k = pack(rnd() % 60, 10_000 + s as u64, 0);
+            let k = pack((rnd() % 60, rnd() % 2), 10_000 + s as u64, 0);
             t.update(m.at(s), k, &mut m);
             keys[s as usize].0 = k;
         }
