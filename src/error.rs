@@ -58,6 +58,7 @@ pub enum ApiError {
     RouteNotFound(String),
     DeadLetterNotFound(String),
     ErasureNotFound(String),
+    HookNotFound(String),
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -135,7 +136,8 @@ impl ApiError {
             | PeriodNotFound(_)
             | RouteNotFound(_)
             | DeadLetterNotFound(_)
-            | ErasureNotFound(_) => 404,
+            | ErasureNotFound(_)
+            | HookNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             Conflict(_) => 409,
             PayloadTooLarge { .. } => 413,
@@ -167,6 +169,7 @@ impl ApiError {
             RouteNotFound(_) => "route_not_found",
             DeadLetterNotFound(_) => "dead_letter_not_found",
             ErasureNotFound(_) => "erasure_not_found",
+            HookNotFound(_) => "hook_not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Conflict(_) => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
@@ -207,6 +210,7 @@ impl ApiError {
             RouteNotFound(t) => format!("no route for event type \"{}\"", excerpt(t)),
             DeadLetterNotFound(id) => format!("no dead letter \"{}\"", excerpt(id)),
             ErasureNotFound(id) => format!("no erasure \"{}\"", excerpt(id)),
+            HookNotFound(name) => format!("no hook \"{}\"", excerpt(name)),
             MethodNotAllowed { allow } => format!("method not allowed; allowed: {allow}"),
             Conflict(m) => m.clone(),
             PayloadTooLarge { max } => format!("body is larger than {max} bytes"),

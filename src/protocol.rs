@@ -238,6 +238,9 @@ pub enum BoardCommand {
     Export { offset: usize, limit: usize, ties: Ties },
     /// Sets these members' scores as given, all or nothing. → `Imported`
     Import { spec: BoardSpec, lines: Vec<ImportRow> },
+    /// This board period ended before its time (a season archived): its
+    /// hooks get `period_ended` now. → `Ack`
+    Ended(BoardSpec),
 }
 
 /// One member of an export, as the API writes it.
@@ -731,4 +734,85 @@ pub struct LiveMessage<'a> {
     pub period: &'a str,
     pub total: u64,
     pub entries: &'a [EntryOut],
+}
+
+/// Worker, board objects and the delivery consumer → the hooks object
+/// (API 1.1 webhooks). Secrets cross only here, inside the deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum HookCommand {
+    /// → `HookList`
+    List,
+    /// Creates or replaces a hook; `secret: None` keeps the hook's own.
+    /// → `HookPut`
+    Put {
+        name: String,
+        url: String,
+        events: Vec<crate::core::hooks::HookEvent>,
+        #[serde(default)]
+        boards: Option<Vec<crate::domain::BoardName>>,
+        top: usize,
+        #[serde(default)]
+        secret: Option<String>,
+    },
+    /// → `Removed` (1 if it existed)
+    Delete { name: String },
+    /// One delivery attempt's outcome (`status`: "delivered", "failed",
+    /// "dead", "dropped"). → `Attempts` (this delivery's attempts so far)
+    Record { delivery: HookDelivery, status: String, error: Option<String> },
+    /// → `DeliveryList`
+    Deliveries { name: String, limit: usize },
+    /// Erasure: dead deliveries naming the member are deleted. → `Ack`
+    Erase { member: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookList {
+    pub hooks: Vec<(String, crate::core::hooks::Hook)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum HookPut {
+    Done { created: bool },
+    /// A new hook needs a secret.
+    NeedsSecret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Attempts {
+    pub attempts: u32,
+}
+
+/// A Queue message of the hooks Queue: one ranking event for one hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookDelivery {
+    pub hook: String,
+    /// The event's `id` (the receiver's `Podium-Event-Id`).
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: crate::core::hooks::HookEvent,
+    pub board: String,
+    /// The JSON body sent, signed as it is.
+    pub body: String,
+}
+
+/// One delivery as `GET /v1/hooks/{name}/deliveries` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub board: String,
+    pub status: String,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryOut>,
 }

@@ -28,6 +28,10 @@ pub enum Route {
     DeadLetters,
     Redrive,
     DeadLetter(String),
+    /// `/v1/hooks` (API 1.1 webhooks)
+    Hooks,
+    Hook(String),
+    HookDeliveries(String),
     /// A `/v1/` path with a broken percent-escape (or one that is not
     /// UTF-8): malformed input, 400 whatever route it was meant for.
     Malformed,
@@ -46,12 +50,14 @@ impl Route {
             | Route::Export(_)
             | Route::HiddenList(_)
             | Route::Erasure(_)
+            | Route::Hooks
+            | Route::HookDeliveries(_)
             | Route::DeadLetters => "GET",
             Route::Redrive => "POST",
             Route::DeadLetter(_) | Route::Erase(_) => "DELETE",
             Route::Malformed => "GET, PUT, POST, DELETE",
             Route::Events | Route::Lookup(_) | Route::Import(_) => "POST",
-            Route::Route(_) => "GET, PUT, DELETE",
+            Route::Route(_) | Route::Hook(_) => "GET, PUT, DELETE",
             Route::Board(_) => "GET, PUT, DELETE",
             Route::Member(..) => "GET, DELETE",
             Route::Hide(..) => "PUT, DELETE",
@@ -95,6 +101,9 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["dead-letters"] => Route::DeadLetters,
         ["dead-letters", "redrive"] => Route::Redrive,
         ["dead-letters", id] => Route::DeadLetter(own(id)),
+        ["hooks"] => Route::Hooks,
+        ["hooks", n] => Route::Hook(own(n)),
+        ["hooks", n, "deliveries"] => Route::HookDeliveries(own(n)),
         _ => return None,
     })
 }

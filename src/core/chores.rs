@@ -10,6 +10,10 @@ pub const DEDUPE_MS: i64 = 8 * 24 * 3600 * 1000;
 /// to a viewer varies by tens of ms, and two pushes 500 ms apart at the board
 /// could reach a viewer 480 ms apart.
 pub const PUBLISH_EVERY_MS: i64 = 550;
+/// Webhooks look at a board period's top at most this often: `top_changed`
+/// is at most one per board period per second, `overtaken` one per member
+/// (API 1.1).
+pub const HOOK_EVERY_MS: i64 = 1000;
 /// Pruning runs at most this often.
 pub const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
 /// A pruning pass goes through the dedupe records a slice at a time (the
@@ -36,6 +40,14 @@ pub struct Chores {
     /// tests (the glue takes `DEDUPE_MS` from the environment only with
     /// test faults on).
     pub dedupe_ms: i64,
+    /// Hooks watch this board's top (API 1.1 webhooks).
+    pub hooked: bool,
+    /// The ranking changed since the hooks last looked.
+    pub hook_dirty: bool,
+    pub last_hook_look: i64,
+    /// When this period ends, until its end has been told (`None` for the
+    /// all-time window, whose seasons end by a call instead).
+    pub period_end: Option<i64>,
 }
 
 impl Chores {
@@ -50,7 +62,18 @@ impl Chores {
             let gap = PRUNE_MIN_GAP_MS.min(self.dedupe_ms);
             self.oldest_seen.map(|t| (t + self.dedupe_ms).max(self.now + gap))
         };
-        [publish, prune, self.expires_at].into_iter().flatten().min()
+        let hooks = (self.hooked && self.hook_dirty).then(|| (self.last_hook_look + HOOK_EVERY_MS).max(self.now));
+        [publish, prune, self.expires_at, hooks, self.period_end].into_iter().flatten().min()
+    }
+
+    /// The hooks are due a look at the top.
+    pub fn hooks_due(&self) -> bool {
+        self.hooked && self.hook_dirty && self.now >= self.last_hook_look + HOOK_EVERY_MS
+    }
+
+    /// The period has ended and its hooks have not been told.
+    pub fn period_ended(&self) -> bool {
+        self.period_end.is_some_and(|t| self.now >= t)
     }
 
     pub fn expired(&self) -> bool {
@@ -86,7 +109,30 @@ mod tests {
             pruning: false,
             expires_at: None,
             dedupe_ms: DEDUPE_MS,
+            hooked: false,
+            hook_dirty: false,
+            last_hook_look: 0,
+            period_end: None,
         }
+    }
+
+    #[test]
+    fn hooks_look_at_a_changed_top_at_most_once_a_second() {
+        let c = Chores { hooked: true, hook_dirty: true, last_hook_look: 10_000, ..idle(10_200) };
+        assert_eq!(c.next_alarm(), Some(11_000));
+        assert!(!c.hooks_due());
+        assert!(Chores { now: 11_000, ..c }.hooks_due());
+        // nothing changed, or nobody listens: no alarm for hooks
+        assert_eq!(Chores { hook_dirty: false, ..c }.next_alarm(), None);
+        assert_eq!(Chores { hooked: false, ..c }.next_alarm(), None);
+    }
+
+    #[test]
+    fn a_period_end_wakes_the_board_even_with_no_traffic() {
+        let c = Chores { period_end: Some(86_400_000), ..idle(1_000) };
+        assert_eq!(c.next_alarm(), Some(86_400_000));
+        assert!(!c.period_ended());
+        assert!(Chores { now: 86_400_000, ..c }.period_ended());
     }
 
     #[test]

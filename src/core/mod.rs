@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod chores;
+pub mod hooks;
 pub mod period;
 pub mod ranking;
 pub mod retention;

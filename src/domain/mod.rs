@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod event;
+pub mod hook;
 pub mod idempotency;
 pub mod import;
 pub mod json;

@@ -19,6 +19,7 @@ use super::http::{faults_on, now_ms, retention, rust_err};
 use super::kv;
 use super::txn::{write_all, Stmt};
 use crate::core::chores::Chores;
+use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};
 use crate::core::period::Period;
 use crate::core::ranking::checkpoint::{boundary, Checkpoint};
 use crate::core::ranking::{Ranking, Row};
@@ -26,7 +27,7 @@ use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    ExportLine, ExportPage, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut, TopOut,
+    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut, TopOut,
     LIVE_MAX_LIMIT,
 };
 
@@ -56,6 +57,17 @@ pub struct BoardObject {
     registered: Cell<bool>,
     /// Ranks at the last checkpoint (table `checkpoint`, `kv`), for `prev_rank`.
     checkpoint: RefCell<Option<Checkpoint>>,
+    /// Webhooks (API 1.1): the largest `top` hooks watch on this board (0:
+    /// none), from the isolate's cache of hooks.
+    hook_top: Cell<usize>,
+    /// The ranking changed since the hooks last looked.
+    hook_dirty: Cell<bool>,
+    last_hook_look: Cell<i64>,
+    /// The order of the top the hooks saw last (`kv` "hook_seen"): what
+    /// `top_changed` and `overtaken` compare with.
+    hook_seen: RefCell<Option<Vec<String>>>,
+    /// This period's end was told to its hooks (`kv` "ended").
+    ended: Cell<bool>,
 }
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
@@ -127,6 +139,12 @@ impl BoardObject {
         self.state.storage().sql()
     }
 
+    /// The ranking changed: live viewers and hooks have something new.
+    fn mark_changed(&self) {
+        self.dirty.set(true);
+        self.hook_dirty.set(true);
+    }
+
     /// Loads the ranking from SQLite on first use after a cold start.
     fn ensure_loaded(&self) -> Result<()> {
         if self.ranking.borrow().is_some() {
@@ -182,6 +200,8 @@ impl BoardObject {
         let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
         let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
         self.events.set(kv::get(&sql, "events")?.and_then(|v| v.parse().ok()).unwrap_or(0));
+        self.ended.set(kv::get(&sql, "ended")?.as_deref() == Some("1"));
+        *self.hook_seen.borrow_mut() = kv::get(&sql, "hook_seen")?.and_then(|v| serde_json::from_str(&v).ok());
         self.watched.set(watched);
         // After an eviction, push once more in case a change was not yet published.
         self.dirty.set(watched);
@@ -290,7 +310,7 @@ impl BoardObject {
         write_all(&self.state.storage(), stmts, None)?;
         // Viewers' arrows change with it.
         if self.watched.get() && !cp.is_empty() {
-            self.dirty.set(true);
+            self.mark_changed();
         }
         *self.checkpoint.borrow_mut() = Some(cp);
         Ok(())
@@ -321,7 +341,7 @@ impl BoardObject {
         }
         // Viewers see ranks: new tie rules are a change to push to them.
         if self.spec.borrow().as_ref().is_some_and(|old| old.ties != spec.ties) {
-            self.dirty.set(true);
+            self.mark_changed();
         }
         let mut ranking = self.ranking.borrow_mut();
         if let Some(r) = ranking.as_mut() {
@@ -452,6 +472,13 @@ impl BoardObject {
             "INSERT INTO kv (k, v) VALUES ('events', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             vec![events.to_string().into()],
         ));
+        if self.events.get() == 0 {
+            // When the period got its first event (test period ends count from it).
+            stmts.push(Stmt::new(
+                "INSERT OR IGNORE INTO kv (k, v) VALUES ('born', ?)",
+                vec![now.to_string().into()],
+            ));
+        }
         let since = self.dedupe_since.get().unwrap_or(now);
         if self.dedupe_since.get().is_none() {
             stmts.push(Stmt::new(
@@ -463,7 +490,7 @@ impl BoardObject {
         self.events.set(events);
         self.dedupe_since.set(Some(since));
         if !touched.is_empty() {
-            self.dirty.set(true);
+            self.mark_changed();
         }
         Ok(ApplyResult { applied, duplicates, rejected })
     }
@@ -560,18 +587,9 @@ impl BoardObject {
     /// The top a live hub shows: the best `LIVE_MAX_LIMIT` under the board's ties.
     fn live_top(&self) -> Result<TopOut> {
         self.ensure_loaded()?;
-        let spec = self.spec.borrow().clone();
-        let guard = self.ranking.borrow();
-        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-        let ties = spec.as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
-        let mut top = TopOut {
-            period: spec.map(|s| s.period).unwrap_or_default(),
-            total: r.visible_len() as u64,
-            entries: r.top(0, LIVE_MAX_LIMIT, ties).into_iter().map(|e| self.entry_out(e)).collect(),
-        };
-        drop(guard);
-        self.fill_meta(&mut top.entries)?;
-        Ok(top)
+        let period = self.spec.borrow().as_ref().map(|s| s.period.clone()).unwrap_or_default();
+        let (total, entries) = self.top_entries(LIVE_MAX_LIMIT)?;
+        Ok(TopOut { period, total, entries })
     }
 
     /// The stored metadata of these members (those that have some), as JSON.
@@ -623,11 +641,150 @@ impl BoardObject {
             pruning: self.prune_cursor.borrow().is_some(),
             expires_at: self.expiry(),
             dedupe_ms: self.dedupe_ms(),
+            hooked: self.hook_top.get() > 0,
+            hook_dirty: self.hook_dirty.get(),
+            last_hook_look: self.last_hook_look.get(),
+            period_end: if self.ended.get() { None } else { self.period_end()? },
         })
+    }
+
+    /// When this period ends (`None` for the all-time window: its seasons
+    /// end by a call). With test faults on, `TEST_PERIOD_END_MS` moves a
+    /// period's end to that long after its first event (so a test sees
+    /// `period_ended` fire from the alarm without waiting for midnight).
+    fn period_end(&self) -> Result<Option<i64>> {
+        let spec = self.spec.borrow();
+        let Some(spec) = spec.as_ref() else { return Ok(None) };
+        if spec.window == crate::core::Window::All {
+            return Ok(None);
+        }
+        let test = faults_on(&self.env)
+            .then(|| self.env.var("TEST_PERIOD_END_MS").ok()?.to_string().parse::<i64>().ok())
+            .flatten();
+        if let Some(ms) = test {
+            let born = kv::get(&self.sql(), "born")?.and_then(|v| v.parse::<i64>().ok());
+            return Ok(born.map(|b| b + ms));
+        }
+        Ok(Period::parse(spec.window, &spec.period).map(|p| p.end_ms(&spec.tz)))
+    }
+
+    /// Which hooks watch this board, from the isolate's cache (a change of
+    /// hooks reaches a board within 5 seconds). A failure keeps what was known.
+    async fn refresh_hooks(&self) {
+        let Some(board) = self.spec.borrow().as_ref().map(|s| s.board.clone()) else { return };
+        match super::hooks::all(&self.env).await {
+            Ok(hooks) => self.hook_top.set(super::hooks::watching(&hooks, &board).1),
+            Err(e) => console_error!("hooks unavailable: {e:?}"),
+        }
+    }
+
+    /// The top `n` as the API shows it (metadata included), and the total.
+    fn top_entries(&self, n: usize) -> Result<(u64, Vec<EntryOut>)> {
+        let ties = self.spec.borrow().as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let total = r.visible_len() as u64;
+        let mut entries: Vec<EntryOut> = r.top(0, n, ties).into_iter().map(|e| self.entry_out(e)).collect();
+        drop(guard);
+        self.fill_meta(&mut entries)?;
+        Ok((total, entries))
+    }
+
+    /// A ranking event of this board period for one hook: the body as sent.
+    fn hook_event(&self, spec: &BoardSpec, hook: &str, kind: HookEvent, fields: serde_json::Value) -> HookDelivery {
+        let id = super::http::new_id();
+        let mut body = serde_json::json!({
+            "id": id,
+            "type": kind,
+            "board": spec.board,
+            "window": spec.window,
+            "period": spec.period,
+            "at": now_ms(),
+        });
+        if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields) {
+            b.extend(f);
+        }
+        HookDelivery { hook: hook.to_string(), id, kind, board: spec.board.clone(), body: body.to_string() }
+    }
+
+    /// Compares the top with what the hooks saw last and enqueues
+    /// `top_changed` and `overtaken` for each hook that listens.
+    async fn look_for_hooks(&self) -> Result<()> {
+        self.hook_dirty.set(false);
+        self.last_hook_look.set(now_ms());
+        let Some(spec) = self.spec.borrow().clone() else { return Ok(()) };
+        let hooks = super::hooks::all(&self.env).await.map_err(|e| rust_err(format!("{e:?}")))?;
+        let top = super::hooks::watching(&hooks, &spec.board).1;
+        self.hook_top.set(top);
+        if top == 0 {
+            return Ok(());
+        }
+        // Twice the top: a member passed and pushed out of it is still found.
+        let (now_order, ranks) = {
+            let guard = self.ranking.borrow();
+            let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+            let order: Vec<String> =
+                r.top(0, (2 * top).min(2 * MAX_TOP), spec.ties).iter().map(|e| e.member.to_string()).collect();
+            let old = self.hook_seen.borrow().clone().unwrap_or_default();
+            let ranks: HashMap<String, Option<u64>> = old
+                .iter()
+                .map(|m| {
+                    let here = r.contains(m) && !r.is_hidden(m);
+                    (m.clone(), if here { r.rank(m, spec.ties).map(|s| s.rank) } else { None })
+                })
+                .collect();
+            (order, ranks)
+        };
+        // Never looked before: the hooks saw an empty board (a hook added to
+        // a board with scores hears its whole top enter once).
+        let old = self.hook_seen.replace(Some(now_order.clone())).unwrap_or_default();
+        kv::put(&self.sql(), "hook_seen", &serde_json::to_string(&now_order).map_err(rust_err)?)?;
+        let mut out = Vec::new();
+        for (name, h) in hooks.iter() {
+            if h.listens(&spec.board, HookEvent::TopChanged) {
+                if let Some(ch) = top_change(&old, &now_order, h.top) {
+                    let (_, entries) = self.top_entries(h.top)?;
+                    let f = serde_json::json!({ "entries": entries, "entered": ch.entered, "left": ch.left });
+                    out.push(self.hook_event(&spec, name, HookEvent::TopChanged, f));
+                }
+            }
+            if h.listens(&spec.board, HookEvent::Overtaken) {
+                let gone = |m: &str| ranks.get(m).is_none_or(Option::is_none);
+                for o in overtakes(&old, &now_order, h.top, gone) {
+                    let rank = ranks.get(&o.member).copied().flatten();
+                    let f = serde_json::json!({ "member": o.member, "by": o.by, "rank": rank });
+                    out.push(self.hook_event(&spec, name, HookEvent::Overtaken, f));
+                }
+            }
+        }
+        super::hooks::enqueue(&self.env, &out).await
+    }
+
+    /// Tells the hooks that listen that this period ended: its final total
+    /// and top. Marked told first, so a retried alarm does not tell twice.
+    async fn tell_period_ended(&self) -> Result<()> {
+        self.ended.set(true);
+        kv::put(&self.sql(), "ended", "1")?;
+        let Some(spec) = self.spec.borrow().clone() else { return Ok(()) };
+        let hooks = super::hooks::all(&self.env).await.map_err(|e| rust_err(format!("{e:?}")))?;
+        let mut out = Vec::new();
+        // A season is named as reads name it: `s1` for the first (stored as `all`).
+        let season = (spec.window == crate::core::Window::All)
+            .then(|| if spec.period == "all" { "s1".to_string() } else { spec.period.clone() });
+        for (name, h) in hooks.iter().filter(|(_, h)| h.listens(&spec.board, HookEvent::PeriodEnded)) {
+            let (total, entries) = self.top_entries(h.top)?;
+            let mut f = serde_json::json!({ "total": total, "entries": entries });
+            if let Some(s) = &season {
+                f["period"] = serde_json::json!(s);
+            }
+            out.push(self.hook_event(&spec, name, HookEvent::PeriodEnded, f));
+        }
+        super::hooks::enqueue(&self.env, &out).await
     }
 
     /// Sets the alarm for the earliest chore the core says is due.
     async fn schedule(&self) -> Result<()> {
+        self.refresh_hooks().await;
         let Some(want) = self.chores()?.next_alarm() else { return Ok(()) };
         if self.alarm_at.get().is_none() {
             self.alarm_at.set(self.state.storage().get_alarm().await?);
@@ -785,7 +942,7 @@ impl BoardObject {
         let was = self.ranking.borrow_mut().as_mut().is_some_and(|r| r.remove(member));
         if was {
             self.sql().exec("DELETE FROM members WHERE member = ?", vec![member.into()])?;
-            self.dirty.set(true);
+            self.mark_changed();
         }
         Ok(Removed { removed: u64::from(was) })
     }
@@ -802,7 +959,7 @@ impl BoardObject {
         } else {
             self.sql().exec("DELETE FROM hidden WHERE member = ?", vec![member.into()])?;
         }
-        self.dirty.set(true);
+        self.mark_changed();
         Ok(())
     }
 
@@ -865,7 +1022,7 @@ impl BoardObject {
             .collect();
         stmts.extend(json_chunks(&metas)?.into_iter().map(|chunk| Stmt::new(SET_META, vec![chunk.into()])));
         write_all(&self.state.storage(), stmts, None)?;
-        self.dirty.set(true);
+        self.mark_changed();
         Ok(Imported { imported: lines.len() as u64, full: false })
     }
 
@@ -903,6 +1060,11 @@ impl worker::DurableObject for BoardObject {
             removed: RefCell::new(HashMap::new()),
             registered: Cell::new(false),
             checkpoint: RefCell::new(None),
+            hook_top: Cell::new(0),
+            hook_dirty: Cell::new(false),
+            last_hook_look: Cell::new(0),
+            hook_seen: RefCell::new(None),
+            ended: Cell::new(false),
         }
     }
 
@@ -970,6 +1132,11 @@ impl worker::DurableObject for BoardObject {
                 self.schedule().await?;
                 serde_json::to_value(out)
             }
+            BoardCommand::Ended(spec) => {
+                self.adopt_spec(&spec)?;
+                self.tell_period_ended().await?;
+                serde_json::to_value(Ack { ok: true })
+            }
             BoardCommand::Remove { spec, member, at } => {
                 let out = self.remove(&spec, &member, at)?;
                 self.schedule().await?;
@@ -995,6 +1162,17 @@ impl worker::DurableObject for BoardObject {
         }
         if chores.prune_due() {
             self.prune_slice(chores.prune_before())?;
+        }
+        // Webhooks only enqueue: a slow receiver never holds the board up.
+        if chores.hooks_due() {
+            if let Err(e) = self.look_for_hooks().await {
+                console_error!("webhooks: {e}");
+            }
+        }
+        if chores.period_ended() {
+            if let Err(e) = self.tell_period_ended().await {
+                console_error!("webhooks (period end): {e}");
+            }
         }
         self.schedule().await?;
         Response::ok("done")

@@ -74,6 +74,11 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &BoardCommand::Respec(s.clone())).await
     }
 
+    /// The period ended early (a season archived): its hooks hear `period_ended`.
+    pub async fn ended(&self, s: &BoardSpec) -> ApiResult<Ack> {
+        call_object(&self.0, "/cmd", &BoardCommand::Ended(s.clone())).await
+    }
+
     pub async fn wipe(&self) -> ApiResult<Ack> {
         call_object(&self.0, "/cmd", &BoardCommand::Wipe).await
     }

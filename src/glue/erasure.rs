@@ -84,6 +84,8 @@ impl ErasureObject {
             return Ok(false);
         }
         super::dead::erase(&self.env, &job.member).await?;
+        // and the webhook deliveries kept as dead letters (their bodies)
+        super::hooks::erase(&self.env, &job.member).await?;
         job.done = true;
         Ok(true)
     }

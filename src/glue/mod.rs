@@ -8,6 +8,7 @@ mod consumer;
 mod dead;
 mod erasure;
 mod faults;
+mod hooks;
 mod http;
 mod index;
 mod ingest;
@@ -50,10 +51,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
-    if batch.queue() == DEAD_LETTER_QUEUE {
-        dead::consume(batch, env).await
-    } else {
-        consumer::consume(batch, env).await
+    match batch.queue().as_str() {
+        DEAD_LETTER_QUEUE => dead::consume(batch, env).await,
+        hooks::HOOKS_QUEUE => hooks::deliver(batch, env).await,
+        hooks::HOOKS_DLQ => hooks::bury(batch, env).await,
+        _ => consumer::consume(batch, env).await,
     }
 }
 
@@ -279,6 +281,26 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
         (Route::DeadLetter(id), _) => {
             authorize(&req, env, Role::Admin).await?;
             dead::delete(env, &id).await
+        }
+        (Route::Hooks, _) => {
+            authorize(&req, env, Role::Admin).await?;
+            hooks::list(env).await
+        }
+        (Route::Hook(n), "GET") => {
+            authorize(&req, env, Role::Admin).await?;
+            hooks::get(env, &n).await
+        }
+        (Route::Hook(n), "PUT") => {
+            authorize(&req, env, Role::Admin).await?;
+            hooks::put(req, env, &n).await
+        }
+        (Route::Hook(n), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            hooks::delete(env, &n).await
+        }
+        (Route::HookDeliveries(n), _) => {
+            authorize(&req, env, Role::Admin).await?;
+            hooks::deliveries(&req, env, &n).await
         }
         (Route::Malformed, _) => Err(ApiError::NotFound),
     }

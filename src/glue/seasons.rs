@@ -40,6 +40,12 @@ pub async fn start(env: &Env, board: &str) -> ApiResult {
     if call_object::<_, Value>(&hub, "/roll", &s).await.is_err() {
         worker::console_warn!("live hub of {} did not take the new season", s.board);
     }
+    // The archived season's hooks hear that it ended (API 1.1 `period_ended`).
+    let (ends, _) = super::hooks::watching(&super::hooks::all(env).await?, name.as_str());
+    if ends && season > 1 {
+        let archived = spec(&name, r, Window::All, &season_key(season - 1));
+        BoardClient::of(env, &archived)?.ended(&archived).await?;
+    }
     json(200, &json!({ "season": season, "started": started }))
 }
 
