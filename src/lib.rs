@@ -4,8 +4,9 @@
 //! - `core/`    pure ranking core, no I/O, no clock: the ranking structure
 //!   (`ranking`, with shadow-hidden members), periods in a board's time
 //!   zone (`period`, `zone`: IANA zones from jiff's bundled tzdb), board
-//!   settings and routes (`catalog`), retention, and when a board's alarm is
-//!   due (`chores`).
+//!   settings and routes (`catalog`), retention, when a board's alarm is
+//!   due (`chores`), and webhooks' pure part (`hooks`: which ranking events a
+//!   change of the top makes, retry delays, signatures).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
 //!   keys), bearer keys.
@@ -19,7 +20,8 @@
 //!   `CatalogObject`, `LiveObject`, the dead-letter store, a board's
 //!   `BoardIndexObject` (its periods, removals, hidden members), erasures
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
-//!   (`wait`), `transactionSync` (`txn`) and test faults (`faults`, off
+//!   (`wait`), webhooks (`hooks`: `HookObject`, `/v1/hooks`, the delivery
+//!   consumer), `transactionSync` (`txn`) and test faults (`faults`, off
 //!   unless `PODIUM_TEST_FAULTS=1`).
 //! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
 //!   Queue consumer invocation that a panic's wasm reset left unsettled.

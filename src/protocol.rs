@@ -774,7 +774,9 @@ pub struct HookList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum HookPut {
-    Done { created: bool },
+    Done {
+        created: bool,
+    },
     /// A new hook needs a secret.
     NeedsSecret,
 }

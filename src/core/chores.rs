@@ -62,7 +62,8 @@ impl Chores {
             let gap = PRUNE_MIN_GAP_MS.min(self.dedupe_ms);
             self.oldest_seen.map(|t| (t + self.dedupe_ms).max(self.now + gap))
         };
-        let hooks = (self.hooked && self.hook_dirty).then(|| (self.last_hook_look + HOOK_EVERY_MS).max(self.now));
+        let hooks =
+            (self.hooked && self.hook_dirty).then(|| (self.last_hook_look + HOOK_EVERY_MS).max(self.now));
         [publish, prune, self.expires_at, hooks, self.period_end].into_iter().flatten().min()
     }
 

@@ -207,7 +207,10 @@ mod tests {
             top_change(&old, &s(&["a", "x", "b", "c"]), 3),
             Some(TopChange { entered: s(&["x"]), left: s(&["c"]) })
         );
-        assert_eq!(top_change(&old, &s(&["b", "a", "c"]), 3), Some(TopChange { entered: vec![], left: vec![] }));
+        assert_eq!(
+            top_change(&old, &s(&["b", "a", "c"]), 3),
+            Some(TopChange { entered: vec![], left: vec![] })
+        );
         assert_eq!(top_change(&[], &s(&["a"]), 3), Some(TopChange { entered: s(&["a"]), left: vec![] }));
     }
 
@@ -218,10 +221,16 @@ mod tests {
         let got = overtakes(&old, &s(&["a", "x", "b", "c", "d"]), 3, |_| false);
         assert_eq!(
             got,
-            vec![Overtake { member: "b".into(), by: "x".into() }, Overtake { member: "c".into(), by: "x".into() }]
+            vec![
+                Overtake { member: "b".into(), by: "x".into() },
+                Overtake { member: "c".into(), by: "x".into() }
+            ]
         );
         // a and b swap: a was passed by b
-        assert_eq!(overtakes(&old, &s(&["b", "a", "c", "d"]), 3, |_| false), vec![Overtake { member: "a".into(), by: "b".into() }]);
+        assert_eq!(
+            overtakes(&old, &s(&["b", "a", "c", "d"]), 3, |_| false),
+            vec![Overtake { member: "a".into(), by: "b".into() }]
+        );
         // a member that fell out of the list: its passer is the nearest from the end
         assert_eq!(
             overtakes(&s(&["a", "b"]), &s(&["b", "y"]), 2, |_| false),

@@ -7,8 +7,8 @@ use crate::domain::BoardName;
 use crate::error::ApiError;
 
 const MAX_URL_BYTES: usize = 2048;
-const MIN_SECRET_BYTES: usize = 16;
-const MAX_SECRET_BYTES: usize = 256;
+const MIN_SECRET_CHARS: usize = 16;
+const MAX_SECRET_CHARS: usize = 256;
 const MAX_BOARDS: usize = 100;
 const DEFAULT_TOP: usize = 10;
 
@@ -32,7 +32,9 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
 pub fn parse_hook(body: &[u8], allow_http: bool) -> Result<HookBody, ApiError> {
     let m: Map<String, Value> = match super::json::parse(body) {
         Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() }),
+        Ok(_) => {
+            return Err(ApiError::InvalidBody { field: None, message: "body must be a JSON object".into() })
+        }
         Err(e) => return Err(ApiError::InvalidJson { index: None, line: None, message: e.to_string() }),
     };
     if let Some(k) = m.keys().find(|k| !["url", "events", "boards", "top", "secret"].contains(&k.as_str())) {
@@ -74,7 +76,9 @@ pub fn parse_hook(body: &[u8], allow_http: bool) -> Result<HookBody, ApiError> {
             }
             Some(out)
         }
-        Some(_) => return Err(bad("boards", format!("must be an array of 1 to {MAX_BOARDS} board names, or null"))),
+        Some(_) => {
+            return Err(bad("boards", format!("must be an array of 1 to {MAX_BOARDS} board names, or null")))
+        }
     };
     let top = match m.get("top") {
         None => DEFAULT_TOP,
@@ -85,11 +89,15 @@ pub fn parse_hook(body: &[u8], allow_http: bool) -> Result<HookBody, ApiError> {
     };
     let secret = match m.get("secret") {
         None => None,
-        Some(Value::String(s)) if (MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&s.len()) => Some(s.clone()),
+        // Counted in characters, as JSON Schema's minLength/maxLength count
+        // (a character is at least a byte: 16 of them are ≥ 16 bytes).
+        Some(Value::String(s)) if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&s.chars().count()) => {
+            Some(s.clone())
+        }
         Some(_) => {
             return Err(bad(
                 "secret",
-                format!("must be a string of {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"),
+                format!("must be a string of {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters"),
             ))
         }
     };
@@ -147,8 +155,11 @@ mod tests {
         .unwrap();
         assert_eq!(h.events, vec![HookEvent::TopChanged, HookEvent::Overtaken]);
         assert_eq!((h.top, h.boards, h.secret.as_deref()), (10, None, Some("0123456789abcdef")));
-        let h = parse_hook(br#"{"url":"http://127.0.0.1:9999/x","events":["period_ended"],"boards":["likes"],"top":3}"#, true)
-            .unwrap();
+        let h = parse_hook(
+            br#"{"url":"http://127.0.0.1:9999/x","events":["period_ended"],"boards":["likes"],"top":3}"#,
+            true,
+        )
+        .unwrap();
         assert_eq!((h.top, h.boards.map(|b| b.len()), h.secret), (3, Some(1), None));
     }
 

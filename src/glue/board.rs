@@ -27,8 +27,8 @@ use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut, TopOut,
-    LIVE_MAX_LIMIT,
+    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut,
+    TopOut, LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -201,7 +201,8 @@ impl BoardObject {
         let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
         self.events.set(kv::get(&sql, "events")?.and_then(|v| v.parse().ok()).unwrap_or(0));
         self.ended.set(kv::get(&sql, "ended")?.as_deref() == Some("1"));
-        *self.hook_seen.borrow_mut() = kv::get(&sql, "hook_seen")?.and_then(|v| serde_json::from_str(&v).ok());
+        *self.hook_seen.borrow_mut() =
+            kv::get(&sql, "hook_seen")?.and_then(|v| serde_json::from_str(&v).ok());
         self.watched.set(watched);
         // After an eviction, push once more in case a change was not yet published.
         self.dirty.set(watched);
@@ -691,7 +692,13 @@ impl BoardObject {
     }
 
     /// A ranking event of this board period for one hook: the body as sent.
-    fn hook_event(&self, spec: &BoardSpec, hook: &str, kind: HookEvent, fields: serde_json::Value) -> HookDelivery {
+    fn hook_event(
+        &self,
+        spec: &BoardSpec,
+        hook: &str,
+        kind: HookEvent,
+        fields: serde_json::Value,
+    ) -> HookDelivery {
         let id = super::http::new_id();
         let mut body = serde_json::json!({
             "id": id,
@@ -723,8 +730,11 @@ impl BoardObject {
         let (now_order, ranks) = {
             let guard = self.ranking.borrow();
             let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-            let order: Vec<String> =
-                r.top(0, (2 * top).min(2 * MAX_TOP), spec.ties).iter().map(|e| e.member.to_string()).collect();
+            let order: Vec<String> = r
+                .top(0, (2 * top).min(2 * MAX_TOP), spec.ties)
+                .iter()
+                .map(|e| e.member.to_string())
+                .collect();
             let old = self.hook_seen.borrow().clone().unwrap_or_default();
             let ranks: HashMap<String, Option<u64>> = old
                 .iter()
@@ -769,8 +779,13 @@ impl BoardObject {
         let hooks = super::hooks::all(&self.env).await.map_err(|e| rust_err(format!("{e:?}")))?;
         let mut out = Vec::new();
         // A season is named as reads name it: `s1` for the first (stored as `all`).
-        let season = (spec.window == crate::core::Window::All)
-            .then(|| if spec.period == "all" { "s1".to_string() } else { spec.period.clone() });
+        let season = (spec.window == crate::core::Window::All).then(|| {
+            if spec.period == "all" {
+                "s1".to_string()
+            } else {
+                spec.period.clone()
+            }
+        });
         for (name, h) in hooks.iter().filter(|(_, h)| h.listens(&spec.board, HookEvent::PeriodEnded)) {
             let (total, entries) = self.top_entries(h.top)?;
             let mut f = serde_json::json!({ "total": total, "entries": entries });

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, durable_object, AbortController, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
-    Method, QueueRetryOptionsBuilder, RawMessage, Request, RequestInit, Response, Result, SqlStorageValue, State,
+    Method, QueueRetryOptionsBuilder, RawMessage, Request, RequestInit, Response, Result, SqlStorageValue,
+    State,
 };
 
 use super::http::{call_object, internal, json, now_ms, read_body, rust_err, ApiResult};
@@ -46,9 +47,7 @@ thread_local! {
 }
 
 fn stub(env: &Env) -> ApiResult<worker::Stub> {
-    env.durable_object("HOOKS")
-        .and_then(|ns| ns.get_by_name("hooks"))
-        .map_err(|e| internal("hooks stub", e))
+    env.durable_object("HOOKS").and_then(|ns| ns.get_by_name("hooks")).map_err(|e| internal("hooks stub", e))
 }
 
 async fn call<T: serde::de::DeserializeOwned>(env: &Env, cmd: &HookCommand) -> ApiResult<T> {
@@ -74,11 +73,14 @@ fn forget() {
 }
 
 fn hook_name(raw: &str) -> ApiResult<BoardName> {
-    BoardName::parse(raw).map_err(|e| ApiError::InvalidParameter { field: "name".into(), message: e.to_string() })
+    BoardName::parse(raw)
+        .map_err(|e| ApiError::InvalidParameter { field: "name".into(), message: e.to_string() })
 }
 
 fn allow_http(env: &Env) -> bool {
-    env.var("ALLOW_HTTP_HOOKS").map(|v| matches!(v.to_string().as_str(), "1" | "on" | "true")).unwrap_or(false)
+    env.var("ALLOW_HTTP_HOOKS")
+        .map(|v| matches!(v.to_string().as_str(), "1" | "on" | "true"))
+        .unwrap_or(false)
 }
 
 // ---- the API -------------------------------------------------------------
@@ -115,7 +117,7 @@ pub async fn put(mut req: Request, env: &Env, name: &str) -> ApiResult {
         HookPut::NeedsSecret => {
             return Err(ApiError::InvalidBody {
                 field: Some("secret".into()),
-                message: "is required for a new hook (16 to 256 bytes)".into(),
+                message: "is required for a new hook (16 to 256 characters)".into(),
             })
         }
     };
@@ -166,7 +168,9 @@ pub async fn enqueue(env: &Env, deliveries: &[HookDelivery]) -> Result<()> {
         let mut messages = Vec::with_capacity(chunk.len());
         for d in chunk {
             let text = serde_json::to_string(d).map_err(rust_err)?;
-            messages.push(RawMessageBuilder::new(text.as_str().into()).build_with_content_type(QueueContentType::Text));
+            messages.push(
+                RawMessageBuilder::new(text.as_str().into()).build_with_content_type(QueueContentType::Text),
+            );
         }
         queue.send_raw_batch(BatchSendMessage::from(messages)).await?;
     }
@@ -182,7 +186,11 @@ fn decode(m: &RawMessage) -> Option<HookDelivery> {
 /// The delay before the first retry (then tripled each time, up to 12 h):
 /// 10 s, or `HOOK_RETRY_BASE_S` (tests make it short).
 fn retry_base_s(env: &Env) -> u64 {
-    env.var("HOOK_RETRY_BASE_S").ok().and_then(|v| v.to_string().parse().ok()).filter(|s| *s > 0).unwrap_or(10)
+    env.var("HOOK_RETRY_BASE_S")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10)
 }
 
 /// POSTs one event, signed; `Err` says why the attempt failed.
@@ -306,7 +314,8 @@ impl HookObject {
             name: String,
             def: String,
         }
-        let rows: Vec<Row> = self.sql().exec("SELECT name, def FROM hooks ORDER BY name", None)?.to_array()?;
+        let rows: Vec<Row> =
+            self.sql().exec("SELECT name, def FROM hooks ORDER BY name", None)?.to_array()?;
         Ok(rows.into_iter().filter_map(|r| Some((r.name, serde_json::from_str(&r.def).ok()?))).collect())
     }
 
@@ -367,7 +376,10 @@ impl HookObject {
                     attempts: f64,
                 }
                 let a: Vec<A> = sql
-                    .exec("SELECT attempts FROM deliveries WHERE hook = ? AND id = ?", vec![d.hook.into(), d.id.into()])?
+                    .exec(
+                        "SELECT attempts FROM deliveries WHERE hook = ? AND id = ?",
+                        vec![d.hook.into(), d.id.into()],
+                    )?
                     .to_array()?;
                 serde_json::to_value(Attempts { attempts: a.first().map(|a| a.attempts as u32).unwrap_or(0) })
             }
@@ -409,7 +421,10 @@ impl HookObject {
             HookCommand::Erase { member } => {
                 // Bodies are JSON: the member appears as a JSON string.
                 let needle = serde_json::to_string(&member).map_err(rust_err)?;
-                sql.exec("DELETE FROM deliveries WHERE body IS NOT NULL AND instr(body, ?) > 0", vec![needle.into()])?;
+                sql.exec(
+                    "DELETE FROM deliveries WHERE body IS NOT NULL AND instr(body, ?) > 0",
+                    vec![needle.into()],
+                )?;
                 serde_json::to_value(Ack { ok: true })
             }
         };
