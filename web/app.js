@@ -25,6 +25,8 @@
     caption: $('table-caption'),
     rows: $('board-rows'),
     subHead: $('sub-head'),
+    seasonPicker: $('season-picker'),
+    seasonSelect: $('season-select'),
     announcer: $('live-announcer'),
     searchForm: $('search-form'),
     searchInput: $('search-input'),
@@ -60,6 +62,8 @@
    * so no browser zone shifts them.
    */
   function formatPeriod(window, period, tz) {
+    let s;
+    if (window === 'all' && (s = /^s(\d+)$/.exec(period || ''))) return `Season ${+s[1]}`;
     if (!period || period === 'all' || window === 'all') return 'All time';
     const zone = tz || 'UTC';
     const inZone = zone === 'UTC' ? '' : ` (${zone})`;
@@ -107,15 +111,18 @@
     reconnectTimer: null,
     prevRanks: null, // Map member -> {rank, score} from the last render
     period: null, // the period the table shows
+    season: null, // a past season shown (its number), or null: the live current one
     lastAnnounce: 0,
   };
 
   function readUrl() {
     const q = new URLSearchParams(location.search);
     const limit = parseInt(q.get('limit') || '', 10);
+    const season = parseInt(q.get('season') || '', 10);
     return {
       board: q.get('board') || '',
       window: q.get('window') || '',
+      season: Number.isInteger(season) && season >= 1 ? season : null,
       limit: Number.isFinite(limit) && limit >= 1 && limit <= 100 ? limit : DEFAULT_LIMIT,
     };
   }
@@ -123,6 +130,7 @@
     const q = new URLSearchParams(location.search);
     if (state.board) q.set('board', state.board.name); else q.delete('board');
     q.set('window', state.window);
+    if (state.season) q.set('season', String(state.season)); else q.delete('season');
     const url = `${location.pathname}?${q.toString()}`;
     if (url === location.pathname + location.search) return;
     if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
@@ -189,6 +197,58 @@
       if (on && hadFocus) b.focus();
     }
   }
+
+  // ---------- seasons (API 1.1) ----------
+  /** The board's current season (1 until the first POST …/seasons). */
+  function currentSeason() {
+    return state.board && Number.isInteger(state.board.season) ? state.board.season : 1;
+  }
+
+  /** The season picker: only on the all window of a board that has past seasons. */
+  function renderSeasons() {
+    const current = currentSeason();
+    const show = state.window === 'all' && current > 1;
+    els.seasonPicker.hidden = !show;
+    if (!show) { state.season = null; return; }
+    if (state.season && state.season >= current) state.season = null;
+    clear(els.seasonSelect);
+    for (let n = current; n >= 1; n--) {
+      const opt = el('option', null, n === current ? `Season ${n} (live)` : `Season ${n}`);
+      opt.value = String(n);
+      opt.selected = n === (state.season || current);
+      els.seasonSelect.appendChild(opt);
+    }
+  }
+
+  /** A past season: read once (it is archived), no live socket. */
+  async function showPastSeason(n) {
+    disconnect();
+    state.prevRanks = null;
+    state.period = `s${n}`;
+    setStatus('offline', 'Archived season');
+    const gen = ++state.wsGen;
+    const r = await api(`/v1/boards/${enc(state.board.name)}/top?limit=${state.limit}&window=all&period=s${n}`);
+    if (gen !== state.wsGen) return;
+    if (!r.ok || !r.body) {
+      showMessage('missing', `Season ${n} cannot be read`, `The API answered ${r.status}.`);
+      return;
+    }
+    renderEntries({ ...r.body, window: 'all', period: `s${n}` }, true);
+  }
+
+  /** Shows the season chosen (state.season), live when it is the current one. */
+  function showSeason() {
+    if (state.season) showPastSeason(state.season);
+    else connect();
+  }
+
+  els.seasonSelect.addEventListener('change', () => {
+    const n = parseInt(els.seasonSelect.value, 10);
+    state.season = n < currentSeason() ? n : null;
+    writeUrl(true);
+    clearSearch(true);
+    showSeason();
+  });
 
   // Arrow keys move between tabs (WAI-ARIA tabs pattern, automatic activation).
   els.tabs.addEventListener('keydown', (e) => {
@@ -510,10 +570,11 @@
     const windows = board.windows && board.windows.length ? board.windows : ['all'];
     if (!windows.includes(state.window)) state.window = windows[0];
     renderTabs();
+    renderSeasons();
     writeUrl(push);
     showMessage('loading', 'Loading…');
     els.message.dataset.kind = 'loading';
-    connect();
+    showSeason();
   }
 
   function selectWindow(w, push) {
@@ -521,7 +582,9 @@
     state.window = w;
     state.prevRanks = null;
     state.period = null;
+    state.season = null;
     renderTabs();
+    renderSeasons();
     writeUrl(push);
     clearSearch(true);
     connect();
@@ -529,6 +592,7 @@
 
   els.select.addEventListener('change', () => {
     state.window = '';
+    state.season = null;
     selectBoard(els.select.value, true);
   });
 
@@ -553,6 +617,7 @@
       return;
     }
     state.window = u.window;
+    state.season = u.season;
     await selectBoard(name, push);
   }
 
@@ -571,7 +636,7 @@
     clear(els.searchResult);
     els.searchResult.appendChild(el('p', 'muted', 'Searching…'));
     const base = `/v1/boards/${enc(state.board.name)}/members/${enc(member)}`;
-    const w = `window=${enc(state.window)}`;
+    const w = `window=${enc(state.window)}${state.season ? `&period=s${state.season}` : ''}`;
     let r;
     try { r = await api(`${base}?${w}`); } catch { r = { ok: false, status: 0 }; }
     if (gen !== searchGen) return;

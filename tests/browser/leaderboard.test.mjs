@@ -286,6 +286,33 @@ describe('leaderboard page', () => {
     assert.equal(await page.$$eval('#board-rows .col-sub', (tds) => tds.length), 0);
   });
 
+  test('a board with past seasons has a season picker: a past season is read once, the current one is live', async () => {
+    await expectStatus(await api.putBoard(worker.url, 'seasoned', { title: 'Seasoned' }), [200, 201], 'PUT seasoned');
+    await expectStatus(await api.events(worker.url, [
+      { type: 'hit', board: 'seasoned', member: 'old-champ', value: 50 },
+      { type: 'hit', board: 'seasoned', member: 'old-second', value: 20 },
+    ]), 202, 'season 1');
+    await waitFor(async () => (await apiTop('seasoned'))?.total === 2, { what: 'season 1 applied' });
+    await expectStatus(await api.admin(worker.url, 'POST', '/v1/boards/seasoned/seasons'), 200, 'new season');
+    await expectStatus(await api.events(worker.url, [{ type: 'hit', board: 'seasoned', member: 'newcomer', value: 1 }]), 202, 'season 2');
+    await waitFor(async () => (await apiTop('seasoned'))?.total === 1, { what: 'season 2 applied' });
+    // the page's board list was read before this board existed: load it afresh
+    await page.goto(`${worker.url}/?board=seasoned`);
+    await waitFor(async () => JSON.stringify(await rowMembers()) === JSON.stringify(['newcomer']), { what: 'live season 2' });
+    assert.equal(await page.isVisible('#season-picker'), true);
+    assert.deepEqual(await page.$$eval('#season-select option', (os) => os.map((o) => o.textContent)), ['Season 2 (live)', 'Season 1']);
+    await page.selectOption('#season-select', '1');
+    await waitFor(async () => JSON.stringify(await rowMembers()) === JSON.stringify(['old-champ', 'old-second']), { what: 'season 1 rows' });
+    assert.equal(await page.textContent('#stat-period'), 'Season 1');
+    assert.equal(await liveState(), 'offline', 'an archived season is not live');
+    assert.match(page.url(), /season=1/);
+    await page.selectOption('#season-select', '2');
+    await waitFor(async () => (await liveState()) === 'live' && JSON.stringify(await rowMembers()) === JSON.stringify(['newcomer']), { what: 'back to live' });
+    await page.goto(`${worker.url}/?board=likes`);
+    await waitFor(async () => (await rowMembers()).length > 0, { what: 'likes rows' });
+    assert.equal(await page.isVisible('#season-picker'), false, 'no picker on a board with one season');
+  });
+
   test('no script errors or CSP violations on the page', () => {
     assert.deepEqual(pageErrors.filter((e) => !/Failed to load resource|WebSocket connection/.test(e)), []);
   });
