@@ -1021,7 +1021,7 @@ impl BoardObject {
         let mut metas = Vec::with_capacity(lines.len());
         for l in &lines {
             let member = MemberId::parse(l.member.clone()).map_err(rust_err)?;
-            if !ranking.set(&member, l.score, l.sub, l.reached, None) {
+            if !ranking.set(&member, (l.score, l.sub), l.reached, None) {
                 return Err(rust_err("import: the ranking refused a member"));
             }
             if let Some(r) = ranking.get(&l.member) {

@@ -8,7 +8,8 @@
 //! before the first change or read after each boundary, so it holds the
 //! ranking exactly as it stood at the boundary.
 
-use super::{ids, Ranking, Ties};
+use super::tree::RankKey;
+use super::{ids, Board, Ranking, Ties};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -98,12 +99,12 @@ impl Checkpoint {
     }
 }
 
-impl Ranking {
+impl<R: RankKey> Board<R> {
     /// Calls `f` with every visible member's id and rank under `ties`, best
     /// first, without building a listing.
     pub fn for_each_rank(&self, ties: Ties, mut f: impl FnMut(&[u8], u64)) {
         let mut shown = 0u64;
-        let mut prev: Option<(super::tree::Rk, u64)> = None;
+        let mut prev: Option<(R, u64)> = None;
         for (k, pay) in self.tree.iter_from(0) {
             let id = self.id_bytes(k, pay);
             if self.is_hidden_id(id) {

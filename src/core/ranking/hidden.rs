@@ -13,52 +13,52 @@
 
 use std::collections::HashSet;
 
-use super::tree::{reach, Key, Rk};
-use super::{Entry, Ranking, Standing, Ties};
+use super::tree::{reach, Key, RankKey};
+use super::{Board, Entry, Standing, Ties};
 
 /// A hidden member's place in the order: (rank key, reach, id bytes).
-type Place = (Rk, u64, Box<[u8]>);
+type Place<R> = (R, u64, Box<[u8]>);
 
 #[derive(Default, Clone)]
-pub(super) struct Hidden {
+pub(super) struct Hidden<R> {
     /// Every hidden id, on the board or not (a hidden member may arrive later).
     ids: HashSet<Box<[u8]>>,
     /// The hidden members on the board, in the board's order.
-    on: Vec<Place>,
+    on: Vec<Place<R>>,
 }
 
 /// The hidden entries a read leaves out: all, or all but the reader's own.
-struct View<'a> {
-    on: &'a [Place],
+struct View<'a, R> {
+    on: &'a [Place<R>],
     /// The index in `on` of the member reading its own standing.
     skip: Option<usize>,
 }
 
-impl View<'_> {
+impl<R: RankKey> View<'_, R> {
     fn len(&self) -> usize {
         self.on.len() - usize::from(self.skip.is_some())
     }
 
     /// How many of the left-out entries satisfy `pred`, a prefix predicate.
-    fn count(&self, pred: impl Fn(&Place) -> bool) -> usize {
+    fn count(&self, pred: impl Fn(&Place<R>) -> bool) -> usize {
         let pp = self.on.partition_point(pred);
         pp - usize::from(self.skip.is_some_and(|s| s < pp))
     }
 
-    fn before_entry(&self, k0: Rk, r: u64, id: &[u8]) -> usize {
+    fn before_entry(&self, k0: R, r: u64, id: &[u8]) -> usize {
         self.count(|h| (h.0, h.1, &h.2[..]) < (k0, r, id))
     }
 
-    fn better_score(&self, k0: Rk) -> usize {
+    fn better_score(&self, k0: R) -> usize {
         self.count(|h| h.0 < k0)
     }
 
-    fn not_worse_score(&self, k0: Rk) -> usize {
+    fn not_worse_score(&self, k0: R) -> usize {
         self.count(|h| h.0 <= k0)
     }
 
     /// The `j`-th left-out entry (in order).
-    fn get(&self, j: usize) -> Option<&Place> {
+    fn get(&self, j: usize) -> Option<&Place<R>> {
         let i = match self.skip {
             Some(s) if j >= s => j + 1,
             _ => j,
@@ -67,7 +67,7 @@ impl View<'_> {
     }
 }
 
-impl Ranking {
+impl<R: RankKey> Board<R> {
     /// Hides (or shows again) a member; true when that changed anything.
     /// A member not on the board may be hidden: it stays hidden when it comes.
     pub fn set_hidden(&mut self, member: &str, hidden: bool) -> bool {
@@ -120,30 +120,30 @@ impl Ranking {
         }
         let Some((_, here)) = self.find(id) else { return };
         let (k, _) = self.tree.entry(here);
-        let place: Place = (k.0, reach(k), id.into());
+        let place: Place<R> = (k.0, reach(k), id.into());
         let at = self.hidden.on.partition_point(|h| (h.0, h.1, &h.2[..]) < (place.0, place.1, &place.2[..]));
         self.hidden.on.insert(at, place);
     }
 
     /// The view of a read by `reader` (its own entry counts as visible).
-    fn view(&self, reader: Option<&[u8]>) -> View<'_> {
+    fn view(&self, reader: Option<&[u8]>) -> View<'_, R> {
         let skip = reader
             .filter(|id| self.hidden.ids.contains(*id))
             .and_then(|id| self.hidden.on.iter().position(|h| &h.2[..] == id));
         View { on: &self.hidden.on, skip }
     }
 
-    fn left_out(&self, view: &View<'_>, id: &[u8]) -> bool {
+    fn left_out(&self, view: &View<'_, R>, id: &[u8]) -> bool {
         self.hidden.ids.contains(id) && view.skip.and_then(|s| view.on.get(s)).is_none_or(|h| &h.2[..] != id)
     }
 
     /// The shared rank of rank key `k0` among the view's visible entries.
-    fn shared_rank(&self, view: &View<'_>, k0: Rk) -> u64 {
+    fn shared_rank(&self, view: &View<'_, R>, k0: R) -> u64 {
         (self.tree.count_before(k0, false) - view.better_score(k0)) as u64 + 1
     }
 
     /// Visible entries from visible position `start`, at most `limit`.
-    fn listing_visible(&self, view: &View<'_>, start: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+    fn listing_visible(&self, view: &View<'_, R>, start: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
         // j: how many left-out entries lie before the start. The j-th one has
         // pos_j - j visible entries before it, a non-decreasing count.
         let (mut lo, mut hi) = (0, view.len());
@@ -161,12 +161,12 @@ impl Ranking {
             }
         }
         let mut out: Vec<Entry<'_>> = Vec::with_capacity(limit.min(1024));
-        let mut prev: Option<(Rk, u64)> = None;
+        let mut prev: Option<(R, u64)> = None;
         for (k, pay) in self.tree.iter_from(start + lo) {
             if out.len() == limit {
                 break;
             }
-            let key: Key = k;
+            let key: Key<R> = k;
             if self.left_out(view, self.id_bytes(key, pay)) {
                 continue;
             }
@@ -199,7 +199,7 @@ impl Ranking {
                 Ties::First => (g - view.before_entry(k.0, reach(k), id)) as u64 + 1,
                 Ties::Shared => (better - view.better_score(k.0)) as u64 + 1,
             },
-            score: super::score_of_key(k.0 .0, self.order),
+            score: super::score_of_key(k.0.score(), self.order),
             sub: super::sub_of_key(k.0, self.tiebreak),
             total: total as u64,
             percentile: 100.0 * worse as f64 / total as f64,
@@ -221,7 +221,7 @@ impl Ranking {
 
     pub(super) fn lookup_visible(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
         let view = self.view(None);
-        let mut found: Vec<(usize, Key, super::Loc)> = members
+        let mut found: Vec<(usize, Key<R>, super::Loc)> = members
             .iter()
             .filter(|m| !self.hidden.ids.contains(m.as_bytes()))
             .filter_map(|m| self.find(m.as_bytes()).map(|(_, here)| (m, here)))

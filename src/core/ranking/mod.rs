@@ -2,7 +2,9 @@
 //!
 //! Layout (see `scripts/bench.sh` for the bytes per member it comes to):
 //! - `tree`: an order-statistic index of cells in blocks of 256. A cell holds
-//!   a 16-byte `(score key, reach << 8 | id length - 1)` entry and beside it
+//!   a 16-byte `(score key, reach << 8 | id length - 1)` entry (24 bytes on
+//!   boards with a `tiebreak`: the subscore key follows the score key; see
+//!   [`Ranking`], which picks the cell by the board) and beside it
 //!   the member's id: its bytes when they fit in 16 (on `incr` and `best`
 //!   boards), else a reference to a record in `arena`. An entry keeps its cell
 //!   while it moves within its block (a byte permutation per block holds the
@@ -51,7 +53,7 @@ use std::collections::HashMap;
 use super::{Op, Order, Tiebreak, Ties};
 use crate::domain::names::MemberId;
 use ids::{Arena, Id16, Index, Loc, NEW};
-use tree::{pack, reach, tag, Ent, Key, Members, Move, Rk, Tree, REACH_MAX};
+use tree::{pack, reach, tag, Ent, Key, Members, Move, RankKey, Rk, Tree, REACH_MAX};
 
 /// Reach time 0, in ms since the Unix epoch: the epoch itself.
 pub const REACH_EPOCH_MS: i64 = 0;
@@ -143,22 +145,22 @@ fn score_of_key(k: u64, order: Order) -> f64 {
 /// The rank key of a score and subscore: the subscore orders equal scores
 /// under the board's `tiebreak`, and counts for nothing without one.
 #[inline]
-fn rank_key(score: f64, sub: f64, order: Order, tb: Tiebreak) -> Rk {
+fn rank_key<R: RankKey>(score: f64, sub: f64, order: Order, tb: Tiebreak) -> R {
     let sub = match tb {
         Tiebreak::None => 0,
         Tiebreak::Asc => key_of_score(sub, Order::Asc),
         Tiebreak::Desc => key_of_score(sub, Order::Desc),
     };
-    (key_of_score(score, order), sub)
+    R::new(key_of_score(score, order), sub)
 }
 
 /// The subscore a rank key holds (0 without a `tiebreak`).
 #[inline]
-fn sub_of_key(k: Rk, tb: Tiebreak) -> f64 {
+fn sub_of_key<R: RankKey>(k: R, tb: Tiebreak) -> f64 {
     match tb {
         Tiebreak::None => 0.0,
-        Tiebreak::Asc => score_of_key(k.1, Order::Asc),
-        Tiebreak::Desc => score_of_key(k.1, Order::Desc),
+        Tiebreak::Asc => score_of_key(k.sub(), Order::Asc),
+        Tiebreak::Desc => score_of_key(k.sub(), Order::Desc),
     }
 }
 
@@ -171,15 +173,17 @@ fn normalize(x: f64) -> f64 {
     }
 }
 
-pub struct Ranking {
+/// One board period's ranking over rank keys `R` (see [`Ranking`], which
+/// picks `R` by the board's `tiebreak`).
+pub struct Board<R> {
     order: Order,
     op: Op,
     tiebreak: Tiebreak,
     index: Index,
     arena: Arena,
-    tree: Tree,
+    tree: Tree<R>,
     meta: MetaMap,
-    hidden: hidden::Hidden,
+    hidden: hidden::Hidden<R>,
 }
 
 /// The id index and the arena, as the tree sees them: id bytes for ties, and
@@ -243,10 +247,10 @@ impl Members for Names<'_> {
     }
 }
 
-impl Clone for Ranking {
+impl<R: RankKey> Clone for Board<R> {
     fn clone(&self) -> Self {
         let mut r =
-            Ranking::from_rows_seeded(self.order, self.op, self.tiebreak, self.arena.seed, self.rows());
+            Board::empty(self.order, self.op, self.tiebreak, self.arena.seed).build_from_rows(self.rows());
         for id in self.hidden() {
             r.set_hidden(id, true);
         }
@@ -254,7 +258,7 @@ impl Clone for Ranking {
     }
 }
 
-impl std::fmt::Debug for Ranking {
+impl<R: RankKey> std::fmt::Debug for Board<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ranking")
             .field("order", &self.order)
@@ -273,40 +277,17 @@ static NO_ID: Id16 = [0; 16];
 /// by a 25-bit number.
 const MAX_ROWS: usize = 30_000_000;
 
-impl Ranking {
-    /// A ranking whose id hash is keyed with `seed`: the Durable Object
-    /// passes a random one, so clients cannot choose ids that collide.
-    pub fn with_seed(order: Order, op: Op, tiebreak: Tiebreak, seed: u64) -> Ranking {
-        let mut r = Ranking::tiebroken(order, op, tiebreak);
-        r.arena.seed = seed;
-        r
-    }
-
-    /// `from_rows` into a ranking keyed with `seed` (see `with_seed`).
-    pub fn from_rows_seeded(
-        order: Order,
-        op: Op,
-        tiebreak: Tiebreak,
-        seed: u64,
-        rows: impl IntoIterator<Item = Row>,
-    ) -> Ranking {
-        Ranking::build_from_rows(Ranking::with_seed(order, op, tiebreak, seed), rows)
-    }
-
-    /// A ranking without a `tiebreak`, with the fixed seed 0 (tests, benchmarks).
-    pub fn new(order: Order, op: Op) -> Ranking {
-        Ranking::tiebroken(order, op, Tiebreak::None)
-    }
-
-    /// A ranking whose equal scores are ordered by subscore under `tiebreak`
-    /// (fixed seed 0).
-    pub fn tiebroken(order: Order, op: Op, tiebreak: Tiebreak) -> Ranking {
-        Ranking {
+impl<R: RankKey> Board<R> {
+    /// An empty ranking whose id hash is keyed with `seed`.
+    fn empty(order: Order, op: Op, tiebreak: Tiebreak, seed: u64) -> Board<R> {
+        let mut arena = Arena::new(matches!(op, Op::Last));
+        arena.seed = seed;
+        Board {
             order,
             op,
             tiebreak,
             index: Index::default(),
-            arena: Arena::new(matches!(op, Op::Last)),
+            arena,
             tree: Tree::default(),
             meta: MetaMap::default(),
             hidden: hidden::Hidden::default(),
@@ -335,18 +316,18 @@ impl Ranking {
 
     /// The tree's view of the ids, for a change.
     #[inline]
-    fn names(&mut self) -> (&mut Tree, Names<'_>) {
+    fn names(&mut self) -> (&mut Tree<R>, Names<'_>) {
         (&mut self.tree, Names { index: &mut self.index, arena: &self.arena })
     }
 
     /// The id bytes of the member with entry `k` and payload `pay`.
     #[inline]
-    fn id_bytes<'a>(&'a self, k: Key, pay: &'a Id16) -> &'a [u8] {
+    fn id_bytes<'a>(&'a self, k: Key<R>, pay: &'a Id16) -> &'a [u8] {
         self.arena.bytes(pay, id_len(tag(k)))
     }
 
     #[inline]
-    fn id_str<'a>(&'a self, k: Key, pay: &'a Id16) -> &'a str {
+    fn id_str<'a>(&'a self, k: Key<R>, pay: &'a Id16) -> &'a str {
         // SAFETY: ids enter only from a whole `&str` (`apply`, `from_rows`),
         // and every id byte of it is kept, in its payload or its record.
         unsafe { std::str::from_utf8_unchecked(self.id_bytes(k, pay)) }
@@ -375,11 +356,11 @@ impl Ranking {
         self.meta.get(id).map(String::as_str)
     }
 
-    fn row(&self, k: Key, pay: &Id16) -> Row {
+    fn row(&self, k: Key<R>, pay: &Id16) -> Row {
         let id = self.id_str(k, pay);
         Row {
             member: id.to_string(),
-            score: score_of_key(k.0 .0, self.order),
+            score: score_of_key(k.0.score(), self.order),
             sub: sub_of_key(k.0, self.tiebreak),
             seq: REACH_EPOCH_MS as u64 + reach(k),
             ts: self.arena.ts(pay, id.len()),
@@ -387,12 +368,12 @@ impl Ranking {
         }
     }
 
-    fn entry<'a>(&'a self, rank: u64, k: Key, pay: &'a Id16) -> Entry<'a> {
+    fn entry<'a>(&'a self, rank: u64, k: Key<R>, pay: &'a Id16) -> Entry<'a> {
         let member = self.id_str(k, pay);
         Entry {
             rank,
             member,
-            score: score_of_key(k.0 .0, self.order),
+            score: score_of_key(k.0.score(), self.order),
             sub: sub_of_key(k.0, self.tiebreak),
             reached: reach(k) as i64 + REACH_EPOCH_MS,
             meta: self.meta_of(member.as_bytes()),
@@ -484,7 +465,7 @@ impl Ranking {
         };
         let (old, pay) = self.tree.entry(here);
         let pay = *pay;
-        let old_score = score_of_key(old.0 .0, self.order);
+        let old_score = score_of_key(old.0.score(), self.order);
         let new_key = rank_key(value, sub, self.order, self.tiebreak);
         let (new_key, new_reach) = match self.op {
             Op::Incr => {
@@ -548,14 +529,13 @@ impl Ranking {
         }
     }
 
-    /// Sets a member's score, reach time and metadata as given, whatever the
+    /// Sets a member's score and subscore, reach time and metadata as given, whatever the
     /// board's op (an import, e.g. from a Redis sorted set or an export).
     /// False when the value is not finite or the ranking has no room.
     pub fn set(
         &mut self,
         member: &MemberId,
-        score: f64,
-        sub: f64,
+        (score, sub): (f64, f64),
         reached: i64,
         meta: Option<String>,
     ) -> bool {
@@ -604,7 +584,7 @@ impl Ranking {
 
     /// Rank of the entry at 0-based position `g` with score key `k`.
     #[inline]
-    fn rank_at(&self, g: usize, k: Rk, ties: Ties) -> u64 {
+    fn rank_at(&self, g: usize, k: R, ties: Ties) -> u64 {
         match ties {
             Ties::First => g as u64 + 1,
             Ties::Shared => self.tree.count_before(k, false) as u64 + 1,
@@ -621,9 +601,9 @@ impl Ranking {
         // The entries go to a stack buffer (a heap one only for long pages),
         // then every record's cache miss (long ids, `last` boards) is started
         // before the lines are built.
-        let mut small: [(Key, &Id16); 128] = [(((0, 0), 0), &NO_ID); 128];
-        let big: Vec<(Key, &Id16)>;
-        let ents: &[(Key, &Id16)] = if n <= small.len() {
+        let mut small: [(Key<R>, &Id16); 128] = [((R::default(), 0), &NO_ID); 128];
+        let big: Vec<(Key<R>, &Id16)>;
+        let ents: &[(Key<R>, &Id16)] = if n <= small.len() {
             for (d, e) in small.iter_mut().zip(self.tree.iter_from(start).take(n)) {
                 *d = e;
             }
@@ -640,7 +620,7 @@ impl Ranking {
             _ => None,
         };
         let mut out = Vec::with_capacity(n);
-        let mut prev: Option<(Rk, u64)> = None; // (rank key, rank)
+        let mut prev: Option<(R, u64)> = None; // (rank key, rank)
         for (i, &(k, pay)) in ents.iter().enumerate() {
             let g = start + i;
             let rank = match (ties, prev) {
@@ -687,7 +667,7 @@ impl Ranking {
                 Ties::First => g as u64 + 1,
                 Ties::Shared => better as u64 + 1,
             },
-            score: score_of_key(k.0 .0, self.order),
+            score: score_of_key(k.0.score(), self.order),
             sub: sub_of_key(k.0, self.tiebreak),
             total,
             percentile: 100.0 * worse as f64 / total as f64,
@@ -712,7 +692,7 @@ impl Ranking {
         if self.has_hidden() {
             return self.lookup_visible(members, ties);
         }
-        let mut found: Vec<(usize, Key, Loc)> = members
+        let mut found: Vec<(usize, Key<R>, Loc)> = members
             .iter()
             .filter_map(|m| self.find(m.as_bytes()))
             .map(|(_, here)| {
@@ -733,23 +713,16 @@ impl Ranking {
         self.tree.iter_from(0).map(move |(k, pay)| self.row(k, pay))
     }
 
-    /// Rebuilds a ranking from rows in any order (fastest when already in rank
-    /// order, as [`Ranking::rows`] yields them). Rows with a non-finite score
-    /// or an empty or over-long member id are skipped; if a member appears
-    /// twice, the row with the later reach time (`seq`) wins (the later row,
-    /// when equal).
-    pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
-        Ranking::build_from_rows(Ranking::new(order, op), rows)
-    }
-
-    fn build_from_rows(mut r: Ranking, rows: impl IntoIterator<Item = Row>) -> Ranking {
+    /// This empty ranking filled with `rows` (see [`Ranking::from_rows`]).
+    fn build_from_rows(self, rows: impl IntoIterator<Item = Row>) -> Board<R> {
+        let mut r = self;
         let (order, tb) = (r.order, r.tiebreak);
         // Each row becomes its entry at once: key, reach and id payload (the
         // id inline when it fits, else an arena record), with its metadata
         // set aside by row number. A cold start so never holds every row's
         // owned strings at the same time (a 1M board peaked at 133 MB of wasm
         // memory when rows were collected whole).
-        let mut ents: Vec<Ent> = Vec::new();
+        let mut ents: Vec<Ent<R>> = Vec::new();
         let mut metas: Vec<(u32, String)> = Vec::new();
         for row in rows
             .into_iter()
@@ -776,7 +749,7 @@ impl Ranking {
         // the later-reached row wins (the later one on equal reach)
         let n = ents.len();
         let seed = r.arena.seed;
-        let bytes_of = |arena: &Arena, e: &Ent| arena.bytes(&e.1, id_len(tag(e.0))).to_vec();
+        let bytes_of = |arena: &Arena, e: &Ent<R>| arena.bytes(&e.1, id_len(tag(e.0))).to_vec();
         r.index.rebuild(Index::cap_for(n), std::iter::empty());
         let mut keep = vec![true; n];
         for i in 0..n {
@@ -818,7 +791,7 @@ impl Ranking {
         drop(keep);
         {
             let arena = &r.arena;
-            let cmp = |a: &Ent, b: &Ent| {
+            let cmp = |a: &Ent<R>, b: &Ent<R>| {
                 (a.0 .0, reach(a.0)).cmp(&(b.0 .0, reach(b.0))).then_with(|| {
                     arena.bytes(&a.1, id_len(tag(a.0))).cmp(arena.bytes(&b.1, id_len(tag(b.0))))
                 })
@@ -835,6 +808,151 @@ impl Ranking {
         let (tree, mut names) = r.names();
         tree.bulk_load(n, ents, &mut names);
         r
+    }
+}
+
+/// One board period's ranking. Boards without a `tiebreak` keep 32-byte
+/// cells keyed by the score alone; boards with one keep 40-byte cells keyed
+/// by (score, subscore): the subscore costs only the boards that use it.
+/// Every method is the same on both.
+#[derive(Clone, Debug)]
+pub enum Ranking {
+    Plain(Board<u64>),
+    Tie(Board<Rk>),
+}
+
+/// Runs `$e` on the ranking's board, whichever its key.
+macro_rules! each {
+    ($s:expr, $b:ident => $e:expr) => {
+        match $s {
+            Ranking::Plain($b) => $e,
+            Ranking::Tie($b) => $e,
+        }
+    };
+}
+
+impl Ranking {
+    /// A ranking whose id hash is keyed with `seed`: the Durable Object
+    /// passes a random one, so clients cannot choose ids that collide.
+    pub fn with_seed(order: Order, op: Op, tiebreak: Tiebreak, seed: u64) -> Ranking {
+        match tiebreak {
+            Tiebreak::None => Ranking::Plain(Board::empty(order, op, tiebreak, seed)),
+            _ => Ranking::Tie(Board::empty(order, op, tiebreak, seed)),
+        }
+    }
+
+    /// `from_rows` into a ranking keyed with `seed` (see `with_seed`).
+    pub fn from_rows_seeded(
+        order: Order,
+        op: Op,
+        tiebreak: Tiebreak,
+        seed: u64,
+        rows: impl IntoIterator<Item = Row>,
+    ) -> Ranking {
+        match Ranking::with_seed(order, op, tiebreak, seed) {
+            Ranking::Plain(b) => Ranking::Plain(b.build_from_rows(rows)),
+            Ranking::Tie(b) => Ranking::Tie(b.build_from_rows(rows)),
+        }
+    }
+
+    /// A ranking without a `tiebreak`, with the fixed seed 0 (tests, benchmarks).
+    pub fn new(order: Order, op: Op) -> Ranking {
+        Ranking::with_seed(order, op, Tiebreak::None, 0)
+    }
+
+    /// A ranking whose equal scores are ordered by subscore under `tiebreak`
+    /// (fixed seed 0).
+    pub fn tiebroken(order: Order, op: Op, tiebreak: Tiebreak) -> Ranking {
+        Ranking::with_seed(order, op, tiebreak, 0)
+    }
+
+    /// Rebuilds a ranking from rows in any order (fastest when already in rank
+    /// order, as [`Ranking::rows`] yields them). Rows with a non-finite score
+    /// or an empty or over-long member id are skipped; if a member appears
+    /// twice, the row with the later reach time (`seq`) wins (the later row,
+    /// when equal).
+    pub fn from_rows(order: Order, op: Op, rows: impl IntoIterator<Item = Row>) -> Ranking {
+        Ranking::from_rows_seeded(order, op, Tiebreak::None, 0, rows)
+    }
+
+    pub fn order(&self) -> Order {
+        each!(self, b => b.order())
+    }
+    pub fn op(&self) -> Op {
+        each!(self, b => b.op())
+    }
+    pub fn tiebreak(&self) -> Tiebreak {
+        each!(self, b => b.tiebreak())
+    }
+    pub fn len(&self) -> usize {
+        each!(self, b => b.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        each!(self, b => b.is_empty())
+    }
+    /// See [`Board::apply`].
+    pub fn apply(&mut self, member: &MemberId, value: f64, ts: i64) -> bool {
+        each!(self, b => b.apply(member, value, ts))
+    }
+    /// See [`Board::apply_sub`].
+    pub fn apply_sub(&mut self, member: &MemberId, value: f64, sub: f64, ts: i64) -> bool {
+        each!(self, b => b.apply_sub(member, value, sub, ts))
+    }
+    /// See [`Board::apply_batch`].
+    pub fn apply_batch(&mut self, events: &[(&MemberId, f64, f64, i64)]) -> Vec<bool> {
+        each!(self, b => b.apply_batch(events))
+    }
+    pub fn set_meta(&mut self, member: &MemberId, meta: Option<String>) -> bool {
+        each!(self, b => b.set_meta(member, meta))
+    }
+    /// See [`Board::set`]: `score` is (score, subscore).
+    pub fn set(&mut self, member: &MemberId, score: (f64, f64), reached: i64, meta: Option<String>) -> bool {
+        each!(self, b => b.set(member, score, reached, meta))
+    }
+    pub fn remove(&mut self, member: &str) -> bool {
+        each!(self, b => b.remove(member))
+    }
+    pub fn contains(&self, member: &str) -> bool {
+        each!(self, b => b.contains(member))
+    }
+    pub fn get(&self, member: &str) -> Option<Row> {
+        each!(self, b => b.get(member))
+    }
+    pub fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+        each!(self, b => b.top(offset, limit, ties))
+    }
+    pub fn top_all(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+        each!(self, b => b.top_all(offset, limit, ties))
+    }
+    pub fn rank(&self, member: &str, ties: Ties) -> Option<Standing<'_>> {
+        each!(self, b => b.rank(member, ties))
+    }
+    pub fn around(&self, member: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
+        each!(self, b => b.around(member, radius, ties))
+    }
+    pub fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
+        each!(self, b => b.lookup(members, ties))
+    }
+    /// Every member's row, in rank order.
+    pub fn rows(&self) -> Box<dyn Iterator<Item = Row> + '_> {
+        each!(self, b => Box::new(b.rows()))
+    }
+    pub fn set_hidden(&mut self, member: &str, hidden: bool) -> bool {
+        each!(self, b => b.set_hidden(member, hidden))
+    }
+    pub fn is_hidden(&self, member: &str) -> bool {
+        each!(self, b => b.is_hidden(member))
+    }
+    /// The hidden members, on the board or not, in no particular order.
+    pub fn hidden(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        each!(self, b => Box::new(b.hidden()))
+    }
+    pub fn visible_len(&self) -> usize {
+        each!(self, b => b.visible_len())
+    }
+    /// See [`Board::for_each_rank`].
+    pub fn for_each_rank(&self, ties: Ties, f: impl FnMut(&[u8], u64)) {
+        each!(self, b => b.for_each_rank(ties, f))
     }
 }
 

@@ -318,10 +318,16 @@ fn any_time_since_1970_orders_equal_scores_and_earlier_ones_count_as_1970() {
 
 /// Checks the tree's structure and that the id index names every member's cell.
 fn check(r: &mut Ranking) {
-    let n = r.len();
-    let (tree, names) = r.names();
-    tree.check(&names);
-    assert_eq!(names.index.len(), n, "one index entry per member");
+    fn check_board<R: tree::RankKey>(b: &mut Board<R>) {
+        let n = b.len();
+        let (tree, names) = b.names();
+        tree.check(&names);
+        assert_eq!(names.index.len(), n, "one index entry per member");
+    }
+    match r {
+        Ranking::Plain(b) => check_board(b),
+        Ranking::Tie(b) => check_board(b),
+    }
 }
 
 #[test]
@@ -450,22 +456,22 @@ fn set_puts_a_member_at_the_given_score_and_reach_whatever_the_op() {
     for op in [Op::Incr, Op::Best, Op::Last] {
         let mut r = board(Order::Desc, op, &[("a", 5.0, 1), ("b", 5.0, 2), ("c", 1.0, 3)]);
         // lower than before, even on `best`; reached earlier than b: ranks first among the fives
-        assert!(r.set(&m("c"), 5.0, 0.0, T, Some("{\"n\":1}".into())));
+        assert!(r.set(&m("c"), (5.0, 0.0), T, Some("{\"n\":1}".into())));
         assert_eq!(names(&r.top(0, 3, Ties::First)), vec![("c", 1), ("a", 2), ("b", 3)], "{op:?}");
         assert_eq!(r.get("c").unwrap().meta.as_deref(), Some("{\"n\":1}"));
-        assert!(r.set(&m("a"), -2.0, 0.0, T + 9, None));
+        assert!(r.set(&m("a"), (-2.0, 0.0), T + 9, None));
         assert_eq!(r.get("a").unwrap().score, -2.0, "{op:?}");
         assert_eq!(reach(&r, "a"), 9);
         // a new member, and a value that is no number
-        assert!(r.set(&m("d"), 0.5, 0.0, T, None));
-        assert!(!r.set(&m("e"), f64::NAN, 0.0, T, None));
+        assert!(r.set(&m("d"), (0.5, 0.0), T, None));
+        assert!(!r.set(&m("e"), (f64::NAN, 0.0), T, None));
         assert_eq!(r.len(), 4);
         // the export's reach times give the same order back
         let rows: Vec<(String, f64, i64)> =
             r.top(0, 10, Ties::First).iter().map(|e| (e.member.to_string(), e.score, e.reached)).collect();
         let mut copy = Ranking::new(Order::Desc, op);
         for (who, score, reached) in rows.iter().rev() {
-            copy.set(&m(who), *score, 0.0, *reached, None);
+            copy.set(&m(who), (*score, 0.0), *reached, None);
         }
         assert_eq!(names(&copy.top(0, 10, Ties::First)), names(&r.top(0, 10, Ties::First)));
     }

@@ -2,13 +2,14 @@
 //! two-level B+tree) whose block counts live in a Fenwick tree, so position
 //! and rank queries are O(log n).
 //!
-//! Each cell, 40 bytes, holds an entry, 24 bytes `((score key, subscore
-//! key), reach << 8 | tag)`, and the member's id *payload* (16 bytes, see
-//! `ids.rs`). Entries are in `(key, reach, member id bytes)` order, all
-//! unique (ids are unique). `key` is the rank key ([`Rk`]): the score mapped
-//! to a `u64` whose ascending order is "better first", then the tie-break
-//! subscore mapped the same way (0 on boards without a `tiebreak`); entries
-//! share a rank exactly when their rank keys are equal. `reach` is the
+//! Each cell holds an entry, `(rank key, reach << 8 | tag)`, and the
+//! member's id *payload* (16 bytes, see `ids.rs`): 32 bytes in all when the
+//! rank key is the score's `u64`, 40 when it is `(score key, subscore key)`
+//! ([`Rk`], boards with a `tiebreak`); the tree is generic over the key
+//! ([`RankKey`]). Entries are in `(key, reach, member id bytes)` order, all
+//! unique (ids are unique). The score is mapped to a `u64` whose ascending
+//! order is "better first", the subscore the same way; entries share a rank
+//! exactly when their rank keys are equal. `reach` is the
 //! 56-bit time the member reached it (see `mod.rs`), `tag` the id length
 //! minus one. Entries equal on `(key, reach)` are ordered by comparing the
 //! ids ([`Members::bytes`]); that only happens on such ties, so the common
@@ -41,14 +42,57 @@ const TOUCH: usize = 8;
 
 use super::ids::{block_of, cell_of, loc, Id16, Loc, MAX_BLOCKS, NEW};
 
-/// The rank key: `(score key, subscore key)`. Equal rank keys share a rank.
-pub(crate) type Rk = (u64, u64);
+/// A rank key: what orders entries before reach time and id, and what
+/// entries that share a rank have equal. Boards without a `tiebreak` use
+/// the score key alone (`u64`: 32-byte cells); boards with one use
+/// `(score key, subscore key)` ([`Rk`]: 40-byte cells), so the subscore
+/// costs only the boards that have one.
+pub trait RankKey: Copy + Ord + Default + std::fmt::Debug {
+    fn new(score: u64, sub: u64) -> Self;
+    /// The score key (the subscore key is only a tie-break).
+    fn score(self) -> u64;
+    /// The subscore key (0 where there is none).
+    fn sub(self) -> u64;
+}
+
+impl RankKey for u64 {
+    #[inline(always)]
+    fn new(score: u64, _sub: u64) -> Self {
+        score
+    }
+    #[inline(always)]
+    fn score(self) -> u64 {
+        self
+    }
+    #[inline(always)]
+    fn sub(self) -> u64 {
+        0
+    }
+}
+
+/// The rank key of boards with a `tiebreak`: `(score key, subscore key)`.
+pub type Rk = (u64, u64);
+
+impl RankKey for Rk {
+    #[inline(always)]
+    fn new(score: u64, sub: u64) -> Self {
+        (score, sub)
+    }
+    #[inline(always)]
+    fn score(self) -> u64 {
+        self.0
+    }
+    #[inline(always)]
+    fn sub(self) -> u64 {
+        self.1
+    }
+}
 
 /// `(rank key, reach << 8 | tag)`
-pub(crate) type Key = (Rk, u64);
+pub(crate) type Key<R> = (R, u64);
 
 /// An entry with its member's id payload, in flight between cells.
-pub(crate) type Ent = (Key, Id16);
+pub(crate) type Ent<R> = (Key<R>, Id16);
 
 /// One member's change of location: `(payload, tag, from, to)`; `from` is
 /// [`NEW`] for a member entering the index.
@@ -57,25 +101,25 @@ pub(crate) type Move = (Id16, u32, Loc, Loc);
 pub(crate) const REACH_MAX: u64 = (1 << 56) - 1;
 
 #[inline]
-pub(crate) fn pack(key: Rk, reach: u64, tag: u32) -> Key {
+pub(crate) fn pack<R: RankKey>(key: R, reach: u64, tag: u32) -> Key<R> {
     debug_assert!(tag < 1 << 8);
     (key, reach.min(REACH_MAX) << 8 | tag as u64)
 }
 
 #[inline]
-pub(crate) fn tag(k: Key) -> u32 {
+pub(crate) fn tag<R>(k: Key<R>) -> u32 {
     k.1 as u32 & 0xff
 }
 
 #[inline]
-pub(crate) fn reach(k: Key) -> u64 {
+pub(crate) fn reach<R>(k: Key<R>) -> u64 {
     k.1 >> 8
 }
 
 /// Whether entry `x` (id payload `xi`) sorts before `k` (payload `ki`): by
 /// score key, then reach, then (only when both are equal) member id bytes.
 #[inline(always)]
-pub(crate) fn lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
+pub(crate) fn lt<R: RankKey>(x: Key<R>, xi: &Id16, k: Key<R>, ki: &Id16, m: &impl Members) -> bool {
     match by_key(x, k) {
         Some(o) => o.is_lt(),
         None => tie_lt(x, xi, k, ki, m),
@@ -85,7 +129,7 @@ pub(crate) fn lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool
 /// The order of two entries by rank key, then reach; `None` when both are
 /// equal and only the member ids can decide.
 #[inline(always)]
-fn by_key(x: Key, k: Key) -> Option<std::cmp::Ordering> {
+fn by_key<R: RankKey>(x: Key<R>, k: Key<R>) -> Option<std::cmp::Ordering> {
     if x.0 != k.0 {
         return Some(x.0.cmp(&k.0));
     }
@@ -97,13 +141,13 @@ fn by_key(x: Key, k: Key) -> Option<std::cmp::Ordering> {
 
 #[cold]
 #[inline(never)]
-fn tie_lt(x: Key, xi: &Id16, k: Key, ki: &Id16, m: &impl Members) -> bool {
+fn tie_lt<R>(x: Key<R>, xi: &Id16, k: Key<R>, ki: &Id16, m: &impl Members) -> bool {
     m.bytes(xi, tag(x)) < m.bytes(ki, tag(k))
 }
 
 /// The full order of entries (see [`lt`]).
 #[cfg(test)]
-pub(crate) fn cmp(x: &Ent, k: &Ent, m: &impl Members) -> std::cmp::Ordering {
+pub(crate) fn cmp<R: RankKey>(x: &Ent<R>, k: &Ent<R>, m: &impl Members) -> std::cmp::Ordering {
     by_key(x.0, k.0).unwrap_or_else(|| m.bytes(&x.1, tag(x.0)).cmp(m.bytes(&k.1, tag(k.0))))
 }
 
@@ -201,22 +245,23 @@ pub(crate) fn prefetch<T>(x: &T) {
 }
 
 /// An entry and its member's id payload, side by side: a lookup reads one
-/// line for both (usually: at 40 bytes, one cell in five straddles two).
-/// (Keeping the entries apart, for denser searches, measured slower, as did
-/// groups of eight entries then their eight ids.) The subscore word costs
-/// every board 8 bytes per member: with 32-byte cells a 1M board measured
-/// 44.2 bytes per member loaded by inserts and 39.6 rebuilt, with 40-byte
-/// cells 53.5 and 48.0 (`make bench`, session 9).
+/// line for both. (Keeping the entries apart, for denser searches, measured
+/// slower, as did groups of eight entries then their eight ids.) 32 bytes
+/// with a `u64` rank key; 40 with a subscore, only on boards with a
+/// `tiebreak` (`make bench`, 1M members rebuilt: 39.6 and 48.0 bytes per
+/// member).
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct Cell {
-    k: Key,
+struct Cell<R> {
+    k: Key<R>,
     id: Id16,
 }
 
-/// The order bytes and bitmaps first, then the cells: 8.5 KB in one allocation.
-#[repr(C)]
-struct Block {
+/// The order bytes and bitmaps first, then the cells: 8.5 KB (10.5 KB with
+/// subscores) in one allocation. Aligned to a cache line, so 32-byte cells
+/// (320 bytes in) each sit in one half of a line.
+#[repr(C, align(64))]
+struct Block<R> {
     /// the occupied cells in entry order (the first `len`)
     order: [u8; CAP],
     /// occupied cells
@@ -226,16 +271,16 @@ struct Block {
     /// its neighbours' cells
     eq: [u64; WORDS],
     /// entry cells
-    cells: [Cell; CAP],
+    cells: [Cell<R>; CAP],
 }
 
-impl Block {
-    fn new() -> Box<Block> {
+impl<R: RankKey> Block<R> {
+    fn new() -> Box<Block<R>> {
         Box::new(Block {
             order: [0; CAP],
             occ: [0; WORDS],
             eq: [0; WORDS],
-            cells: [Cell { k: ((0, 0), 0), id: [0; 16] }; CAP],
+            cells: [Cell { k: (R::default(), 0), id: [0; 16] }; CAP],
         })
     }
     /// Starts reading the order bytes and bitmaps, which locating and
@@ -249,7 +294,7 @@ impl Block {
     }
     /// Entry at position `j`.
     #[inline]
-    fn at(&self, j: usize) -> Key {
+    fn at(&self, j: usize) -> Key<R> {
         self.cells[self.order[j] as usize].k
     }
     /// Id payload of the entry at position `j`.
@@ -369,7 +414,7 @@ impl Block {
     /// others, with key `k`, into a free cell near its new neighbours' (its
     /// own cell if that is nearest); returns the cell. Only the order bytes
     /// between `i` and `j` move, so a short move is cheap.
-    fn relocate(&mut self, n: usize, i: usize, j: usize, k: Key) -> usize {
+    fn relocate(&mut self, n: usize, i: usize, j: usize, k: Key<R>) -> usize {
         let old = self.order[i] as usize;
         self.unmark(old);
         // the new neighbours, in today's positions
@@ -393,7 +438,7 @@ impl Block {
     }
     /// Puts `k` (payload `pay`) in cell `c` at position `j` (of `n`).
     #[inline]
-    fn put(&mut self, n: usize, j: usize, c: usize, k: Key, pay: &Id16) {
+    fn put(&mut self, n: usize, j: usize, c: usize, k: Key<R>, pay: &Id16) {
         self.cells[c].k = k;
         self.cells[c].id = *pay;
         self.mark(c);
@@ -511,12 +556,12 @@ impl Block {
     /// First position whose entry is not less than `k` (among the first `n`),
     /// searched outward from `guess`.
     #[inline]
-    fn lower_bound(&self, n: usize, guess: usize, k: Key, ki: &Id16, m: &impl Members) -> usize {
+    fn lower_bound(&self, n: usize, guess: usize, k: Key<R>, ki: &Id16, m: &impl Members) -> usize {
         partition_near(n, guess, |j| lt(self.at(j), self.id_at(j), k, ki, m))
     }
     /// Number of entries (among the first `n`) whose rank key is < `k` (or <= when `inclusive`).
     #[inline]
-    fn count_keys(&self, n: usize, k: Rk, inclusive: bool) -> usize {
+    fn count_keys(&self, n: usize, k: R, inclusive: bool) -> usize {
         partition_near(n, n / 2, |j| {
             let x = self.at(j).0;
             x < k || (inclusive && x == k)
@@ -536,12 +581,12 @@ impl Block {
     /// The entry at position `j`, with its payload and location (this block
     /// being `id`).
     #[inline]
-    fn located(&self, id: u32, j: usize) -> (Key, Id16, Loc) {
+    fn located(&self, id: u32, j: usize) -> (Key<R>, Id16, Loc) {
         let c = self.order[j] as usize;
         (self.cells[c].k, self.cells[c].id, loc(id, c))
     }
     /// Entries in order, with their payloads and locations (this block being `id`).
-    fn entries(&self, id: u32, n: usize) -> impl Iterator<Item = (Key, Id16, Loc)> + '_ {
+    fn entries(&self, id: u32, n: usize) -> impl Iterator<Item = (Key<R>, Id16, Loc)> + '_ {
         (0..n).map(move |j| self.located(id, j))
     }
 }
@@ -549,27 +594,27 @@ impl Block {
 /// A block id's block, entry count and position in the sequence, side by
 /// side: one cache line answers all three.
 #[derive(Default)]
-struct Meta {
-    block: Option<Box<Block>>,
+struct Meta<R> {
+    block: Option<Box<Block<R>>>,
     len: u32,
     pos: u32,
 }
 
 #[derive(Default)]
-pub(crate) struct Tree {
+pub(crate) struct Tree<R> {
     /// by block id
-    meta: Vec<Meta>,
+    meta: Vec<Meta<R>>,
     free_ids: Vec<u32>,
     /// block ids by position
     order: Vec<u32>,
     /// by position: first entry of the block
-    firsts: Vec<Key>,
+    firsts: Vec<Key<R>>,
     /// Fenwick tree over positions (1-based)
     fen: Vec<u32>,
     len: usize,
 }
 
-impl Tree {
+impl<R: RankKey> Tree<R> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -581,12 +626,12 @@ impl Tree {
     }
 
     #[inline]
-    fn block(&self, id: u32) -> &Block {
+    fn block(&self, id: u32) -> &Block<R> {
         self.meta[id as usize].block.as_deref().unwrap()
     }
 
     #[inline]
-    fn block_mut(&mut self, id: u32) -> &mut Block {
+    fn block_mut(&mut self, id: u32) -> &mut Block<R> {
         self.meta[id as usize].block.as_deref_mut().unwrap()
     }
 
@@ -668,20 +713,20 @@ impl Tree {
     /// (payload `ki`). `firsts` holds only keys (half the cache lines to
     /// search); on a tie the id comes from the block.
     #[inline(always)]
-    fn cmp_first(&self, p: usize, k: Key, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
+    fn cmp_first(&self, p: usize, k: Key<R>, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
         by_key(self.firsts[p], k).unwrap_or_else(|| self.first_tie(p, k, ki, m))
     }
 
     #[cold]
     #[inline(never)]
-    fn first_tie(&self, p: usize, k: Key, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
+    fn first_tie(&self, p: usize, k: Key<R>, ki: &Id16, m: &impl Members) -> std::cmp::Ordering {
         let f = self.firsts[p];
         m.bytes(self.block(self.order[p]).id_at(0), tag(f)).cmp(m.bytes(ki, tag(k)))
     }
 
     /// Position of the block an entry with key `k` (payload `ki`) belongs in.
     #[inline]
-    fn block_for(&self, k: Key, ki: &Id16, m: &impl Members) -> usize {
+    fn block_for(&self, k: Key<R>, ki: &Id16, m: &impl Members) -> usize {
         let (mut lo, mut hi) = (0, self.firsts.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -701,14 +746,14 @@ impl Tree {
 
     /// The first entry of block `id` (not empty).
     #[inline]
-    fn first_of(&self, id: u32) -> Key {
+    fn first_of(&self, id: u32) -> Key<R> {
         self.block(id).at(0)
     }
 
     /// Lays `entries` (sorted, each with the location it comes from) out over
     /// block `id`'s cells in order, with the free cells spread evenly between
     /// them, and reports the members that changed location.
-    fn lay_out(&mut self, id: u32, entries: &[(Key, Id16, Loc)], m: &mut impl Members) {
+    fn lay_out(&mut self, id: u32, entries: &[(Key<R>, Id16, Loc)], m: &mut impl Members) {
         let n = entries.len();
         debug_assert!(n <= CAP);
         let b = self.block_mut(id);
@@ -735,7 +780,7 @@ impl Tree {
     /// Puts `k` (payload `pay`, coming from `from`) at position `j` of block
     /// `id` (which has room), in the free cell nearest its neighbours' cells.
     /// Counts it in the block's length.
-    fn put(&mut self, id: u32, j: usize, k: Key, pay: &Id16, from: Loc, m: &mut impl Members) {
+    fn put(&mut self, id: u32, j: usize, k: Key<R>, pay: &Id16, from: Loc, m: &mut impl Members) {
         let n = self.meta[id as usize].len as usize;
         debug_assert!(n < CAP, "put into a full block");
         let b = self.block_mut(id);
@@ -747,7 +792,7 @@ impl Tree {
     }
 
     /// Inserts a new member's entry.
-    pub fn insert(&mut self, k: Key, pay: &Id16, m: &mut impl Members) {
+    pub fn insert(&mut self, k: Key<R>, pay: &Id16, m: &mut impl Members) {
         self.insert_near(k, pay, NEW, None, m)
     }
 
@@ -757,7 +802,7 @@ impl Tree {
     /// bisecting a cold block.
     fn insert_near(
         &mut self,
-        k: Key,
+        k: Key<R>,
         pay: &Id16,
         from: Loc,
         mut near_end: Option<bool>,
@@ -784,7 +829,7 @@ impl Tree {
             Some(true) => n,
             Some(false) => 0,
             None => match self.firsts.get(p + 1) {
-                Some(f) => interpolate(k.0 .0, (self.firsts[p].0 .0, 0), (f.0 .0, n)),
+                Some(f) => interpolate(k.0.score(), (self.firsts[p].0.score(), 0), (f.0.score(), n)),
                 None => n / 2,
             },
         };
@@ -804,7 +849,7 @@ impl Tree {
         let (lid, rid) = (self.order[p], self.order[p + 1]);
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
         let l = self.block_mut(lid);
-        let mut moved: Vec<(Key, Id16, Loc)> = (ln - cnt..ln).map(|j| l.located(lid, j)).collect();
+        let mut moved: Vec<(Key<R>, Id16, Loc)> = (ln - cnt..ln).map(|j| l.located(lid, j)).collect();
         // the tail goes: the others keep their cells, positions and tie bits
         for j in ln - cnt..ln {
             let c = l.order[j] as usize;
@@ -822,7 +867,7 @@ impl Tree {
     fn shift_left(&mut self, p: usize, cnt: usize, m: &mut impl Members) {
         let (lid, rid) = (self.order[p - 1], self.order[p]);
         let (ln, rn) = (self.meta[lid as usize].len as usize, self.meta[rid as usize].len as usize);
-        let mut moved: Vec<(Key, Id16, Loc)> = self.block(lid).entries(lid, ln).collect();
+        let mut moved: Vec<(Key<R>, Id16, Loc)> = self.block(lid).entries(lid, ln).collect();
         let r = self.block_mut(rid);
         moved.extend((0..cnt).map(|j| r.located(rid, j)));
         for j in 0..cnt {
@@ -856,7 +901,7 @@ impl Tree {
     fn split(&mut self, p: usize, m: &mut impl Members) {
         let id = self.order[p];
         let n = self.meta[id as usize].len as usize;
-        let all: Vec<(Key, Id16, Loc)> = self.block(id).entries(id, n).collect();
+        let all: Vec<(Key<R>, Id16, Loc)> = self.block(id).entries(id, n).collect();
         let half = n / 2;
         let nid = self.new_block();
         self.lay_out(id, &all[..half], m);
@@ -876,7 +921,7 @@ impl Tree {
 
     /// Removes the entry at `at`; returns it. The member is not reported as
     /// moved (it leaves); others may be, when blocks merge.
-    pub fn remove(&mut self, at: Loc, m: &mut impl Members) -> Ent {
+    pub fn remove(&mut self, at: Loc, m: &mut impl Members) -> Ent<R> {
         let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let n = self.meta[id as usize].len as usize;
@@ -904,7 +949,7 @@ impl Tree {
 
     /// Replaces the key of the member at `at` (its tag unchanged); stays
     /// inside its block when the new key belongs there.
-    pub fn update(&mut self, at: Loc, k: Key, m: &mut impl Members) {
+    pub fn update(&mut self, at: Loc, k: Key<R>, m: &mut impl Members) {
         let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let pay = self.block(id).cells[c].id;
@@ -919,8 +964,8 @@ impl Tree {
             self.insert_near(k, &pay, at, Some(toward_front), m);
             return;
         }
-        let lo_key = self.firsts[p].0 .0;
-        let hi_key = self.firsts.get(p + 1).map(|f| f.0 .0);
+        let lo_key = self.firsts[p].0.score();
+        let hi_key = self.firsts.get(p + 1).map(|f| f.0.score());
         let n = self.meta[id as usize].len as usize;
         let b = self.block_mut(id);
         let old = b.cells[c].k;
@@ -928,12 +973,12 @@ impl Tree {
         // the new position among the others, guessed by interpolating keys
         // (the block's edges come from `firsts`, in cache)
         let j = if lt(k, &pay, old, &pay, m) {
-            let g = interpolate(k.0 .0, (lo_key, 0), (old.0 .0, i));
+            let g = interpolate(k.0.score(), (lo_key, 0), (old.0.score(), i));
             b.touch_near(i, g);
             partition_near(i, g, |x| lt(b.at(x), b.id_at(x), k, &pay, m))
         } else {
             let g = match hi_key {
-                Some(h) => interpolate(k.0 .0, (old.0 .0, i + 1), (h, n)),
+                Some(h) => interpolate(k.0.score(), (old.0.score(), i + 1), (h, n)),
                 None => i + 1,
             };
             b.touch_near(n, g);
@@ -968,7 +1013,7 @@ impl Tree {
             return;
         };
         let (lid, rid) = (self.order[left], self.order[right]);
-        let mut all: Vec<(Key, Id16, Loc)> =
+        let mut all: Vec<(Key<R>, Id16, Loc)> =
             self.block(lid).entries(lid, self.meta[lid as usize].len as usize).collect();
         all.extend(self.block(rid).entries(rid, self.meta[rid as usize].len as usize));
         self.lay_out(lid, &all, m);
@@ -1001,14 +1046,14 @@ impl Tree {
     /// The entry and payload of the member at `at` (a location the id index
     /// holds, so a member is there).
     #[inline]
-    pub fn entry(&self, at: Loc) -> (Key, &Id16) {
+    pub fn entry(&self, at: Loc) -> (Key<R>, &Id16) {
         let b = self.block(block_of(at));
         (b.cells[cell_of(at)].k, &b.cells[cell_of(at)].id)
     }
 
     /// 0-based position of the member at `at` in the order, with its key.
     #[inline]
-    pub fn position(&self, at: Loc) -> (usize, Key) {
+    pub fn position(&self, at: Loc) -> (usize, Key<R>) {
         let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
@@ -1021,7 +1066,7 @@ impl Tree {
     /// with a strictly better score key and with a not-worse one. Answers
     /// from the member's own block unless its tie group crosses the block's edge.
     #[inline]
-    pub fn standing(&self, at: Loc) -> (usize, Key, usize, usize) {
+    pub fn standing(&self, at: Loc) -> (usize, Key<R>, usize, usize) {
         let (id, c) = (block_of(at), cell_of(at));
         let p = self.meta[id as usize].pos as usize;
         let b = self.block(id);
@@ -1042,7 +1087,7 @@ impl Tree {
 
     /// Number of entries whose rank key is `< k` (or `<= k` when `inclusive`). O(log n).
     #[inline]
-    pub fn count_before(&self, k: Rk, inclusive: bool) -> usize {
+    pub fn count_before(&self, k: R, inclusive: bool) -> usize {
         let pp = self.firsts.partition_point(|f| f.0 < k || (inclusive && f.0 == k));
         if pp == 0 {
             return 0;
@@ -1052,7 +1097,7 @@ impl Tree {
     }
 
     /// Entries in order from global index `start`, with their payloads.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (Key, &Id16)> + '_ {
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (Key<R>, &Id16)> + '_ {
         let (mut p, mut i) = if start >= self.len { (self.order.len(), 0) } else { self.fen_find(start) };
         std::iter::from_fn(move || {
             while p < self.order.len() {
@@ -1070,7 +1115,7 @@ impl Tree {
     }
 
     /// Every entry with its payload and location, in no particular order.
-    pub fn cells(&self) -> impl Iterator<Item = (Key, &Id16, Loc)> + '_ {
+    pub fn cells(&self) -> impl Iterator<Item = (Key<R>, &Id16, Loc)> + '_ {
         self.order.iter().flat_map(move |&id| {
             let b = self.block(id);
             b.order[..self.meta[id as usize].len as usize]
@@ -1081,13 +1126,13 @@ impl Tree {
 
     /// Replaces the content with `n` new members' entries given in strictly
     /// increasing order (see [`lt`]); each is reported as moved from [`NEW`].
-    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Ent>, m: &mut impl Members) {
+    pub fn bulk_load(&mut self, n: usize, sorted: impl IntoIterator<Item = Ent<R>>, m: &mut impl Members) {
         *self = Tree::default();
         let nblocks = n.div_ceil(BULK_FILL);
         self.meta.reserve_exact(nblocks);
         self.order.reserve_exact(nblocks);
-        let mut chunk: Vec<(Key, Id16, Loc)> = Vec::with_capacity(BULK_FILL);
-        let flush = |t: &mut Tree, chunk: &mut Vec<(Key, Id16, Loc)>, m: &mut _| {
+        let mut chunk: Vec<(Key<R>, Id16, Loc)> = Vec::with_capacity(BULK_FILL);
+        let flush = |t: &mut Tree<R>, chunk: &mut Vec<(Key<R>, Id16, Loc)>, m: &mut _| {
             if chunk.is_empty() {
                 return;
             }
@@ -1110,7 +1155,7 @@ impl Tree {
 
     #[cfg(test)]
     pub fn check(&self, m: &impl Members) {
-        let all: Vec<Ent> = self.iter_from(0).map(|(k, p)| (k, *p)).collect();
+        let all: Vec<Ent<R>> = self.iter_from(0).map(|(k, p)| (k, *p)).collect();
         assert_eq!(all.len(), self.len);
         assert!(all.windows(2).all(|w| lt(w[0].0, &w[0].1, w[1].0, &w[1].1, m)));
         for (p, &id) in self.order.iter().enumerate() {
@@ -1191,12 +1236,12 @@ mod tests {
         }
     }
 
-    fn sorted(m: &Names, mut v: Vec<Ent>) -> Vec<Ent> {
+    fn sorted(m: &Names, mut v: Vec<Ent<Rk>>) -> Vec<Ent<Rk>> {
         v.sort_by(|a, b| cmp(a, b, m));
         v
     }
 
-    fn listed(t: &Tree, from: usize) -> Vec<Ent> {
+    fn listed(t: &Tree<Rk>, from: usize) -> Vec<Ent<Rk>> {
         t.iter_from(from).map(|(k, p)| (k, *p)).collect()
     }
 
@@ -1234,7 +1279,7 @@ mod tests {
         let mut m = Names::default();
         let mut next = lcg(99);
         let mut rnd = move |n: u64| next() % n;
-        let mut live: Vec<Option<Key>> = Vec::new();
+        let mut live: Vec<Option<Key<Rk>>> = Vec::new();
         for step in 0..40_000u32 {
             let s = rnd(6000) as u32;
             // few distinct scores: long tie runs that cross block edges
@@ -1290,7 +1335,7 @@ mod tests {
         let mut t = Tree::default();
         let mut m = Names::default();
         let mut rnd = lcg(12345);
-        let mut keys: Vec<Ent> = Vec::new();
+        let mut keys: Vec<Ent<Rk>> = Vec::new();
         for s in 0..5000u32 {
             let k = pack((rnd() % 50, rnd() % 2), s as u64, 0);
             t.insert(k, &pay(s), &mut m);
