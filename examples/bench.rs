@@ -252,7 +252,13 @@ fn main() {
     let bytes = LIVE.load(Relaxed) - before;
     result("bytes_per_member_after_updates", format!("{:.1}", bytes as f64 / n as f64));
 
-    // Movement (API 1.1): a checkpoint of every rank, its cost and memory.
+    // Movement (API 1.1): a checkpoint of every rank, its cost and memory;
+    // first the walk it makes over the ranking alone (ids in rank order).
+    let t = Instant::now();
+    let mut acc = 0u64;
+    r.for_each_rank(Ties::Shared, |id, rank| acc ^= id.len() as u64 ^ rank);
+    std::hint::black_box(acc);
+    result("rank_walk_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
     let before_cp = LIVE.load(Relaxed);
     let t = Instant::now();
     let cp = Checkpoint::take(&r, Ties::Shared, 0, 7);

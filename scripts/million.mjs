@@ -14,7 +14,9 @@ import { startWorker, post, get, waitFor } from '../tests/harness.mjs';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'podium-million-'));
-let w = await startWorker({ persistDir: dir });
+// Checkpoints (API 1.1 prev_rank) every minute instead of every hour, so one
+// is taken on the full board while the reads below run.
+let w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000' } });
 const b = 'million';
 const id = (i) => `member-${String(i).padStart(9, '0')}`; // 16 bytes
 const ev = (i, extra = {}) => ({ type: 'x', board: b, member: id(i), value: (i * 7919) % 100_000, id: `fill-${i}`, ...(i % 10 === 0 ? { meta: { name: `Player ${i}`, level: i % 50 } } : {}), ...extra });
@@ -70,4 +72,11 @@ for (const [name, path] of [
 stop = true;
 await writer;
 console.log(`writes during the reads: ${k} events in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+// A checkpoint of the full board: what it held the board's other work up.
+// (A read after the next minute's boundary takes it.)
+const cp = await waitFor(async () => {
+  await get(`${w.url}/v1/boards/${b}/top?limit=1`, { headers: { 'Cache-Control': 'no-cache' } });
+  return [...w.log().matchAll(/checkpoint of (\d+) members: taken in (\d+) ms, stored in (\d+) ms/g)].pop();
+}, { timeout: 70_000, interval: 500, what: 'a checkpoint log line' }).catch(() => null);
+console.log(cp ? `checkpoint of ${cp[1]} members: taken in ${cp[2]} ms, stored in ${cp[3]} ms (the board's other work waits that long)` : 'no checkpoint line in the log');
 await w.stop();

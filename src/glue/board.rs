@@ -291,6 +291,7 @@ impl BoardObject {
             return Ok(());
         }
         let ties = self.spec.borrow().as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
+        let started = now_ms();
         let cp = {
             let guard = self.ranking.borrow();
             let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
@@ -308,7 +309,17 @@ impl BoardObject {
             "INSERT INTO kv (k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             vec![format!("{}:{}", cp.at, cp.seed()).into()],
         ));
+        let taken = now_ms();
         write_all(&self.state.storage(), stmts, None)?;
+        if cp.len() >= 100_000 {
+            // Large boards say what a checkpoint held them up (scripts/million.mjs reads it).
+            worker::console_log!(
+                "checkpoint of {} members: taken in {} ms, stored in {} ms",
+                cp.len(),
+                taken - started,
+                now_ms() - taken
+            );
+        }
         // Viewers' arrows change with it.
         if self.watched.get() && !cp.is_empty() {
             self.mark_changed();
