@@ -48,6 +48,8 @@ pub struct Chores {
     /// When this period ends, until its end has been told (`None` for the
     /// all-time window, whose seasons end by a call instead).
     pub period_end: Option<i64>,
+    /// A large checkpoint is being stored a slice per turn.
+    pub checkpoint_storing: bool,
 }
 
 impl Chores {
@@ -64,7 +66,8 @@ impl Chores {
         };
         let hooks =
             (self.hooked && self.hook_dirty).then(|| (self.last_hook_look + HOOK_EVERY_MS).max(self.now));
-        [publish, prune, self.expires_at, hooks, self.period_end].into_iter().flatten().min()
+        let store = self.checkpoint_storing.then_some(self.now);
+        [publish, prune, self.expires_at, hooks, self.period_end, store].into_iter().flatten().min()
     }
 
     /// The hooks are due a look at the top.
@@ -114,7 +117,13 @@ mod tests {
             hook_dirty: false,
             last_hook_look: 0,
             period_end: None,
+            checkpoint_storing: false,
         }
+    }
+
+    #[test]
+    fn a_checkpoint_being_stored_is_due_at_once() {
+        assert_eq!(Chores { checkpoint_storing: true, ..idle(5_000) }.next_alarm(), Some(5_000));
     }
 
     #[test]

@@ -68,7 +68,18 @@ pub struct BoardObject {
     hook_seen: RefCell<Option<Vec<String>>>,
     /// This period's end was told to its hooks (`kv` "ended").
     ended: Cell<bool>,
+    /// The next slice of the last checkpoint to store (`None`: stored).
+    cp_stored: Cell<Option<usize>>,
 }
+
+/// Checkpoint entries stored per turn: 1.2 MB (`CHECKPOINT_SLICE` with
+/// test faults on).
+const CHECKPOINT_SLICE: usize = 100_000;
+
+/// Checkpoint entries as stored: slices of the checkpoint taken at `at`.
+const CHECKPOINT_ROWS: &str =
+    "CREATE TABLE IF NOT EXISTS checkpoint_rows (at INTEGER NOT NULL, i INTEGER NOT NULL, data BLOB NOT NULL, \
+     PRIMARY KEY (at, i))";
 
 fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
     let num = |v: &SqlStorageValue| match v {
@@ -256,19 +267,74 @@ impl BoardObject {
     fn load_checkpoint(&self) -> Result<Option<Checkpoint>> {
         let sql = self.sql();
         sql.exec("CREATE TABLE IF NOT EXISTS checkpoint (n INTEGER PRIMARY KEY, data BLOB NOT NULL)", None)?;
+        sql.exec(CHECKPOINT_ROWS, None)?;
         let Some((at, seed)) = kv::get(&sql, "checkpoint")?.and_then(|v| {
             let (a, b) = v.split_once(':')?;
             Some((a.parse::<i64>().ok()?, b.parse::<u64>().ok()?))
         }) else {
             return Ok(None);
         };
-        let mut chunks = Vec::new();
-        for row in sql.exec("SELECT data FROM checkpoint ORDER BY n", None)?.raw() {
-            if let Some(SqlStorageValue::Blob(b)) = row?.into_iter().next() {
-                chunks.push(b);
+        let blobs = |q: &str, args: Vec<SqlStorageValue>| -> Result<Vec<Vec<u8>>> {
+            let mut out = Vec::new();
+            for row in sql.exec(q, args)?.raw() {
+                if let Some(SqlStorageValue::Blob(b)) = row?.into_iter().next() {
+                    out.push(b);
+                }
             }
+            Ok(out)
+        };
+        let mut chunks =
+            blobs("SELECT data FROM checkpoint_rows WHERE at = ? ORDER BY i", vec![(at as f64).into()])?;
+        if chunks.is_empty() {
+            // stored before session 9, in one table
+            chunks = blobs("SELECT data FROM checkpoint ORDER BY n", vec![])?;
         }
         Ok(Some(Checkpoint::from_chunks(at, seed, chunks)))
+    }
+
+    /// Stores the next slice of the checkpoint taken last (entries
+    /// `CHECKPOINT_SLICE` at a time, each in its own turn, so storing a 1M
+    /// board's 12 MB never holds an apply up for long). The last slice makes
+    /// it the stored one and drops the one before; until then the stored
+    /// checkpoint is the previous one (after an eviction in between, the
+    /// next read takes a checkpoint from the ranking as it is then).
+    fn store_checkpoint_slice(&self) -> Result<()> {
+        let guard = self.checkpoint.borrow();
+        let Some(cp) = guard.as_ref() else {
+            self.cp_stored.set(None);
+            return Ok(());
+        };
+        let Some(next) = self.cp_stored.get() else { return Ok(()) };
+        let slice = self.checkpoint_slice();
+        let chunk = cp.chunks(slice).nth(next);
+        let mut stmts = Vec::new();
+        if let Some(chunk) = chunk {
+            stmts.push(Stmt::new(
+                "INSERT OR REPLACE INTO checkpoint_rows (at, i, data) VALUES (?, ?, ?)",
+                vec![(cp.at as f64).into(), (next as f64).into(), SqlStorageValue::Blob(chunk)],
+            ));
+        }
+        let last = next + 1 >= cp.len().div_ceil(slice);
+        if last {
+            stmts.push(Stmt::new(
+                "INSERT INTO kv (k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                vec![format!("{}:{}", cp.at, cp.seed()).into()],
+            ));
+            stmts.push(Stmt::new("DELETE FROM checkpoint_rows WHERE at <> ?", vec![(cp.at as f64).into()]));
+            stmts.push(Stmt::new("DELETE FROM checkpoint", vec![]));
+        }
+        write_all(&self.state.storage(), stmts, None)?;
+        self.cp_stored.set(if last { None } else { Some(next + 1) });
+        Ok(())
+    }
+
+    /// Checkpoint entries stored per turn (tests make it small, so a few
+    /// members take several turns).
+    fn checkpoint_slice(&self) -> usize {
+        let test = faults_on(&self.env)
+            .then(|| self.env.var("CHECKPOINT_SLICE").ok()?.to_string().parse::<usize>().ok())
+            .flatten();
+        test.filter(|n| *n > 0).unwrap_or(CHECKPOINT_SLICE)
     }
 
     /// How often checkpoints are taken (`CHECKPOINT_EVERY_MS`, default an
@@ -297,34 +363,28 @@ impl BoardObject {
             let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
             Checkpoint::take(r, ties, at, hash_key())
         };
-        // One transaction: the old checkpoint goes with the new one's arrival.
-        let mut stmts = vec![Stmt::new("DELETE FROM checkpoint", vec![])];
-        for (n, chunk) in cp.chunks(100_000).enumerate() {
-            stmts.push(Stmt::new(
-                "INSERT INTO checkpoint (n, data) VALUES (?, ?)",
-                vec![(n as f64).into(), SqlStorageValue::Blob(chunk)],
-            ));
-        }
-        stmts.push(Stmt::new(
-            "INSERT INTO kv (k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            vec![format!("{}:{}", cp.at, cp.seed()).into()],
-        ));
         let taken = now_ms();
-        write_all(&self.state.storage(), stmts, None)?;
-        if cp.len() >= 100_000 {
+        let (len, nonempty) = (cp.len(), !cp.is_empty());
+        *self.checkpoint.borrow_mut() = Some(cp);
+        // A small checkpoint is stored at once; a large one a slice per
+        // turn, from the alarm (`Chores::checkpoint_storing`).
+        self.cp_stored.set(Some(0));
+        if len <= self.checkpoint_slice() {
+            self.store_checkpoint_slice()?;
+        }
+        if len >= 100_000 {
             // Large boards say what a checkpoint held them up (scripts/million.mjs reads it).
             worker::console_log!(
-                "checkpoint of {} members: taken in {} ms, stored in {} ms",
-                cp.len(),
+                "checkpoint of {} members: taken in {} ms, first slice stored in {} ms",
+                len,
                 taken - started,
                 now_ms() - taken
             );
         }
         // Viewers' arrows change with it.
-        if self.watched.get() && !cp.is_empty() {
+        if self.watched.get() && nonempty {
             self.mark_changed();
         }
-        *self.checkpoint.borrow_mut() = Some(cp);
         Ok(())
     }
 
@@ -657,6 +717,7 @@ impl BoardObject {
             hook_dirty: self.hook_dirty.get(),
             last_hook_look: self.last_hook_look.get(),
             period_end: if self.ended.get() { None } else { self.period_end()? },
+            checkpoint_storing: self.cp_stored.get().is_some(),
         })
     }
 
@@ -1057,6 +1118,7 @@ impl BoardObject {
         self.state.storage().delete_all().await?;
         *self.ranking.borrow_mut() = None;
         *self.spec.borrow_mut() = None;
+        self.cp_stored.set(None);
         self.watched.set(false);
         self.alarm_at.set(None);
         self.events.set(0);
@@ -1091,6 +1153,7 @@ impl worker::DurableObject for BoardObject {
             last_hook_look: Cell::new(0),
             hook_seen: RefCell::new(None),
             ended: Cell::new(false),
+            cp_stored: Cell::new(None),
         }
     }
 
@@ -1188,6 +1251,14 @@ impl worker::DurableObject for BoardObject {
         }
         if chores.prune_due() {
             self.prune_slice(chores.prune_before())?;
+        }
+        if chores.checkpoint_storing {
+            let t = now_ms();
+            self.store_checkpoint_slice()?;
+            let len = self.checkpoint.borrow().as_ref().map(|c| c.len()).unwrap_or(0);
+            if len >= 100_000 {
+                worker::console_log!("checkpoint of {len} members: a slice stored in {} ms", now_ms() - t);
+            }
         }
         // Webhooks only enqueue: a slow receiver never holds the board up.
         if chores.hooks_due() {

@@ -5,6 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
 
 const EVERY = 8000;
@@ -67,4 +70,34 @@ test('entries, standings and live entries carry the rank at the last checkpoint'
   // At the next boundary the checkpoint moves on: everyone is where they were.
   await waitFor(async () => moves(await topOf(b)).every(([, rank, prev]) => rank === prev),
     { timeout: 3 * EVERY, what: 'the next checkpoint' });
+});
+
+test('a checkpoint stored a slice per turn is read back after a restart', async () => {
+  // Two entries a slice (test faults on): five members take three turns of the board's alarm.
+  const SLOW = 20_000;
+  const own = await startWorker({
+    persistDir: mkdtempSync(join(tmpdir(), 'podium-cp-')),
+    vars: { CHECKPOINT_EVERY_MS: String(SLOW), PODIUM_TEST_FAULTS: '1', CHECKPOINT_SLICE: '2' },
+  });
+  try {
+    const b = uniqueName('cp');
+    const ranks = () => get(`${own.url}/v1/boards/${b}/top`).then((r) => r.json.entries.map((e) => [e.member, e.prev_rank ?? null]));
+    const r = await post(`${own.url}/v1/events`, ['a', 'b', 'c', 'd', 'e'].map((m, i) => ({ type: 'hit', board: b, member: m, value: 10 - i })));
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await get(`${own.url}/v1/boards/${b}/top`)).json?.total === 5, { what: 'seeded' });
+    const next = Date.now() - (Date.now() % SLOW) + SLOW;
+    await waitFor(() => Date.now() >= next, { timeout: SLOW + 1000, interval: 20, what: 'a boundary' });
+    assert.deepEqual(await ranks(), [['a', 1], ['b', 2], ['c', 3], ['d', 4], ['e', 5]], 'the first read after the boundary takes the checkpoint');
+    // e jumps to first; its slices were stored by the alarm meanwhile (an apply takes a second)
+    assert.equal((await post(`${own.url}/v1/events`, { type: 'hit', board: b, member: 'e', value: 100 })).status, 202);
+    const moved = [['e', 5], ['a', 1], ['b', 2], ['c', 3], ['d', 4]];
+    await waitFor(async () => JSON.stringify(await ranks()) === JSON.stringify(moved), { what: 'e moved up' });
+    // SIGKILL and back on the same state: the checkpoint is read back, not taken anew (then e's would be 1)
+    await own.kill();
+    await own.start();
+    assert.deepEqual(await ranks(), moved, 'the stored checkpoint, read back');
+    assert.ok(Date.now() < next + SLOW, 'the restart took past the next boundary: the test proves nothing');
+  } finally {
+    await own.stop();
+  }
 });
