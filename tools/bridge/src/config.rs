@@ -1,0 +1,217 @@
+//! The bridge's config file (TOML): where Podium is, and one table per
+//! source (`[[redis]]`, `[[amqp]]`) with its `[*.event]` mapping. Secrets
+//! (the ingest key, broker passwords) come from environment variables that
+//! the file names, never from the file itself.
+
+use serde::Deserialize;
+
+use crate::error::{config, Result};
+use crate::mapping::{Broker, EventToml, Mapping};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigToml {
+    #[serde(default)]
+    podium: PodiumToml,
+    #[serde(default)]
+    redis: Vec<RedisToml>,
+    #[serde(default)]
+    amqp: Vec<AmqpToml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PodiumToml {
+    url: Option<String>,
+    key_env: Option<String>,
+    batch: Option<usize>,
+    max_backoff_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisToml {
+    url: Option<String>,
+    url_env: Option<String>,
+    stream: String,
+    group: Option<String>,
+    consumer: Option<String>,
+    start: Option<String>,
+    batch: Option<usize>,
+    block_ms: Option<u64>,
+    claim_idle_ms: Option<u64>,
+    dead_letter: Option<String>,
+    event: EventToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmqpToml {
+    url: Option<String>,
+    url_env: Option<String>,
+    queue: String,
+    declare: Option<bool>,
+    durable: Option<bool>,
+    prefetch: Option<u16>,
+    linger_ms: Option<u64>,
+    dead_letter: Option<String>,
+    event: EventToml,
+}
+
+/// Podium's limit on events per request (API.md, Ingest).
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct PodiumConfig {
+    pub url: String,
+    pub key: String,
+    pub batch: usize,
+    pub max_backoff_ms: u64,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSource {
+    pub url: String,
+    pub stream: String,
+    pub group: String,
+    pub consumer: String,
+    pub start: String,
+    pub batch: usize,
+    pub block_ms: u64,
+    pub claim_idle_ms: u64,
+    pub dead_letter: String,
+    pub mapping: Mapping,
+}
+
+#[derive(Debug, Clone)]
+pub struct AmqpSource {
+    pub url: String,
+    pub queue: String,
+    pub declare: bool,
+    pub durable: bool,
+    pub prefetch: u16,
+    pub linger_ms: u64,
+    pub dead_letter: String,
+    pub mapping: Mapping,
+}
+
+/// One source of either broker.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Redis(RedisSource),
+    Amqp(AmqpSource),
+}
+
+impl Source {
+    /// `redis:<stream>` or `amqp:<queue>`, for logs.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Redis(r) => format!("redis:{}", r.stream),
+            Source::Amqp(a) => format!("amqp:{}", a.queue),
+        }
+    }
+
+    /// The stream or queue name.
+    pub fn label(&self) -> &str {
+        match self {
+            Source::Redis(r) => &r.stream,
+            Source::Amqp(a) => &a.queue,
+        }
+    }
+
+    pub async fn run(&self, sender: crate::forward::Sender, once: bool, stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+        match self {
+            Source::Redis(r) => crate::redis_source::run(r, sender, once, stop).await,
+            Source::Amqp(a) => crate::amqp_source::run(a, sender, once, stop).await,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub podium: PodiumConfig,
+    pub redis: Vec<RedisSource>,
+    pub amqp: Vec<AmqpSource>,
+}
+
+/// Reads an environment variable that the config names.
+fn env(name: &str, what: &str) -> Result<String> {
+    std::env::var(name).map_err(|_| config(format!("{what}: environment variable {name} is not set")))
+}
+
+/// A broker URL: `url` in the file, or `url_env` naming a variable (for URLs with passwords).
+fn broker_url(url: &Option<String>, url_env: &Option<String>, what: &str) -> Result<String> {
+    match (url, url_env) {
+        (Some(u), None) => Ok(u.clone()),
+        (None, Some(e)) => env(e, what),
+        _ => Err(config(format!("{what}: give exactly one of url and url_env"))),
+    }
+}
+
+impl Config {
+    pub fn sources(&self) -> Vec<Source> {
+        self.redis.iter().cloned().map(Source::Redis).chain(self.amqp.iter().cloned().map(Source::Amqp)).collect()
+    }
+
+    /// `url_override` is `--url`/`PODIUM_URL`, which wins over the file.
+    pub fn load(text: &str, url_override: Option<String>) -> Result<Config> {
+        let t: ConfigToml = toml::from_str(text).map_err(config)?;
+        let p = t.podium;
+        let url = url_override.or(p.url).ok_or_else(|| config("podium.url is not set (nor --url / PODIUM_URL)"))?;
+        let key_env = p.key_env.unwrap_or_else(|| "PODIUM_INGEST_KEY".into());
+        let batch = p.batch.unwrap_or(MAX_BATCH);
+        if batch == 0 || batch > MAX_BATCH {
+            return Err(config(format!("podium.batch must be 1-{MAX_BATCH}")));
+        }
+        let podium = PodiumConfig {
+            url: url.trim_end_matches('/').to_string(),
+            key: env(&key_env, "podium ingest key")?,
+            batch,
+            max_backoff_ms: p.max_backoff_ms.unwrap_or(30_000).max(1),
+            timeout_ms: p.timeout_ms.unwrap_or(30_000),
+        };
+        let redis = t
+            .redis
+            .into_iter()
+            .map(|r| {
+                let what = format!("redis stream {}", r.stream);
+                Ok(RedisSource {
+                    url: broker_url(&r.url, &r.url_env, &what)?,
+                    group: r.group.unwrap_or_else(|| "podium-bridge".into()),
+                    consumer: r.consumer.unwrap_or_else(|| "podium-bridge".into()),
+                    start: r.start.unwrap_or_else(|| "$".into()),
+                    batch: r.batch.unwrap_or(batch).clamp(1, 10 * MAX_BATCH),
+                    block_ms: r.block_ms.unwrap_or(1000),
+                    claim_idle_ms: r.claim_idle_ms.unwrap_or(60_000),
+                    dead_letter: r.dead_letter.unwrap_or_else(|| format!("{}.dead", r.stream)),
+                    mapping: Mapping::parse(&r.event, Broker::Redis).map_err(|e| config(format!("{what}: {e}")))?,
+                    stream: r.stream,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let amqp = t
+            .amqp
+            .into_iter()
+            .map(|a| {
+                let what = format!("amqp queue {}", a.queue);
+                Ok(AmqpSource {
+                    url: broker_url(&a.url, &a.url_env, &what)?,
+                    declare: a.declare.unwrap_or(true),
+                    durable: a.durable.unwrap_or(false),
+                    // One Podium request per prefetch window: the window is the batch.
+                    prefetch: a.prefetch.unwrap_or(batch.min(u16::MAX as usize) as u16).max(1),
+                    linger_ms: a.linger_ms.unwrap_or(20),
+                    dead_letter: a.dead_letter.unwrap_or_else(|| format!("{}.dead", a.queue)),
+                    mapping: Mapping::parse(&a.event, Broker::Amqp).map_err(|e| config(format!("{what}: {e}")))?,
+                    queue: a.queue,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if redis.is_empty() && amqp.is_empty() {
+            return Err(config("no source: add a [[redis]] or [[amqp]] table"));
+        }
+        Ok(Config { podium, redis, amqp })
+    }
+}
