@@ -23,7 +23,7 @@ try {
     const filled = python('fill.py', [broker, broker === 'redis' ? redis.port : rabbit.port, name, N]);
     const source = broker === 'redis'
       ? `[[redis]]\nurl = "${redis.url}"\nstream = "${name}"\nstart = "0"\nbatch = ${BATCH}\n[redis.event]\ntype = "perf"\nmember = { from = "field.type" }\nboard = "${board}"\n`
-      : `[[amqp]]\nurl = "${rabbit.url}"\nqueue = "${name}"\nprefetch = ${BATCH}\n[amqp.event]\ntype = "perf"\nmember = { from = "body.member" }\nvalue = { from = "body.score" }\nboard = "${board}"\n`;
+      : `[[amqp]]\nurl = "${rabbit.url}"\nqueue = "${name}"\nbatch = ${BATCH}\n[amqp.event]\ntype = "perf"\nmember = { from = "body.member" }\nvalue = { from = "body.score" }\nboard = "${board}"\n`;
     const t0 = Date.now();
     const bridge = startBridge(`[podium]\nurl = "${w.url}"\nbatch = ${BATCH}\n${source}`, { once: true, progress: 5 });
     const { code } = await bridge.exited;

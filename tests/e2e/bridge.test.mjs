@@ -241,7 +241,7 @@ test('SIGKILL mid-stream and restart (RabbitMQ, messages with a message-id): eve
   const board = uniqueName('crashq');
   const queue = uniqueName('crash-q');
   const sent = python('seed2_producer.py', [rabbit.port, '--queue', queue, '--updates', 3000, '--members', 20, '--message-ids', queue]);
-  const cfg = podium() + amqpSource({ queue, board, extra: 'prefetch = 25' });
+  const cfg = podium() + amqpSource({ queue, board, extra: 'batch = 25' });
   const crashes = [];
   for (const at of [500, 1500]) {
     const b = startBridge(cfg, { progress: 0.1 });

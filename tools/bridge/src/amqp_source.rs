@@ -1,8 +1,8 @@
 //! A RabbitMQ queue (AMQP 0-9-1) as a source. Manual acknowledgements: the
-//! broker hands over up to `prefetch` unacknowledged messages, the bridge
-//! sends them to Podium in one request and acks them only after the 202 (a
-//! dead letter is acked once its publish to the dead-letter queue is
-//! confirmed). When Podium is unavailable the batch is nacked with requeue,
+//! broker hands over up to `batch × inflight` unacknowledged messages (the
+//! prefetch), the bridge sends each batch to Podium in one request, a few
+//! batches in flight, and acks a message only after the 202 (a dead letter
+//! once its publish to the dead-letter queue is confirmed). When Podium is unavailable the batch is nacked with requeue,
 //! so the broker keeps it, and the bridge waits out its backoff.
 //!
 //! The event id is the AMQP `message-id` (or a field the mapping names). A
@@ -11,6 +11,7 @@
 //! makes the broker redeliver it and Podium count it again. Such messages
 //! are counted (`no-identity` in the progress line and the final summary).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -24,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::config::AmqpSource;
 use crate::error::{Error, Result};
-use crate::forward::{sleep_or_stop, Sender, Verdict, Work};
+use crate::forward::{sleep_or_stop, Handled, Inflight, Sender, Verdict, Work};
 use crate::mapping::{json_path, Message, Path};
 use crate::stats::Stats;
 
@@ -74,7 +75,8 @@ fn amqp_json(v: &AMQPValue) -> Option<Json> {
     })
 }
 
-pub async fn run(cfg: &AmqpSource, mut sender: Sender, once: bool, mut stop: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let cfg = Arc::new(cfg.clone());
     let conn = Connection::connect(&cfg.url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     if cfg.declare {
@@ -88,42 +90,64 @@ pub async fn run(cfg: &AmqpSource, mut sender: Sender, once: bool, mut stop: wat
     let dl = conn.create_channel().await?;
     dl.confirm_select(ConfirmSelectOptions::default()).await?;
     dl.queue_declare(cfg.dead_letter.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default()).await?;
-    ch.basic_qos(cfg.prefetch, BasicQosOptions::default()).await?;
+    // Enough unacked messages for every batch in flight.
+    let prefetch = (cfg.batch * cfg.inflight).min(u16::MAX as usize) as u16;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let mut consumer = ch
         .basic_consume(cfg.queue.as_str().into(), "podium-bridge".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?;
-    let lag_ch = conn.create_channel().await?;
-    let lag = tokio::spawn(poll_lag(lag_ch, cfg.queue.clone(), sender.stats.clone()));
+    let lag = tokio::spawn(poll_lag(conn.create_channel().await?, cfg.queue.clone(), sender.stats.clone()));
     let linger = Duration::from_millis(cfg.linger_ms);
+    let mut inflight = Inflight::new(cfg.inflight);
     let result = async {
         loop {
-            // --once: the queue is drained when nothing arrives for a second and the broker holds nothing ready.
+            if inflight.make_room().await? {
+                break;
+            }
             let first = if once {
+                // --once: drained when nothing arrives for a second, nothing is in flight and the broker holds nothing ready.
                 match tokio::time::timeout(Duration::from_secs(1), consumer.next()).await {
                     Ok(d) => d,
-                    Err(_) if ready(&ch, &cfg.queue).await? == 0 => return Ok(()),
+                    Err(_) if !inflight.is_empty() => {
+                        if inflight.join_one().await? {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(_) if ready(&ch, &cfg.queue).await? == 0 => break,
                     Err(_) => continue,
                 }
             } else {
                 tokio::select! {
                     d = consumer.next() => d,
-                    _ = stop.changed() => return Ok(()),
+                    _ = stop.changed() => break,
+                    // A batch that failed for good ends the source now, not at the next delivery.
+                    done = inflight.join_one(), if !inflight.is_empty() => {
+                        if done? {
+                            break;
+                        }
+                        continue;
+                    }
                 }
             };
             let mut batch = vec![delivery(first)?];
-            // Whatever else the prefetch window holds, waiting at most `linger` for it.
-            while batch.len() < cfg.prefetch as usize {
+            // Whatever else the broker has ready, waiting at most `linger` for it.
+            while batch.len() < cfg.batch {
                 match tokio::time::timeout(linger, consumer.next()).await {
                     Ok(d) => batch.push(delivery(d)?),
                     Err(_) => break,
                 }
             }
-            if let Some(wait) = handle(cfg, &ch, &dl, &mut sender, &batch).await? {
-                if sleep_or_stop(wait, &mut stop).await {
-                    return Ok(());
+            let (cfg, ch, dl, mut sender, mut stop) = (cfg.clone(), ch.clone(), dl.clone(), sender.fork(), stop.clone());
+            inflight.spawn(async move {
+                match handle(&cfg, &ch, &dl, &mut sender, &batch).await? {
+                    // Podium unavailable: the batch is back in the queue; this slot waits out the backoff.
+                    Some(wait) if sleep_or_stop(wait, &mut stop).await => Ok(Handled::Stopped),
+                    _ => Ok(Handled::Done),
                 }
-            }
+            });
         }
+        inflight.drain().await
     }
     .await;
     lag.abort();
@@ -165,22 +189,22 @@ async fn handle(cfg: &AmqpSource, ch: &Channel, dl: &Channel, sender: &mut Sende
         }
     }
     Stats::add(&sender.stats.dead_lettered, dead);
-    match (wait, batch.last()) {
-        // Every message is settled: one ack covers the whole window.
-        (None, Some(last)) => ch.basic_ack(last.delivery_tag, BasicAckOptions { multiple: true }).await?,
-        (None, None) => {}
-        (Some(_), _) => {
-            let mut requeued = 0;
-            for (d, v) in batch.iter().zip(&verdicts) {
-                if *v == Verdict::Pending {
-                    ch.basic_nack(d.delivery_tag, BasicNackOptions { multiple: false, requeue: true }).await?;
-                    requeued += 1;
-                } else {
-                    ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: false }).await?;
-                }
-            }
-            info!(queue = %cfg.queue, requeued, "nacked the batch back to the broker (requeue) until podium answers");
+    // One ack per message: with batches in flight side by side, a
+    // `multiple` ack would also settle another batch's earlier tags.
+    // The frames are queued together rather than one awaited after another.
+    let mut requeued = 0;
+    let mut settle = Vec::with_capacity(batch.len());
+    for (d, v) in batch.iter().zip(&verdicts) {
+        if *v == Verdict::Pending {
+            requeued += 1;
+            settle.push(futures_util::future::Either::Left(ch.basic_nack(d.delivery_tag, BasicNackOptions { multiple: false, requeue: true })));
+        } else {
+            settle.push(futures_util::future::Either::Right(ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: false })));
         }
+    }
+    futures_util::future::try_join_all(settle).await?;
+    if requeued > 0 {
+        info!(queue = %cfg.queue, requeued, "nacked messages back to the broker (requeue) until podium answers");
     }
     Ok(wait)
 }

@@ -27,6 +27,7 @@ struct PodiumToml {
     batch: Option<usize>,
     max_backoff_ms: Option<u64>,
     timeout_ms: Option<u64>,
+    inflight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +54,7 @@ struct AmqpToml {
     queue: String,
     declare: Option<bool>,
     durable: Option<bool>,
-    prefetch: Option<u16>,
+    batch: Option<usize>,
     linger_ms: Option<u64>,
     dead_letter: Option<String>,
     event: EventToml,
@@ -71,6 +72,9 @@ pub struct PodiumConfig {
     pub timeout_ms: u64,
 }
 
+/// Podium requests in flight per source when the config says nothing.
+const INFLIGHT: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct RedisSource {
     pub url: String,
@@ -82,6 +86,7 @@ pub struct RedisSource {
     pub block_ms: u64,
     pub claim_idle_ms: u64,
     pub dead_letter: String,
+    pub inflight: usize,
     pub mapping: Mapping,
 }
 
@@ -91,9 +96,11 @@ pub struct AmqpSource {
     pub queue: String,
     pub declare: bool,
     pub durable: bool,
-    pub prefetch: u16,
+    /// Messages per Podium request; the channel's prefetch is batch × inflight.
+    pub batch: usize,
     pub linger_ms: u64,
     pub dead_letter: String,
+    pub inflight: usize,
     pub mapping: Mapping,
 }
 
@@ -172,6 +179,7 @@ impl Config {
             max_backoff_ms: p.max_backoff_ms.unwrap_or(30_000).max(1),
             timeout_ms: p.timeout_ms.unwrap_or(30_000),
         };
+        let inflight = p.inflight.unwrap_or(INFLIGHT).clamp(1, 64);
         let redis = t
             .redis
             .into_iter()
@@ -182,10 +190,11 @@ impl Config {
                     group: r.group.unwrap_or_else(|| "podium-bridge".into()),
                     consumer: r.consumer.unwrap_or_else(|| "podium-bridge".into()),
                     start: r.start.unwrap_or_else(|| "$".into()),
-                    batch: r.batch.unwrap_or(batch).clamp(1, 10 * MAX_BATCH),
+                    batch: r.batch.unwrap_or(batch).clamp(1, MAX_BATCH),
                     block_ms: r.block_ms.unwrap_or(1000),
                     claim_idle_ms: r.claim_idle_ms.unwrap_or(60_000),
                     dead_letter: r.dead_letter.unwrap_or_else(|| format!("{}.dead", r.stream)),
+                    inflight,
                     mapping: Mapping::parse(&r.event, Broker::Redis).map_err(|e| config(format!("{what}: {e}")))?,
                     stream: r.stream,
                 })
@@ -200,10 +209,10 @@ impl Config {
                     url: broker_url(&a.url, &a.url_env, &what)?,
                     declare: a.declare.unwrap_or(true),
                     durable: a.durable.unwrap_or(false),
-                    // One Podium request per prefetch window: the window is the batch.
-                    prefetch: a.prefetch.unwrap_or(batch.min(u16::MAX as usize) as u16).max(1),
+                    batch: a.batch.unwrap_or(batch).clamp(1, MAX_BATCH),
                     linger_ms: a.linger_ms.unwrap_or(20),
                     dead_letter: a.dead_letter.unwrap_or_else(|| format!("{}.dead", a.queue)),
+                    inflight,
                     mapping: Mapping::parse(&a.event, Broker::Amqp).map_err(|e| config(format!("{what}: {e}")))?,
                     queue: a.queue,
                 })

@@ -3,13 +3,15 @@
 //! message whether it may be acknowledged and whether it is a dead letter.
 //! The sources differ only in how they read, acknowledge and dead-letter.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mapping::{Mapping, Message};
 use crate::podium::{Batch, Podium, State};
 use crate::stats::{Backoff, Stats};
@@ -79,6 +81,7 @@ pub struct Sender {
     pub podium: Arc<Podium>,
     pub stats: Arc<Stats>,
     backoff: Backoff,
+    max_backoff: Duration,
     source: String,
     /// When this source's current outage began (each source logs its own).
     down_since: Option<std::time::Instant>,
@@ -86,7 +89,12 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(podium: Arc<Podium>, stats: Arc<Stats>, max_backoff: Duration, source: &str) -> Sender {
-        Sender { podium, stats, backoff: Backoff::new(max_backoff), source: source.to_string(), down_since: None }
+        Sender { podium, stats, backoff: Backoff::new(max_backoff), max_backoff, source: source.to_string(), down_since: None }
+    }
+
+    /// A sender for another batch in flight, with its own backoff.
+    pub fn fork(&self) -> Sender {
+        Sender::new(self.podium.clone(), self.stats.clone(), self.max_backoff, &self.source)
     }
 
     /// One round of sending. `None`: every event is accepted or rejected.
@@ -129,5 +137,63 @@ pub async fn sleep_or_stop(wait: Duration, stop: &mut watch::Receiver<bool>) -> 
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
         _ = stop.changed() => true,
+    }
+}
+
+/// Whether a batch ended because the bridge was asked to stop.
+pub enum Handled {
+    Done,
+    Stopped,
+}
+
+/// A source's batches in flight: up to `max` Podium requests at once, since
+/// one request waits on Podium's durable commit (tens of ms for 1000 events)
+/// and the next batch can be read and sent meanwhile. Dropping it aborts
+/// what is still in flight, which the broker then redelivers (unacked).
+pub struct Inflight {
+    set: JoinSet<Result<Handled>>,
+    max: usize,
+}
+
+impl Inflight {
+    pub fn new(max: usize) -> Inflight {
+        Inflight { set: JoinSet::new(), max: max.max(1) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    pub fn spawn(&mut self, batch: impl Future<Output = Result<Handled>> + Send + 'static) {
+        self.set.spawn(batch);
+    }
+
+    /// Waits for one batch in flight to finish. `Ok(true)`: it stopped for a shutdown.
+    pub async fn join_one(&mut self) -> Result<bool> {
+        match self.set.join_next().await {
+            None => Ok(false),
+            Some(done) => match done.map_err(|e| Error::Broker(format!("a batch task failed: {e}")))?? {
+                Handled::Done => Ok(false),
+                Handled::Stopped => Ok(true),
+            },
+        }
+    }
+
+    /// Waits until another batch may start. `Ok(true)`: the bridge is stopping.
+    pub async fn make_room(&mut self) -> Result<bool> {
+        while self.set.len() >= self.max {
+            if self.join_one().await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Waits for every batch in flight.
+    pub async fn drain(&mut self) -> Result<()> {
+        while !self.set.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! consumer of the group left pending for `claim_idle_ms`. The event id is
 //! `{stream}:{entry id}`, so a redelivered entry is applied once by Podium.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::config::RedisSource;
 use crate::error::Result;
-use crate::forward::{sleep_or_stop, Sender, Verdict, Work};
+use crate::forward::{sleep_or_stop, Handled, Inflight, Sender, Verdict, Work};
 use crate::mapping::{Message, Path};
 use crate::stats::Stats;
 
@@ -38,13 +39,8 @@ impl Message for Entry<'_> {
     }
 }
 
-/// Whether a batch ended because the bridge was asked to stop.
-enum Handled {
-    Done,
-    Stopped,
-}
-
 pub async fn run(cfg: &RedisSource, mut sender: Sender, once: bool, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let cfg = Arc::new(cfg.clone());
     let client = redis::Client::open(cfg.url.as_str())?;
     // XREADGROUP BLOCK holds a reply for block_ms: the response timeout must outlast it.
     let conn_cfg = redis::AsyncConnectionConfig::new()
@@ -59,12 +55,12 @@ pub async fn run(cfg: &RedisSource, mut sender: Sender, once: bool, mut stop: wa
     }
     // The lag poller has its own connection: a blocked XREADGROUP would delay it.
     let lag = tokio::spawn(poll_lag(client.get_multiplexed_async_connection_with_config(&conn_cfg).await?, cfg.clone(), sender.stats.clone()));
-    let result = consume(cfg, &mut con, &mut sender, once, &mut stop).await;
+    let result = consume(&cfg, &mut con, &mut sender, once, &mut stop).await;
     lag.abort();
     result
 }
 
-async fn consume(cfg: &RedisSource, con: &mut MultiplexedConnection, sender: &mut Sender, once: bool, stop: &mut watch::Receiver<bool>) -> Result<()> {
+async fn consume(cfg: &Arc<RedisSource>, con: &mut MultiplexedConnection, sender: &mut Sender, once: bool, stop: &mut watch::Receiver<bool>) -> Result<()> {
     // 1. This consumer's own pending entries: read before a crash, never acked.
     let mut cursor = "0".to_string();
     loop {
@@ -76,31 +72,43 @@ async fn consume(cfg: &RedisSource, con: &mut MultiplexedConnection, sender: &mu
             return Ok(());
         }
     }
-    // 2. New entries, taking over other consumers' stale pending ones now and then.
+    // 2. New entries, a few batches in flight, taking over other consumers'
+    // stale pending entries now and then (only with nothing in flight, so
+    // that a batch of ours waiting out a Podium outage is never claimed).
     let claim_every = Duration::from_millis((cfg.claim_idle_ms / 2).max(100));
     let mut next_claim = Instant::now();
+    let mut inflight = Inflight::new(cfg.inflight);
     loop {
-        if *stop.borrow() {
-            return Ok(());
+        if *stop.borrow() || inflight.make_room().await? {
+            break;
         }
-        if Instant::now() >= next_claim {
+        if inflight.is_empty() && Instant::now() >= next_claim {
             if let Handled::Stopped = claim(cfg, con, sender, stop).await? {
-                return Ok(());
+                break;
             }
             next_claim = Instant::now() + claim_every;
         }
-        // --once drains: a read that finds nothing new ends it.
-        let entries = read(cfg, con, ">", if once { None } else { Some(cfg.block_ms) }).await?;
+        // Block only when idle: a blocked XREADGROUP would hold up the XACKs
+        // of the batches in flight, which share this connection.
+        let block = if once || !inflight.is_empty() { None } else { Some(cfg.block_ms) };
+        let entries = read(cfg, con, ">", block).await?;
         if entries.is_empty() {
+            if !inflight.is_empty() {
+                if inflight.join_one().await? {
+                    break;
+                }
+                continue;
+            }
+            // --once drains: a read that finds nothing new, with nothing in flight, ends it.
             if once {
-                return Ok(());
+                break;
             }
             continue;
         }
-        if let Handled::Stopped = handle(cfg, con, sender, entries, stop).await? {
-            return Ok(());
-        }
+        let (cfg, mut con, mut sender, mut stop) = (cfg.clone(), con.clone(), sender.fork(), stop.clone());
+        inflight.spawn(async move { handle(&cfg, &mut con, &mut sender, entries, &mut stop).await });
     }
+    inflight.drain().await
 }
 
 async fn read(cfg: &RedisSource, con: &mut MultiplexedConnection, id: &str, block_ms: Option<u64>) -> Result<Vec<StreamId>> {
@@ -177,7 +185,7 @@ async fn handle(cfg: &RedisSource, con: &mut MultiplexedConnection, sender: &mut
 
 /// Entries not yet acknowledged: never delivered to the group (`lag`, Redis
 /// ≥ 7) plus delivered and pending.
-async fn poll_lag(mut con: MultiplexedConnection, cfg: RedisSource, stats: std::sync::Arc<Stats>) {
+async fn poll_lag(mut con: MultiplexedConnection, cfg: Arc<RedisSource>, stats: std::sync::Arc<Stats>) {
     loop {
         let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> = con.xinfo_groups(&cfg.stream).await;
         if let Ok(g) = groups {
