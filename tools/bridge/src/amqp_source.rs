@@ -11,6 +11,7 @@
 //! makes the broker redeliver it and Podium count it again. Such messages
 //! are counted (`no-identity` in the progress line and the final summary).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, Bas
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde_json::Value as Json;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tracing::{info, warn};
 
 use crate::config::AmqpSource;
@@ -99,6 +100,7 @@ pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::
     let lag = tokio::spawn(poll_lag(conn.create_channel().await?, cfg.queue.clone(), sender.stats.clone()));
     let linger = Duration::from_millis(cfg.linger_ms);
     let mut inflight = Inflight::new(cfg.inflight);
+    let acks = Arc::new(Acks { ch: ch.clone(), batches: Mutex::new(VecDeque::new()) });
     let result = async {
         loop {
             if inflight.make_room().await? {
@@ -138,9 +140,10 @@ pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::
                     Err(_) => break,
                 }
             }
-            let (cfg, ch, dl, mut sender, mut stop) = (cfg.clone(), ch.clone(), dl.clone(), sender.fork(), stop.clone());
+            acks.open(batch.last().map_or(0, |d| d.delivery_tag)).await;
+            let (cfg, ch, dl, acks, mut sender, mut stop) = (cfg.clone(), ch.clone(), dl.clone(), acks.clone(), sender.fork(), stop.clone());
             inflight.spawn(async move {
-                match handle(&cfg, &ch, &dl, &mut sender, &batch).await? {
+                match handle(&cfg, &ch, &dl, &acks, &mut sender, &batch).await? {
                     // Podium unavailable: the batch is back in the queue; this slot waits out the backoff.
                     Some(wait) if sleep_or_stop(wait, &mut stop).await => Ok(Handled::Stopped),
                     _ => Ok(Handled::Done),
@@ -154,6 +157,56 @@ pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::
     // Unacked deliveries go back to the queue when the connection closes.
     let _ = conn.close(200, "podium-bridge stopping".into()).await;
     result
+}
+
+/// How a batch in flight ended, for [`Acks`].
+#[derive(Clone, Copy, PartialEq)]
+enum Settled {
+    /// Not yet.
+    InFlight,
+    /// Every message forwarded or dead-lettered: acked with the batches before it.
+    Whole,
+    /// Already acked and nacked message by message.
+    OneByOne,
+}
+
+/// Acks batches in delivery order, one `multiple` ack for all that are done.
+/// A batch's delivery tags are contiguous (read in order from one channel),
+/// so a `multiple` ack up to the last tag of a finished run of batches
+/// settles exactly them; a batch finished early waits for those before it,
+/// since the same ack would settle their messages too. One frame per batch
+/// rather than one per message keeps the broker's work per message low.
+struct Acks {
+    ch: Channel,
+    batches: Mutex<VecDeque<(u64, Settled)>>,
+}
+
+impl Acks {
+    /// Registers a batch (its last delivery tag) before it is sent.
+    async fn open(&self, last_tag: u64) {
+        self.batches.lock().await.push_back((last_tag, Settled::InFlight));
+    }
+
+    async fn settle(&self, last_tag: u64, how: Settled) -> Result<()> {
+        // Held across the ack, so acks leave in tag order.
+        let mut q = self.batches.lock().await;
+        if let Some(b) = q.iter_mut().find(|b| b.0 == last_tag) {
+            b.1 = how;
+        }
+        let mut upto = None;
+        while let Some(&(tag, how)) = q.front() {
+            match how {
+                Settled::InFlight => break,
+                Settled::Whole => upto = Some(tag),
+                Settled::OneByOne => {}
+            }
+            q.pop_front();
+        }
+        if let Some(tag) = upto {
+            self.ch.basic_ack(tag, BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(())
+    }
 }
 
 fn delivery(d: Option<lapin::Result<Delivery>>) -> Result<Delivery> {
@@ -170,8 +223,9 @@ async fn ready(ch: &Channel, queue: &str) -> Result<u32> {
 }
 
 /// Forwards one batch. Acks what Podium took or what went to the dead
-/// letters; nacks the rest with requeue and returns the backoff to wait.
-async fn handle(cfg: &AmqpSource, ch: &Channel, dl: &Channel, sender: &mut Sender, batch: &[Delivery]) -> Result<Option<Duration>> {
+/// letters (through [`Acks`]); nacks the rest with requeue and returns the
+/// backoff to wait.
+async fn handle(cfg: &AmqpSource, ch: &Channel, dl: &Channel, acks: &Acks, sender: &mut Sender, batch: &[Delivery]) -> Result<Option<Duration>> {
     Stats::add(&sender.stats.received, batch.len());
     let msgs: Vec<Msg> = batch
         .iter()
@@ -189,9 +243,13 @@ async fn handle(cfg: &AmqpSource, ch: &Channel, dl: &Channel, sender: &mut Sende
         }
     }
     Stats::add(&sender.stats.dead_lettered, dead);
-    // One ack per message: with batches in flight side by side, a
-    // `multiple` ack would also settle another batch's earlier tags.
-    // The frames are queued together rather than one awaited after another.
+    let last = batch.last().map_or(0, |d| d.delivery_tag);
+    if wait.is_none() {
+        acks.settle(last, Settled::Whole).await?;
+        return Ok(None);
+    }
+    // Podium unavailable: what is not yet sent goes back to the queue; the
+    // rest of this batch is acked one by one (the frames queued together).
     let mut requeued = 0;
     let mut settle = Vec::with_capacity(batch.len());
     for (d, v) in batch.iter().zip(&verdicts) {
@@ -203,9 +261,8 @@ async fn handle(cfg: &AmqpSource, ch: &Channel, dl: &Channel, sender: &mut Sende
         }
     }
     futures_util::future::try_join_all(settle).await?;
-    if requeued > 0 {
-        info!(queue = %cfg.queue, requeued, "nacked messages back to the broker (requeue) until podium answers");
-    }
+    acks.settle(last, Settled::OneByOne).await?;
+    info!(queue = %cfg.queue, requeued, "nacked messages back to the broker (requeue) until podium answers");
     Ok(wait)
 }
 

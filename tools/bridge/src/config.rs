@@ -224,3 +224,23 @@ impl Config {
         Ok(Config { podium, redis, amqp })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_seed_config_is_valid_and_says_what_the_readme_says() {
+        // Only this test sets the variable; the config reads it by name.
+        std::env::set_var("PODIUM_INGEST_KEY", "k");
+        let cfg = Config::load(include_str!("../examples/seeds.toml"), None).expect("examples/seeds.toml loads");
+        assert_eq!(cfg.podium.url, "https://podium.example.workers.dev");
+        assert_eq!((cfg.podium.batch, cfg.podium.max_backoff_ms), (MAX_BATCH, 30_000));
+        let r = &cfg.redis[0];
+        assert_eq!((r.stream.as_str(), r.group.as_str(), r.start.as_str(), r.dead_letter.as_str()), ("user_actions", "podium-bridge", "0", "user_actions.dead"));
+        let a = &cfg.amqp[0];
+        assert_eq!((a.queue.as_str(), a.durable, a.batch, a.inflight), ("rank_update", false, MAX_BATCH, INFLIGHT));
+        assert!(Config::load("[podium]\nurl = \"x\"\n", None).is_err(), "no source");
+        assert!(Config::load("[podium]\nurl = \"x\"\nbogus = 1\n[[redis]]\nurl=\"r\"\nstream=\"s\"\n[redis.event]\ntype=\"t\"\nmember=\"m\"\n", None).is_err(), "unknown key");
+    }
+}
