@@ -149,12 +149,17 @@ test("the second seed's pika basic_publish feeds Podium unchanged: scores summed
   assert.deepEqual(python('amqp_tool.py', [rabbit.port, 'count', 'rank_update']), { ready: 0 });
 });
 
-test('unparseable messages go to the dead-letter stream and queue with their reason and never block the rest', async () => {
+test('unparseable messages (and an entry deleted while pending) go to the dead-letter stream and queue with their reason and never block the rest', async () => {
   const board = uniqueName('dl');
   const stream = uniqueName('dl-stream');
   const queue = uniqueName('dl-queue');
   const now = String(Date.now() / 1000);
   const xadd = (...kv) => redis.cli('XADD', stream, '*', ...kv);
+  // An entry read by the consumer and then deleted from the stream (XDEL) while pending.
+  redis.cli('XGROUP', 'CREATE', stream, 'podium', '0', 'MKSTREAM');
+  const gone = xadd('type', 'like', 'timestamp', now);
+  redis.cli('XREADGROUP', 'GROUP', 'podium', 'bridge-1', 'COUNT', '1', 'STREAMS', stream, '>');
+  redis.cli('XDEL', stream, gone);
   xadd('type', 'like', 'timestamp', now);
   xadd('timestamp', now); // no type: no member
   xadd('type', 'like', 'timestamp', now);
@@ -172,10 +177,13 @@ test('unparseable messages go to the dead-letter stream and queue with their rea
   assert.equal((await bridge.exited).code, 0, bridge.stdout() + bridge.stderr());
   await expectScores(board, { like: 3 });
   await expectScores(`${board}-q`, { ann: 12 });
-  assert.equal(bridge.summary().dead_lettered, 6);
+  assert.equal(bridge.summary().dead_lettered, 7);
 
   const dead = xrange(`${stream}.dead`).map((e) => e.fields);
-  assert.equal(dead.length, 3, JSON.stringify(dead));
+  assert.equal(dead.length, 4, JSON.stringify(dead));
+  const deleted = dead.shift();
+  assert.match(deleted.podium_reason, /the entry was deleted from the stream while pending/);
+  assert.equal(deleted.podium_source, `${stream}:${gone}`);
   assert.match(dead[0].podium_reason, /^unparseable: member: the message has no Field\("type"\)/);
   assert.equal(dead[0].timestamp, now, 'the original fields are kept');
   assert.match(dead[1].podium_reason, /^podium rejected the event: 400 /);

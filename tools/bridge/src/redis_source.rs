@@ -37,6 +37,12 @@ impl Message for Entry<'_> {
             _ => None,
         }
     }
+
+    fn problem(&self) -> Option<String> {
+        // An entry has at least one field: none means it was deleted (XDEL,
+        // MAXLEN trimming) while pending, and only its id is left.
+        self.fields.is_empty().then(|| "the entry was deleted from the stream while pending".to_string())
+    }
 }
 
 pub async fn run(cfg: &RedisSource, mut sender: Sender, once: bool, mut stop: watch::Receiver<bool>) -> Result<()> {
