@@ -150,7 +150,7 @@ pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::
                 }
             });
         }
-        inflight.drain().await
+        inflight.drain().await.map(|_| ())
     }
     .await;
     lag.abort();

@@ -189,11 +189,12 @@ impl Inflight {
         Ok(false)
     }
 
-    /// Waits for every batch in flight.
-    pub async fn drain(&mut self) -> Result<()> {
+    /// Waits for every batch in flight. `Ok(true)`: one of them stopped for a shutdown.
+    pub async fn drain(&mut self) -> Result<bool> {
+        let mut stopped = false;
         while !self.set.is_empty() {
-            self.join_one().await?;
+            stopped |= self.join_one().await?;
         }
-        Ok(())
+        Ok(stopped)
     }
 }

@@ -79,8 +79,9 @@ async fn consume(cfg: &Arc<RedisSource>, con: &mut MultiplexedConnection, sender
         }
     }
     // 2. New entries, a few batches in flight, taking over other consumers'
-    // stale pending entries now and then (only with nothing in flight, so
-    // that a batch of ours waiting out a Podium outage is never claimed).
+    // stale pending entries now and then. The claim waits for what is in
+    // flight, so that a batch of ours waiting out a Podium outage is never
+    // claimed back by ourselves.
     let claim_every = Duration::from_millis((cfg.claim_idle_ms / 2).max(100));
     let mut next_claim = Instant::now();
     let mut inflight = Inflight::new(cfg.inflight);
@@ -88,7 +89,10 @@ async fn consume(cfg: &Arc<RedisSource>, con: &mut MultiplexedConnection, sender
         if *stop.borrow() || inflight.make_room().await? {
             break;
         }
-        if inflight.is_empty() && Instant::now() >= next_claim {
+        if Instant::now() >= next_claim {
+            if inflight.drain().await? {
+                break;
+            }
             if let Handled::Stopped = claim(cfg, con, sender, stop).await? {
                 break;
             }
@@ -114,7 +118,7 @@ async fn consume(cfg: &Arc<RedisSource>, con: &mut MultiplexedConnection, sender
         let (cfg, mut con, mut sender, mut stop) = (cfg.clone(), con.clone(), sender.fork(), stop.clone());
         inflight.spawn(async move { handle(&cfg, &mut con, &mut sender, entries, &mut stop).await });
     }
-    inflight.drain().await
+    inflight.drain().await.map(|_| ())
 }
 
 async fn read(cfg: &RedisSource, con: &mut MultiplexedConnection, id: &str, block_ms: Option<u64>) -> Result<Vec<StreamId>> {
