@@ -302,7 +302,9 @@ test('Podium stopped for a while: the bridge backs off with a visible state, res
     const sum = (x, y) => Object.fromEntries([...new Set([...Object.keys(x), ...Object.keys(y)])].map((k) => [k, (x[k] ?? 0) + (y[k] ?? 0)]));
     await expectScores(board, { like: 100, order: 10, comment: 25 }, 60_000);
     await expectScores(`${board}-q`, sum(a.sums, b.sums), 60_000);
-    assert.ok(logged(bridge, 'podium answers again').length >= 1);
+    const sources = (message) => [...new Set(logged(bridge, message).map((l) => l.fields.source))].sort();
+    assert.deepEqual(sources('podium unavailable'), [stream, queue].sort(), 'each source logs the outage');
+    assert.deepEqual(sources('podium answers again'), [stream, queue].sort(), 'and its end');
     await waitFor(() => /podium ok\n$/.test(bridge.stderr()), { what: 'progress line back to podium ok' });
   } finally {
     assert.equal((await bridge.kill('SIGTERM')).code, 0, bridge.stdout());

@@ -83,18 +83,35 @@ pub struct Sender {
     backoff: Backoff,
     max_backoff: Duration,
     source: String,
-    /// When this source's current outage began (each source logs its own).
-    down_since: Option<std::time::Instant>,
+    /// When this source's current outage began: shared by its batches in
+    /// flight, so that each source logs an outage's start and end once.
+    down_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Sender {
     pub fn new(podium: Arc<Podium>, stats: Arc<Stats>, max_backoff: Duration, source: &str) -> Sender {
-        Sender { podium, stats, backoff: Backoff::new(max_backoff), max_backoff, source: source.to_string(), down_since: None }
+        Sender { podium, stats, backoff: Backoff::new(max_backoff), max_backoff, source: source.to_string(), down_since: Arc::default() }
     }
 
     /// A sender for another batch in flight, with its own backoff.
     pub fn fork(&self) -> Sender {
-        Sender::new(self.podium.clone(), self.stats.clone(), self.max_backoff, &self.source)
+        Sender { down_since: self.down_since.clone(), ..Sender::new(self.podium.clone(), self.stats.clone(), self.max_backoff, &self.source) }
+    }
+
+    fn down_since(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        // Plain bookkeeping: a poisoned lock still holds a usable Instant.
+        self.down_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a failure; true when it starts this source's outage.
+    fn outage_starts(&self) -> bool {
+        let mut since = self.down_since();
+        since.is_none() && since.replace(std::time::Instant::now()).is_none()
+    }
+
+    /// Records a success; how long the outage lasted, if there was one.
+    fn outage_ends(&self) -> Option<Duration> {
+        self.down_since().take().map(|t| t.elapsed())
     }
 
     /// One round of sending. `None`: every event is accepted or rejected.
@@ -110,16 +127,15 @@ impl Sender {
             Ok(()) => {
                 self.backoff.reset();
                 self.stats.podium_up();
-                if let Some(since) = self.down_since.take() {
-                    info!(source = %self.source, down_ms = since.elapsed().as_millis() as u64, "podium answers again: resuming");
+                if let Some(down) = self.outage_ends() {
+                    info!(source = %self.source, down_ms = down.as_millis() as u64, "podium answers again: resuming");
                 }
                 Ok(None)
             }
             Err(u) => {
                 let wait = self.backoff.next(u.retry_after);
                 self.stats.podium_down(&u.reason);
-                if self.down_since.is_none() {
-                    self.down_since = Some(std::time::Instant::now());
+                if self.outage_starts() {
                     warn!(source = %self.source, reason = %u.reason, "podium unavailable: backing off, nothing is acknowledged meanwhile");
                 }
                 warn!(source = %self.source, reason = %u.reason, retry_in_ms = wait.as_millis() as u64, "podium request failed: will retry");
