@@ -195,7 +195,7 @@ impl Config {
                     claim_idle_ms: r.claim_idle_ms.unwrap_or(60_000),
                     dead_letter: r.dead_letter.unwrap_or_else(|| format!("{}.dead", r.stream)),
                     inflight,
-                    mapping: Mapping::parse(&r.event, Broker::Redis).map_err(|e| config(format!("{what}: {e}")))?,
+                    mapping: Mapping::parse(&r.event, Broker::Redis).map_err(|e| e.within(&what))?,
                     stream: r.stream,
                 })
             })
@@ -213,7 +213,7 @@ impl Config {
                     linger_ms: a.linger_ms.unwrap_or(20),
                     dead_letter: a.dead_letter.unwrap_or_else(|| format!("{}.dead", a.queue)),
                     inflight,
-                    mapping: Mapping::parse(&a.event, Broker::Amqp).map_err(|e| config(format!("{what}: {e}")))?,
+                    mapping: Mapping::parse(&a.event, Broker::Amqp).map_err(|e| e.within(&what))?,
                     queue: a.queue,
                 })
             })

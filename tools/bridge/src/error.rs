@@ -31,6 +31,14 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         matches!(self, Error::Config(_) | Error::Podium(_))
     }
+
+    /// A config error said about one part of the config (`redis stream x: …`).
+    pub fn within(self, what: &str) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(format!("{what}: {m}")),
+            other => other,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

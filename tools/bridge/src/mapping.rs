@@ -68,6 +68,23 @@ impl Path {
     }
 }
 
+/// As written in the config, for reasons and errors.
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Field(n) => write!(f, "field.{n}"),
+            Path::Body(keys) if keys.is_empty() => write!(f, "body"),
+            Path::Body(keys) => write!(f, "body.{}", keys.join(".")),
+            Path::Header(n) => write!(f, "header.{n}"),
+            Path::RoutingKey => write!(f, "routing_key"),
+            Path::MessageId => write!(f, "message_id"),
+            Path::Timestamp => write!(f, "timestamp"),
+            Path::Id => write!(f, "id"),
+            Path::Source => write!(f, "source"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broker {
     Redis,
@@ -158,7 +175,7 @@ impl Spec {
             if p.fits(broker) {
                 Ok(p)
             } else {
-                Err(config(format!("{what}: {p:?} does not exist in a {broker:?} message")))
+                Err(config(format!("{what}: `{p}` does not exist in a {broker:?} message")))
             }
         };
         Ok(match t {
@@ -205,8 +222,8 @@ impl Spec {
                     match p {
                         Piece::Text(t) => out.push_str(t),
                         Piece::Ref(path) => match msg.get(path) {
-                            Some(v) => out.push_str(&as_text(&v).ok_or_else(|| format!("template: {path:?} is not a string or number"))?),
-                            None => return Err(format!("template: the message has no {path:?}")),
+                            Some(v) => out.push_str(&as_text(&v).ok_or_else(|| format!("template: {path} is not a string or number"))?),
+                            None => return Err(format!("template: the message has no {path}")),
                         },
                     }
                 }
@@ -225,7 +242,7 @@ impl Spec {
     /// Says what the spec reads from, for reasons.
     fn describe(&self) -> String {
         match self {
-            Spec::From { path, .. } => format!("{path:?}"),
+            Spec::From { path, .. } => path.to_string(),
             Spec::Const(_) => "a constant".into(),
             Spec::Template(_) => "a template".into(),
         }
