@@ -36,8 +36,10 @@ impl Batch {
     pub fn new(events: &[Event]) -> Batch {
         let json = events
             .iter()
-            // An Event is strings, finite numbers and JSON values: it always serializes.
-            .map(|e| serde_json::to_string(e).unwrap_or_default())
+            // An Event is strings, finite numbers and JSON values, so this
+            // cannot fail; were it to, Podium refuses the `null` by index
+            // and that message becomes a dead letter, not a broken body.
+            .map(|e| serde_json::to_string(e).unwrap_or_else(|_| "null".into()))
             .collect::<Vec<_>>();
         Batch { states: vec![State::Pending; json.len()], json }
     }
