@@ -103,7 +103,7 @@ pub async fn run(cfg: &AmqpSource, sender: Sender, once: bool, mut stop: watch::
     let acks = Arc::new(Acks { ch: ch.clone(), batches: Mutex::new(VecDeque::new()) });
     let result = async {
         loop {
-            if inflight.make_room().await? {
+            if *stop.borrow() || inflight.make_room().await? {
                 break;
             }
             let first = if once {
