@@ -51,12 +51,13 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     // Structured logs: one JSON object per line on stdout (journald keeps
-    // them); RUST_LOG filters, `info` by default.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stdout)
-        .init();
+    // them); RUST_LOG filters (`warn`, `info,lapin=warn`), `info` by default.
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stdout)).with(filter).init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
