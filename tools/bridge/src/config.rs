@@ -157,6 +157,20 @@ fn broker_url(url: &Option<String>, url_env: &Option<String>, what: &str) -> Res
     }
 }
 
+/// What every source resolves alike: its broker URL, its dead-letter
+/// stream or queue (`<name>.dead` unless named) and its mapping.
+fn resolve(url: &Option<String>, url_env: &Option<String>, dead_letter: Option<String>, event: &EventToml, name: &str, broker: Broker) -> Result<(String, String, Mapping)> {
+    let what = match broker {
+        Broker::Redis => format!("redis stream {name}"),
+        Broker::Amqp => format!("amqp queue {name}"),
+    };
+    Ok((
+        broker_url(url, url_env, &what)?,
+        dead_letter.unwrap_or_else(|| format!("{name}.dead")),
+        Mapping::parse(event, broker).map_err(|e| e.within(&what))?,
+    ))
+}
+
 impl Config {
     pub fn sources(&self) -> Vec<Source> {
         self.redis.iter().cloned().map(Source::Redis).chain(self.amqp.iter().cloned().map(Source::Amqp)).collect()
@@ -184,18 +198,18 @@ impl Config {
             .redis
             .into_iter()
             .map(|r| {
-                let what = format!("redis stream {}", r.stream);
+                let (url, dead_letter, mapping) = resolve(&r.url, &r.url_env, r.dead_letter, &r.event, &r.stream, Broker::Redis)?;
                 Ok(RedisSource {
-                    url: broker_url(&r.url, &r.url_env, &what)?,
+                    url,
+                    dead_letter,
+                    mapping,
+                    inflight,
                     group: r.group.unwrap_or_else(|| "podium-bridge".into()),
                     consumer: r.consumer.unwrap_or_else(|| "podium-bridge".into()),
                     start: r.start.unwrap_or_else(|| "$".into()),
                     batch: r.batch.unwrap_or(batch).clamp(1, MAX_BATCH),
                     block_ms: r.block_ms.unwrap_or(1000),
                     claim_idle_ms: r.claim_idle_ms.unwrap_or(60_000),
-                    dead_letter: r.dead_letter.unwrap_or_else(|| format!("{}.dead", r.stream)),
-                    inflight,
-                    mapping: Mapping::parse(&r.event, Broker::Redis).map_err(|e| e.within(&what))?,
                     stream: r.stream,
                 })
             })
@@ -204,16 +218,16 @@ impl Config {
             .amqp
             .into_iter()
             .map(|a| {
-                let what = format!("amqp queue {}", a.queue);
+                let (url, dead_letter, mapping) = resolve(&a.url, &a.url_env, a.dead_letter, &a.event, &a.queue, Broker::Amqp)?;
                 Ok(AmqpSource {
-                    url: broker_url(&a.url, &a.url_env, &what)?,
+                    url,
+                    dead_letter,
+                    mapping,
+                    inflight,
                     declare: a.declare.unwrap_or(true),
                     durable: a.durable.unwrap_or(false),
                     batch: a.batch.unwrap_or(batch).clamp(1, MAX_BATCH),
                     linger_ms: a.linger_ms.unwrap_or(20),
-                    dead_letter: a.dead_letter.unwrap_or_else(|| format!("{}.dead", a.queue)),
-                    inflight,
-                    mapping: Mapping::parse(&a.event, Broker::Amqp).map_err(|e| e.within(&what))?,
                     queue: a.queue,
                 })
             })
