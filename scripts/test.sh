@@ -23,6 +23,10 @@ say "tools the e2e tests drive: a private Redis, tools/load (redis-import)"
 scripts/redis.sh
 nice -n 10 cargo build --release --locked --quiet --manifest-path tools/load/Cargo.toml
 
+say "the bridge's e2e test needs: RabbitMQ, redis-py and pika (.venv-bridge), tools/bridge; and its unit tests"
+scripts/bridge.sh
+nice -n 10 cargo test --release --locked --quiet --manifest-path tools/bridge/Cargo.toml 2>&1 | grep -E "^test result|FAILED|panicked"
+
 say "end-to-end tests: the built worker under workerd (wrangler dev)"
 node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
 
