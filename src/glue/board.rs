@@ -1232,6 +1232,10 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(out)
             }
         };
+        // A checkpoint taken by a read is stored by the alarm, a slice a turn.
+        if self.cp_stored.get().is_some() {
+            self.schedule().await?;
+        }
         Response::from_json(&reply.map_err(rust_err)?)
     }
 

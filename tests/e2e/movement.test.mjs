@@ -88,7 +88,7 @@ test('a checkpoint stored a slice per turn is read back after a restart', async 
     const next = Date.now() - (Date.now() % SLOW) + SLOW;
     await waitFor(() => Date.now() >= next, { timeout: SLOW + 1000, interval: 20, what: 'a boundary' });
     assert.deepEqual(await ranks(), [['a', 1], ['b', 2], ['c', 3], ['d', 4], ['e', 5]], 'the first read after the boundary takes the checkpoint');
-    // e jumps to first; its slices were stored by the alarm meanwhile (an apply takes a second)
+    // e jumps to first (its apply takes a second; the alarm stored the slices right after the read)
     assert.equal((await post(`${own.url}/v1/events`, { type: 'hit', board: b, member: 'e', value: 100 })).status, 202);
     const moved = [['e', 5], ['a', 1], ['b', 2], ['c', 3], ['d', 4]];
     await waitFor(async () => JSON.stringify(await ranks()) === JSON.stringify(moved), { what: 'e moved up' });
