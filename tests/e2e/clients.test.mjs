@@ -226,7 +226,8 @@ describe('Rust client', () => {
     // this normally only runs it.
     const code = await new Promise((resolve, reject) => {
       const child = spawn('cargo', ['test', '--release', '--quiet', '--manifest-path', join(ROOT, 'clients/rust/Cargo.toml'), '--test', 'worker'], {
-        env: { ...process.env, PODIUM_URL: w.url, PODIUM_INGEST_KEY: INGEST_KEY, PODIUM_ADMIN_KEY: ADMIN_KEY, PODIUM_REQUIRE_WORKER: '1' },
+        // The target dir scripts/test.sh builds the client and tools/load into (shared dependencies).
+        env: { CARGO_TARGET_DIR: join(ROOT, 'tools/load/target'), ...process.env, PODIUM_URL: w.url, PODIUM_INGEST_KEY: INGEST_KEY, PODIUM_ADMIN_KEY: ADMIN_KEY, PODIUM_REQUIRE_WORKER: '1' },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       child.on('error', reject);

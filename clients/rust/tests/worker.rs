@@ -92,7 +92,7 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     (origin, rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn client_against_the_worker() {
     let Some((url, ingest, admin)) = env() else {
         assert!(std::env::var("PODIUM_REQUIRE_WORKER").is_err(), "PODIUM_URL is required");
