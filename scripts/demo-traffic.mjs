@@ -13,6 +13,9 @@
 // to create the `arcade` board as a best-score board if it does not exist.
 import { readFileSync, existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+// The TypeScript client (clients/ts) as the page loads it: the committed ESM
+// bundle, so this script needs no build step either.
+import { Podium, PodiumError } from '../web/podium-client.js';
 
 const HELP = `usage: node scripts/demo-traffic.mjs [--url URL] [--rate N] [--duration S]
   --url       Podium origin (default http://127.0.0.1:8787)
@@ -109,31 +112,25 @@ function makeEvent() {
   return { kind, ev };
 }
 
-async function request(method, path, { key, body } = {}) {
-  const headers = { accept: 'application/json' };
-  if (key) headers.authorization = `Bearer ${key}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(base + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000),
-  });
-  let json = null;
-  try { json = await res.json(); } catch { /* empty */ }
-  return { status: res.status, json, retryAfter: Number(res.headers.get('retry-after')) || 0 };
-}
+// Ingest retries a 429/503 itself (waiting Retry-After; every event has an id,
+// so a retry counts nothing twice); what still fails is counted below. Each
+// try is bounded at 10 s.
+const podium = new Podium({
+  baseUrl: base,
+  ingestKey,
+  adminKey: adminKey || undefined,
+  retries: 2,
+  fetch: (req) => fetch(req, { signal: AbortSignal.timeout(10_000) }),
+});
 
 async function setup() {
-  const health = await request('GET', '/v1/health');
-  if (health.status !== 200) throw new Error(`${base}/v1/health → ${health.status}`);
-  const routes = await request('GET', '/v1/routes');
-  if (routes.status === 200 && routes.json?.routes) {
-    routed = new Set(Object.keys(routes.json.routes).filter((t) => routes.json.routes[t]?.length));
-  }
-  const arcade = await request('GET', '/v1/boards/arcade');
-  if (arcade.status === 404 && adminKey) {
-    const r = await request('PUT', '/v1/boards/arcade', {
-      key: adminKey, body: { title: 'Arcade high scores', op: 'best', windows: ['all', 'day', 'week'] },
-    });
-    if (r.status >= 300) console.warn(`note: could not create the arcade board (${r.status}); it will get defaults`);
+  await podium.health();
+  const { routes } = await podium.listRoutes().catch(() => ({ routes: {} }));
+  routed = new Set(Object.keys(routes).filter((t) => routes[t]?.length));
+  const arcade = await podium.getBoard('arcade').catch((e) => (e instanceof PodiumError && e.status === 404 ? null : undefined));
+  if (arcade === null && adminKey) {
+    await podium.putBoard('arcade', { title: 'Arcade high scores', op: 'best', windows: ['all', 'day', 'week'] })
+      .catch((e) => console.warn(`note: could not create the arcade board (${e.status ?? e.message}); it will get defaults`));
   }
   const via = ['like', 'order', 'comment'].map((k) => `${k}→${routed.has(k) ? 'routes' : FALLBACK_BOARD[k]}`).join(', ');
   console.log(`demo traffic → ${base} at ${rate}/s${duration ? ` for ${duration}s` : ' (Ctrl-C stops)'}; ${via}, score→arcade`);
@@ -148,22 +145,20 @@ let stopping = false;
 async function sendBatch(items) {
   if (!items.length) return;
   try {
-    const r = await request('POST', '/v1/events', { key: ingestKey, body: items.map((i) => i.ev) });
-    if (r.status === 202) {
-      stats.sent += items.length;
-      second.sent += items.length;
-      for (const { kind } of items) second.kinds[kind] = (second.kinds[kind] || 0) + 1;
-    } else {
-      stats.failed += items.length;
-      second.failed += items.length;
-      lastError = `${r.status} ${r.json?.error?.code || ''}`.trim();
-      if (r.status === 429) pausedUntil = Date.now() + Math.max(1, r.retryAfter) * 1000;
-      if (r.status === 401) { console.error('401: the ingest key was refused; check PODIUM_INGEST_KEY / .dev.vars'); stop(1); }
-    }
+    await podium.ingest(items.map((i) => i.ev));
+    stats.sent += items.length;
+    second.sent += items.length;
+    for (const { kind } of items) second.kinds[kind] = (second.kinds[kind] || 0) + 1;
   } catch (e) {
     stats.failed += items.length;
     second.failed += items.length;
-    lastError = e.cause?.code || e.name || 'network error';
+    if (e instanceof PodiumError) {
+      lastError = `${e.status} ${e.code}`;
+      if (e.status === 429) pausedUntil = Date.now() + Math.max(1, e.retryAfter || 0) * 1000;
+      if (e.status === 401) { console.error('401: the ingest key was refused; check PODIUM_INGEST_KEY / .dev.vars'); stop(1); }
+    } else {
+      lastError = e.cause?.code || e.name || 'network error';
+    }
   }
 }
 

@@ -37,6 +37,15 @@ if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
   echo "$LOCK_SUM" > node_modules/.podium-lock
 fi
 
+# The TypeScript client (clients/ts) has its own lockfile (openapi-typescript,
+# openapi-fetch, typescript, esbuild), installed the same way.
+TS_LOCK_SUM=$(sha256sum clients/ts/package-lock.json | cut -d' ' -f1)
+if [ "$(cat clients/ts/node_modules/.podium-lock 2>/dev/null)" != "$TS_LOCK_SUM" ]; then
+  say "installing the TypeScript client's npm packages (clients/ts, npm ci)"
+  (cd clients/ts && npm ci --no-audit --no-fund)
+  echo "$TS_LOCK_SUM" > clients/ts/node_modules/.podium-lock
+fi
+
 if [ ! -f .dev.vars ]; then
   say "creating .dev.vars from .dev.vars.example (development keys)"
   cp .dev.vars.example .dev.vars

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: native core tests, wasm tests under Node, the built worker
-# end to end under workerd, the page in Chromium, and a deploy dry run.
+# Runs every test: native core tests, wasm tests under Node, the client
+# libraries (clients/ts, clients/rust), the built worker end to end under
+# workerd (the clients included), the page in Chromium, and a deploy dry run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Node 24 from the lockfile (the npm `node` package) runs every JS tool and test.
@@ -19,9 +20,17 @@ cargo test --target wasm32-unknown-unknown --test wasm_boundary 2>&1 | grep -v "
 
 scripts/build.sh
 
-say "tools the e2e tests drive: a private Redis, tools/load (redis-import)"
+say "TypeScript client: generated types and the page's bundle current, type check"
+node clients/ts/scripts/check.mjs
+
+say "tools the e2e tests drive: a private Redis, tools/load (redis-import), the Rust client"
 scripts/redis.sh
 nice -n 10 cargo build --release --locked --quiet --manifest-path tools/load/Cargo.toml
+# The Rust client's own tests (its worker test skips without PODIUM_URL: the
+# e2e file clients.test.mjs runs it against a worker), built into tools/load's
+# target dir, which already holds its dependencies.
+CARGO_TARGET_DIR=tools/load/target nice -n 10 cargo test --release --locked --manifest-path clients/rust/Cargo.toml 2>&1 \
+  | grep -v "^\s*Compiling\|^\s*Running\|^\s*Doc-tests\|^\s*Finished\|^$"
 
 say "the bridge's e2e test needs: RabbitMQ, redis-py and pika (.venv-bridge), tools/bridge; and its unit tests"
 scripts/bridge.sh

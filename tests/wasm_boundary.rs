@@ -14,6 +14,8 @@ fn sample() -> QueuedEvent {
         member: "<img src=x onerror=alert(1)>".into(),
         // Beyond 2^31 and near today's clock: must survive as an exact integer.
         ts: 1_795_305_600_123,
+        // A subscore (API 1.1 tiebreak) that is not 0, so it is carried, not defaulted.
+        sub: -2.5,
         meta: Some(r#"{"name":"Zoë"}"#.into()),
         to: vec![
             Delivery { board: BoardName::parse("sales").unwrap(), generation: 7, value: 19.99 },

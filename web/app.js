@@ -1,13 +1,18 @@
-// Podium leaderboard page. No build step, no dependencies.
+// Podium leaderboard page. No build step: the API calls and the live socket go
+// through the TypeScript client (clients/ts), loaded as the prebuilt ESM file
+// web/podium-client.js (scripts/test.sh checks it equals a fresh build).
 // Security rule: every piece of data from the API (member ids, meta, board
 // titles) reaches the DOM only through textContent / createTextNode.
-'use strict';
+import { Podium } from './podium-client.js';
 
 (() => {
   const WINDOW_LABELS = { all: 'All time', day: 'Today', week: 'This week', month: 'This month' };
   const DEFAULT_LIMIT = 20;
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_CAP_MS = 15000;
+  const BACKOFF = { baseMs: 500, capMs: 15000 };
+  // The last board this browser opened, to open it again when the URL names none.
+  const LAST_BOARD_KEY = 'podium.lastBoard';
+  // Same origin: reads are public, so the page holds no key.
+  const podium = new Podium({ baseUrl: location.origin });
 
   const $ = (id) => document.getElementById(id);
   const els = {
@@ -105,10 +110,8 @@
     board: null, // the board object from /v1/boards
     window: 'all',
     limit: DEFAULT_LIMIT,
-    ws: null,
+    live: null, // the client's LiveConnection, while the table is live
     wsGen: 0,
-    attempt: 0,
-    reconnectTimer: null,
     prevRanks: null, // Map member -> {rank, score} from the last render
     period: null, // the period the table shows
     season: null, // a past season shown (its number), or null: the live current one
@@ -137,11 +140,14 @@
   }
 
   // ---------- API ----------
-  async function api(path) {
-    const res = await fetch(path, { headers: { accept: 'application/json' } });
-    let body = null;
-    try { body = await res.json(); } catch { /* not JSON */ }
-    return { ok: res.ok, status: res.status, body };
+  /** A typed client call as {ok, status, body}; a network failure is status 0. */
+  async function api(call) {
+    try {
+      const { data, error, response } = await call;
+      return { ok: response.ok, status: response.status, body: response.ok ? data : error };
+    } catch {
+      return { ok: false, status: 0, body: null };
+    }
   }
   const enc = encodeURIComponent;
 
@@ -227,7 +233,9 @@
     state.period = `s${n}`;
     setStatus('offline', 'Archived season');
     const gen = ++state.wsGen;
-    const r = await api(`/v1/boards/${enc(state.board.name)}/top?limit=${state.limit}&window=all&period=s${n}`);
+    const r = await api(podium.api.GET('/v1/boards/{board}/top', {
+      params: { path: { board: state.board.name }, query: { limit: state.limit, window: 'all', period: `s${n}` } },
+    }));
     if (gen !== state.wsGen) return;
     if (!r.ok || !r.body) {
       showMessage('missing', `Season ${n} cannot be read`, `The API answered ${r.status}.`);
@@ -439,19 +447,12 @@
     }
   }
 
-  // ---------- WebSocket with backoff ----------
-  function liveUrl() {
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}/v1/boards/${enc(state.board.name)}/live?limit=${state.limit}&window=${enc(state.window)}`;
-  }
-
+  // ---------- live socket (the client reconnects with backoff) ----------
   function disconnect() {
     state.wsGen++;
-    clearTimeout(state.reconnectTimer);
-    state.reconnectTimer = null;
-    if (state.ws) {
-      try { state.ws.close(1000, 'switching'); } catch { /* already closed */ }
-      state.ws = null;
+    if (state.live) {
+      state.live.close();
+      state.live = null;
     }
   }
 
@@ -459,72 +460,63 @@
     disconnect();
     if (!state.board) return;
     const gen = state.wsGen;
-    setStatus(state.attempt ? 'reconnecting' : 'connecting');
-    let ws;
-    try {
-      ws = new WebSocket(liveUrl());
-    } catch {
-      scheduleReconnect(gen);
-      return;
-    }
-    state.ws = ws;
-    ws.addEventListener('message', (ev) => {
-      if (gen !== state.wsGen || typeof ev.data !== 'string') return;
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch { return; } // e.g. "pong"
-      if (!msg || (msg.type !== 'snapshot' && msg.type !== 'update')) return;
-      if (msg.period !== state.period) {
-        // A new period (rollover) starts a fresh table: no movement cues against the old one.
-        state.period = msg.period;
-        state.prevRanks = null;
-      }
-      if (msg.type === 'snapshot') {
-        state.attempt = 0; // healthy again
-        setStatus('live');
-      }
-      renderEntries(msg, msg.type === 'snapshot');
+    state.live = podium.live(state.board.name, {
+      limit: state.limit,
+      window: state.window,
+      backoff: BACKOFF,
+      canConnect: () => navigator.onLine,
+      onStatus: (st) => {
+        if (gen !== state.wsGen) return;
+        if (st.state === 'connecting') setStatus(st.attempt ? 'reconnecting' : 'connecting');
+        else if (st.state === 'live') setStatus('live');
+        else if (st.state === 'reconnecting') setStatus('reconnecting', `Reconnecting in ${Math.max(1, Math.round(st.delayMs / 1000))}s…`);
+        else if (st.reason === 'board_removed') {
+          // The board was deleted while we watched.
+          setStatus('offline', 'Board removed');
+          showMessage('missing', 'This board was removed', 'Pick another board above.');
+        }
+      },
+      onMessage: (msg) => {
+        if (gen !== state.wsGen) return;
+        if (msg.period !== state.period) {
+          // A new period (rollover) starts a fresh table: no movement cues against the old one.
+          state.period = msg.period;
+          state.prevRanks = null;
+        }
+        renderEntries(msg, msg.type === 'snapshot');
+      },
     });
-    ws.addEventListener('close', (ev) => {
-      if (gen !== state.wsGen) return;
-      state.ws = null;
-      if (ev.code === 4404) {
-        // The board was deleted while we watched.
-        setStatus('offline', 'Board removed');
-        showMessage('missing', 'This board was removed', 'Pick another board above.');
-        return;
-      }
-      scheduleReconnect(gen);
-    });
-  }
-
-  function backoffDelay(attempt) {
-    const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-    // "Equal jitter": half fixed, half random, so clients do not reconnect in lockstep.
-    return Math.round(exp / 2 + Math.random() * (exp / 2));
-  }
-
-  function scheduleReconnect(gen) {
-    if (gen !== state.wsGen) return;
-    const delay = backoffDelay(state.attempt);
-    state.attempt++;
-    setStatus('reconnecting', `Reconnecting in ${Math.max(1, Math.round(delay / 1000))}s…`);
-    clearTimeout(state.reconnectTimer);
-    state.reconnectTimer = setTimeout(() => {
-      if (gen !== state.wsGen) return;
-      if (!navigator.onLine) { scheduleReconnect(gen); return; }
-      connect();
-    }, delay);
   }
 
   window.addEventListener('online', () => {
-    if (state.board && !state.ws) { state.attempt = 0; connect(); }
+    if (state.live) state.live.reconnectNow();
   });
 
   // ---------- navigation ----------
   async function loadBoards() {
-    const r = await api('/v1/boards?limit=1000');
+    const r = await api(podium.api.GET('/v1/boards', { params: { query: { limit: 1000 } } }));
     if (!r.ok || !r.body || !Array.isArray(r.body.boards)) throw new Error(`GET /v1/boards → ${r.status}`);
-    state.boards = r.body.boards.slice().sort((a, b) => (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
+    // The picker lists the busiest first: most events in the board's default
+    // window's current period (the API's `events`), then most members.
+    state.boards = r.body.boards.slice().sort((a, b) => (b.events || 0) - (a.events || 0)
+      || (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The board to open when the URL names none. The API says nothing about
+   * "recently active", so: the board this browser opened last (localStorage),
+   * when it still exists; else the busiest (the first in the picker's order:
+   * most events in its current period, then most members). A board left by
+   * a test run has few events today, so it does not win over a live one.
+   */
+  function defaultBoard() {
+    let last = null;
+    try { last = localStorage.getItem(LAST_BOARD_KEY); } catch { /* storage blocked */ }
+    const known = last && state.boards.find((b) => b.name === last);
+    return known ? known.name : state.boards[0].name;
+  }
+  function rememberBoard(name) {
+    try { localStorage.setItem(LAST_BOARD_KEY, name); } catch { /* storage blocked or full */ }
   }
 
   function boardHeading(board) {
@@ -537,7 +529,6 @@
     disconnect();
     state.prevRanks = null;
     state.period = null;
-    state.attempt = 0;
     clear(els.rows);
     els.total.textContent = '—';
     els.period.textContent = '—';
@@ -546,7 +537,7 @@
     let board = state.boards.find((b) => b.name === name) || null;
     if (!board && name) {
       // Not in the list we have: ask directly (it may be brand new).
-      const r = await api(`/v1/boards/${enc(name)}`);
+      const r = await api(podium.api.GET('/v1/boards/{board}', { params: { path: { board: name } } }));
       if (r.ok && r.body) board = r.body;
     }
     renderPicker(name);
@@ -566,6 +557,7 @@
       return;
     }
     state.board = board;
+    rememberBoard(board.name);
     boardHeading(board);
     const windows = board.windows && board.windows.length ? board.windows : ['all'];
     if (!windows.includes(state.window)) state.window = windows[0];
@@ -611,7 +603,7 @@
       showMessage('empty', 'No boards yet', 'Boards appear as soon as the first event reaches them (POST /v1/events).');
       return;
     }
-    const name = u.board || state.boards[0].name;
+    const name = u.board || defaultBoard();
     if (state.board && state.board.name === name && u.window && u.window !== state.window) {
       selectWindow(u.window, false);
       return;
@@ -635,10 +627,9 @@
     const gen = ++searchGen;
     clear(els.searchResult);
     els.searchResult.appendChild(el('p', 'muted', 'Searching…'));
-    const base = `/v1/boards/${enc(state.board.name)}/members/${enc(member)}`;
-    const w = `window=${enc(state.window)}${state.season ? `&period=s${state.season}` : ''}`;
-    let r;
-    try { r = await api(`${base}?${w}`); } catch { r = { ok: false, status: 0 }; }
+    const path = { board: state.board.name, member };
+    const query = { window: state.window, ...(state.season ? { period: `s${state.season}` } : {}) };
+    const r = await api(podium.api.GET('/v1/boards/{board}/members/{member}', { params: { path, query } }));
     if (gen !== searchGen) return;
     clear(els.searchResult);
     if (r.status === 404) {
@@ -680,8 +671,7 @@
       els.searchResult.appendChild(el('p', 'muted small', `Better than ${fmtPct.format(m.percentile || 0)}% of ${fmtInt.format(m.total)} members`));
     }
 
-    let a;
-    try { a = await api(`${base}/around?radius=3&${w}`); } catch { a = { ok: false }; }
+    const a = await api(podium.api.GET('/v1/boards/{board}/members/{member}/around', { params: { path, query: { ...query, radius: 3 } } }));
     if (gen !== searchGen) return;
     if (a.ok && a.body && Array.isArray(a.body.entries) && a.body.entries.length) {
       els.searchResult.appendChild(el('h3', 'around-title', 'Around them'));

@@ -141,6 +141,34 @@ describe('leaderboard page', () => {
     await waitFor(async () => (await rowMembers()).length === 8, { what: 'back to sales' });
   });
 
+  test('with no board in the URL it opens the last board this browser opened, else the busiest; the URL follows', async () => {
+    // The busiest board: the most events in its current period (GET /v1/boards `events`).
+    const busy = Array.from({ length: 40 }, (_, i) => ({ type: 'like', board: 'busy', member: `fan${i % 5}` }));
+    await expectStatus(await api.events(worker.url, busy), 202, 'POST busy events');
+    await waitFor(async () => (await api.get(worker.url, '/v1/boards?prefix=busy')).json?.boards?.[0]?.events === 40,
+      { timeout: 10_000, what: 'busy counted' });
+    // A fresh browser profile (no localStorage): the busiest board, written into the URL.
+    const ctx = await browser.newContext();
+    try {
+      const fresh = await ctx.newPage();
+      await fresh.goto(`${worker.url}/`);
+      await waitFor(async () => /[?&]board=busy(&|$)/.test(fresh.url()), { what: 'opens busy' });
+      assert.match(fresh.url(), /window=all/);
+      assert.equal(await fresh.$eval('#board-select', (s) => s.value), 'busy');
+      // The picker writes the URL; the next visit without a board opens that one.
+      await fresh.selectOption('#board-select', 'quiet');
+      await waitFor(async () => /[?&]board=quiet(&|$)/.test(fresh.url()), { what: 'url follows the picker' });
+      await fresh.goto(`${worker.url}/`);
+      await waitFor(async () => /[?&]board=quiet(&|$)/.test(fresh.url()), { what: 'reopens the last board' });
+      // A remembered board that no longer exists falls back to the busiest.
+      await fresh.evaluate(() => localStorage.setItem('podium.lastBoard', 'gone-board'));
+      await fresh.goto(`${worker.url}/`);
+      await waitFor(async () => /[?&]board=busy(&|$)/.test(fresh.url()), { what: 'falls back to busy' });
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('empty and unknown boards show friendly states', async () => {
     await page.goto(`${worker.url}/?board=quiet`);
     await waitFor(async () => /No scores yet/.test(await page.textContent('#board-message')), { what: 'empty state' });

@@ -255,7 +255,7 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     Ok(Plan { boards, types, routes, windows, total, duration, prefix, ids: !a.no_ids })
 }
 
-fn expect_ok(what: &str, r: Result<Reply, ureq::Error>) -> anyhow::Result<Reply> {
+fn expect_ok(what: &str, r: Result<Reply, client::Error>) -> anyhow::Result<Reply> {
     let r = r.with_context(|| format!("{what}: request failed"))?;
     if !r.ok() {
         bail!("{what}: status {}: {:.300}", r.status, r.body);
@@ -581,7 +581,7 @@ fn bar(no_progress: bool, len: u64, template: &str) -> ProgressBar {
 fn run() -> anyhow::Result<i32> {
     let a = Args::parse();
     let p = plan(&a)?;
-    let api = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs_f64(a.http_timeout));
+    let api = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs_f64(a.http_timeout))?;
     let probe_on = a.probe_ms > 0;
     setup(&api, &p, probe_on).context("setting up boards and routes")?;
     if a.setup_wait > 0.0 {
@@ -617,12 +617,12 @@ fn run() -> anyhow::Result<i32> {
             while !probe.connected.load(Ordering::Relaxed) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let api2 = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs(10));
+            let api2 = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs(10))?;
             let (probe_ref, pt, pp) = (&probe, &probe_type, &p.prefix);
             let interval = Duration::from_millis(a.probe_ms);
             s.spawn(move || live::prober(&api2, pt, pp, interval, probe_ref));
         }
-        let poll_api = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs(10));
+        let poll_api = Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs(10))?;
         let (pr, ap) = (&p, &applied);
         let poll = Duration::from_millis(a.poll_ms.max(20));
         let sending_poll = Duration::from_millis(a.progress_poll_ms.max(20));
@@ -631,11 +631,14 @@ fn run() -> anyhow::Result<i32> {
         // --- send phase ------------------------------------------------------
         let t0 = Instant::now();
         tally.running.store(a.threads, Ordering::Relaxed);
-        for tid in 0..a.threads {
+        // One client per sender thread (each blocking client runs its own
+        // current-thread runtime), made before any thread starts.
+        let apis = (0..a.threads)
+            .map(|_| Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs_f64(a.http_timeout)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (tid, api) in (0..a.threads).zip(apis) {
             let (a, p, tally) = (&a, &p, &tally);
             s.spawn(move || {
-                let api =
-                    Api::new(&a.url, &a.ingest_key, &a.admin_key, Duration::from_secs_f64(a.http_timeout));
                 sender(tid, a, p, &api, tally, t0);
                 tally.running.fetch_sub(1, Ordering::Relaxed);
             });

@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
     if total == 0 {
         bail!("sorted set {:?} is empty or missing", args.key);
     }
-    let api = Api::new(&args.url, "", &args.admin_key, Duration::from_secs(60));
+    let api = Api::new(&args.url, "", &args.admin_key, Duration::from_secs(60))?;
     let mut path = format!("/v1/boards/{}/import", args.board);
     let mut qs = Vec::new();
     if let Some(w) = &args.window {
