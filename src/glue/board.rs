@@ -150,6 +150,14 @@ impl BoardObject {
         self.state.storage().sql()
     }
 
+    /// A test-only setting: read only with test faults on, never in production.
+    fn test_var<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        if !faults_on(&self.env) {
+            return None;
+        }
+        self.env.var(name).ok()?.to_string().parse().ok()
+    }
+
     /// The ranking changed: live viewers and hooks have something new.
     fn mark_changed(&self) {
         self.dirty.set(true);
@@ -331,10 +339,7 @@ impl BoardObject {
     /// Checkpoint entries stored per turn (tests make it small, so a few
     /// members take several turns).
     fn checkpoint_slice(&self) -> usize {
-        let test = faults_on(&self.env)
-            .then(|| self.env.var("CHECKPOINT_SLICE").ok()?.to_string().parse::<usize>().ok())
-            .flatten();
-        test.filter(|n| *n > 0).unwrap_or(CHECKPOINT_SLICE)
+        self.test_var::<usize>("CHECKPOINT_SLICE").filter(|n| *n > 0).unwrap_or(CHECKPOINT_SLICE)
     }
 
     /// How often checkpoints are taken (`CHECKPOINT_EVERY_MS`, default an
@@ -731,10 +736,7 @@ impl BoardObject {
         if spec.window == crate::core::Window::All {
             return Ok(None);
         }
-        let test = faults_on(&self.env)
-            .then(|| self.env.var("TEST_PERIOD_END_MS").ok()?.to_string().parse::<i64>().ok())
-            .flatten();
-        if let Some(ms) = test {
+        if let Some(ms) = self.test_var::<i64>("TEST_PERIOD_END_MS") {
             let born = kv::get(&self.sql(), "born")?.and_then(|v| v.parse::<i64>().ok());
             return Ok(born.map(|b| b + ms));
         }
@@ -938,10 +940,7 @@ impl BoardObject {
     /// How long event ids are remembered: 8 days; `DEDUPE_MS` shortens it
     /// only with test faults on (the contract promises at least 24 hours).
     fn dedupe_ms(&self) -> i64 {
-        let test = faults_on(&self.env)
-            .then(|| self.env.var("DEDUPE_MS").ok()?.to_string().parse::<i64>().ok())
-            .flatten();
-        test.filter(|ms| *ms > 0).unwrap_or(crate::core::chores::DEDUPE_MS)
+        self.test_var::<i64>("DEDUPE_MS").filter(|ms| *ms > 0).unwrap_or(crate::core::chores::DEDUPE_MS)
     }
 
     fn expiry(&self) -> Option<i64> {

@@ -62,10 +62,23 @@ pub async fn all(env: &Env) -> ApiResult<Rc<Vec<(String, Hook)>>> {
             return Ok(hooks);
         }
     }
+    fresh(env).await
+}
+
+/// Every hook straight from its object (the API answers from it, not from
+/// the cache), refreshing this isolate's copy.
+async fn fresh(env: &Env) -> ApiResult<Rc<Vec<(String, Hook)>>> {
     let list: HookList = call(env, &HookCommand::List).await?;
     let hooks = Rc::new(list.hooks);
     CACHE.with(|c| *c.borrow_mut() = Some((now_ms(), hooks.clone())));
     Ok(hooks)
+}
+
+/// The hook as the API shows it, or 404.
+async fn view_of(env: &Env, name: &BoardName) -> ApiResult<serde_json::Value> {
+    let hooks = fresh(env).await?;
+    let found = hooks.iter().find(|(n, _)| n == name.as_str());
+    found.map(|(n, h)| h.view(n)).ok_or_else(|| ApiError::HookNotFound(name.to_string()))
 }
 
 fn forget() {
@@ -86,18 +99,12 @@ fn allow_http(env: &Env) -> bool {
 // ---- the API -------------------------------------------------------------
 
 pub async fn list(env: &Env) -> ApiResult {
-    let hooks = call::<HookList>(env, &HookCommand::List).await?.hooks;
-    let views: Vec<_> = hooks.iter().map(|(n, h)| h.view(n)).collect();
+    let views: Vec<_> = fresh(env).await?.iter().map(|(n, h)| h.view(n)).collect();
     json(200, &serde_json::json!({ "hooks": views }))
 }
 
 pub async fn get(env: &Env, name: &str) -> ApiResult {
-    let name = hook_name(name)?;
-    let hooks = call::<HookList>(env, &HookCommand::List).await?.hooks;
-    match hooks.iter().find(|(n, _)| n == name.as_str()) {
-        Some((n, h)) => json(200, &h.view(n)),
-        None => Err(ApiError::HookNotFound(name.to_string())),
-    }
+    json(200, &view_of(env, &hook_name(name)?).await?)
 }
 
 pub async fn put(mut req: Request, env: &Env, name: &str) -> ApiResult {
@@ -121,10 +128,7 @@ pub async fn put(mut req: Request, env: &Env, name: &str) -> ApiResult {
             })
         }
     };
-    forget();
-    let hooks = call::<HookList>(env, &HookCommand::List).await?.hooks;
-    let view = hooks.iter().find(|(n, _)| n == name.as_str()).map(|(n, h)| h.view(n));
-    json(if created { 201 } else { 200 }, &view)
+    json(if created { 201 } else { 200 }, &view_of(env, &name).await?)
 }
 
 pub async fn delete(env: &Env, name: &str) -> ApiResult {
@@ -141,10 +145,7 @@ pub async fn deliveries(req: &Request, env: &Env, name: &str) -> ApiResult {
     let name = hook_name(name)?;
     let q = super::http::Query::of(req)?;
     let limit = q.int("limit", 50, 1, 1000)?;
-    let hooks = call::<HookList>(env, &HookCommand::List).await?.hooks;
-    if !hooks.iter().any(|(n, _)| n == name.as_str()) {
-        return Err(ApiError::HookNotFound(name.to_string()));
-    }
+    view_of(env, &name).await?;
     let list: DeliveryList = call(env, &HookCommand::Deliveries { name: name.to_string(), limit }).await?;
     json(200, &serde_json::json!({ "hook": name.as_str(), "deliveries": list.deliveries }))
 }

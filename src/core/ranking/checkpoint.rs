@@ -43,6 +43,15 @@ fn bucket_bits(n: usize) -> u32 {
     buckets.trailing_zeros().min(24)
 }
 
+/// The bucket of hash `h`: its top `bits` bits.
+fn bucket_of(h: u64, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        (h >> (64 - bits)) as usize
+    }
+}
+
 impl Checkpoint {
     /// The visible ranks of `r` under `ties`, as of boundary `at`.
     pub fn take(r: &Ranking, ties: Ties, at: i64, seed: u64) -> Checkpoint {
@@ -59,10 +68,9 @@ impl Checkpoint {
     /// Groups entries by bucket (a stable counting sort).
     fn grouped(at: i64, seed: u64, hashes: Vec<u64>, ranks: Vec<u32>) -> Checkpoint {
         let bits = bucket_bits(hashes.len());
-        let bucket = |h: u64| if bits == 0 { 0 } else { (h >> (64 - bits)) as usize };
         let mut starts = vec![0u32; (1usize << bits) + 1];
         for &h in &hashes {
-            starts[bucket(h) + 1] += 1;
+            starts[bucket_of(h, bits) + 1] += 1;
         }
         for b in 1..starts.len() {
             starts[b] += starts[b - 1];
@@ -71,7 +79,7 @@ impl Checkpoint {
         let mut hs = vec![0u64; hashes.len()];
         let mut rs = vec![0u32; ranks.len()];
         for (&h, &r) in hashes.iter().zip(&ranks) {
-            let slot = &mut next[bucket(h)];
+            let slot = &mut next[bucket_of(h, bits)];
             hs[*slot as usize] = h;
             rs[*slot as usize] = r;
             *slot += 1;
@@ -83,7 +91,7 @@ impl Checkpoint {
     /// board (or hidden) then.
     pub fn rank_of(&self, member: &str) -> Option<u64> {
         let h = ids::hash(member.as_bytes(), self.seed);
-        let b = if self.bits == 0 { 0 } else { (h >> (64 - self.bits)) as usize };
+        let b = bucket_of(h, self.bits);
         let (lo, hi) = (*self.starts.get(b)? as usize, *self.starts.get(b + 1)? as usize);
         let i = self.hashes.get(lo..hi)?.iter().position(|&x| x == h)?;
         self.ranks.get(lo + i).map(|r| u64::from(*r))
