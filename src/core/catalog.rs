@@ -1,8 +1,11 @@
-//! Board settings and routes (the platform's rules), as a plain value the
-//! catalog Durable Object persists. Resolving an event to its deliveries is
-//! pure, so ingest and tests share it.
+//! Board settings and routes (the platform's rules). The catalog Durable
+//! Object keeps one row per board and one record of routes; a [`Catalog`]
+//! here is a view of it: the routes plus the records of the boards a request
+//! or a batch names (never all boards). Resolving an event to its deliveries
+//! and every change to a board are pure functions of that view, so ingest,
+//! the object and tests share them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -238,8 +241,6 @@ pub enum ResolveError {
 pub enum PatchError {
     /// `order`, `op` or `tz` would change under existing scores.
     FixedOnceScored(&'static str),
-    /// A new board beyond [`MAX_BOARDS`].
-    TooManyBoards,
     /// An event would create a board, and the deployment does not allow it
     /// (`AUTO_CREATE_BOARDS` off, or `AUTO_CREATE_MAX` such boards exist).
     NotAutoCreated(BoardName),
@@ -247,21 +248,17 @@ pub enum PatchError {
     Invalid(String),
 }
 
-/// The most boards a deployment holds. The catalog is one record that every
-/// isolate caches and every change rewrites, and `GET /v1/boards` asks each
-/// board for its member count (one subrequest each): past about a thousand
-/// boards both outgrow what a Worker may spend on one request.
-pub const MAX_BOARDS: usize = 1000;
-
 /// Whether events may create boards, and how many such boards may exist
 /// (API 1.1: `AUTO_CREATE_BOARDS`, `AUTO_CREATE_MAX`). Boards created by
 /// events are counted apart from the admin's: they never use up what `PUT`
-/// may create. Both kinds are capped at `MAX_BOARDS` each while the catalog
-/// is one record.
+/// may create, and `PUT` has no limit but storage. The cap is the
+/// operator's guard against a producer bug (a template over a random field)
+/// filling the deployment with boards; raise it for per-level or
+/// per-product boards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoCreate {
     pub on: bool,
-    pub max: usize,
+    pub max: u64,
 }
 
 impl Default for AutoCreate {
@@ -283,16 +280,37 @@ impl AutoCreate {
         }
     }
 
-    fn allows(&self, existing_auto: usize, new: usize) -> bool {
-        self.on && existing_auto + new <= self.max.min(MAX_BOARDS)
+    fn allows(&self, existing_auto: u64, new: usize) -> bool {
+        self.on && existing_auto.saturating_add(new as u64) <= self.max
     }
 }
 
+/// The event types' routes: few (one per event type), so kept as one record.
+pub type Routes = BTreeMap<EventType, Vec<RouteTarget>>;
+
+/// What the catalog object counts beside its rows, so that no change has to
+/// count the rows: the last generation handed out, and how many boards
+/// events created (for `AUTO_CREATE_MAX`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub next_generation: u64,
+    pub auto_boards: u64,
+}
+
+impl Counters {
+    fn fresh_generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+}
+
+/// The routes and the records of some boards: those a request, an event
+/// batch or a change named. A board absent from `boards` was either not
+/// asked about or does not exist; whoever built the view knows which.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     pub boards: BTreeMap<BoardName, BoardRecord>,
-    pub routes: BTreeMap<EventType, Vec<RouteTarget>>,
-    pub next_generation: u64,
+    pub routes: Routes,
 }
 
 impl Catalog {
@@ -339,30 +357,36 @@ impl Catalog {
 
     /// Makes sure each board exists (with defaults) and is marked as scored;
     /// boards it creates are `auto`, within `auto`'s limits (all or none).
-    /// Returns whether anything changed.
+    /// The view must hold every one of `boards` that exists. Returns the
+    /// boards whose record changed (the rows to write).
     pub fn ensure_scored<'a>(
         &mut self,
         boards: impl IntoIterator<Item = &'a BoardName> + Clone,
         auto: AutoCreate,
-    ) -> Result<bool, PatchError> {
-        let new: Vec<&BoardName> =
-            boards.clone().into_iter().filter(|b| !self.boards.contains_key(*b)).collect();
+        counters: &mut Counters,
+    ) -> Result<Vec<BoardName>, PatchError> {
+        let mut new: Vec<&BoardName> = Vec::new();
+        for b in boards.clone() {
+            if !self.boards.contains_key(b) && !new.contains(&b) {
+                new.push(b);
+            }
+        }
         if let Some(first) = new.first() {
-            let existing_auto = self.boards.values().filter(|r| r.auto).count();
-            if !auto.allows(existing_auto, new.len()) {
+            if !auto.allows(counters.auto_boards, new.len()) {
                 return Err(PatchError::NotAutoCreated((*first).clone()));
             }
         }
-        let mut changed = false;
+        let mut changed = Vec::new();
         for b in boards {
             match self.boards.get_mut(b) {
                 Some(r) if r.scored => {}
                 Some(r) => {
                     r.scored = true;
-                    changed = true;
+                    changed.push(b.clone());
                 }
                 None => {
-                    let generation = self.fresh_generation();
+                    let generation = counters.fresh_generation();
+                    counters.auto_boards += 1;
                     self.boards.insert(
                         b.clone(),
                         BoardRecord {
@@ -373,24 +397,22 @@ impl Catalog {
                             seasons: Vec::new(),
                         },
                     );
-                    changed = true;
+                    changed.push(b.clone());
                 }
             }
         }
         Ok(changed)
     }
 
-    fn fresh_generation(&mut self) -> u64 {
-        self.next_generation += 1;
-        self.next_generation
-    }
-
     /// Creates or changes a board. Returns whether it was created.
-    pub fn put_board(&mut self, name: &BoardName, patch: BoardPatch) -> Result<bool, PatchError> {
+    /// The view must hold the board if it exists.
+    pub fn put_board(
+        &mut self,
+        name: &BoardName,
+        patch: BoardPatch,
+        counters: &mut Counters,
+    ) -> Result<bool, PatchError> {
         let existing = self.boards.get(name);
-        if existing.is_none() && self.boards.values().filter(|r| !r.auto).count() >= MAX_BOARDS {
-            return Err(PatchError::TooManyBoards);
-        }
         let auto = existing.is_some_and(|r| r.auto);
         let mut s = existing.map(|r| r.settings.clone()).unwrap_or_else(|| BoardSettings::defaults(name));
         let scored = existing.is_some_and(|r| r.scored);
@@ -443,7 +465,7 @@ impl Catalog {
         let created = existing.is_none();
         let (generation, seasons) = match existing {
             Some(r) => (r.generation, r.seasons.clone()),
-            None => (self.fresh_generation(), Vec::new()),
+            None => (counters.fresh_generation(), Vec::new()),
         };
         self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored, auto, seasons });
         Ok(created)
@@ -459,8 +481,124 @@ impl Catalog {
         Some(r.current_season())
     }
 
-    pub fn delete_board(&mut self, name: &BoardName) -> Option<BoardRecord> {
-        self.boards.remove(name)
+    pub fn delete_board(&mut self, name: &BoardName, counters: &mut Counters) -> Option<BoardRecord> {
+        let r = self.boards.remove(name)?;
+        if r.auto {
+            counters.auto_boards = counters.auto_boards.saturating_sub(1);
+        }
+        Some(r)
+    }
+}
+
+/// What a board period last told the catalog of its counts (API 1.1
+/// `members` and `events` of `GET /v1/boards`): the board reports them
+/// itself, at most about once a second, so listing asks no board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reported {
+    pub window: Window,
+    pub period: String,
+    pub members: u64,
+    pub events: u64,
+}
+
+impl BoardRecord {
+    /// The period whose counts a listing shows: the default window's current one.
+    pub fn counted_period(&self, now: i64) -> (Window, String) {
+        let w = self.settings.default_window();
+        (w, self.current_key(w, now))
+    }
+
+    /// Whether a report from board period `(generation, window, period)`
+    /// is the one the listing shows; any other period's is not kept.
+    pub fn counts_report(&self, generation: u64, window: Window, period: &str, now: i64) -> bool {
+        let (w, key) = self.counted_period(now);
+        generation == self.generation && window == w && period == key
+    }
+
+    /// `(members, events)` as a listing shows them at `now`: the last
+    /// report of the counted period. A period that has not reported (a new
+    /// day, a new season, a board no event reached) holds nothing yet.
+    pub fn listed_counts(&self, last: Option<&Reported>, now: i64) -> (u64, u64) {
+        let (w, key) = self.counted_period(now);
+        match last {
+            Some(r) if r.window == w && r.period == key => (r.members, r.events),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// The names a listing reads as one range of the name index: from `prefix`
+/// (inclusive) up to the first name past every name that starts with it
+/// (exclusive; `None`: no end). Board names are printable ASCII, below
+/// `\u{7f}`, so `prefix + "\u{7f}"` is past every such name and before
+/// every other greater one.
+pub fn prefix_range(prefix: &str) -> (String, Option<String>) {
+    let end = (!prefix.is_empty()).then(|| format!("{prefix}\u{7f}"));
+    (prefix.to_string(), end)
+}
+
+/// An isolate's copies of catalog parts, each with the time its fetch began,
+/// so a reader asks for "fetched at or after t" (`t = now - CACHE_MS` for a
+/// request, a batch's newest acceptance for the consumer, `i64::MAX` for
+/// straight from the object). A board not in the catalog is kept as `None`
+/// (a known absence), as a copy of the whole catalog used to be.
+#[derive(Debug, Default)]
+pub struct LookupCache {
+    routes: Option<(i64, Routes)>,
+    boards: HashMap<BoardName, (i64, Option<BoardRecord>)>,
+}
+
+impl LookupCache {
+    /// Past this many boards, copies older than the caller's horizon are
+    /// dropped, and if that is not enough all are: an isolate's memory stays
+    /// bounded whatever the number of boards.
+    pub const MAX_BOARDS_KEPT: usize = 20_000;
+
+    /// What must be fetched for a view of `names` as of `since`: whether the
+    /// routes are too old, and the boards that are missing or too old.
+    pub fn stale(&self, names: &[BoardName], since: i64) -> (bool, Vec<BoardName>) {
+        let routes = self.routes.as_ref().is_none_or(|(at, _)| *at < since);
+        let mut boards: Vec<BoardName> = Vec::new();
+        for n in names {
+            let old = self.boards.get(n).is_none_or(|(at, _)| *at < since);
+            if old && !boards.contains(n) {
+                boards.push(n.clone());
+            }
+        }
+        (routes, boards)
+    }
+
+    /// The view of `names` from the copies held, whatever their age.
+    pub fn view(&self, names: &[BoardName]) -> Catalog {
+        let boards = names.iter().filter_map(|n| Some((n.clone(), self.boards.get(n)?.1.clone()?))).collect();
+        Catalog { boards, routes: self.routes.as_ref().map(|(_, r)| r.clone()).unwrap_or_default() }
+    }
+
+    /// Keeps what a fetch begun at `at` returned: `view`'s routes when
+    /// `with_routes`, and for each of `asked` its record or its absence. A
+    /// copy newer than `at` is never replaced by an older one.
+    pub fn remember(
+        &mut self,
+        at: i64,
+        view: &Catalog,
+        with_routes: bool,
+        asked: &[BoardName],
+        keep_since: i64,
+    ) {
+        if with_routes && self.routes.as_ref().is_none_or(|(t, _)| *t <= at) {
+            self.routes = Some((at, view.routes.clone()));
+        }
+        if self.boards.len() + asked.len() > Self::MAX_BOARDS_KEPT {
+            self.boards.retain(|_, (t, _)| *t >= keep_since);
+            if self.boards.len() + asked.len() > Self::MAX_BOARDS_KEPT {
+                self.boards.clear();
+            }
+        }
+        for n in asked {
+            if self.boards.get(n).is_none_or(|(t, _)| *t <= at) {
+                self.boards.insert(n.clone(), (at, view.boards.get(n).cloned()));
+            }
+        }
     }
 }
 
@@ -471,8 +609,9 @@ mod season_tests {
     #[test]
     fn an_event_belongs_to_the_season_in_which_it_was_accepted() {
         let mut c = Catalog::default();
+        let mut n = Counters::default();
         let b = BoardName::parse("laps").unwrap();
-        c.put_board(&b, BoardPatch::default()).unwrap();
+        c.put_board(&b, BoardPatch::default(), &mut n).unwrap();
         let r = |c: &Catalog| c.boards[&b].clone();
         assert_eq!(r(&c).current_key(Window::All, 5), "all");
         assert_eq!(c.new_season(&b, 1000), Some(2));
@@ -498,7 +637,7 @@ mod season_tests {
         // a period begun after `now` (plus the allowance) is left out
         assert_eq!(landing(&days, 86_400_000, 5000), all("s3"));
         // settings changes keep the seasons
-        c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }).unwrap();
+        c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }, &mut n).unwrap();
         assert_eq!(r(&c).current_season(), 3);
         assert_eq!(c.new_season(&BoardName::parse("nope").unwrap(), 1), None);
         assert_eq!((parse_season("s2"), parse_season("s1"), parse_season("s0")), (Some(2), Some(1), None));
@@ -587,7 +726,7 @@ mod tests {
     fn values_outside_a_boards_bounds_are_refused() {
         let mut c = Catalog::default();
         let patch = BoardPatch { min: Some(Some(0.0)), max: Some(Some(10.0)), ..Default::default() };
-        c.put_board(&b("score"), patch).unwrap();
+        c.put_board(&b("score"), patch, &mut Counters::default()).unwrap();
         assert!(c.resolve(&event("x", Some("score"), 10.0)).is_ok());
         assert!(matches!(c.resolve(&event("x", Some("score"), 10.5)), Err(ResolveError::OutOfRange { .. })));
         assert!(matches!(c.resolve(&event("x", Some("score"), -1.0)), Err(ResolveError::OutOfRange { .. })));
@@ -596,25 +735,29 @@ mod tests {
     #[test]
     fn order_and_op_are_fixed_once_a_board_holds_scores() {
         let mut c = Catalog::default();
-        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }).unwrap();
-        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }).unwrap();
-        c.ensure_scored([&b("laps")], AutoCreate::default()).unwrap();
-        let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() });
+        let n = &mut Counters::default();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n).unwrap();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }, n).unwrap();
+        c.ensure_scored([&b("laps")], AutoCreate::default(), n).unwrap();
+        let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n);
         assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
-        let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() });
+        let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() }, n);
         assert_eq!(e, Err(PatchError::FixedOnceScored("op")));
         // Restating the same values, or changing ties, is fine.
         let same = BoardPatch { order: Some(Order::Desc), ties: Some(Ties::First), ..Default::default() };
-        assert_eq!(c.put_board(&b("laps"), same), Ok(false));
+        assert_eq!(c.put_board(&b("laps"), same, n), Ok(false));
     }
 
     #[test]
     fn a_recreated_board_gets_a_new_generation() {
         let mut c = Catalog::default();
-        c.ensure_scored([&b("likes")], AutoCreate::default()).unwrap();
+        let n = &mut Counters::default();
+        c.ensure_scored([&b("likes")], AutoCreate::default(), n).unwrap();
         let g1 = c.boards[&b("likes")].generation;
-        c.delete_board(&b("likes"));
-        c.ensure_scored([&b("likes")], AutoCreate::default()).unwrap();
+        assert_eq!(n.auto_boards, 1);
+        c.delete_board(&b("likes"), n);
+        assert_eq!(n.auto_boards, 0, "a deleted board created by an event no longer counts");
+        c.ensure_scored([&b("likes")], AutoCreate::default(), n).unwrap();
         assert_ne!(c.boards[&b("likes")].generation, g1);
     }
 
@@ -629,30 +772,113 @@ mod tests {
     fn min_above_max_is_refused() {
         let mut c = Catalog::default();
         let p = BoardPatch { min: Some(Some(5.0)), max: Some(Some(1.0)), ..Default::default() };
-        assert!(matches!(c.put_board(&b("x"), p), Err(PatchError::Invalid(_))));
+        assert!(matches!(c.put_board(&b("x"), p, &mut Counters::default()), Err(PatchError::Invalid(_))));
     }
 
     #[test]
     fn boards_created_by_events_never_use_up_what_the_admin_may_create() {
         let mut c = Catalog::default();
+        let n = &mut Counters::default();
         let auto = AutoCreate { on: true, max: 2 };
-        assert_eq!(c.ensure_scored([&b("e1"), &b("e2")], auto), Ok(true));
+        assert_eq!(c.ensure_scored([&b("e1"), &b("e2"), &b("e1")], auto, n), Ok(vec![b("e1"), b("e2")]));
         assert!(c.boards[&b("e1")].auto);
+        assert_eq!(n.auto_boards, 2);
         // A third by an event is refused, naming it; nothing is created.
-        assert_eq!(c.ensure_scored([&b("e3"), &b("e1")], auto), Err(PatchError::NotAutoCreated(b("e3"))));
+        assert_eq!(c.ensure_scored([&b("e3"), &b("e1")], auto, n), Err(PatchError::NotAutoCreated(b("e3"))));
         assert!(!c.boards.contains_key(&b("e3")));
-        // The admin still creates up to the full limit.
-        for i in 0..MAX_BOARDS {
-            assert_eq!(c.put_board(&b(&format!("b{i}")), BoardPatch::default()), Ok(true));
+        // The admin creates without a limit (2,500 here: more than the old cap of 1,000).
+        for i in 0..2_500 {
+            assert_eq!(c.put_board(&b(&format!("b{i}")), BoardPatch::default(), n), Ok(true));
         }
-        assert_eq!(c.put_board(&b("one-more"), BoardPatch::default()), Err(PatchError::TooManyBoards));
+        assert_eq!(n.auto_boards, 2, "boards created by PUT are not counted as created by events");
         // Existing boards take events whatever the limits.
         let off = AutoCreate { on: false, max: 0 };
-        assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off), Ok(true));
-        assert_eq!(c.ensure_scored([&b("new")], off), Err(PatchError::NotAutoCreated(b("new"))));
+        assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off, n), Ok(vec![b("b0")]));
+        assert_eq!(c.ensure_scored([&b("new")], off, n), Err(PatchError::NotAutoCreated(b("new"))));
         // A PUT of a board an event created keeps it counted as such.
-        assert_eq!(c.put_board(&b("e1"), BoardPatch::default()), Ok(false));
+        assert_eq!(c.put_board(&b("e1"), BoardPatch::default(), n), Ok(false));
         assert!(c.boards[&b("e1")].auto);
+        // Generations are never handed out twice.
+        let mut gens: Vec<u64> = c.boards.values().map(|r| r.generation).collect();
+        gens.sort_unstable();
+        gens.dedup();
+        assert_eq!(gens.len(), c.boards.len());
+    }
+
+    #[test]
+    fn a_listing_shows_the_counts_its_default_windows_current_period_reported() {
+        let mut c = Catalog::default();
+        let n = &mut Counters::default();
+        let w = BoardPatch { windows: Some(vec![Window::Day, Window::All]), ..Default::default() };
+        c.put_board(&b("d"), w, n).unwrap();
+        let r = c.boards[&b("d")].clone();
+        let now = 86_400_000 + 5;
+        assert!(r.counts_report(r.generation, Window::All, "all", now));
+        assert!(!r.counts_report(r.generation, Window::Day, "1970-01-02", now), "not the default window");
+        assert!(!r.counts_report(r.generation + 1, Window::All, "all", now), "another generation");
+        let rep = Reported { window: Window::All, period: "all".into(), members: 3, events: 7 };
+        assert_eq!(r.listed_counts(Some(&rep), now), (3, 7));
+        assert_eq!(r.listed_counts(None, now), (0, 0));
+        // A new season begins empty: the last report was of the old one.
+        c.new_season(&b("d"), 10);
+        let r = c.boards[&b("d")].clone();
+        assert!(!r.counts_report(r.generation, Window::All, "all", now));
+        assert_eq!(r.listed_counts(Some(&rep), now), (0, 0));
+        // Only day kept: yesterday's counts are not today's.
+        let mut days = r.clone();
+        days.settings.windows = vec![Window::Day];
+        let y = Reported { window: Window::Day, period: "1970-01-01".into(), members: 3, events: 7 };
+        assert_eq!(days.listed_counts(Some(&y), now), (0, 0));
+        assert_eq!(days.listed_counts(Some(&y), 5), (3, 7));
+    }
+
+    #[test]
+    fn a_prefix_is_one_range_of_names() {
+        assert_eq!(prefix_range(""), (String::new(), None));
+        let (from, to) = prefix_range("lv-1");
+        let to = to.unwrap();
+        for (name, inside) in [
+            ("lv-1", true),
+            ("lv-1-9", true),
+            ("lv-1zz", true),
+            ("lv-10", true),
+            ("lv-0", false),
+            ("lv-2", false),
+            ("lv-", false),
+            ("lv", false),
+        ] {
+            let got = name >= from.as_str() && name < to.as_str();
+            assert_eq!(got, inside, "{name}");
+            assert_eq!(name.starts_with("lv-1"), inside, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_lookup_cache_answers_from_copies_new_enough_and_remembers_absence() {
+        let mut c = Catalog::default();
+        let n = &mut Counters::default();
+        c.put_board(&b("a"), BoardPatch::default(), n).unwrap();
+        let mut cache = LookupCache::default();
+        let names = [b("a"), b("gone")];
+        assert_eq!(cache.stale(&names, 0), (true, vec![b("a"), b("gone")]));
+        cache.remember(100, &c, true, &names, 0);
+        assert_eq!(cache.stale(&names, 100), (false, vec![]));
+        assert_eq!(
+            cache.stale(&names, 101),
+            (true, vec![b("a"), b("gone")]),
+            "as of a later time: fetch again"
+        );
+        let v = cache.view(&names);
+        assert!(v.boards.contains_key(&b("a")) && !v.boards.contains_key(&b("gone")));
+        // An older answer arriving late never replaces a newer copy.
+        cache.remember(50, &Catalog::default(), true, &[b("a")], 0);
+        assert!(cache.view(&[b("a")]).boards.contains_key(&b("a")));
+        assert_eq!(cache.stale(&[b("a")], 100), (false, vec![]));
+        // Bounded: past the limit, old copies go.
+        let many: Vec<BoardName> = (0..LookupCache::MAX_BOARDS_KEPT).map(|i| b(&format!("m{i}"))).collect();
+        cache.remember(200, &Catalog::default(), false, &many, 150);
+        assert_eq!(cache.stale(&[b("a")], 0), (false, vec![b("a")]));
+        assert_eq!(cache.stale(&many[..1], 100), (false, vec![]));
     }
 
     #[test]

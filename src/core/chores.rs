@@ -14,6 +14,13 @@ pub const PUBLISH_EVERY_MS: i64 = 550;
 /// is at most one per board period per second, `overtaken` one per member
 /// (API 1.1).
 pub const HOOK_EVERY_MS: i64 = 1000;
+/// A board period tells the catalog its counts (the `members` and `events`
+/// of `GET /v1/boards`) at most this often while they change.
+pub const REPORT_EVERY_MS: i64 = 1000;
+/// A period whose counts the listing does not show (not the default
+/// window's current period) is told so, and reports again only after this
+/// long, in case the board's settings made it the shown one meanwhile.
+pub const REPORT_QUIET_MS: i64 = 60 * 1000;
 /// Pruning runs at most this often.
 pub const PRUNE_MIN_GAP_MS: i64 = 60 * 1000;
 /// A pruning pass goes through the dedupe records a slice at a time (the
@@ -50,6 +57,10 @@ pub struct Chores {
     pub period_end: Option<i64>,
     /// A large checkpoint is being stored a slice per turn.
     pub checkpoint_storing: bool,
+    /// The counts changed since the catalog last heard them.
+    pub counts_dirty: bool,
+    /// The catalog may hear them again from then on.
+    pub report_after: i64,
 }
 
 impl Chores {
@@ -67,7 +78,13 @@ impl Chores {
         let hooks =
             (self.hooked && self.hook_dirty).then(|| (self.last_hook_look + HOOK_EVERY_MS).max(self.now));
         let store = self.checkpoint_storing.then_some(self.now);
-        [publish, prune, self.expires_at, hooks, self.period_end, store].into_iter().flatten().min()
+        let report = self.counts_dirty.then(|| self.report_after.max(self.now));
+        [publish, prune, self.expires_at, hooks, self.period_end, store, report].into_iter().flatten().min()
+    }
+
+    /// The catalog is due this period's counts.
+    pub fn report_due(&self) -> bool {
+        self.counts_dirty && self.now >= self.report_after
     }
 
     /// The hooks are due a look at the top.
@@ -118,6 +135,8 @@ mod tests {
             last_hook_look: 0,
             period_end: None,
             checkpoint_storing: false,
+            counts_dirty: false,
+            report_after: 0,
         }
     }
 
@@ -202,5 +221,15 @@ mod tests {
         assert_eq!(c.next_alarm(), Some(7_000));
         assert!(!c.expired());
         assert!(Chores { now: 7_000, ..c }.expired());
+    }
+
+    #[test]
+    fn counts_are_reported_at_most_once_a_second_while_they_change() {
+        let c = Chores { counts_dirty: true, report_after: 11_000, ..idle(10_200) };
+        assert_eq!(c.next_alarm(), Some(11_000));
+        assert!(!c.report_due());
+        assert!(Chores { now: 11_000, ..c }.report_due());
+        assert_eq!(Chores { counts_dirty: false, ..c }.next_alarm(), None);
+        assert_eq!(Chores { report_after: 0, ..c }.next_alarm(), Some(10_200));
     }
 }

@@ -18,7 +18,7 @@ use super::faults::Fault;
 use super::http::{faults_on, now_ms, retention, rust_err};
 use super::kv;
 use super::txn::{write_all, Stmt};
-use crate::core::chores::Chores;
+use crate::core::chores::{Chores, REPORT_EVERY_MS, REPORT_QUIET_MS};
 use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};
 use crate::core::period::Period;
 use crate::core::ranking::checkpoint::{boundary, Checkpoint};
@@ -70,6 +70,11 @@ pub struct BoardObject {
     ended: Cell<bool>,
     /// The next slice of the last checkpoint to store (`None`: stored).
     cp_stored: Cell<Option<usize>>,
+    /// The counts changed since the catalog last heard them (`GET /v1/boards`
+    /// lists what boards report, asking none).
+    counts_dirty: Cell<bool>,
+    /// When the catalog may hear them next.
+    report_after: Cell<i64>,
 }
 
 /// Checkpoint entries stored per turn: 1.2 MB (`CHECKPOINT_SLICE` with
@@ -162,6 +167,7 @@ impl BoardObject {
     fn mark_changed(&self) {
         self.dirty.set(true);
         self.hook_dirty.set(true);
+        self.counts_dirty.set(true);
     }
 
     /// Loads the ranking from SQLite on first use after a cold start.
@@ -723,6 +729,8 @@ impl BoardObject {
             last_hook_look: self.last_hook_look.get(),
             period_end: if self.ended.get() { None } else { self.period_end()? },
             checkpoint_storing: self.cp_stored.get().is_some(),
+            counts_dirty: self.counts_dirty.get(),
+            report_after: self.report_after.get(),
         })
     }
 
@@ -869,6 +877,35 @@ impl BoardObject {
             out.push(self.hook_event(&spec, name, HookEvent::PeriodEnded, f));
         }
         super::hooks::enqueue(&self.env, &out).await
+    }
+
+    /// Tells the catalog this period's counts. The catalog keeps only those
+    /// of the board's default window's current period and says so; another
+    /// period stays quiet a while. A failure tries again a second later.
+    async fn report_counts(&self) {
+        self.counts_dirty.set(false);
+        let Some(spec) = self.spec.borrow().clone() else { return };
+        let Ok(name) = crate::domain::BoardName::parse(spec.board.as_str()) else { return };
+        let members = self.ranking.borrow().as_ref().map_or(0, |r| r.visible_len() as u64);
+        let op = super::catalog::CatalogOp::Report {
+            name,
+            generation: spec.generation,
+            window: spec.window,
+            period: spec.period,
+            members,
+            events: self.events.get(),
+        };
+        let now = now_ms();
+        let wait = match super::catalog::report(&self.env, op).await {
+            Ok(true) => REPORT_EVERY_MS,
+            Ok(false) => REPORT_QUIET_MS,
+            Err(e) => {
+                console_error!("counts not reported: {e:?}");
+                self.counts_dirty.set(true);
+                REPORT_EVERY_MS
+            }
+        };
+        self.report_after.set(now + wait);
     }
 
     /// Sets the alarm for the earliest chore the core says is due.
@@ -1153,6 +1190,8 @@ impl worker::DurableObject for BoardObject {
             hook_seen: RefCell::new(None),
             ended: Cell::new(false),
             cp_stored: Cell::new(None),
+            counts_dirty: Cell::new(false),
+            report_after: Cell::new(0),
         }
     }
 
@@ -1273,6 +1312,9 @@ impl worker::DurableObject for BoardObject {
             if let Err(e) = self.tell_period_ended().await {
                 console_error!("webhooks (period end): {e}");
             }
+        }
+        if chores.report_due() {
+            self.report_counts().await;
         }
         self.schedule().await?;
         Response::ok("done")

@@ -157,7 +157,7 @@ pub(super) struct Target {
 
 pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
     let name = board_name(raw_board)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[name.clone()]).await?;
     let record = record(&cat, &name)?.clone();
     let (window, key) = pick_period(env, &record, q)?;
     let spec = spec(&name, &record, window, &key);
@@ -230,7 +230,7 @@ pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
     let name = board_name(board)?;
     let m = member_name(member)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[name.clone()]).await?;
     let r = record(&cat, &name)?;
     let removed = remove_from(env, &name, r, m.as_str(), now_ms()).await?;
     if removed == 0 {
@@ -285,7 +285,7 @@ pub async fn remove_from(
 pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> ApiResult {
     let name = board_name(board)?;
     let m = member_name(member)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[name.clone()]).await?;
     let r = record(&cat, &name)?;
     let periods = index_of(env, &name, r)?.hide(m.as_str(), hidden).await?.periods;
     let m = m.as_str();
@@ -296,7 +296,7 @@ pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> 
 /// `GET /v1/boards/{board}/hidden` (API 1.1, admin): the hidden members, by id.
 pub async fn hidden_list(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[name.clone()]).await?;
     let r = record(&cat, &name)?;
     let list = index_of(env, &name, r)?.hidden().await?;
     json(200, &json!({ "board": name.as_str(), "hidden": list.hidden }))
@@ -433,7 +433,8 @@ fn periods(r: &BoardRecord) -> Value {
 
 /// `GET /v1/boards?limit=&cursor=&prefix=` (API 1.1): boards by name, a
 /// page at a time. `cursor` is the `next` of the page before (the last name
-/// it listed); `prefix` keeps the names that start with it.
+/// it listed); `prefix` keeps the names that start with it. Its cost is the
+/// page's, whatever the number of boards.
 pub async fn list(req: &Request, env: &Env) -> ApiResult {
     let q = Query::of(req)?;
     let limit = q.int("limit", 100, 1, 1000)?;
@@ -453,25 +454,19 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
             })
         })
         .transpose()?;
-    let cat = catalog::get(env).await?;
-    let mut page = cat
-        .boards
+    // One range of the catalog's name index, with the counts each board
+    // reported itself (they may lag a second or so): no board is asked.
+    let (page, next) = catalog::list(env, prefix, after, limit).await?;
+    let boards: Vec<Value> = page
         .iter()
-        .filter(|(n, _)| after.as_ref().is_none_or(|a| *n > a) && n.as_str().starts_with(prefix))
-        .take(limit + 1);
-    let chosen: Vec<(&BoardName, &BoardRecord)> = page.by_ref().take(limit).collect();
-    let next = page.next().and(chosen.last().map(|(n, _)| n.to_string()));
-    let counts = futures_util::future::join_all(chosen.iter().map(|(n, r)| counts(env, n, r))).await;
-    let mut boards = Vec::new();
-    for ((n, r), c) in chosen.iter().zip(counts) {
-        boards.push(board_view(n, r, c?));
-    }
+        .map(|b| board_view(&b.name, &b.record, Counts { members: b.members, events: b.events }))
+        .collect();
     json(200, &json!({ "boards": boards, "next": next }))
 }
 
 pub async fn get(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[name.clone()]).await?;
     let r = record(&cat, &name)?;
     let mut v = board_view(&name, r, counts(env, &name, r).await?);
     v["periods"] = periods(r);
@@ -483,7 +478,7 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
     let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let patch = parse_board_patch(&body)?;
-    let before = catalog::fresh(env).await?.boards.get(&name).cloned();
+    let before = catalog::fresh(env, &[name.clone()]).await?.boards.get(&name).cloned();
     let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;
     let r = record(&cat, &name)?;
     // A window no longer kept loses its scores, as a deleted board does, so
@@ -528,7 +523,7 @@ async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[W
 
 pub async fn delete(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let before = catalog::fresh(env).await?;
+    let before = catalog::fresh(env, &[name.clone()]).await?;
     let r = record(&before, &name)?.clone();
     catalog::apply(env, CatalogOp::DeleteBoard { name: name.clone() }).await?;
     // Scores of the deleted generation are unreachable now; wipe them anyway.

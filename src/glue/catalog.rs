@@ -1,27 +1,42 @@
 //! The catalog: board settings and routes, held by one Durable Object
-//! (`CatalogObject`, name "catalog") and cached per isolate for at most
+//! (`CatalogObject`, name "catalog") as rows of its SQLite storage, one per
+//! board, keyed by name, plus one record of routes (there is one route per
+//! event type: few). Nothing reads the whole catalog: a request or a batch
+//! looks up the boards it names, and `GET /v1/boards` reads one range of the
+//! name index. Each isolate keeps the parts it looked up for at most
 //! `CACHE_MS`, so a change reaches every isolate within 5 seconds.
+//!
+//! Boards report their own counts here (`CatalogOp::Report`, from a board
+//! period's alarm, at most about once a second), so a listing asks no board.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, Env, Method, Request, Response, Result, State};
+use worker::{durable_object, Env, Method, Request, Response, Result, SqlStorage, State};
 
 use super::http::{call_object, internal, now_ms, rust_err, ApiResult};
 use super::kv;
-use crate::core::catalog::{AutoCreate, BoardPatch, Catalog, PatchError, RouteTarget, MAX_BOARDS};
+use super::txn::{write_all, Stmt};
+use crate::core::catalog::{
+    prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, LookupCache, PatchError, Reported,
+    RouteTarget, Routes,
+};
+use crate::core::Window;
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
 
-/// How long an isolate trusts its copy of the catalog.
+/// How long an isolate trusts its copies of catalog parts.
 pub const CACHE_MS: i64 = 4_000;
 
-/// A change to the catalog, sent to its Durable Object.
+/// A request to the catalog object.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CatalogOp {
-    Get,
+    /// The routes and the records of `names` that exist. → `Done`
+    Lookup {
+        names: Vec<BoardName>,
+    },
     EnsureScored {
         boards: Vec<BoardName>,
         auto: AutoCreate,
@@ -45,15 +60,69 @@ pub enum CatalogOp {
         name: BoardName,
         at: i64,
     },
+    /// Up to `limit` boards whose names start with `prefix`, after `after`,
+    /// by name, with their reported counts. → `Listed`
+    List {
+        prefix: String,
+        after: Option<BoardName>,
+        limit: usize,
+    },
+    /// A board period's counts, from its alarm. → `Reported`
+    Report {
+        name: BoardName,
+        generation: u64,
+        window: Window,
+        period: String,
+        members: u64,
+        events: u64,
+    },
+}
+
+impl CatalogOp {
+    /// The boards whose records the op's answer carries, present or not
+    /// (an absent one is known not to exist): what the isolate may cache.
+    fn names(&self) -> Vec<BoardName> {
+        match self {
+            CatalogOp::Lookup { names } => names.clone(),
+            CatalogOp::EnsureScored { boards, .. } => boards.clone(),
+            CatalogOp::PutBoard { name, .. }
+            | CatalogOp::DeleteBoard { name }
+            | CatalogOp::NewSeason { name, .. } => vec![name.clone()],
+            CatalogOp::PutRoute { .. }
+            | CatalogOp::DeleteRoute { .. }
+            | CatalogOp::List { .. }
+            | CatalogOp::Report { .. } => vec![],
+        }
+    }
+}
+
+/// One board of a listing, with the counts it last reported.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Listed {
+    pub name: BoardName,
+    pub record: BoardRecord,
+    pub members: u64,
+    pub events: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CatalogReply {
-    /// `changed`: the op created (PUT) or removed (DELETE) something.
+    /// The routes and the op's boards as they are after it. `changed`: the
+    /// op created (PUT) or removed (DELETE) something.
     Done {
         catalog: Catalog,
         changed: bool,
+    },
+    Listed {
+        boards: Vec<Listed>,
+        /// The cursor of the following page.
+        next: Option<BoardName>,
+    },
+    /// Whether the listing shows this period's counts; a period told `false`
+    /// stops reporting for a while.
+    Reported {
+        counted: bool,
     },
     Conflict {
         message: String,
@@ -68,102 +137,290 @@ pub enum CatalogReply {
 }
 
 thread_local! {
-    static CACHE: RefCell<Option<(i64, Rc<Catalog>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<LookupCache> = RefCell::new(LookupCache::default());
 }
 
-fn remember(c: Catalog) -> Rc<Catalog> {
-    let rc = Rc::new(c);
-    CACHE.with(|cell| *cell.borrow_mut() = Some((now_ms(), rc.clone())));
-    rc
+/// The routes and the records of `names`, from this isolate's copies when
+/// they are fresh enough (≤ `CACHE_MS`).
+pub async fn get(env: &Env, names: &[BoardName]) -> ApiResult<Catalog> {
+    view(env, names, now_ms() - CACHE_MS + 1).await
 }
 
-/// The catalog, from this isolate's cache when it is fresh enough.
-pub async fn get(env: &Env) -> ApiResult<Rc<Catalog>> {
-    let cached = CACHE.with(|cell| cell.borrow().clone());
-    if let Some((at, c)) = cached {
-        if now_ms() - at < CACHE_MS {
-            return Ok(c);
-        }
+/// The routes and the records of `names` as they were at `at` or later: the
+/// copies fetched at or after `at`, the rest fetched now.
+pub async fn as_of(env: &Env, at: i64, names: &[BoardName]) -> ApiResult<Catalog> {
+    view(env, names, at).await
+}
+
+/// The routes and the records of `names` straight from the object (for
+/// when the copies may be behind).
+pub async fn fresh(env: &Env, names: &[BoardName]) -> ApiResult<Catalog> {
+    view(env, names, i64::MAX).await
+}
+
+async fn view(env: &Env, names: &[BoardName], since: i64) -> ApiResult<Catalog> {
+    let (routes_old, missing) = CACHE.with(|c| c.borrow().stale(names, since));
+    if routes_old || !missing.is_empty() {
+        apply(env, CatalogOp::Lookup { names: missing }).await?;
     }
-    fresh(env).await
+    Ok(CACHE.with(|c| c.borrow().view(names)))
 }
 
-/// The catalog as it was at `at` or later: the cached copy if it was
-/// fetched at or after `at`, else a fresh one.
-pub async fn as_of(env: &Env, at: i64) -> ApiResult<Rc<Catalog>> {
-    let cached = CACHE.with(|cell| cell.borrow().clone());
-    match cached {
-        Some((fetched, c)) if fetched >= at => Ok(c),
-        _ => fresh(env).await,
-    }
-}
-
-/// The catalog straight from its object (for when the cache may be behind).
-pub async fn fresh(env: &Env) -> ApiResult<Rc<Catalog>> {
-    apply(env, CatalogOp::Get).await.map(|(c, _)| c)
-}
-
-/// Applies a change and refreshes this isolate's cache with the result.
-pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Rc<Catalog>, bool)> {
+fn stub(env: &Env) -> ApiResult<worker::Stub> {
     let ns = env.durable_object("CATALOG").map_err(|e| internal("catalog binding", e))?;
-    let stub = ns.get_by_name("catalog").map_err(|e| internal("catalog stub", e))?;
-    match call_object::<_, CatalogReply>(&stub, "/op", &op).await? {
-        CatalogReply::Done { catalog, changed } => Ok((remember(catalog), changed)),
-        CatalogReply::Conflict { message } => Err(ApiError::Conflict(message)),
-        CatalogReply::Invalid { message } => Err(ApiError::InvalidBody { field: None, message }),
+    ns.get_by_name("catalog").map_err(|e| internal("catalog stub", e))
+}
+
+fn refused(reply: CatalogReply) -> ApiError {
+    match reply {
+        CatalogReply::Conflict { message } => ApiError::Conflict(message),
+        CatalogReply::Invalid { message } => ApiError::InvalidBody { field: None, message },
         CatalogReply::NotAutoCreated { board } => {
-            Err(ApiError::NotAutoCreated { index: None, board: board.to_string() })
+            ApiError::NotAutoCreated { index: None, board: board.to_string() }
+        }
+        CatalogReply::Done { .. } | CatalogReply::Listed { .. } | CatalogReply::Reported { .. } => {
+            internal("catalog", "an answer of another kind")
         }
     }
 }
 
-/// The Durable Object that owns the catalog. One instance; it holds the
-/// catalog in memory and writes it through to SQLite on every change.
+/// Applies a change (or a lookup) and refreshes this isolate's copies with
+/// the result: the routes and the boards the op named.
+pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Catalog, bool)> {
+    let names = op.names();
+    let at = now_ms();
+    match call_object::<_, CatalogReply>(&stub(env)?, "/op", &op).await? {
+        CatalogReply::Done { catalog, changed } => {
+            CACHE.with(|c| c.borrow_mut().remember(at, &catalog, true, &names, now_ms() - CACHE_MS));
+            Ok((catalog, changed))
+        }
+        other => Err(refused(other)),
+    }
+}
+
+/// A page of the listing: up to `limit` boards after `after` whose names
+/// start with `prefix`, and the cursor of the next page.
+pub async fn list(
+    env: &Env,
+    prefix: &str,
+    after: Option<BoardName>,
+    limit: usize,
+) -> ApiResult<(Vec<Listed>, Option<BoardName>)> {
+    let op = CatalogOp::List { prefix: prefix.to_string(), after, limit };
+    match call_object::<_, CatalogReply>(&stub(env)?, "/op", &op).await? {
+        CatalogReply::Listed { boards, next } => Ok((boards, next)),
+        other => Err(refused(other)),
+    }
+}
+
+/// A board period's counts; whether the listing shows them.
+pub async fn report(env: &Env, op: CatalogOp) -> ApiResult<bool> {
+    match call_object::<_, CatalogReply>(&stub(env)?, "/op", &op).await? {
+        CatalogReply::Reported { counted } => Ok(counted),
+        other => Err(refused(other)),
+    }
+}
+
+/// The catalog's rows: one per board, its record (JSON) and its last
+/// reported counts (JSON, `NULL` before the first). The primary key is the
+/// name index that lookups and listings read.
+const BOARDS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS boards (name TEXT PRIMARY KEY, record TEXT NOT NULL, counts TEXT)";
+const UPSERT_BOARD: &str = "INSERT INTO boards (name, record) VALUES (?, ?) \
+     ON CONFLICT(name) DO UPDATE SET record = excluded.record";
+const DELETE_BOARD: &str = "DELETE FROM boards WHERE name = ?";
+const PUT_KV: &str = "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v";
+/// Every board name is below this (names are ASCII, `\u{7f}` is not in one).
+const PAST_EVERY_NAME: &str = "\u{7f}";
+
+#[derive(Deserialize)]
+struct Row {
+    name: String,
+    record: String,
+    counts: Option<String>,
+}
+
+impl Row {
+    fn parse(self) -> Result<(BoardName, BoardRecord, Option<Reported>)> {
+        let name = BoardName::parse(self.name).map_err(|e| rust_err(format!("stored board name: {e}")))?;
+        let record = serde_json::from_str(&self.record).map_err(rust_err)?;
+        let counts = self.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+        Ok((name, record, counts))
+    }
+}
+
+/// The catalog before it was rows (one `kv` record), read once to move it.
+#[derive(Deserialize)]
+struct WholeCatalog {
+    boards: BTreeMap<BoardName, BoardRecord>,
+    routes: Routes,
+    next_generation: u64,
+}
+
+/// The Durable Object that owns the catalog. One instance; it keeps the
+/// routes and counters in memory and reads board rows per op.
 #[durable_object]
 pub struct CatalogObject {
     state: State,
-    catalog: RefCell<Option<Catalog>>,
+    meta: RefCell<Option<(Routes, Counters)>>,
+}
+
+fn json_text<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(rust_err)
 }
 
 impl CatalogObject {
-    fn load(&self) -> Result<Catalog> {
-        if let Some(c) = self.catalog.borrow().as_ref() {
-            return Ok(c.clone());
-        }
-        let sql = self.state.storage().sql();
-        kv::open(&sql)?;
-        let c = match kv::get(&sql, "catalog")? {
-            Some(v) => serde_json::from_str(&v).map_err(rust_err)?,
-            None => Catalog::default(),
-        };
-        *self.catalog.borrow_mut() = Some(c.clone());
-        Ok(c)
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
     }
 
-    fn save(&self, c: &Catalog) -> Result<()> {
-        let text = serde_json::to_string(c).map_err(rust_err)?;
-        kv::put(&self.state.storage().sql(), "catalog", &text)?;
-        *self.catalog.borrow_mut() = Some(c.clone());
+    /// The routes and counters; on the first use, the tables, and the move
+    /// of a catalog kept as one record into rows (one transaction).
+    fn meta(&self) -> Result<(Routes, Counters)> {
+        if let Some(m) = self.meta.borrow().as_ref() {
+            return Ok(m.clone());
+        }
+        let sql = self.sql();
+        kv::open(&sql)?;
+        sql.exec(BOARDS_TABLE, None)?;
+        if let Some(old) = kv::get(&sql, "catalog")? {
+            let old: WholeCatalog = serde_json::from_str(&old).map_err(rust_err)?;
+            let counters = Counters {
+                next_generation: old.next_generation,
+                auto_boards: old.boards.values().filter(|r| r.auto).count() as u64,
+            };
+            let mut stmts = Vec::new();
+            for (name, record) in &old.boards {
+                stmts.push(Stmt::new(UPSERT_BOARD, vec![name.as_str().into(), json_text(record)?.into()]));
+            }
+            stmts.push(Stmt::new(PUT_KV, vec!["routes".into(), json_text(&old.routes)?.into()]));
+            stmts.push(Stmt::new(PUT_KV, vec!["counters".into(), json_text(&counters)?.into()]));
+            stmts.push(Stmt::new("DELETE FROM kv WHERE k = 'catalog'", vec![]));
+            write_all(&self.state.storage(), stmts, None)?;
+        }
+        let routes: Routes = match kv::get(&sql, "routes")? {
+            Some(v) => serde_json::from_str(&v).map_err(rust_err)?,
+            None => Routes::default(),
+        };
+        let counters: Counters = match kv::get(&sql, "counters")? {
+            Some(v) => serde_json::from_str(&v).map_err(rust_err)?,
+            None => Counters::default(),
+        };
+        *self.meta.borrow_mut() = Some((routes.clone(), counters));
+        Ok((routes, counters))
+    }
+
+    /// The routes and the records of `names` that exist.
+    fn view(&self, names: &[BoardName]) -> Result<Catalog> {
+        let (routes, _) = self.meta()?;
+        let mut boards = BTreeMap::new();
+        if !names.is_empty() {
+            let rows: Vec<Row> = self
+                .sql()
+                .exec(
+                    "SELECT name, record, counts FROM boards WHERE name IN (SELECT value FROM json_each(?))",
+                    vec![json_text(&names)?.into()],
+                )?
+                .to_array()?;
+            for row in rows {
+                let (name, record, _) = row.parse()?;
+                boards.insert(name, record);
+            }
+        }
+        Ok(Catalog { boards, routes })
+    }
+
+    /// Writes the records of `upsert` as `c` holds them (a name `c` lacks
+    /// is deleted), the routes when `routes` and the counters, in one
+    /// transaction; then keeps routes and counters in memory.
+    fn commit(&self, c: &Catalog, upsert: &[BoardName], routes: bool, counters: Counters) -> Result<()> {
+        let mut stmts = Vec::new();
+        for name in upsert {
+            stmts.push(match c.boards.get(name) {
+                Some(r) => Stmt::new(UPSERT_BOARD, vec![name.as_str().into(), json_text(r)?.into()]),
+                None => Stmt::new(DELETE_BOARD, vec![name.as_str().into()]),
+            });
+        }
+        if routes {
+            stmts.push(Stmt::new(PUT_KV, vec!["routes".into(), json_text(&c.routes)?.into()]));
+        }
+        stmts.push(Stmt::new(PUT_KV, vec!["counters".into(), json_text(&counters)?.into()]));
+        write_all(&self.state.storage(), stmts, None)?;
+        *self.meta.borrow_mut() = Some((c.routes.clone(), counters));
         Ok(())
     }
 
+    fn list(&self, prefix: &str, after: Option<BoardName>, limit: usize) -> Result<CatalogReply> {
+        let (from, to) = prefix_range(prefix);
+        let after = after.map(BoardName::into_string).unwrap_or_default();
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT name, record, counts FROM boards WHERE name >= ? AND name > ? AND name < ? \
+                 ORDER BY name LIMIT ?",
+                vec![
+                    from.into(),
+                    after.into(),
+                    to.unwrap_or_else(|| PAST_EVERY_NAME.into()).into(),
+                    ((limit + 1) as f64).into(),
+                ],
+            )?
+            .to_array()?;
+        let more = rows.len() > limit;
+        let now = now_ms();
+        let mut boards = Vec::with_capacity(limit.min(rows.len()));
+        for row in rows.into_iter().take(limit) {
+            let (name, record, counts) = row.parse()?;
+            let (members, events) = record.listed_counts(counts.as_ref(), now);
+            boards.push(Listed { name, record, members, events });
+        }
+        let next = if more { boards.last().map(|b| b.name.clone()) } else { None };
+        Ok(CatalogReply::Listed { boards, next })
+    }
+
+    fn report(&self, name: &BoardName, generation: u64, counts: Reported) -> Result<CatalogReply> {
+        self.meta()?;
+        let Some(r) = self.view(std::slice::from_ref(name))?.boards.remove(name) else {
+            return Ok(CatalogReply::Reported { counted: false });
+        };
+        let counted = r.counts_report(generation, counts.window, &counts.period, now_ms());
+        if counted {
+            self.sql().exec(
+                "UPDATE boards SET counts = ? WHERE name = ?",
+                vec![json_text(&counts)?.into(), name.as_str().into()],
+            )?;
+        }
+        Ok(CatalogReply::Reported { counted })
+    }
+
     fn run(&self, op: CatalogOp) -> Result<CatalogReply> {
-        let mut c = self.load()?;
+        let (_, mut counters) = self.meta()?;
+        let names = op.names();
+        let mut c = self.view(&names)?;
         let changed = match op {
-            CatalogOp::Get => return Ok(CatalogReply::Done { catalog: c, changed: false }),
-            CatalogOp::EnsureScored { boards, auto } => match c.ensure_scored(boards.iter(), auto) {
-                Ok(changed) => {
-                    if changed {
-                        self.save(&c)?;
+            CatalogOp::Lookup { .. } => false,
+            CatalogOp::List { prefix, after, limit } => return self.list(&prefix, after, limit),
+            CatalogOp::Report { name, generation, window, period, members, events } => {
+                return self.report(&name, generation, Reported { window, period, members, events })
+            }
+            CatalogOp::EnsureScored { boards, auto } => {
+                match c.ensure_scored(boards.iter(), auto, &mut counters) {
+                    Ok(written) => {
+                        if !written.is_empty() {
+                            self.commit(&c, &written, false, counters)?;
+                        }
+                        false
                     }
-                    false
+                    Err(PatchError::NotAutoCreated(board)) => {
+                        return Ok(CatalogReply::NotAutoCreated { board })
+                    }
+                    Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
+                    Err(PatchError::FixedOnceScored(_)) => false,
                 }
-                Err(PatchError::NotAutoCreated(board)) => return Ok(CatalogReply::NotAutoCreated { board }),
-                Err(_) => return Ok(too_many_boards()),
-            },
-            CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch) {
+            }
+            CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch, &mut counters) {
                 Ok(created) => {
-                    self.save(&c)?;
+                    self.commit(&c, std::slice::from_ref(&name), false, counters)?;
                     created
                 }
                 Err(PatchError::FixedOnceScored(field)) => {
@@ -172,33 +429,31 @@ impl CatalogObject {
                     })
                 }
                 Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
-                Err(PatchError::TooManyBoards | PatchError::NotAutoCreated(_)) => {
-                    return Ok(too_many_boards())
-                }
+                Err(PatchError::NotAutoCreated(board)) => return Ok(CatalogReply::NotAutoCreated { board }),
             },
             CatalogOp::DeleteBoard { name } => {
-                let existed = c.delete_board(&name).is_some();
+                let existed = c.delete_board(&name, &mut counters).is_some();
                 if existed {
-                    self.save(&c)?;
+                    self.commit(&c, std::slice::from_ref(&name), false, counters)?;
                 }
                 existed
             }
             CatalogOp::PutRoute { kind, targets } => {
                 let created = c.routes.insert(kind, targets).is_none();
-                self.save(&c)?;
+                self.commit(&c, &[], true, counters)?;
                 created
             }
             CatalogOp::DeleteRoute { kind } => {
                 let existed = c.routes.remove(&kind).is_some();
                 if existed {
-                    self.save(&c)?;
+                    self.commit(&c, &[], true, counters)?;
                 }
                 existed
             }
             CatalogOp::NewSeason { name, at } => {
                 let started = c.new_season(&name, at).is_some();
                 if started {
-                    self.save(&c)?;
+                    self.commit(&c, std::slice::from_ref(&name), false, counters)?;
                 }
                 started
             }
@@ -207,15 +462,9 @@ impl CatalogObject {
     }
 }
 
-fn too_many_boards() -> CatalogReply {
-    CatalogReply::Conflict {
-        message: format!("this deployment holds its limit of {MAX_BOARDS} boards: delete one first"),
-    }
-}
-
 impl worker::DurableObject for CatalogObject {
     fn new(state: State, _env: Env) -> Self {
-        CatalogObject { state, catalog: RefCell::new(None) }
+        CatalogObject { state, meta: RefCell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {

@@ -8,7 +8,6 @@
 //! already applied it do not count it twice).
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 use worker::{
@@ -22,6 +21,7 @@ use super::intake::confirm;
 use crate::core::catalog::Catalog;
 use crate::core::retention::Retention;
 use crate::domain::event::MAX_FUTURE_MS;
+use crate::domain::BoardName;
 use crate::protocol::{ApplyBatch, ApplyEvent, BoardSpec, QueuedPack};
 
 pub struct Group {
@@ -156,23 +156,23 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<(
     Ok(())
 }
 
-/// The catalog, at least as new as the newest message's acceptance, and
-/// refreshed once more when a message names a board generation it does not
-/// know yet.
-pub async fn catalog_for(env: &Env, packs: &[Option<QueuedPack>]) -> ApiResult<Rc<Catalog>> {
+/// The records of the boards the batch feeds, at least as new as the
+/// newest message's acceptance, and refreshed once more when a message names
+/// a board generation it does not know yet.
+pub async fn catalog_for(env: &Env, packs: &[Option<QueuedPack>]) -> ApiResult<Catalog> {
     // A season begun after the cached copy was fetched decides where events
     // accepted since go: a message accepted after the copy needs a newer one.
-    // (One catalog read per batch at most; a batch carries up to 100,000 events.)
+    // (One catalog read per batch at most, of the boards it names; a batch
+    // carries up to 100,000 events.)
     let newest = packs.iter().flatten().map(|p| p.at).max().unwrap_or(0);
-    let cat = catalog::as_of(env, newest).await?;
-    let stale = packs
-        .iter()
-        .flatten()
-        .flat_map(|p| &p.events)
-        .flat_map(|ev| &ev.to)
-        .any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
+    let deliveries = || packs.iter().flatten().flat_map(|p| &p.events).flat_map(|ev| &ev.to);
+    let mut names: Vec<BoardName> = deliveries().map(|d| d.board.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let cat = catalog::as_of(env, newest, &names).await?;
+    let stale = deliveries().any(|d| cat.boards.get(&d.board).is_none_or(|r| r.generation < d.generation));
     if stale {
-        if let Ok(c) = catalog::fresh(env).await {
+        if let Ok(c) = catalog::fresh(env, &names).await {
             return Ok(c);
         }
     }

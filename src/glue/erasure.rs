@@ -3,7 +3,7 @@
 //!
 //! The request only starts an `ErasureObject` (one per erasure) and answers:
 //! its cost does not grow with the number of boards. The object's alarm
-//! then walks the catalog's boards by name, `SLICE` at a time, removing the
+//! then walks the catalog's boards by name (pages of its name index), `SLICE` at a time, removing the
 //! member from every period of each (as `DELETE …/members/{member}` does, as
 //! of the erasure's start, so events accepted before it never bring the
 //! member back), and at the end drops the member's dead letters. Its place
@@ -63,22 +63,15 @@ impl ErasureObject {
 
     /// One slice of the walk; true when the whole erasure is done.
     async fn step(&self, job: &mut Job) -> ApiResult<bool> {
-        let cat = super::catalog::fresh(&self.env).await?;
         let after = BoardName::parse(&job.after).ok();
-        let slice: Vec<_> = cat
-            .boards
-            .iter()
-            .filter(|(n, _)| after.as_ref().is_none_or(|a| *n > a))
-            .take(SLICE)
-            .map(|(n, r)| (n.clone(), r.clone()))
-            .collect();
-        for (name, record) in &slice {
-            let removed = remove_from(&self.env, name, record, &job.member, job.at).await?;
+        let (slice, _) = super::catalog::list(&self.env, "", after, SLICE).await?;
+        for b in &slice {
+            let removed = remove_from(&self.env, &b.name, &b.record, &job.member, job.at).await?;
             if removed > 0 {
                 job.boards += 1;
                 job.periods += removed;
             }
-            job.after = name.to_string();
+            job.after = b.name.to_string();
         }
         if slice.len() == SLICE {
             return Ok(false);

@@ -42,15 +42,24 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     }
     let format = BodyFormat::from_content_type(req.headers().get("Content-Type").ok().flatten().as_deref())?;
     let body = read_body(&mut req, MAX_BODY_BYTES).await?;
-    // The catalog comes first: each event is routed as it is parsed, so the
-    // error names the first bad event whatever rule it breaks.
-    let mut cat = catalog::get(env).await?;
+    // Routes come first: each event is routed as it is parsed, so the error
+    // names the first bad event whatever rule it breaks. The records of the
+    // boards the events reach (generation, bounds) are looked up next, by
+    // name: no step reads more of the catalog than this request names.
+    let routes = catalog::get(env, &[]).await?;
     let mut messages = Vec::new();
     let now = now_ms();
-    let events = parse_body(format, &body, now, new_id, |ev| {
-        messages.push(resolve(&cat, ev)?);
+    let parsed = parse_body(format, &body, now, new_id, |ev| {
+        messages.push(resolve(&routes, ev)?);
         Ok(())
-    })?;
+    });
+    let mut cat = catalog::get(env, &board_names(&messages)).await?;
+    let events = match parsed {
+        Ok(events) => events,
+        // An event before the one that failed may break its board's bounds.
+        Err(e) => return Err(first_out_of_range(&cat, &messages).unwrap_or(e)),
+    };
+    messages = resolve_all(&cat, &events)?;
     // Boards met for the first time are created (with defaults) and marked as
     // holding scores before anything is enqueued, so their order/op are fixed.
     let unknown: Vec<BoardName> = needs_ensure(&cat, &messages);
@@ -73,7 +82,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
                     _ => e,
                 }
             })?;
-        cat = fresh;
+        cat.boards.extend(fresh.boards);
         messages = resolve_all(&cat, &events)?;
     }
 
@@ -114,19 +123,7 @@ fn resolve(cat: &Catalog, ev: &Event) -> Result<QueuedEvent, ApiError> {
     let to = cat.resolve(ev).map_err(|e| match e {
         ResolveError::Unroutable => ApiError::Unroutable { index: None, event_type: ev.kind.to_string() },
         ResolveError::Unfilled { template } => ApiError::Unfilled { index: None, template },
-        ResolveError::OutOfRange { board, value } => {
-            let s = &cat.boards[&board].settings;
-            let bounds = match (s.min, s.max) {
-                (Some(lo), Some(hi)) => format!("from {lo} to {hi}"),
-                (Some(lo), None) => format!("at least {lo}"),
-                (None, Some(hi)) => format!("at most {hi}"),
-                (None, None) => "in range".into(),
-            };
-            ApiError::ValueOutOfRange {
-                index: None,
-                message: format!("{value} is out of range for board \"{board}\": must be {bounds}"),
-            }
-        }
+        ResolveError::OutOfRange { board, value } => out_of_range(cat, &board, value),
     })?;
     Ok(QueuedEvent {
         id: ev.id.to_string(),
@@ -138,17 +135,41 @@ fn resolve(cat: &Catalog, ev: &Event) -> Result<QueuedEvent, ApiError> {
     })
 }
 
+fn out_of_range(cat: &Catalog, board: &BoardName, value: f64) -> ApiError {
+    let (min, max) = cat.boards.get(board).map_or((None, None), |r| (r.settings.min, r.settings.max));
+    let bounds = match (min, max) {
+        (Some(lo), Some(hi)) => format!("from {lo} to {hi}"),
+        (Some(lo), None) => format!("at least {lo}"),
+        (None, Some(hi)) => format!("at most {hi}"),
+        (None, None) => "in range".into(),
+    };
+    ApiError::ValueOutOfRange {
+        index: None,
+        message: format!("{value} is out of range for board \"{board}\": must be {bounds}"),
+    }
+}
+
+/// The first of `messages` (routed without the boards' records) that a
+/// board's bounds refuse.
+fn first_out_of_range(cat: &Catalog, messages: &[QueuedEvent]) -> Option<ApiError> {
+    messages.iter().enumerate().find_map(|(i, m)| {
+        m.to.iter()
+            .find(|d| cat.boards.get(&d.board).is_some_and(|r| !r.settings.in_bounds(d.value)))
+            .map(|d| out_of_range(cat, &d.board, d.value).at_index(i))
+    })
+}
+
+/// The boards `messages` reach, each once, in the order first reached.
+fn board_names(messages: &[QueuedEvent]) -> Vec<BoardName> {
+    let mut seen = std::collections::HashSet::new();
+    messages.iter().flat_map(|m| &m.to).filter(|d| seen.insert(&d.board)).map(|d| d.board.clone()).collect()
+}
+
 fn resolve_all(cat: &Catalog, events: &[Event]) -> Result<Vec<QueuedEvent>, ApiError> {
     events.iter().enumerate().map(|(i, ev)| resolve(cat, ev).map_err(|e| e.at_index(i))).collect()
 }
 
+/// The boards `messages` reach that the catalog does not hold as scored.
 fn needs_ensure(cat: &Catalog, messages: &[QueuedEvent]) -> Vec<BoardName> {
-    let mut out: Vec<BoardName> = Vec::new();
-    for d in messages.iter().flat_map(|m| &m.to) {
-        let known = cat.boards.get(&d.board).is_some_and(|r| r.scored);
-        if !known && !out.contains(&d.board) {
-            out.push(d.board.clone());
-        }
-    }
-    out
+    board_names(messages).into_iter().filter(|b| !cat.boards.get(b).is_some_and(|r| r.scored)).collect()
 }

@@ -15,13 +15,13 @@ fn event_type(raw: &str) -> ApiResult<EventType> {
 }
 
 pub async fn list(env: &Env) -> ApiResult {
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[]).await?;
     json(200, &json!({ "routes": cat.routes }))
 }
 
 pub async fn get(env: &Env, raw: &str) -> ApiResult {
     let kind = event_type(raw)?;
-    let cat = catalog::get(env).await?;
+    let cat = catalog::get(env, &[]).await?;
     let targets = cat.routes.get(&kind).ok_or_else(|| ApiError::RouteNotFound(raw.to_string()))?;
     json(200, &json!({ "type": kind, "targets": targets }))
 }

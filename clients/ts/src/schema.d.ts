@@ -111,7 +111,10 @@ export interface paths {
         /**
          * List the boards, a page at a time
          * @description Boards by name (1.1: paged). `members` and `events` count the default
-         *     window's current period.
+         *     window's current period, as each board last reported them: they may
+         *     lag about a second (`GET /v1/boards/{board}` is exact). A page costs
+         *     the same whatever the number of boards; a deployment has no limit on
+         *     boards.
          */
         get: operations["listBoards"];
         put?: never;
@@ -137,8 +140,8 @@ export interface paths {
          *     current value (defaults for a new board); `"min": null` / `"max": null`
          *     clear a bound; an empty body changes nothing. `order` and `op` are
          *     fixed once the board holds scores (another value → 409). A window
-         *     taken off a board loses its scores. A new board beyond the
-         *     deployment's 1000 → 409.
+         *     taken off a board loses its scores. A deployment holds any number of
+         *     boards.
          */
         put: operations["putBoard"];
         post?: never;
@@ -877,10 +880,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /**
-         * @description `conflict`: `order` or `op` would change under existing scores, or a
-         *     new board beyond the deployment's limit of 1000.
-         */
+        /** @description `conflict`: `order` or `op` would change under existing scores. */
         Conflict: {
             headers: {
                 "Access-Control-Allow-Origin": components["headers"]["AllowOrigin"];

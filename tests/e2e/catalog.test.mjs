@@ -1,0 +1,109 @@
+// The catalog scales with the number of boards (issue 13, API 1.1): no cap,
+// a listing paged by cursor over the catalog's name index, with prefix, and
+// counts the boards report themselves. 2,000 boards: twice the old cap.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker, post, get, admin, waitFor, uniqueName } from '../harness.mjs';
+
+let w;
+before(async () => { w = await startWorker(); });
+after(async () => { await w?.stop(); });
+
+const N = 2000;
+const P = uniqueName('cat').slice(0, 40);
+const names = Array.from({ length: N }, (_, i) => `${P}-${String(i).padStart(4, '0')}`);
+
+/** Runs `fn` over `items`, `width` at a time. */
+async function bounded(items, width, fn) {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: width }, lane));
+}
+
+/** Every page of `GET /v1/boards` with `qs`: the names in the order listed, and the page count. */
+async function pages(qs) {
+  const seen = [];
+  let cursor = null;
+  let n = 0;
+  for (;;) {
+    const r = await get(`${w.url}/v1/boards?${qs}${cursor ? `&cursor=${cursor}` : ''}`);
+    assert.equal(r.status, 200, r.text);
+    n += 1;
+    assert.ok(n <= N, 'the pages end');
+    seen.push(...r.json.boards.map((b) => b.name));
+    if (r.json.next === null) return { seen, pages: n };
+    assert.equal(r.json.next, r.json.boards.at(-1).name, 'the cursor is the last name listed');
+    cursor = r.json.next;
+  }
+}
+
+test('2,000 boards (twice the old cap) are all creatable, and paging lists each exactly once, in name order', async () => {
+  const t0 = Date.now();
+  await bounded(names, 16, async (name) => {
+    const r = await admin(`${w.url}/v1/boards/${name}`, 'PUT', { title: name });
+    assert.equal(r.status, 201, `${name}: ${r.text}`);
+  });
+  console.log(`# created ${N} boards in ${Date.now() - t0} ms`);
+  const sorted = [...names].sort();
+
+  // The whole catalog, at the largest page and at a page size that does not divide it.
+  const all = await pages('limit=1000');
+  assert.equal(all.pages, 2, '2,000 boards at 1,000 a page: two pages, the second without a next');
+  assert.deepEqual(all.seen, sorted);
+  const odd = await pages('limit=333');
+  assert.deepEqual(odd.seen, sorted);
+  assert.equal(new Set(odd.seen).size, N, 'each exactly once');
+
+  // A family by prefix: -1xxx is the second thousand, paged 150 at a time.
+  const fam = await pages(`prefix=${P}-1&limit=150`);
+  assert.deepEqual(fam.seen, sorted.filter((n) => n.startsWith(`${P}-1`)));
+  assert.equal(fam.seen.length, 1000);
+  const one = await pages(`prefix=${P}-0042`);
+  assert.deepEqual(one.seen, [`${P}-0042`]);
+  assert.deepEqual((await pages(`prefix=${P}-2`)).seen, [], 'a prefix no board has lists nothing');
+
+  // Every board reads as itself.
+  for (const name of [names[0], names[999], names[1000], names[N - 1]]) {
+    const r = await get(`${w.url}/v1/boards/${name}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.title, name);
+  }
+});
+
+test('a listed board shows the counts it reported, without the listing asking it; a deleted one is gone', async () => {
+  const b = `${P}-0007`;
+  const events = ['a', 'b', 'c'].map((m) => ({ type: 'x', board: b, member: m }));
+  assert.equal((await post(`${w.url}/v1/events`, events)).status, 202);
+  const listed = async () => (await get(`${w.url}/v1/boards?prefix=${b}`)).json.boards[0];
+  const got = await waitFor(async () => { const x = await listed(); return x?.members === 3 && x; },
+    { timeout: 5000, what: 'the reported counts' });
+  assert.equal(got.events, 3);
+  assert.equal((await get(`${w.url}/v1/boards/${b}`)).json.members, 3, 'one board is asked directly');
+  // A new season starts empty: the listing shows the new season's counts.
+  assert.equal((await admin(`${w.url}/v1/boards/${b}/seasons`, 'POST')).status, 200);
+  await waitFor(async () => (await listed())?.members === 0, { timeout: 5000, what: 'the new season listed empty' });
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'DELETE')).status, 204);
+  assert.deepEqual((await get(`${w.url}/v1/boards?prefix=${b}`)).json.boards, []);
+  // Re-created: a new generation, whose counts start from nothing.
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', {})).status, 201);
+  assert.equal((await listed()).members, 0);
+});
+
+test('a route template feeds boards it creates by name, listed by their family prefix', async () => {
+  const type = uniqueName('lvl');
+  const fam = uniqueName('lv').slice(0, 30);
+  const route = await admin(`${w.url}/v1/routes/${type}`, 'PUT', { targets: [{ board: `${fam}-{meta.level}` }] });
+  assert.ok([200, 201].includes(route.status), route.text);
+  const events = Array.from({ length: 60 }, (_, i) => ({ type, member: `p${i % 7}`, meta: { level: String(i % 30) } }));
+  assert.equal((await post(`${w.url}/v1/events`, events)).status, 202);
+  const want = Array.from({ length: 30 }, (_, i) => `${fam}-${i}`).sort();
+  const { seen } = await pages(`prefix=${fam}-&limit=7`);
+  assert.deepEqual(seen, want);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${fam}-3/top`)).json?.total === 2,
+    { timeout: 5000, what: 'level 3 applied' });
+});
