@@ -4,8 +4,10 @@
 //! - `core/`    pure ranking core, no I/O, no clock: the ranking structure
 //!   (`ranking`, with shadow-hidden members), periods in a board's time
 //!   zone (`period`, `zone`: IANA zones from jiff's bundled tzdb), board
-//!   settings and routes (`catalog`), retention, when a board's alarm is
-//!   due (`chores`), and webhooks' pure part (`hooks`: which ranking events a
+//!   settings and routes (`catalog`: a view of the routes and the boards a
+//!   request names, the isolate's lookup cache, listed counts), retention,
+//!   when a board's alarm is due (`chores`, count reports included), and
+//!   webhooks' pure part (`hooks`: which ranking events a
 //!   change of the top makes, retry delays, signatures).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
@@ -17,7 +19,8 @@
 //! - `routes`   the route table.
 //! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
 //!   durable `IntakeObject`, the Queue consumer, `BoardObject`,
-//!   `CatalogObject`, `LiveObject`, the dead-letter store, a board's
+//!   `CatalogObject` (one SQLite row per board, routes as one record),
+//!   `LiveObject`, the dead-letter store, a board's
 //!   `BoardIndexObject` (its periods, removals, hidden members), erasures
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
 //!   (`wait`), webhooks (`hooks`: `HookObject`, `/v1/hooks`, the delivery

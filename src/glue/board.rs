@@ -272,6 +272,10 @@ impl BoardObject {
         for h in sql.exec("SELECT member FROM hidden", None)?.to_array::<Hid>()? {
             ranking.set_hidden(&h.member, true);
         }
+        // A period that holds members reports its counts once after it wakes
+        // (with its next alarm), so a catalog that lost or never had them
+        // (one moved from the single record) learns them without a new event.
+        self.counts_dirty.set(spec.is_some() && ranking.len() > 0);
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
         *self.checkpoint.borrow_mut() = self.load_checkpoint()?;
@@ -1270,8 +1274,9 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(out)
             }
         };
-        // A checkpoint taken by a read is stored by the alarm, a slice a turn.
-        if self.cp_stored.get().is_some() {
+        // A checkpoint taken by a read is stored by the alarm, a slice a turn;
+        // counts a wake left to report are told by the alarm too.
+        if self.cp_stored.get().is_some() || (self.counts_dirty.get() && self.alarm_at.get().is_none()) {
             self.schedule().await?;
         }
         Response::from_json(&reply.map_err(rust_err)?)

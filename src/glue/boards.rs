@@ -478,8 +478,7 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
     let body = read_body(&mut req, MAX_SMALL_BODY).await?;
     let patch = parse_board_patch(&body)?;
-    let before = catalog::fresh(env, &[name.clone()]).await?.boards.get(&name).cloned();
-    let (cat, created) = catalog::apply(env, CatalogOp::PutBoard { name: name.clone(), patch }).await?;
+    let (cat, created, before) = catalog::put_board(env, name.clone(), patch).await?;
     let r = record(&cat, &name)?;
     // A window no longer kept loses its scores, as a deleted board does, so
     // adding it back later starts it empty rather than with a gap.

@@ -113,6 +113,10 @@ pub enum CatalogReply {
     Done {
         catalog: Catalog,
         changed: bool,
+        /// `PutBoard`: the board's record before the op (`None`: it was new),
+        /// so a PUT needs one call to learn what it changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<BoardRecord>,
     },
     Listed {
         boards: Vec<Listed>,
@@ -187,12 +191,26 @@ fn refused(reply: CatalogReply) -> ApiError {
 /// Applies a change (or a lookup) and refreshes this isolate's copies with
 /// the result: the routes and the boards the op named.
 pub async fn apply(env: &Env, op: CatalogOp) -> ApiResult<(Catalog, bool)> {
+    apply_seeing(env, op).await.map(|(c, changed, _)| (c, changed))
+}
+
+/// `PUT /v1/boards/{board}`: the change, and the record it replaced
+/// (`None`: the board is new).
+pub async fn put_board(
+    env: &Env,
+    name: BoardName,
+    patch: BoardPatch,
+) -> ApiResult<(Catalog, bool, Option<BoardRecord>)> {
+    apply_seeing(env, CatalogOp::PutBoard { name, patch }).await
+}
+
+async fn apply_seeing(env: &Env, op: CatalogOp) -> ApiResult<(Catalog, bool, Option<BoardRecord>)> {
     let names = op.names();
     let at = now_ms();
     match call_object::<_, CatalogReply>(&stub(env)?, "/op", &op).await? {
-        CatalogReply::Done { catalog, changed } => {
+        CatalogReply::Done { catalog, changed, before } => {
             CACHE.with(|c| c.borrow_mut().remember(at, &catalog, true, &names, now_ms() - CACHE_MS));
-            Ok((catalog, changed))
+            Ok((catalog, changed, before))
         }
         other => Err(refused(other)),
     }
@@ -397,6 +415,7 @@ impl CatalogObject {
         let (_, mut counters) = self.meta()?;
         let names = op.names();
         let mut c = self.view(&names)?;
+        let mut before = None;
         let changed = match op {
             CatalogOp::Lookup { .. } => false,
             CatalogOp::List { prefix, after, limit } => return self.list(&prefix, after, limit),
@@ -418,19 +437,24 @@ impl CatalogObject {
                     Err(PatchError::FixedOnceScored(_)) => false,
                 }
             }
-            CatalogOp::PutBoard { name, patch } => match c.put_board(&name, patch, &mut counters) {
-                Ok(created) => {
-                    self.commit(&c, std::slice::from_ref(&name), false, counters)?;
-                    created
+            CatalogOp::PutBoard { name, patch } => {
+                before = c.boards.get(&name).cloned();
+                match c.put_board(&name, patch, &mut counters) {
+                    Ok(created) => {
+                        self.commit(&c, std::slice::from_ref(&name), false, counters)?;
+                        created
+                    }
+                    Err(PatchError::FixedOnceScored(field)) => {
+                        return Ok(CatalogReply::Conflict {
+                            message: format!("{field} cannot change: the board already holds scores"),
+                        })
+                    }
+                    Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
+                    Err(PatchError::NotAutoCreated(board)) => {
+                        return Ok(CatalogReply::NotAutoCreated { board })
+                    }
                 }
-                Err(PatchError::FixedOnceScored(field)) => {
-                    return Ok(CatalogReply::Conflict {
-                        message: format!("{field} cannot change: the board already holds scores"),
-                    })
-                }
-                Err(PatchError::Invalid(message)) => return Ok(CatalogReply::Invalid { message }),
-                Err(PatchError::NotAutoCreated(board)) => return Ok(CatalogReply::NotAutoCreated { board }),
-            },
+            }
             CatalogOp::DeleteBoard { name } => {
                 let existed = c.delete_board(&name, &mut counters).is_some();
                 if existed {
@@ -458,7 +482,7 @@ impl CatalogObject {
                 started
             }
         };
-        Ok(CatalogReply::Done { catalog: c, changed })
+        Ok(CatalogReply::Done { catalog: c, changed, before })
     }
 }
 
