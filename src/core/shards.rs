@@ -153,6 +153,14 @@ mod tests {
     }
 
     #[test]
+    fn spots_cross_json_with_their_64_bit_keys_as_text() {
+        let s = Spot { key: (u64::MAX - 1, 1 << 60), reach: (1 << 56) - 1, member: "zoë".into() };
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains(&format!(":{}", u64::MAX - 1)), "{text}");
+        assert_eq!(serde_json::from_str::<Spot>(&text).unwrap(), s);
+    }
+
+    #[test]
     fn shared_ranks_carry_a_tie_from_before_the_listing_and_first_ranks_are_positions() {
         let (a, b, c) = (spot(5, 1, "a"), spot(5, 2, "b"), spot(7, 0, "c"));
         let spots = [&a, &b, &c];

@@ -15,11 +15,35 @@ use super::{key_of_score, reach_of_ms, Board, Entry, Order, Tiebreak};
 /// Where an entry sorts on its board, as plain numbers every shard of the
 /// board computes alike: (score key, subscore key) ascending is better
 /// first, then earlier reach, then member id bytes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "SpotWire", try_from = "SpotWire")]
 pub struct Spot {
     pub key: (u64, u64),
     pub reach: u64,
     pub member: String,
+}
+
+/// A spot as JSON: its 64-bit keys as decimal text, since a Durable
+/// Object's request body is parsed by JavaScript, whose numbers keep 53 bits.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SpotWire {
+    k: String,
+    s: String,
+    r: String,
+    m: String,
+}
+
+impl From<Spot> for SpotWire {
+    fn from(x: Spot) -> SpotWire {
+        SpotWire { k: x.key.0.to_string(), s: x.key.1.to_string(), r: x.reach.to_string(), m: x.member }
+    }
+}
+
+impl TryFrom<SpotWire> for Spot {
+    type Error = std::num::ParseIntError;
+    fn try_from(w: SpotWire) -> Result<Spot, Self::Error> {
+        Ok(Spot { key: (w.k.parse()?, w.s.parse()?), reach: w.r.parse()?, member: w.m })
+    }
 }
 
 impl Spot {
