@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::Delivery;
+use crate::core::ranking::{Counts, Spot};
 use crate::core::zone::Zone;
 use crate::core::{Op, Order, Tiebreak, Ties, Window};
 
@@ -236,11 +237,64 @@ pub enum BoardCommand {
     Hide { spec: BoardSpec, member: String, hidden: bool },
     /// A page of the ranking for an export, best first. → `ExportPage`
     Export { offset: usize, limit: usize, ties: Ties },
-    /// Sets these members' scores as given, all or nothing. → `Imported`
-    Import { spec: BoardSpec, lines: Vec<ImportRow> },
+    /// Sets these members' scores as given, all or nothing (`dry`: only
+    /// says whether they would fit). → `Imported`
+    Import {
+        spec: BoardSpec,
+        lines: Vec<ImportRow>,
+        #[serde(default)]
+        dry: bool,
+    },
     /// This board period ended before its time (a season archived): its
     /// hooks get `period_ended` now. → `Ack`
     Ended(BoardSpec),
+    /// A read of one shard of a sharded board (`glue::shards` merges). → `ShardOut`
+    Shard(ShardQuery),
+    /// Another shard of this sharded board period changed (sent to shard
+    /// 0, which looks for webhook events for the whole board). → `Ack`
+    Changed(BoardSpec),
+}
+
+/// Worker → one shard of a sharded board period: what the merge needs from
+/// it (see `core::shards`). Entries come with their reach times, so the
+/// reader can place them among the other shards' entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "q", rename_all = "snake_case")]
+pub enum ShardQuery {
+    /// The best `limit` visible entries.
+    Top { limit: usize },
+    /// The member's own standing (hidden or not) and its reach time.
+    Own { member: String, ties: Ties },
+    /// The entries of these members that are on this shard and visible.
+    Lookup { members: Vec<String> },
+    /// How this shard's visible entries (as `reader` sees them) stand
+    /// against each spot.
+    Counts { spots: Vec<Spot>, reader: Option<String> },
+    /// Up to `before` visible entries before `spot` and up to `after` from it on.
+    Near { spot: Spot, reader: Option<String>, before: usize, after: usize },
+}
+
+/// One shard's answer to a `ShardQuery`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardOut {
+    /// Visible members and applied events of this shard.
+    pub total: u64,
+    pub events: u64,
+    /// Entries (ranks are this shard's own), each with its reach time in `reached`.
+    #[serde(default)]
+    pub entries: Vec<EntryOut>,
+    #[serde(default)]
+    pub reached: Vec<i64>,
+    /// `Near`: how many of `entries` sort before the spot.
+    #[serde(default)]
+    pub split: usize,
+    #[serde(default)]
+    pub counts: Vec<Counts>,
+    /// `Own`: the member's standing on this shard and its reach time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<StandingOut>,
+    #[serde(default)]
+    pub own_reached: i64,
 }
 
 /// One member of an export, as the API writes it.
@@ -453,12 +507,56 @@ pub struct BoardSpec {
     /// API 1.1 `tiebreak`: how subscores order equal scores.
     #[serde(default, skip_serializing_if = "no_tiebreak")]
     pub tiebreak: Tiebreak,
+    /// API 1.1 `shards`: how many objects hold this board period...
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shards: u16,
+    /// ...and which of them (0-based) this spec names.
+    #[serde(default, skip_serializing_if = "is_shard_zero")]
+    pub shard: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn is_one(n: &u16) -> bool {
+    *n == 1
+}
+
+fn is_shard_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 impl BoardSpec {
-    /// The Durable Object name of this board period.
+    /// The Durable Object name of this board period (of this shard: shard 0
+    /// keeps the unsharded name).
     pub fn object_name(&self) -> String {
-        format!("{}@{}/{}/{}", self.board, self.generation, self.window.as_str(), self.period)
+        let base = format!("{}@{}/{}/{}", self.board, self.generation, self.window.as_str(), self.period);
+        match self.shard {
+            0 => base,
+            k => format!("{base}#{k}"),
+        }
+    }
+
+    /// Whether the period is spread over more than one object.
+    pub fn is_sharded(&self) -> bool {
+        self.shards > 1
+    }
+
+    /// The spec of the shard that holds `member`.
+    pub fn for_member(mut self, member: &str) -> BoardSpec {
+        self.shard = crate::core::shards::shard_of(member, self.shards);
+        self
+    }
+
+    /// The spec of shard `k`.
+    pub fn shard(&self, k: u16) -> BoardSpec {
+        BoardSpec { shard: k, ..self.clone() }
+    }
+
+    /// The specs of every shard of this period, shard 0 first.
+    pub fn every_shard(&self) -> Vec<BoardSpec> {
+        (0..self.shards.max(1)).map(|k| self.shard(k)).collect()
     }
 
     /// The Durable Object that holds the live sockets of this board window,
@@ -557,6 +655,17 @@ pub fn number(x: f64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_and_percentiles_cross_between_objects_to_the_last_bit() {
+        // serde_json's default float parser may be 1 ulp off; the
+        // `float_roundtrip` feature is what keeps a standing read through
+        // a board object equal to one computed in the worker.
+        for x in [94.16666666666667, 100.0 * 113.0 / 120.0, 0.1 + 0.2, 1e-300, 123456.78901234567] {
+            let text = serde_json::to_string(&x).unwrap();
+            assert_eq!(serde_json::from_str::<f64>(&text).unwrap().to_bits(), f64::to_bits(x), "{text}");
+        }
+    }
 
     #[test]
     fn whole_scores_are_written_as_integers_and_others_as_decimals() {

@@ -3,7 +3,8 @@
 //! for every op × order × tiebreak × ties combination, with heavy ties (of
 //! scores, subscores and event times), out-of-order event times and removals.
 
-use podium::core::ranking::{Entry, Ranking, Row, Standing};
+use podium::core::ranking::{Counts, Entry, Ranking, Row, Spot, Standing};
+use podium::core::shards::{self, shard_of};
 use podium::core::{Op, Order, Tiebreak, Ties};
 use podium::domain::names::MemberId;
 use proptest::prelude::*;
@@ -541,5 +542,150 @@ proptest! {
         cmds in hide_cmds(12, 120),
     ) {
         run_hidden(combo, 12, cmds);
+    }
+}
+
+/// A board spread over shards (API 1.1 `shards`), read the way the worker
+/// reads one: each shard answers for itself, `core::shards` merges.
+struct Sharded {
+    shards: Vec<Ranking>,
+}
+
+impl Sharded {
+    fn owner(&self, m: &str) -> &Ranking {
+        &self.shards[shard_of(m, self.shards.len() as u16) as usize]
+    }
+
+    fn owner_mut(&mut self, m: &str) -> &mut Ranking {
+        let n = self.shards.len() as u16;
+        &mut self.shards[shard_of(m, n) as usize]
+    }
+
+    fn sum(&self, s: &Spot, reader: Option<&str>) -> Counts {
+        self.shards.iter().map(|r| r.counts(s, reader)).sum()
+    }
+
+    /// A shard's entries with their spots (the worker's wire form).
+    fn spotted<'a>(r: &'a Ranking, v: Vec<Entry<'a>>) -> Vec<(Spot, Entry<'a>)> {
+        v.into_iter().map(|e| (r.spot(&e), e)).collect()
+    }
+
+    fn ranked<'a>(v: impl IntoIterator<Item = (Entry<'a>, u64)>) -> Vec<Entry<'a>> {
+        v.into_iter().map(|(e, rank)| Entry { rank, ..e }).collect()
+    }
+
+    fn top(&self, offset: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+        let lists = self.shards.iter().map(|r| Self::spotted(r, r.top(0, offset + limit, ties))).collect();
+        Self::ranked(shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)))
+    }
+
+    fn spot_of(&self, m: &str) -> Option<Spot> {
+        let r = self.owner(m);
+        r.get(m).map(|row| Spot::of(r.order(), r.tiebreak(), row.score, row.sub, row.seq as i64, m))
+    }
+
+    fn rank(&self, m: &str, ties: Ties) -> Option<Standing<'_>> {
+        let own = self.owner(m).rank(m, ties)?;
+        let spot = self.spot_of(m)?;
+        let (rank, total, percentile) = shards::standing(self.sum(&spot, Some(m)), ties);
+        Some(Standing { rank, total, percentile, ..own })
+    }
+
+    fn around(&self, m: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
+        let spot = self.spot_of(m)?;
+        let (mut before, mut after) = (vec![], vec![]);
+        for r in &self.shards {
+            let (b, a) = r.near(&spot, Some(m), radius, radius + 1);
+            before.push(Self::spotted(r, b));
+            after.push(Self::spotted(r, a));
+        }
+        let at = self.sum(&spot, Some(m)).before;
+        let (window, start) = shards::around(before, after, radius, at);
+        let better_first = window.first().map_or(0, |(s, _)| self.sum(s, Some(m)).better);
+        let spots: Vec<&Spot> = window.iter().map(|(s, _)| s).collect();
+        let ranks = shards::ranks(&spots, start, better_first, ties);
+        Some(Self::ranked(window.into_iter().map(|(_, e)| e).zip(ranks)))
+    }
+
+    fn lookup(&self, members: &[&str], ties: Ties) -> Vec<Entry<'_>> {
+        let mut found: Vec<(Spot, Entry<'_>)> = members
+            .iter()
+            .flat_map(|m| {
+                let r = self.owner(m);
+                Self::spotted(r, r.lookup(&[m], ties))
+            })
+            .map(|(s, e)| {
+                let rank = shards::rank_of(self.sum(&s, None), ties);
+                (s, Entry { rank, ..e })
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        found.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+fn check_sharded(s: &Sharded, one: &Ranking, ties: Ties, pool: usize) {
+    let total: usize = s.shards.iter().map(Ranking::visible_len).sum();
+    assert_eq!(total, one.visible_len());
+    for off in [0, 1, 2, 5, total.saturating_sub(1), total + 2] {
+        for lim in [1, 3, 100] {
+            assert_eq!(s.top(off, lim, ties), one.top(off, lim, ties), "top({off},{lim})");
+        }
+    }
+    let ask: Vec<String> = (0..pool).chain([0, pool + 1]).map(name).collect();
+    let ask: Vec<&str> = ask.iter().map(String::as_str).collect();
+    assert_eq!(s.lookup(&ask, ties), one.lookup(&ask, ties));
+    for who in (0..pool).map(name) {
+        assert_eq!(s.rank(&who, ties), one.rank(&who, ties), "standing of {who}");
+        for radius in [0, 1, 3] {
+            assert_eq!(s.around(&who, radius, ties), one.around(&who, radius, ties), "around {who}");
+        }
+    }
+}
+
+fn run_sharded((op, order, tb, ties): Combo, n: u16, pool: usize, cmds: Vec<HideCmd>) {
+    let mut one = Ranking::tiebroken(order, op, tb);
+    let mut s = Sharded { shards: (0..n).map(|_| Ranking::tiebroken(order, op, tb)).collect() };
+    for (k, c) in cmds.into_iter().enumerate() {
+        match c {
+            HideCmd::Apply(i, v, sb, ts) => {
+                let who = MemberId::parse(name(i % pool)).unwrap();
+                assert_eq!(
+                    s.owner_mut(who.as_str()).apply_sub(&who, v, sb, ts),
+                    one.apply_sub(&who, v, sb, ts)
+                );
+            }
+            HideCmd::Remove(i) => {
+                let who = name(i % pool);
+                assert_eq!(s.owner_mut(&who).remove(&who), one.remove(&who));
+            }
+            HideCmd::Hide(i, on) => {
+                let who = name(i % pool);
+                assert_eq!(s.owner_mut(&who).set_hidden(&who, on), one.set_hidden(&who, on));
+            }
+            HideCmd::Rebuild => {}
+        }
+        if k % 7 == 0 {
+            check_sharded(&s, &one, ties, pool);
+        }
+    }
+    check_sharded(&s, &one, ties, pool);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Sharded boards (API 1.1 `shards`): for random events, removals and
+    /// hides, with heavy ties, every read of an N-shard board (top at any
+    /// offset, a member's standing, around, lookup) equals the read of one
+    /// ranking fed the same events.
+    #[test]
+    fn every_read_of_a_sharded_board_equals_the_read_of_one_ranking(
+        combo in combo(),
+        n in prop_oneof![Just(2u16), Just(3), Just(5)],
+        cmds in hide_cmds(16, 120),
+    ) {
+        run_sharded(combo, n, 16, cmds);
     }
 }

@@ -33,6 +33,18 @@ pub struct BoardSettings {
     /// How subscores order equal scores (API 1.1 `tiebreak`).
     #[serde(default, skip_serializing_if = "Tiebreak::is_none")]
     pub tiebreak: Tiebreak,
+    /// How many Durable Objects share each period's writes (API 1.1
+    /// `shards`, 1–64; see `core::shards`).
+    #[serde(default = "one_shard", skip_serializing_if = "is_one_shard")]
+    pub shards: u16,
+}
+
+fn one_shard() -> u16 {
+    1
+}
+
+fn is_one_shard(n: &u16) -> bool {
+    *n == 1
 }
 
 impl BoardSettings {
@@ -47,6 +59,7 @@ impl BoardSettings {
             max: None,
             tz: Zone::Utc,
             tiebreak: Tiebreak::None,
+            shards: 1,
         }
     }
 
@@ -86,6 +99,8 @@ pub struct BoardPatch {
     pub tz: Option<Zone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiebreak: Option<Tiebreak>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u16>,
 }
 
 /// Keeps `null` apart from absent: absent is `None`, `null` is `Some(None)`.
@@ -430,6 +445,10 @@ impl Catalog {
         if scored && patch.tiebreak.is_some_and(|t| t != s.tiebreak) {
             return Err(PatchError::FixedOnceScored("tiebreak"));
         }
+        // Members live in the shard their id hashes to among this many.
+        if scored && patch.shards.is_some_and(|n| n != s.shards) {
+            return Err(PatchError::FixedOnceScored("shards"));
+        }
         if let Some(t) = patch.title {
             s.title = t;
         }
@@ -456,6 +475,9 @@ impl Catalog {
         }
         if let Some(t) = patch.tiebreak {
             s.tiebreak = t;
+        }
+        if let Some(n) = patch.shards {
+            s.shards = n;
         }
         if let (Some(lo), Some(hi)) = (s.min, s.max) {
             if lo > hi {

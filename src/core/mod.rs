@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod period;
 pub mod ranking;
 pub mod retention;
+pub mod shards;
 pub mod template;
 pub mod zone;
 

@@ -60,19 +60,15 @@ fn bound(m: &Map<String, Value>, field: &str) -> Result<Option<Option<f64>>, Api
     }
 }
 
-/// API 1.1's `shards`: the default is taken (a client may send the whole
-/// documented body); other counts are refused with a clear 400 until this
-/// deployment builds them, never ignored.
-fn not_built_yet(m: &Map<String, Value>) -> Result<(), ApiError> {
+/// API 1.1's `shards`: an integer from 1 to 64.
+fn shards(m: &Map<String, Value>) -> Result<Option<u16>, ApiError> {
     match m.get("shards") {
-        None => {}
-        Some(v) if v.as_u64() == Some(1) => {}
-        Some(v) if v.as_u64().is_some_and(|n| (2..=64).contains(&n)) => {
-            return Err(bad("shards", "sharded boards are not built yet: only 1 is taken"))
-        }
-        Some(_) => return Err(bad("shards", "must be an integer from 1 to 64")),
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=crate::core::shards::MAX_SHARDS as u64).contains(&n) => Ok(Some(n as u16)),
+            _ => Err(bad("shards", "must be an integer from 1 to 64")),
+        },
     }
-    Ok(())
 }
 
 /// Body of `PUT /v1/boards/{board}`; every field optional.
@@ -85,7 +81,6 @@ pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
         &m,
         &["title", "order", "op", "windows", "ties", "min", "max", "tiebreak", "tz", "shards"],
     )?;
-    not_built_yet(&m)?;
     let title = match m.get("title") {
         None => None,
         Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TITLE_BYTES => Some(t.clone()),
@@ -135,6 +130,7 @@ pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
             "tiebreak",
             &[("none", Tiebreak::None), ("asc", Tiebreak::Asc), ("desc", Tiebreak::Desc)],
         )?,
+        shards: shards(&m)?,
     })
 }
 
@@ -200,8 +196,9 @@ mod tests {
         assert_eq!(e.body()["error"]["field"], "order");
         assert_eq!(parse_board_patch(br#"{"windows":[]}"#).unwrap_err().code(), "invalid_body");
         assert_eq!(parse_board_patch(br#"{"colour":"red"}"#).unwrap_err().code(), "unknown_field");
-        // API 1.1 fields: the defaults are taken, the rest refused by name
+        // API 1.1 fields
         assert!(parse_board_patch(br#"{"tiebreak":"none","tz":"UTC","shards":1}"#).is_ok());
+        assert_eq!(parse_board_patch(br#"{"shards":64}"#).unwrap().shards, Some(64));
         let tb = parse_board_patch(br#"{"tiebreak":"asc"}"#).unwrap().tiebreak;
         assert_eq!(tb, Some(Tiebreak::Asc));
         let tz = parse_board_patch(br#"{"tz":"Asia/Shanghai"}"#).unwrap().tz;
@@ -212,8 +209,10 @@ mod tests {
             (r#"{"tz":3}"#, "tz"),
             (r#"{"tiebreak":"up"}"#, "tiebreak"),
             (r#"{"tiebreak":1}"#, "tiebreak"),
-            (r#"{"shards":4}"#, "shards"),
+            (r#"{"shards":0}"#, "shards"),
             (r#"{"shards":65}"#, "shards"),
+            (r#"{"shards":2.5}"#, "shards"),
+            (r#"{"shards":"4"}"#, "shards"),
         ] {
             let e = parse_board_patch(body.as_bytes()).unwrap_err();
             assert_eq!(e.body()["error"]["field"], field, "{body}");

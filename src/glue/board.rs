@@ -27,8 +27,8 @@ use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, StandingOut,
-    TopOut, LIVE_MAX_LIMIT,
+    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, ShardOut,
+    ShardQuery, StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
 #[durable_object]
@@ -671,6 +671,62 @@ impl BoardObject {
         Ok(out)
     }
 
+    /// One shard's part of a read of a sharded board (`glue::shards` merges
+    /// the shards' answers). Entries carry no `prev_rank`: a shard's own
+    /// checkpoint ranks are not the board's.
+    fn shard_query(&self, q: ShardQuery) -> Result<ShardOut> {
+        self.ensure_loaded()?;
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let tiebroken = self.tiebroken();
+        let mut out =
+            ShardOut { total: r.visible_len() as u64, events: self.events.get(), ..ShardOut::default() };
+        let put = |out: &mut ShardOut, v: Vec<crate::core::ranking::Entry<'_>>| {
+            for e in v {
+                out.reached.push(e.reached);
+                out.entries.push(EntryOut::of(e, tiebroken));
+            }
+        };
+        match q {
+            ShardQuery::Top { limit } => put(&mut out, r.top(0, limit, Ties::First)),
+            ShardQuery::Lookup { members } => {
+                let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+                put(&mut out, r.lookup(&refs, Ties::First));
+            }
+            ShardQuery::Own { member, ties } => {
+                if let (Some(st), Some(row)) = (r.rank(&member, ties), r.get(&member)) {
+                    out.own_reached = row.seq as i64;
+                    out.standing = Some(StandingOut {
+                        member,
+                        rank: st.rank,
+                        score: st.score,
+                        subscore: tiebroken.then_some(st.sub),
+                        total: st.total,
+                        percentile: st.percentile,
+                        meta: None,
+                        prev_rank: None,
+                    });
+                }
+            }
+            ShardQuery::Counts { spots, reader } => {
+                out.counts = spots.iter().map(|s| r.counts(s, reader.as_deref())).collect();
+            }
+            ShardQuery::Near { spot, reader, before, after } => {
+                let (b, a) = r.near(&spot, reader.as_deref(), before, after);
+                out.counts = vec![r.counts(&spot, reader.as_deref())];
+                out.split = b.len();
+                put(&mut out, b);
+                put(&mut out, a);
+            }
+        }
+        drop(guard);
+        self.fill_meta(&mut out.entries)?;
+        if let Some(st) = out.standing.as_mut() {
+            st.meta = self.metas_of(&[st.member.as_str()])?.remove(&st.member);
+        }
+        Ok(out)
+    }
+
     /// The top a live hub shows: the best `LIVE_MAX_LIMIT` under the board's ties.
     fn live_top(&self) -> Result<TopOut> {
         self.ensure_loaded()?;
@@ -800,8 +856,43 @@ impl BoardObject {
         HookDelivery { hook: hook.to_string(), id, kind, board: spec.board.clone(), body: body.to_string() }
     }
 
+    /// The top `n` of the whole board period and its total: this object's,
+    /// or on a sharded board every shard's merged (`glue::shards`).
+    async fn board_top(&self, spec: &BoardSpec, n: usize) -> Result<(u64, Vec<EntryOut>)> {
+        if !spec.is_sharded() {
+            return self.top_entries(n);
+        }
+        let q = BoardQuery::Top { offset: 0, limit: n, ties: spec.ties };
+        let out = super::shards::query(&self.env, spec, q).await.map_err(|e| rust_err(format!("{e:?}")))?;
+        Ok((out.total, out.entries))
+    }
+
+    /// The current ranks of these members (`None`: gone or hidden).
+    async fn ranks_of(&self, spec: &BoardSpec, members: &[String]) -> Result<HashMap<String, Option<u64>>> {
+        let mut ranks: HashMap<String, Option<u64>> = members.iter().map(|m| (m.clone(), None)).collect();
+        if spec.is_sharded() {
+            let q = BoardQuery::Lookup { members: members.to_vec(), ties: spec.ties };
+            let out =
+                super::shards::query(&self.env, spec, q).await.map_err(|e| rust_err(format!("{e:?}")))?;
+            for e in out.entries {
+                ranks.insert(e.member, Some(e.rank));
+            }
+            return Ok(ranks);
+        }
+        let guard = self.ranking.borrow();
+        let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        for (m, rank) in ranks.iter_mut() {
+            if r.contains(m) && !r.is_hidden(m) {
+                *rank = r.rank(m, spec.ties).map(|s| s.rank);
+            }
+        }
+        Ok(ranks)
+    }
+
     /// Compares the top with what the hooks saw last and enqueues
-    /// `top_changed` and `overtaken` for each hook that listens.
+    /// `top_changed` and `overtaken` for each hook that listens. On a
+    /// sharded board shard 0 does it for the whole board: another shard
+    /// that changed only tells shard 0 (`BoardCommand::Changed`).
     async fn look_for_hooks(&self) -> Result<()> {
         self.hook_dirty.set(false);
         self.last_hook_look.set(now_ms());
@@ -812,25 +903,18 @@ impl BoardObject {
         if top == 0 {
             return Ok(());
         }
+        if spec.shard != 0 {
+            let first = spec.shard(0);
+            let board =
+                super::boards::BoardClient::of(&self.env, &first).map_err(|e| rust_err(format!("{e:?}")))?;
+            board.changed(&first).await.map_err(|e| rust_err(format!("{e:?}")))?;
+            return Ok(());
+        }
         // Twice the top: a member passed and pushed out of it is still found.
-        let (now_order, ranks) = {
-            let guard = self.ranking.borrow();
-            let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-            let order: Vec<String> = r
-                .top(0, (2 * top).min(2 * MAX_TOP), spec.ties)
-                .iter()
-                .map(|e| e.member.to_string())
-                .collect();
-            let old = self.hook_seen.borrow().clone().unwrap_or_default();
-            let ranks: HashMap<String, Option<u64>> = old
-                .iter()
-                .map(|m| {
-                    let here = r.contains(m) && !r.is_hidden(m);
-                    (m.clone(), if here { r.rank(m, spec.ties).map(|s| s.rank) } else { None })
-                })
-                .collect();
-            (order, ranks)
-        };
+        let (_, listed) = self.board_top(&spec, (2 * top).min(2 * MAX_TOP)).await?;
+        let now_order: Vec<String> = listed.into_iter().map(|e| e.member).collect();
+        let seen = self.hook_seen.borrow().clone().unwrap_or_default();
+        let ranks = self.ranks_of(&spec, &seen).await?;
         // Never looked before: the hooks saw an empty board (a hook added to
         // a board with scores hears its whole top enter once).
         let old = self.hook_seen.replace(Some(now_order.clone())).unwrap_or_default();
@@ -839,7 +923,7 @@ impl BoardObject {
         for (name, h) in hooks.iter() {
             if h.listens(&spec.board, HookEvent::TopChanged) {
                 if let Some(ch) = top_change(&old, &now_order, h.top) {
-                    let (_, entries) = self.top_entries(h.top)?;
+                    let (_, entries) = self.board_top(&spec, h.top).await?;
                     let f = serde_json::json!({ "entries": entries, "entered": ch.entered, "left": ch.left });
                     out.push(self.hook_event(&spec, name, HookEvent::TopChanged, f));
                 }
@@ -862,6 +946,10 @@ impl BoardObject {
         self.ended.set(true);
         kv::put(&self.sql(), "ended", "1")?;
         let Some(spec) = self.spec.borrow().clone() else { return Ok(()) };
+        // A sharded period ends once, told by shard 0 with the whole board's top.
+        if spec.shard != 0 {
+            return Ok(());
+        }
         let hooks = super::hooks::all(&self.env).await.map_err(|e| rust_err(format!("{e:?}")))?;
         let mut out = Vec::new();
         // A season is named as reads name it: `s1` for the first (stored as `all`).
@@ -873,7 +961,7 @@ impl BoardObject {
             }
         });
         for (name, h) in hooks.iter().filter(|(_, h)| h.listens(&spec.board, HookEvent::PeriodEnded)) {
-            let (total, entries) = self.top_entries(h.top)?;
+            let (total, entries) = self.board_top(&spec, h.top).await?;
             let mut f = serde_json::json!({ "total": total, "entries": entries });
             if let Some(s) = &season {
                 f["period"] = serde_json::json!(s);
@@ -1120,15 +1208,23 @@ impl BoardObject {
         Ok(ExportPage { total, lines })
     }
 
+    /// Whether these members would fit in this period (`full`: they would
+    /// take it past `BOARD_MAX_MEMBERS`); changes nothing.
+    fn room_for(&self, lines: &[ImportRow]) -> Result<Imported> {
+        let guard = self.ranking.borrow();
+        let ranking = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
+        let newcomers = lines.iter().filter(|l| !ranking.contains(&l.member)).count();
+        Ok(Imported { imported: 0, full: ranking.len() + newcomers > max_members(&self.env) })
+    }
+
     /// Sets members' scores as given, all or nothing: memory first, then one
     /// transaction; if it fails the caller drops the in-memory ranking.
     fn import(&self, lines: Vec<ImportRow>) -> Result<Imported> {
-        let mut guard = self.ranking.borrow_mut();
-        let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
-        let newcomers = lines.iter().filter(|l| !ranking.contains(&l.member)).count();
-        if ranking.len() + newcomers > max_members(&self.env) {
+        if self.room_for(&lines)?.full {
             return Ok(Imported { imported: 0, full: true });
         }
+        let mut guard = self.ranking.borrow_mut();
+        let ranking = guard.as_mut().ok_or_else(|| rust_err("ranking not loaded"))?;
         let mut rows = Vec::with_capacity(lines.len());
         let mut metas = Vec::with_capacity(lines.len());
         for l in &lines {
@@ -1225,6 +1321,7 @@ impl worker::DurableObject for BoardObject {
                 serde_json::to_value(result)
             }
             BoardCommand::Query(q) => serde_json::to_value(self.query(q)?),
+            BoardCommand::Shard(q) => serde_json::to_value(self.shard_query(q)?),
             BoardCommand::Watch(spec) => {
                 self.adopt_spec(&spec)?;
                 self.set_watched(true)?;
@@ -1254,7 +1351,8 @@ impl worker::DurableObject for BoardObject {
             BoardCommand::Export { offset, limit, ties } => {
                 serde_json::to_value(self.export(offset, limit, ties)?)
             }
-            BoardCommand::Import { spec, lines } => {
+            BoardCommand::Import { lines, dry: true, .. } => serde_json::to_value(self.room_for(&lines)?),
+            BoardCommand::Import { spec, lines, .. } => {
                 self.register(&spec).await?;
                 self.adopt_spec(&spec)?;
                 let out = self.import(lines).inspect_err(|_| {
@@ -1266,6 +1364,13 @@ impl worker::DurableObject for BoardObject {
             BoardCommand::Ended(spec) => {
                 self.adopt_spec(&spec)?;
                 self.tell_period_ended().await?;
+                serde_json::to_value(Ack { ok: true })
+            }
+            BoardCommand::Changed(spec) => {
+                // Another shard of this board changed: the hooks look (shard 0).
+                self.adopt_spec(&spec)?;
+                self.hook_dirty.set(true);
+                self.schedule().await?;
                 serde_json::to_value(Ack { ok: true })
             }
             BoardCommand::Remove { spec, member, at } => {

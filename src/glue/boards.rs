@@ -18,7 +18,7 @@ use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
     Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, ExportPage, ImportRow, Imported,
-    Missing, QueryOut, Removed, TopOut, LIVE_MAX_LIMIT,
+    Missing, QueryOut, Removed, ShardOut, ShardQuery, TopOut, LIVE_MAX_LIMIT,
 };
 
 /// The board a path names; a name that breaks the naming rules is a 400
@@ -43,6 +43,8 @@ pub fn spec(name: &BoardName, r: &BoardRecord, window: Window, period: &str) -> 
         ties: r.settings.ties,
         tz: r.settings.tz.clone(),
         tiebreak: r.settings.tiebreak,
+        shards: r.settings.shards,
+        shard: 0,
     }
 }
 
@@ -66,6 +68,11 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &BoardCommand::Query(q)).await
     }
 
+    /// One shard's part of a sharded read (see `glue::shards`).
+    pub async fn shard(&self, q: ShardQuery) -> ApiResult<ShardOut> {
+        call_object(&self.0, "/cmd", &BoardCommand::Shard(q)).await
+    }
+
     pub async fn watch(&self, s: &BoardSpec) -> ApiResult<TopOut> {
         call_object(&self.0, "/cmd", &BoardCommand::Watch(s.clone())).await
     }
@@ -77,6 +84,11 @@ impl BoardClient {
     /// The period ended early (a season archived): its hooks hear `period_ended`.
     pub async fn ended(&self, s: &BoardSpec) -> ApiResult<Ack> {
         call_object(&self.0, "/cmd", &BoardCommand::Ended(s.clone())).await
+    }
+
+    /// Another shard of this sharded period changed (see `BoardCommand::Changed`).
+    pub async fn changed(&self, s: &BoardSpec) -> ApiResult<Ack> {
+        call_object(&self.0, "/cmd", &BoardCommand::Changed(s.clone())).await
     }
 
     pub async fn wipe(&self) -> ApiResult<Ack> {
@@ -91,8 +103,8 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &BoardCommand::Export { offset, limit, ties }).await
     }
 
-    pub async fn import(&self, spec: &BoardSpec, lines: Vec<ImportRow>) -> ApiResult<Imported> {
-        call_object(&self.0, "/cmd", &BoardCommand::Import { spec: spec.clone(), lines }).await
+    pub async fn import(&self, spec: &BoardSpec, lines: Vec<ImportRow>, dry: bool) -> ApiResult<Imported> {
+        call_object(&self.0, "/cmd", &BoardCommand::Import { spec: spec.clone(), lines, dry }).await
     }
 
     pub async fn hide(&self, spec: &BoardSpec, member: &str, hidden: bool) -> ApiResult<Ack> {
@@ -165,7 +177,7 @@ pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<T
 }
 
 async fn ask(env: &Env, t: &Target, query: BoardQuery) -> ApiResult<QueryOut> {
-    BoardClient::of(env, &t.spec)?.query(query).await
+    super::shards::query(env, &t.spec, query).await
 }
 
 pub(super) fn ties(t: &Target) -> Ties {
@@ -393,6 +405,7 @@ fn board_view(name: &BoardName, r: &BoardRecord, counts: Counts) -> Value {
         "ties": r.settings.ties,
         "tz": r.settings.tz,
         "tiebreak": r.settings.tiebreak,
+        "shards": r.settings.shards,
     });
     if let Some(m) = r.settings.min {
         v["min"] = crate::protocol::number(m);
@@ -418,7 +431,7 @@ async fn counts(env: &Env, name: &BoardName, r: &BoardRecord) -> ApiResult<Count
     let w = r.settings.default_window();
     let s = spec(name, r, w, &r.current_key(w, now_ms()));
     let out =
-        BoardClient::of(env, &s)?.query(BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
+        super::shards::query(env, &s, BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared }).await?;
     Ok(Counts { members: out.total, events: out.events })
 }
 
@@ -491,8 +504,9 @@ pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
         if old.settings.ties != r.settings.ties {
             let now = now_ms();
             for w in r.settings.windows.iter().filter(|w| old.settings.windows.contains(w)) {
-                let s = spec(&name, r, *w, &r.current_key(*w, now));
-                BoardClient::of(env, &s)?.respec(&s).await?;
+                for s in spec(&name, r, *w, &r.current_key(*w, now)).every_shard() {
+                    BoardClient::of(env, &s)?.respec(&s).await?;
+                }
             }
         }
     }
@@ -510,7 +524,9 @@ async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[W
     let now = now_ms();
     for w in windows {
         let s = spec(name, r, *w, &r.current_key(*w, now));
-        BoardClient::of(env, &s)?.wipe().await?;
+        for shard in s.every_shard() {
+            BoardClient::of(env, &shard)?.wipe().await?;
+        }
         let hub = env
             .durable_object("LIVE")
             .and_then(|ns| ns.get_by_name(&s.live_object_name()))

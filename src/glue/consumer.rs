@@ -51,7 +51,8 @@ pub fn group(
                 // An event ahead of the clock (ingest allows 5 minutes)
                 // counts in its own period, even one not begun yet.
                 for (w, key) in r.landing_periods(ev.ts, pack.at, retention, now, MAX_FUTURE_MS) {
-                    let s = spec(&d.board, r, w, &key);
+                    // A sharded board's member lives in one of its objects.
+                    let s = spec(&d.board, r, w, &key).for_member(&ev.member);
                     let g = groups.entry(s.object_name()).or_insert_with(|| Group {
                         spec: s,
                         events: vec![],

@@ -24,3 +24,8 @@ pub fn put(sql: &SqlStorage, key: &str, value: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+pub fn delete(sql: &SqlStorage, key: &str) -> Result<()> {
+    sql.exec("DELETE FROM kv WHERE k = ?", vec![key.into()])?;
+    Ok(())
+}

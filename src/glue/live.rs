@@ -18,7 +18,7 @@ use super::boards::BoardClient;
 use super::http::{now_ms, rust_err};
 use super::kv;
 use crate::core::period::Period;
-use crate::protocol::{BoardSpec, LiveMessage, TopOut};
+use crate::protocol::{BoardQuery, BoardSpec, LiveMessage, TopOut, LIVE_MAX_LIMIT};
 
 pub const SPEC_HEADER: &str = "X-Podium-Spec";
 
@@ -74,10 +74,28 @@ impl LiveObject {
         Ok(())
     }
 
-    /// Asks a board period for its top, which also makes it push changes here.
+    /// Asks a board period for its top, which also makes it push changes
+    /// here. A sharded period: every shard is asked to push, and the top is
+    /// the shards' merged top.
     async fn watch(&self, spec: &BoardSpec) -> Result<TopOut> {
-        let board = BoardClient::of(&self.env, spec).map_err(|_| rust_err("board stub"))?;
-        board.watch(spec).await.map_err(|_| rust_err("board did not answer watch"))
+        if !spec.is_sharded() {
+            let board = BoardClient::of(&self.env, spec).map_err(|_| rust_err("board stub"))?;
+            return board.watch(spec).await.map_err(|_| rust_err("board did not answer watch"));
+        }
+        let env = &self.env;
+        futures_util::future::try_join_all(
+            spec.every_shard().into_iter().map(|s| async move { BoardClient::of(env, &s)?.watch(&s).await }),
+        )
+        .await
+        .map_err(|_| rust_err("a shard did not answer watch"))?;
+        self.merged_top(spec).await
+    }
+
+    /// The top of a sharded period: its shards' tops merged (`glue::shards`).
+    async fn merged_top(&self, spec: &BoardSpec) -> Result<TopOut> {
+        let q = BoardQuery::Top { offset: 0, limit: LIVE_MAX_LIMIT, ties: spec.ties };
+        let out = super::shards::query(&self.env, spec, q).await.map_err(|_| rust_err("sharded top"))?;
+        Ok(TopOut { period: spec.period.clone(), total: out.total, entries: out.entries })
     }
 
     fn send(&self, ws: &WebSocket, limit: usize, kind: &str, hub: &HubState) {
@@ -116,7 +134,13 @@ impl LiveObject {
     /// Wakes at the end of the current period so viewers see the next one begin.
     async fn schedule_rollover(&self, spec: &BoardSpec) -> Result<()> {
         if let Some(p) = Period::parse(spec.window, &spec.period) {
-            let end = p.end_ms(&spec.tz);
+            let mut end = p.end_ms(&spec.tz);
+            // a merged push waiting for its gap keeps its earlier alarm
+            let sql = self.state.storage().sql();
+            if kv::get(&sql, "merge_pending")?.is_some() {
+                let last: i64 = kv::get(&sql, "merged_at")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+                end = end.min(last + MERGE_GAP_MS);
+            }
             if end < i64::MAX && !self.state.get_websockets().is_empty() {
                 self.state.storage().set_alarm(super::http::alarm_at(end)).await?;
             }
@@ -189,6 +213,25 @@ impl LiveObject {
             // A late event for a past period: nobody watches that one.
             return Ok(0);
         }
+        if old.spec.is_sharded() {
+            // One shard changed: the viewers get the merged top, at most
+            // every MERGE_GAP_MS (each shard spaces its own pushes, but N
+            // shards would push N times as often).
+            let mut spec = old.spec.clone();
+            spec.period = top.period.clone();
+            let sql = self.state.storage().sql();
+            let last: i64 = kv::get(&sql, "merged_at")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let due = last + MERGE_GAP_MS;
+            if now_ms() < due {
+                kv::put(&sql, "merge_pending", &serde_json::to_string(&spec).map_err(rust_err)?)?;
+                let storage = self.state.storage();
+                if storage.get_alarm().await?.is_none_or(|at| at > due) {
+                    storage.set_alarm(super::http::alarm_at(due)).await?;
+                }
+                return Ok(self.state.get_websockets().len());
+            }
+            return self.push_merged(spec, old).await;
+        }
         let kind = if top.period == old.spec.period { "update" } else { "snapshot" };
         let mut spec = old.spec.clone();
         spec.period = top.period.clone();
@@ -196,6 +239,37 @@ impl LiveObject {
         self.save(hub.clone())?;
         self.broadcast(kind, &hub, (kind == "update").then_some(&old.top));
         Ok(self.state.get_websockets().len())
+    }
+}
+
+/// The least time between two pushes of a sharded board's merged top.
+const MERGE_GAP_MS: i64 = 500;
+
+impl LiveObject {
+    /// Reads the merged top of sharded period `spec` and sends it to the
+    /// viewers whose part of it changed.
+    async fn push_merged(&self, spec: BoardSpec, old: HubState) -> Result<usize> {
+        let sql = self.state.storage().sql();
+        kv::put(&sql, "merged_at", &now_ms().to_string())?;
+        kv::delete(&sql, "merge_pending")?;
+        let top = self.merged_top(&spec).await?;
+        let kind = if spec.period == old.spec.period { "update" } else { "snapshot" };
+        let hub = HubState { spec, top };
+        self.save(hub.clone())?;
+        self.broadcast(kind, &hub, (kind == "update").then_some(&old.top));
+        Ok(self.state.get_websockets().len())
+    }
+
+    /// A merged push that waited for its gap, if one is due.
+    async fn pending_merge(&self) -> Result<()> {
+        let sql = self.state.storage().sql();
+        let Some(spec) = kv::get(&sql, "merge_pending")?.and_then(|v| serde_json::from_str(&v).ok()) else {
+            return Ok(());
+        };
+        match self.load()? {
+            Some(old) => self.push_merged(spec, old).await.map(|_| ()),
+            None => kv::delete(&sql, "merge_pending"),
+        }
     }
 }
 
@@ -230,6 +304,7 @@ impl worker::DurableObject for LiveObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.pending_merge().await?;
         let Some(old) = self.load()? else { return Response::ok("idle") };
         if old.spec.window == crate::core::Window::All {
             // Seasons roll by `roll`, not by the clock.

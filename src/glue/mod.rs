@@ -17,6 +17,7 @@ mod kv;
 mod live;
 mod rules;
 mod seasons;
+mod shards;
 mod transfer;
 mod txn;
 mod wait;

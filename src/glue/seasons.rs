@@ -58,7 +58,7 @@ pub async fn list(env: &Env, board: &str) -> ApiResult {
         let s = spec(&name, r, Window::All, &season_key(n));
         async move {
             let q = BoardQuery::Top { offset: 0, limit: 0, ties: Ties::Shared };
-            BoardClient::of(env, &s)?.query(q).await.map(|o| o.total)
+            super::shards::query(env, &s, q).await.map(|o| o.total)
         }
     }))
     .await;

@@ -11,9 +11,12 @@ use super::boards::{target, ties, BoardClient};
 use super::catalog::{self, CatalogOp};
 use super::http::{internal, json, now_ms, read_body, ApiResult, Query};
 use crate::core::catalog::AutoCreate;
+use crate::core::ranking::Spot;
+use crate::core::shards::shard_of;
+use crate::core::Ties;
 use crate::domain::import::{parse_import, MAX_IMPORT_BYTES};
 use crate::error::ApiError;
-use crate::protocol::{csv_header, ImportRow};
+use crate::protocol::{csv_header, BoardSpec, ExportLine, ImportRow};
 
 /// Lines per call to the board object: ~150 KB of JSON.
 const EXPORT_PAGE: usize = 1000;
@@ -38,13 +41,13 @@ pub async fn export(req: &Request, env: &Env, board: &str) -> ApiResult {
     };
     let t = target(env, board, &q).await?;
     let ties = ties(&t);
-    let client = std::rc::Rc::new(BoardClient::of(env, &t.spec)?);
+    let mut pages = Pages::new(env, &t.spec, ties)?;
     // The first page before the answer: a board that cannot be read is an
     // error status, not a cut-off 200.
-    let first = client.export(0, EXPORT_PAGE, ties).await?;
-    let render = move |page: crate::protocol::ExportPage| -> Vec<u8> {
+    let first = pages.next().await?;
+    let render = move |lines: Vec<ExportLine>| -> Vec<u8> {
         let mut out = String::new();
-        for line in &page.lines {
+        for line in &lines {
             match format {
                 Format::Csv => out.push_str(&line.csv()),
                 Format::Ndjson => {
@@ -59,25 +62,19 @@ pub async fn export(req: &Request, env: &Env, board: &str) -> ApiResult {
     };
     let tiebroken = !t.spec.tiebreak.is_none();
     let mut head = if format == Format::Csv { csv_header(tiebroken).as_bytes().to_vec() } else { Vec::new() };
-    let more = first.lines.len() == EXPORT_PAGE;
+    let more = !first.is_empty();
     head.extend(render(first));
     // Then page after page, each fetched when the client has read the last.
-    let rest = stream::unfold((EXPORT_PAGE, more), move |(offset, more)| {
-        let client = client.clone();
-        async move {
-            if !more {
-                return None;
-            }
-            match client.export(offset, EXPORT_PAGE, ties).await {
-                Ok(page) => {
-                    let more = page.lines.len() == EXPORT_PAGE;
-                    Some((Ok::<Vec<u8>, worker::Error>(render(page)), (offset + EXPORT_PAGE, more)))
-                }
-                // The status is sent: cut the body short, so the client sees a failed transfer.
-                Err(e) => Some((
-                    Err(worker::Error::RustError(format!("export page failed: {e:?}"))),
-                    (offset, false),
-                )),
+    let rest = stream::unfold((pages, more), move |(mut pages, more)| async move {
+        if !more {
+            return None;
+        }
+        match pages.next().await {
+            Ok(lines) if lines.is_empty() => None,
+            Ok(lines) => Some((Ok::<Vec<u8>, worker::Error>(render(lines)), (pages, true))),
+            // The status is sent: cut the body short, so the client sees a failed transfer.
+            Err(e) => {
+                Some((Err(worker::Error::RustError(format!("export page failed: {e:?}"))), (pages, false)))
             }
         }
     });
@@ -141,16 +138,140 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
             meta: l.meta,
         })
         .collect();
-    let out = BoardClient::of(env, &t.spec)?.import(&t.spec, rows).await?;
-    if out.full {
-        return Err(ApiError::Conflict(format!(
+    let full = || {
+        ApiError::Conflict(format!(
             "the import would take {} past the most members a board period holds",
             t.spec.period
-        )));
-    }
+        ))
+    };
+    let imported = if t.spec.is_sharded() {
+        // Each member to its own shard; every shard first says whether its
+        // part fits, so a full one refuses the import before any is set.
+        let mut parts: Vec<Vec<ImportRow>> = vec![Vec::new(); t.spec.shards as usize];
+        for row in rows {
+            if let Some(p) = parts.get_mut(shard_of(&row.member, t.spec.shards) as usize) {
+                p.push(row);
+            }
+        }
+        let parts: Vec<(BoardSpec, Vec<ImportRow>)> =
+            t.spec.every_shard().into_iter().zip(parts).filter(|(_, p)| !p.is_empty()).collect();
+        for (s, part) in &parts {
+            if BoardClient::of(env, s)?.import(s, part.clone(), true).await?.full {
+                return Err(full());
+            }
+        }
+        let mut n = 0;
+        for (s, part) in parts {
+            let out = BoardClient::of(env, &s)?.import(&s, part, false).await?;
+            if out.full {
+                return Err(full());
+            }
+            n += out.imported;
+        }
+        n
+    } else {
+        let out = BoardClient::of(env, &t.spec)?.import(&t.spec, rows, false).await?;
+        if out.full {
+            return Err(full());
+        }
+        out.imported
+    };
     // An export's hidden members stay hidden on the board it moves to.
     for m in &to_hide {
         super::boards::hide_member(env, t.name.as_str(), m, true).await?;
     }
-    json(200, &serde_json::json!({ "imported": out.imported }))
+    json(200, &serde_json::json!({ "imported": imported }))
+}
+
+/// An export's pages, best first: of the one board object, or of every
+/// shard of a sharded period merged in board order and ranked as one board
+/// (each shard read a page at a time, so the worker holds at most a page
+/// per shard).
+struct Pages {
+    spec: BoardSpec,
+    ties: Ties,
+    shards: Vec<Shard>,
+    /// Lines given so far, and the last one's rank key and rank (for ties).
+    given: u64,
+    last: Option<(Spot, u64)>,
+}
+
+struct Shard {
+    client: BoardClient,
+    offset: usize,
+    done: bool,
+    buffer: std::collections::VecDeque<(Spot, ExportLine)>,
+}
+
+impl Pages {
+    fn new(env: &Env, spec: &BoardSpec, ties: Ties) -> ApiResult<Pages> {
+        let shards = spec
+            .every_shard()
+            .iter()
+            .map(|s| {
+                Ok(Shard {
+                    client: BoardClient::of(env, s)?,
+                    offset: 0,
+                    done: false,
+                    buffer: Default::default(),
+                })
+            })
+            .collect::<ApiResult<Vec<Shard>>>()?;
+        Ok(Pages { spec: spec.clone(), ties, shards, given: 0, last: None })
+    }
+
+    /// The next page (empty: the export is done).
+    async fn next(&mut self) -> ApiResult<Vec<ExportLine>> {
+        if let [one] = self.shards.as_mut_slice() {
+            // One object: its pages are the export's, ranks and all.
+            if one.done {
+                return Ok(vec![]);
+            }
+            let page = one.client.export(one.offset, EXPORT_PAGE, self.ties).await?;
+            one.offset += EXPORT_PAGE;
+            one.done = page.lines.len() < EXPORT_PAGE;
+            return Ok(page.lines);
+        }
+        let mut out = Vec::with_capacity(EXPORT_PAGE);
+        while out.len() < EXPORT_PAGE {
+            for sh in self.shards.iter_mut().filter(|s| s.buffer.is_empty() && !s.done) {
+                let page = sh.client.export(sh.offset, EXPORT_PAGE, self.ties).await?;
+                sh.offset += EXPORT_PAGE;
+                sh.done = page.lines.len() < EXPORT_PAGE;
+                let spec = &self.spec;
+                sh.buffer.extend(page.lines.into_iter().map(|l| {
+                    let spot = Spot::of(
+                        spec.order,
+                        spec.tiebreak,
+                        l.score,
+                        l.subscore.unwrap_or(0.0),
+                        l.reached,
+                        &l.member,
+                    );
+                    (spot, l)
+                }));
+            }
+            // The best head among the shards (each shard's lines are in order).
+            let best = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.buffer.front().map(|(spot, _)| (i, spot)))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i);
+            let Some((spot, mut line)) =
+                best.and_then(|i| self.shards.get_mut(i)).and_then(|s| s.buffer.pop_front())
+            else {
+                break;
+            };
+            self.given += 1;
+            line.rank = match (&self.last, self.ties) {
+                (Some((prev, r)), Ties::Shared) if prev.ties_with(&spot) => *r,
+                _ => self.given,
+            };
+            self.last = Some((spot, line.rank));
+            out.push(line);
+        }
+        Ok(out)
+    }
 }

@@ -51,7 +51,8 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Tar
         for d in &ev.to {
             let Some(r) = cat.boards.get(&d.board) else { continue };
             for (w, key) in r.landing_periods(ev.ts, at, &keep, now, MAX_FUTURE_MS) {
-                let s = spec(&d.board, r, w, &key);
+                // (a sharded board: the member's own shard applies it)
+                let s = spec(&d.board, r, w, &key).for_member(&ev.member);
                 let t = out.entry(s.object_name()).or_insert_with(|| Target {
                     spec: s,
                     ids: vec![],
@@ -114,7 +115,7 @@ pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], at: i64, a
     for t in &done {
         let ties = cat.boards.iter().find(|(n, _)| n.as_str() == t.spec.board).map(|(_, r)| r.settings.ties);
         let q = BoardQuery::Lookup { members: t.members.clone(), ties: ties.unwrap_or_default() };
-        let Ok(out) = BoardClient::of(env, &t.spec)?.query(q).await else { continue };
+        let Ok(out) = super::shards::query(env, &t.spec, q).await else { continue };
         for e in out.entries {
             standings.push(Standing {
                 board: t.spec.board.clone(),

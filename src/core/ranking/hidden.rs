@@ -28,14 +28,14 @@ pub(super) struct Hidden<R> {
 }
 
 /// The hidden entries a read leaves out: all, or all but the reader's own.
-struct View<'a, R> {
+pub(super) struct View<'a, R> {
     on: &'a [Place<R>],
     /// The index in `on` of the member reading its own standing.
     skip: Option<usize>,
 }
 
 impl<R: RankKey> View<'_, R> {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.on.len() - usize::from(self.skip.is_some())
     }
 
@@ -45,15 +45,15 @@ impl<R: RankKey> View<'_, R> {
         pp - usize::from(self.skip.is_some_and(|s| s < pp))
     }
 
-    fn before_entry(&self, k0: R, r: u64, id: &[u8]) -> usize {
+    pub(super) fn before_entry(&self, k0: R, r: u64, id: &[u8]) -> usize {
         self.count(|h| (h.0, h.1, &h.2[..]) < (k0, r, id))
     }
 
-    fn better_score(&self, k0: R) -> usize {
+    pub(super) fn better_score(&self, k0: R) -> usize {
         self.count(|h| h.0 < k0)
     }
 
-    fn not_worse_score(&self, k0: R) -> usize {
+    pub(super) fn not_worse_score(&self, k0: R) -> usize {
         self.count(|h| h.0 <= k0)
     }
 
@@ -126,7 +126,7 @@ impl<R: RankKey> Board<R> {
     }
 
     /// The view of a read by `reader` (its own entry counts as visible).
-    fn view(&self, reader: Option<&[u8]>) -> View<'_, R> {
+    pub(super) fn view(&self, reader: Option<&[u8]>) -> View<'_, R> {
         let skip = reader
             .filter(|id| self.hidden.ids.contains(*id))
             .and_then(|id| self.hidden.on.iter().position(|h| &h.2[..] == id));
@@ -143,7 +143,13 @@ impl<R: RankKey> Board<R> {
     }
 
     /// Visible entries from visible position `start`, at most `limit`.
-    fn listing_visible(&self, view: &View<'_, R>, start: usize, limit: usize, ties: Ties) -> Vec<Entry<'_>> {
+    pub(super) fn listing_visible(
+        &self,
+        view: &View<'_, R>,
+        start: usize,
+        limit: usize,
+        ties: Ties,
+    ) -> Vec<Entry<'_>> {
         // j: how many left-out entries lie before the start. The j-th one has
         // pos_j - j visible entries before it, a non-decreasing count.
         let (mut lo, mut hi) = (0, view.len());

@@ -46,6 +46,7 @@
 pub mod checkpoint;
 mod hidden;
 mod ids;
+mod probe;
 mod tree;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use std::collections::HashMap;
 use super::{Op, Order, Tiebreak, Ties};
 use crate::domain::names::MemberId;
 use ids::{Arena, Id16, Index, Loc, NEW};
+pub use probe::{Counts, Spot};
 use tree::{pack, reach, tag, Ent, Key, Members, Move, RankKey, Rk, Tree, REACH_MAX};
 
 /// Reach time 0, in ms since the Unix epoch: the epoch itself.
@@ -949,6 +951,24 @@ impl Ranking {
     }
     pub fn visible_len(&self) -> usize {
         each!(self, b => b.visible_len())
+    }
+    /// See [`Board::counts`].
+    pub fn counts(&self, s: &Spot, reader: Option<&str>) -> Counts {
+        each!(self, b => b.counts(s, reader))
+    }
+    /// See [`Board::near`].
+    pub fn near(
+        &self,
+        s: &Spot,
+        reader: Option<&str>,
+        before: usize,
+        after: usize,
+    ) -> (Vec<Entry<'_>>, Vec<Entry<'_>>) {
+        each!(self, b => b.near(s, reader, before, after))
+    }
+    /// The spot of a listing's entry on this board.
+    pub fn spot(&self, e: &Entry<'_>) -> Spot {
+        Spot::of_entry(self.order(), self.tiebreak(), e)
     }
     /// See [`Board::for_each_rank`].
     pub fn for_each_rank(&self, ties: Ties, f: impl FnMut(&[u8], u64)) {

@@ -1,0 +1,185 @@
+//! Reads of a sharded board period (API 1.1 `shards`): each shard object
+//! answers for its own members (`ShardQuery`), `core::shards` merges. Every
+//! read is exact: the same entries, ranks, totals and percentiles as one
+//! object fed the same events (the core's property test checks the merge).
+//!
+//! Round trips, all shards called at once in each:
+//! - `top`: one (each shard's best `offset + limit`).
+//! - a member's standing: two (its shard for its spot, then every shard's
+//!   counts against it).
+//! - `around`: two, a third under `shared` ties when the window's first
+//!   entry may tie with entries before the window.
+//! - `lookup`: two (the members' shards, then every shard's counts).
+//!
+//! An unsharded period is one call, as before.
+
+use futures_util::future::try_join_all;
+use worker::Env;
+
+use super::boards::BoardClient;
+use super::http::ApiResult;
+use crate::core::ranking::{Counts, Spot};
+use crate::core::shards;
+use crate::core::Ties;
+use crate::protocol::{BoardQuery, BoardSpec, EntryOut, QueryOut, ShardOut, ShardQuery};
+
+/// Asks one shard.
+async fn one(env: &Env, shard: &BoardSpec, q: ShardQuery) -> ApiResult<ShardOut> {
+    BoardClient::of(env, shard)?.shard(q).await
+}
+
+/// Asks every shard of the period at once; answers in shard order.
+async fn every(env: &Env, spec: &BoardSpec, q: &ShardQuery) -> ApiResult<Vec<ShardOut>> {
+    try_join_all(spec.every_shard().into_iter().map(|s| {
+        let q = q.clone();
+        async move { one(env, &s, q).await }
+    }))
+    .await
+}
+
+/// Where an entry of this board sorts, from its wire form.
+fn spot(spec: &BoardSpec, e: &EntryOut, reached: i64) -> Spot {
+    Spot::of(spec.order, spec.tiebreak, e.score, e.subscore.unwrap_or(0.0), reached, &e.member)
+}
+
+/// A shard's entries with their spots, in the shard's order.
+fn spotted(spec: &BoardSpec, entries: Vec<EntryOut>, reached: &[i64]) -> Vec<(Spot, EntryOut)> {
+    entries.into_iter().zip(reached).map(|(e, r)| (spot(spec, &e, *r), e)).collect()
+}
+
+/// The shards' counts against their `i`-th spot, summed.
+fn sum_at(outs: &[ShardOut], i: usize) -> Counts {
+    outs.iter().filter_map(|o| o.counts.get(i).copied()).sum()
+}
+
+/// Visible members and applied events of the whole period.
+fn sizes(outs: &[ShardOut]) -> (u64, u64) {
+    (outs.iter().map(|o| o.total).sum(), outs.iter().map(|o| o.events).sum())
+}
+
+fn ranked(v: impl IntoIterator<Item = (EntryOut, u64)>) -> Vec<EntryOut> {
+    v.into_iter().map(|(e, rank)| EntryOut { rank, ..e }).collect()
+}
+
+fn not_found(total: u64, events: u64) -> QueryOut {
+    QueryOut { total, events, found: false, entries: vec![], standing: None }
+}
+
+/// A read of the board period `spec`, whatever its shard count.
+pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<QueryOut> {
+    if !spec.is_sharded() {
+        return BoardClient::of(env, spec)?.query(q).await;
+    }
+    match q {
+        BoardQuery::Top { offset, limit, ties } => top(env, spec, offset, limit, ties).await,
+        BoardQuery::Rank { member, ties } => rank(env, spec, member, ties).await,
+        BoardQuery::Around { member, radius, ties } => around(env, spec, member, radius, ties).await,
+        BoardQuery::Lookup { members, ties } => lookup(env, spec, members, ties).await,
+    }
+}
+
+async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
+    let outs = every(env, spec, &ShardQuery::Top { limit: offset.saturating_add(limit) }).await?;
+    let (total, events) = sizes(&outs);
+    let lists = outs.into_iter().map(|o| spotted(spec, o.entries, &o.reached)).collect();
+    let entries = ranked(shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)));
+    Ok(QueryOut { total, events, found: true, entries, standing: None })
+}
+
+/// The member's own standing on its shard, and its spot.
+async fn own(env: &Env, spec: &BoardSpec, member: &str, ties: Ties) -> ApiResult<Option<(ShardOut, Spot)>> {
+    let shard = spec.clone().for_member(member);
+    let out = one(env, &shard, ShardQuery::Own { member: member.to_string(), ties }).await?;
+    let spot = out.standing.as_ref().map(|st| {
+        Spot::of(spec.order, spec.tiebreak, st.score, st.subscore.unwrap_or(0.0), out.own_reached, member)
+    });
+    Ok(spot.map(|s| (out, s)))
+}
+
+async fn rank(env: &Env, spec: &BoardSpec, member: String, ties: Ties) -> ApiResult<QueryOut> {
+    let Some((mut mine, spot)) = own(env, spec, &member, ties).await? else {
+        let outs = every(env, spec, &ShardQuery::Counts { spots: vec![], reader: None }).await?;
+        let (total, events) = sizes(&outs);
+        return Ok(not_found(total, events));
+    };
+    let outs = every(env, spec, &ShardQuery::Counts { spots: vec![spot], reader: Some(member) }).await?;
+    let (total, events) = sizes(&outs);
+    let (rank, all, percentile) = shards::standing(sum_at(&outs, 0), ties);
+    let standing =
+        mine.standing.take().map(|st| crate::protocol::StandingOut { rank, total: all, percentile, ..st });
+    Ok(QueryOut { total, events, found: true, entries: vec![], standing })
+}
+
+async fn around(
+    env: &Env,
+    spec: &BoardSpec,
+    member: String,
+    radius: usize,
+    ties: Ties,
+) -> ApiResult<QueryOut> {
+    let Some((_, spot)) = own(env, spec, &member, ties).await? else {
+        return Ok(not_found(0, 0));
+    };
+    let near = ShardQuery::Near {
+        spot: spot.clone(),
+        reader: Some(member.clone()),
+        before: radius,
+        after: radius + 1,
+    };
+    let outs = every(env, spec, &near).await?;
+    let (total, events) = sizes(&outs);
+    let mine = sum_at(&outs, 0);
+    let (mut before, mut after) = (Vec::with_capacity(outs.len()), Vec::with_capacity(outs.len()));
+    for o in outs {
+        let mut list = spotted(spec, o.entries, &o.reached);
+        let rest = list.split_off(o.split.min(list.len()));
+        before.push(list);
+        after.push(rest);
+    }
+    let (window, start) = shards::around(before, after, radius, mine.before);
+    // Under shared ties the first entry's rank counts the entries strictly
+    // better than it, which may lie before the window: one more round,
+    // unless it is the member's own tie group (counted already).
+    let better_first = match window.first() {
+        Some((first, _)) if ties == Ties::Shared && start > 0 => {
+            if first.ties_with(&spot) {
+                mine.better
+            } else {
+                let q = ShardQuery::Counts { spots: vec![first.clone()], reader: Some(member) };
+                sum_at(&every(env, spec, &q).await?, 0).better
+            }
+        }
+        _ => 0,
+    };
+    let spots: Vec<&Spot> = window.iter().map(|(s, _)| s).collect();
+    let ranks = shards::ranks(&spots, start, better_first, ties);
+    let entries = ranked(window.into_iter().map(|(_, e)| e).zip(ranks));
+    Ok(QueryOut { total, events, found: true, entries, standing: None })
+}
+
+async fn lookup(env: &Env, spec: &BoardSpec, members: Vec<String>, ties: Ties) -> ApiResult<QueryOut> {
+    // Each member from its own shard...
+    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); spec.shards.max(1) as usize];
+    for m in members {
+        if let Some(list) = by_shard.get_mut(shards::shard_of(&m, spec.shards) as usize) {
+            list.push(m);
+        }
+    }
+    let asks = by_shard.into_iter().enumerate().filter(|(_, m)| !m.is_empty()).map(|(k, members)| {
+        let shard = spec.shard(k as u16);
+        async move { one(env, &shard, ShardQuery::Lookup { members }).await }
+    });
+    let mut found: Vec<(Spot, EntryOut)> = Vec::new();
+    for o in try_join_all(asks).await? {
+        found.extend(spotted(spec, o.entries, &o.reached));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.dedup_by(|a, b| a.0 == b.0);
+    // ...then ranked against every shard.
+    let spots: Vec<Spot> = found.iter().map(|(s, _)| s.clone()).collect();
+    let outs = every(env, spec, &ShardQuery::Counts { spots, reader: None }).await?;
+    let (total, events) = sizes(&outs);
+    let entries =
+        ranked(found.into_iter().enumerate().map(|(i, (_, e))| (e, shards::rank_of(sum_at(&outs, i), ties))));
+    Ok(QueryOut { total, events, found: true, entries, standing: None })
+}
