@@ -84,9 +84,9 @@ try {
   for (let done = 10; done < N;) {
     const to = Math.min(N, done + 10_000);
     await create(done, to);
-    done = to;
     const now = Date.now();
-    console.log(`created ${done} boards: ${((now - t0) / 1000).toFixed(1)} s (${Math.round(10_000 / ((now - last) / 1000))} boards/s lately)`);
+    console.log(`created ${to} boards: ${((now - t0) / 1000).toFixed(1)} s (${Math.round((to - done) / ((now - last) / 1000))} boards/s lately)`);
+    done = to;
     last = now;
   }
   const secs = (Date.now() - t0) / 1000;

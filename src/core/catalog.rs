@@ -512,15 +512,22 @@ impl Catalog {
     }
 }
 
-/// What a board period last told the catalog of its counts (API 1.1
-/// `members` and `events` of `GET /v1/boards`): the board reports them
-/// itself, at most about once a second, so listing asks no board.
+/// What a board period (one shard of it, on a sharded board) told the
+/// catalog of its counts (API 1.1 `members` and `events` of `GET
+/// /v1/boards`): each reports itself, at most about once a second, so
+/// listing asks no board.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reported {
     pub window: Window,
     pub period: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shard: u16,
     pub members: u64,
     pub events: u64,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 impl BoardRecord {
@@ -530,22 +537,39 @@ impl BoardRecord {
         (w, self.current_key(w, now))
     }
 
-    /// Whether a report from board period `(generation, window, period)`
-    /// is the one the listing shows; any other period's is not kept.
-    pub fn counts_report(&self, generation: u64, window: Window, period: &str, now: i64) -> bool {
+    fn counts_for(&self, r: &Reported, now: i64) -> bool {
         let (w, key) = self.counted_period(now);
-        generation == self.generation && window == w && period == key
+        r.window == w && r.period == key && r.shard < self.settings.shards.max(1)
     }
 
-    /// `(members, events)` as a listing shows them at `now`: the last
-    /// report of the counted period. A period that has not reported (a new
-    /// day, a new season, a board no event reached) holds nothing yet.
-    pub fn listed_counts(&self, last: Option<&Reported>, now: i64) -> (u64, u64) {
-        let (w, key) = self.counted_period(now);
-        match last {
-            Some(r) if r.window == w && r.period == key => (r.members, r.events),
-            _ => (0, 0),
+    /// The reports to keep once board period `generation`'s report `new`
+    /// comes (`None`: the listing does not show it, keep what was kept):
+    /// the last one of each shard of the counted period.
+    pub fn take_report(
+        &self,
+        kept: Vec<Reported>,
+        generation: u64,
+        new: Reported,
+        now: i64,
+    ) -> Option<Vec<Reported>> {
+        if generation != self.generation || !self.counts_for(&new, now) {
+            return None;
         }
+        let mut out: Vec<Reported> =
+            kept.into_iter().filter(|r| self.counts_for(r, now) && r.shard != new.shard).collect();
+        out.push(new);
+        out.sort_by_key(|r| r.shard);
+        Some(out)
+    }
+
+    /// `(members, events)` as a listing shows them at `now`: the sums of
+    /// the shards' last reports of the counted period. A period that has not
+    /// reported (a new day, a new season, a board no event reached) holds
+    /// nothing yet.
+    pub fn listed_counts(&self, kept: &[Reported], now: i64) -> (u64, u64) {
+        kept.iter()
+            .filter(|r| self.counts_for(r, now))
+            .fold((0, 0), |(m, e), r| (m + r.members, e + r.events))
     }
 }
 
@@ -835,23 +859,48 @@ mod tests {
         c.put_board(&b("d"), w, n).unwrap();
         let r = c.boards[&b("d")].clone();
         let now = 86_400_000 + 5;
-        assert!(r.counts_report(r.generation, Window::All, "all", now));
-        assert!(!r.counts_report(r.generation, Window::Day, "1970-01-02", now), "not the default window");
-        assert!(!r.counts_report(r.generation + 1, Window::All, "all", now), "another generation");
-        let rep = Reported { window: Window::All, period: "all".into(), members: 3, events: 7 };
-        assert_eq!(r.listed_counts(Some(&rep), now), (3, 7));
-        assert_eq!(r.listed_counts(None, now), (0, 0));
+        let rep = |window, period: &str, shard, members| Reported {
+            window,
+            period: period.into(),
+            shard,
+            members,
+            events: members * 2,
+        };
+        let all = rep(Window::All, "all", 0, 3);
+        let kept = r.take_report(vec![], r.generation, all.clone(), now).unwrap();
+        assert_eq!(r.listed_counts(&kept, now), (3, 6));
+        let day = rep(Window::Day, "1970-01-02", 0, 1);
+        assert_eq!(r.take_report(kept.clone(), r.generation, day, now), None, "not the default window");
+        assert_eq!(
+            r.take_report(kept.clone(), r.generation + 1, all.clone(), now),
+            None,
+            "another generation"
+        );
+        assert_eq!(r.listed_counts(&[], now), (0, 0));
         // A new season begins empty: the last report was of the old one.
         c.new_season(&b("d"), 10);
-        let r = c.boards[&b("d")].clone();
-        assert!(!r.counts_report(r.generation, Window::All, "all", now));
-        assert_eq!(r.listed_counts(Some(&rep), now), (0, 0));
+        let r2 = c.boards[&b("d")].clone();
+        assert_eq!(r2.take_report(kept.clone(), r2.generation, all.clone(), now), None);
+        assert_eq!(r2.listed_counts(&kept, now), (0, 0));
         // Only day kept: yesterday's counts are not today's.
         let mut days = r.clone();
         days.settings.windows = vec![Window::Day];
-        let y = Reported { window: Window::Day, period: "1970-01-01".into(), members: 3, events: 7 };
-        assert_eq!(days.listed_counts(Some(&y), now), (0, 0));
-        assert_eq!(days.listed_counts(Some(&y), 5), (3, 7));
+        let y = vec![rep(Window::Day, "1970-01-01", 0, 3)];
+        assert_eq!(days.listed_counts(&y, now), (0, 0));
+        assert_eq!(days.listed_counts(&y, 5), (3, 6));
+        // A sharded board lists the sum of its shards' last reports.
+        let mut sh = r.clone();
+        sh.settings.shards = 3;
+        let mut kept = vec![];
+        for (shard, m) in [(0, 4), (2, 5), (0, 6)] {
+            kept = sh.take_report(kept, sh.generation, rep(Window::All, "all", shard, m), now).unwrap();
+        }
+        assert_eq!(sh.listed_counts(&kept, now), (11, 22), "shard 0's second report replaced its first");
+        assert_eq!(
+            sh.take_report(kept, sh.generation, rep(Window::All, "all", 3, 1), now),
+            None,
+            "no shard 3"
+        );
     }
 
     #[test]

@@ -979,14 +979,14 @@ impl BoardObject {
         let Some(spec) = self.spec.borrow().clone() else { return };
         let Ok(name) = crate::domain::BoardName::parse(spec.board.as_str()) else { return };
         let members = self.ranking.borrow().as_ref().map_or(0, |r| r.visible_len() as u64);
-        let op = super::catalog::CatalogOp::Report {
-            name,
-            generation: spec.generation,
+        let counts = crate::core::catalog::Reported {
             window: spec.window,
             period: spec.period,
+            shard: spec.shard,
             members,
             events: self.events.get(),
         };
+        let op = super::catalog::CatalogOp::Report { name, generation: spec.generation, counts };
         let now = now_ms();
         let wait = match super::catalog::report(&self.env, op).await {
             Ok(true) => REPORT_EVERY_MS,

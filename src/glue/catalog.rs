@@ -22,7 +22,6 @@ use crate::core::catalog::{
     prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, LookupCache, PatchError, Reported,
     RouteTarget, Routes,
 };
-use crate::core::Window;
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
 
@@ -67,14 +66,11 @@ pub enum CatalogOp {
         after: Option<BoardName>,
         limit: usize,
     },
-    /// A board period's counts, from its alarm. → `Reported`
+    /// A board period's (or one shard's) counts, from its alarm. → `Reported`
     Report {
         name: BoardName,
         generation: u64,
-        window: Window,
-        period: String,
-        members: u64,
-        events: u64,
+        counts: Reported,
     },
 }
 
@@ -259,10 +255,11 @@ struct Row {
 }
 
 impl Row {
-    fn parse(self) -> Result<(BoardName, BoardRecord, Option<Reported>)> {
+    /// The name, the record, and the counts last reported (one per shard).
+    fn parse(self) -> Result<(BoardName, BoardRecord, Vec<Reported>)> {
         let name = BoardName::parse(self.name).map_err(|e| rust_err(format!("stored board name: {e}")))?;
         let record = serde_json::from_str(&self.record).map_err(rust_err)?;
-        let counts = self.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+        let counts = self.counts.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
         Ok((name, record, counts))
     }
 }
@@ -389,7 +386,7 @@ impl CatalogObject {
         let mut boards = Vec::with_capacity(limit.min(rows.len()));
         for row in rows.into_iter().take(limit) {
             let (name, record, counts) = row.parse()?;
-            let (members, events) = record.listed_counts(counts.as_ref(), now);
+            let (members, events) = record.listed_counts(&counts, now);
             boards.push(Listed { name, record, members, events });
         }
         let next = if more { boards.last().map(|b| b.name.clone()) } else { None };
@@ -397,18 +394,20 @@ impl CatalogObject {
     }
 
     fn report(&self, name: &BoardName, generation: u64, counts: Reported) -> Result<CatalogReply> {
-        self.meta()?;
-        let Some(r) = self.view(std::slice::from_ref(name))?.boards.remove(name) else {
+        let rows: Vec<Row> = self
+            .sql()
+            .exec("SELECT name, record, counts FROM boards WHERE name = ?", vec![name.as_str().into()])?
+            .to_array()?;
+        let Some(row) = rows.into_iter().next() else { return Ok(CatalogReply::Reported { counted: false }) };
+        let (_, record, kept) = row.parse()?;
+        let Some(kept) = record.take_report(kept, generation, counts, now_ms()) else {
             return Ok(CatalogReply::Reported { counted: false });
         };
-        let counted = r.counts_report(generation, counts.window, &counts.period, now_ms());
-        if counted {
-            self.sql().exec(
-                "UPDATE boards SET counts = ? WHERE name = ?",
-                vec![json_text(&counts)?.into(), name.as_str().into()],
-            )?;
-        }
-        Ok(CatalogReply::Reported { counted })
+        self.sql().exec(
+            "UPDATE boards SET counts = ? WHERE name = ?",
+            vec![json_text(&kept)?.into(), name.as_str().into()],
+        )?;
+        Ok(CatalogReply::Reported { counted: true })
     }
 
     fn run(&self, op: CatalogOp) -> Result<CatalogReply> {
@@ -419,9 +418,7 @@ impl CatalogObject {
         let changed = match op {
             CatalogOp::Lookup { .. } => false,
             CatalogOp::List { prefix, after, limit } => return self.list(&prefix, after, limit),
-            CatalogOp::Report { name, generation, window, period, members, events } => {
-                return self.report(&name, generation, Reported { window, period, members, events })
-            }
+            CatalogOp::Report { name, generation, counts } => return self.report(&name, generation, counts),
             CatalogOp::EnsureScored { boards, auto } => {
                 match c.ensure_scored(boards.iter(), auto, &mut counters) {
                     Ok(written) => {

@@ -107,3 +107,16 @@ test('a route template feeds boards it creates by name, listed by their family p
   await waitFor(async () => (await get(`${w.url}/v1/boards/${fam}-3/top`)).json?.total === 2,
     { timeout: 5000, what: 'level 3 applied' });
 });
+
+test('a sharded board is listed with the sum of what its shards reported', async () => {
+  const b = uniqueName('shd');
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { shards: 4 })).status, 201);
+  const events = Array.from({ length: 24 }, (_, i) => ({ type: 'x', board: b, member: `m${i % 12}` }));
+  assert.equal((await post(`${w.url}/v1/events`, events)).status, 202);
+  const got = await waitFor(async () => {
+    const x = (await get(`${w.url}/v1/boards?prefix=${b}`)).json.boards[0];
+    return x?.members === 12 && x?.events === 24 && x;
+  }, { timeout: 5000, what: 'the shards\' counts summed' });
+  const one = (await get(`${w.url}/v1/boards/${b}`)).json;
+  assert.deepEqual([got.members, got.events], [one.members, one.events], 'listed as the board reads');
+});
