@@ -268,8 +268,16 @@ pub enum ShardQuery {
     /// The entries of these members that are on this shard and visible.
     Lookup { members: Vec<String> },
     /// How this shard's visible entries (as `reader` sees them) stand
-    /// against each spot.
-    Counts { spots: Vec<Spot>, reader: Option<String> },
+    /// against each spot, and how many entries of its last checkpoint
+    /// rank before each of `prev` (places at the checkpoint), under `ties`.
+    Counts {
+        spots: Vec<Spot>,
+        reader: Option<String>,
+        #[serde(default)]
+        prev: Vec<Spot>,
+        #[serde(default)]
+        ties: Ties,
+    },
     /// Up to `before` visible entries before `spot` and up to `after` from it on.
     Near { spot: Spot, reader: Option<String>, before: usize, after: usize },
 }
@@ -295,6 +303,15 @@ pub struct ShardOut {
     pub standing: Option<StandingOut>,
     #[serde(default)]
     pub own_reached: i64,
+    /// Where each entry's member (and `Own`'s member) sorted at this
+    /// shard's last checkpoint (`None`: not on the board then).
+    #[serde(default)]
+    pub prev: Vec<Option<Spot>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_prev: Option<Spot>,
+    /// `Counts`: this shard's checkpoint entries before each `prev` spot.
+    #[serde(default)]
+    pub prev_counts: Vec<u64>,
 }
 
 /// One member of an export, as the API writes it.
