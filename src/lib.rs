@@ -5,15 +5,17 @@
 //!   (`ranking`, with shadow-hidden members), periods in a board's time
 //!   zone (`period`, `zone`: IANA zones from jiff's bundled tzdb), board
 //!   settings and routes (`catalog`), retention, when a board's alarm is
-//!   due (`chores`), and webhooks' pure part (`hooks`: which ranking events a
-//!   change of the top makes, retry delays, signatures).
+//!   due (`chores`), webhooks' pure part (`hooks`: which ranking events a
+//!   change of the top makes, retry delays, signatures), and sharded boards'
+//!   merge (`shards`: which shard holds a member, merged listings and ranks
+//!   from the shards' counts).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
 //!   keys), bearer keys.
 //! - `error`    the one API error type and its mapping to HTTP.
 //! - `protocol` what crosses the Queue (packed messages) and the typed
-//!   commands each Durable Object takes (`BoardCommand`, `IntakeCommand`,
-//!   `DeadCommand`).
+//!   commands each Durable Object takes (`BoardCommand` and its
+//!   `ShardQuery`, `IntakeCommand`, `DeadCommand`, ...).
 //! - `routes`   the route table.
 //! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
 //!   durable `IntakeObject`, the Queue consumer, `BoardObject`,
@@ -21,8 +23,9 @@
 //!   `BoardIndexObject` (its periods, removals, hidden members), erasures
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
 //!   (`wait`), webhooks (`hooks`: `HookObject`, `/v1/hooks`, the delivery
-//!   consumer), `transactionSync` (`txn`) and test faults (`faults`, off
-//!   unless `PODIUM_TEST_FAULTS=1`).
+//!   consumer), reads of sharded boards (`shards`: one `ShardQuery` per
+//!   shard, merged by `core::shards`), `transactionSync` (`txn`) and test
+//!   faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`).
 //! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
 //!   Queue consumer invocation that a panic's wasm reset left unsettled.
 
