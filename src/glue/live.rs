@@ -327,7 +327,7 @@ impl LiveObject {
             .get(SPEC_HEADER)?
             .and_then(|h| serde_json::from_str(&h).ok())
             .ok_or_else(|| rust_err("connect without a spec"))?;
-        let mut fwd = Request::new(&req.url()?.to_string(), Method::Get)?;
+        let mut fwd = Request::new(req.url()?.as_ref(), Method::Get)?;
         let h = fwd.headers_mut()?;
         h.set("Upgrade", "websocket")?;
         h.set(SPEC_HEADER, &serde_json::to_string(&spec).map_err(rust_err)?)?;
