@@ -20,7 +20,7 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 
 use super::http::{alarm_at, call_object_raw, internal, now_ms, rust_err, ApiResult};
 use super::txn::{write_all, Stmt};
-use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
+use crate::protocol::{partition_of_pack, Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 
 /// How many intake objects share the ingest load.
 pub const SHARDS: u32 = 16;
@@ -186,7 +186,6 @@ impl IntakeObject {
     async fn forward(&self, now: i64) -> Result<Option<i64>> {
         self.open()?;
         let sql = self.state.storage().sql();
-        let queue = self.env.queue("EVENTS")?;
         let due = (now - REDELIVER_MS) as f64;
         let given_up = sql
             .exec(
@@ -223,7 +222,14 @@ impl IntakeObject {
             let refused = batch.iter().position(|r| r.refuse > 0.0);
             let sendable = batch.get(..refused.unwrap_or(take)).unwrap_or_default();
             if !sendable.is_empty() {
-                self.send(&queue, sendable).await?;
+                // Each pack to its ingest partition's queue, in order within each.
+                let mut by_queue: std::collections::BTreeMap<u16, Vec<&Pending>> = Default::default();
+                for r in sendable {
+                    by_queue.entry(partition_of_pack(&r.body)).or_default().push(r);
+                }
+                for (k, rows) in by_queue {
+                    self.send(&self.env.queue(&queue_binding(k))?, &rows).await?;
+                }
                 let seqs: Vec<f64> = sendable.iter().map(|r| r.seq).collect();
                 sql.exec(
                     "UPDATE outbox SET sent_at = ?, sends = sends + 1 WHERE seq IN (SELECT value FROM json_each(?))",
@@ -243,7 +249,7 @@ impl IntakeObject {
 
     /// Sends messages, each stamped with where it came from so the consumer
     /// can confirm it.
-    async fn send(&self, queue: &worker::Queue, rows: &[Pending]) -> Result<()> {
+    async fn send(&self, queue: &worker::Queue, rows: &[&Pending]) -> Result<()> {
         use worker::{BatchSendMessage, QueueContentType, RawMessageBuilder};
         // The object's id (hex): the consumer reaches it by id, no name needed.
         let src = self.state.id().to_string();
@@ -255,6 +261,28 @@ impl IntakeObject {
             })
             .collect();
         queue.send_raw_batch(BatchSendMessage::from(messages)).await
+    }
+}
+
+/// How many event queues (ingest partitions) the deployment has:
+/// `EVENT_QUEUES` (default 1), each bound as `queue_binding(k)` in
+/// wrangler.toml. Boards are spread over them by `core::shards::partition_of`.
+pub fn event_queues(env: &Env) -> u16 {
+    env.var("EVENT_QUEUES")
+        .ok()
+        .and_then(|v| v.to_string().parse::<u16>().ok())
+        .map_or(1, |n| n.clamp(1, MAX_EVENT_QUEUES))
+}
+
+/// At most this many event queues (an account holds 10,000 queues).
+const MAX_EVENT_QUEUES: u16 = 100;
+
+/// The producer binding of event queue `k`: `EVENTS`, `EVENTS_1`, `EVENTS_2`, ...
+fn queue_binding(k: u16) -> String {
+    if k == 0 {
+        "EVENTS".into()
+    } else {
+        format!("EVENTS_{k}")
     }
 }
 
