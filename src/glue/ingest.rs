@@ -93,7 +93,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let test_refuse = fault("X-Podium-Test-Refuse").unwrap_or(0);
     let test_fail_after = fault("X-Podium-Test-Intake-Fail");
     let idempotency = idempotency.map(|k| k.scoped());
-    let shard = shard_name(idempotency.as_deref(), js_sys::Math::random());
+    let shard = shard_name(idempotency.as_deref(), js_sys::Math::random(), intake::intake_shards(env));
     let stub = env
         .durable_object("INTAKE")
         .and_then(|ns| ns.get_by_name(&shard))

@@ -31,14 +31,28 @@ const SEND_MAX_MESSAGES: usize = 100;
 const SEND_MAX_BYTES: usize = 250_000;
 
 /// The intake object a request goes to: by its idempotency key when it has
-/// one (so a repeat finds the first answer), else spread by a random draw.
-pub fn shard_name(idempotency: Option<&str>, random: f64) -> String {
+/// one (so a repeat finds the first answer: always over the first `SHARDS`,
+/// so a change of `INTAKE_SHARDS` never moves a key), else spread by a
+/// random draw over `shards` (`INTAKE_SHARDS`, at least `SHARDS`).
+pub fn shard_name(idempotency: Option<&str>, random: f64, shards: u32) -> String {
+    let shards = shards.max(SHARDS);
     let n = match idempotency {
         // FNV-1a: a stable spread of keys, not a secret (keys are the holder's own).
         Some(k) => k.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193)) % SHARDS,
-        None => ((random * SHARDS as f64) as u32).min(SHARDS - 1),
+        None => ((random * shards as f64) as u32).min(shards - 1),
     };
     format!("intake-{n}")
+}
+
+/// How many intake objects take requests without an idempotency key
+/// (`INTAKE_SHARDS`, default and minimum `SHARDS`): each writes every
+/// request it takes, so a deployment past a few thousand requests/s adds
+/// more (docs/scaling.md).
+pub fn intake_shards(env: &Env) -> u32 {
+    env.var("INTAKE_SHARDS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .map_or(SHARDS, |n: u32| n.clamp(SHARDS, 4096))
 }
 
 #[durable_object]
@@ -366,7 +380,7 @@ pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> ApiResult<Ack> {
 /// The intake shard that keeps an idempotency key's first answer.
 fn idem_stub(env: &Env, key: &str) -> ApiResult<worker::Stub> {
     env.durable_object("INTAKE")
-        .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0)))
+        .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0, SHARDS)))
         .map_err(|e| internal("intake stub", e))
 }
 
