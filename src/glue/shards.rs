@@ -113,7 +113,23 @@ pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<Quer
     }
 }
 
+/// The most entries a sharded `top` gathers from its shards in all (each
+/// sends its best `offset + limit`): deep pages of a sharded board are read
+/// with `around` or an export instead.
+pub const MAX_GATHERED: usize = 100_000;
+
 async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
+    let gathered = offset.saturating_add(limit).saturating_mul(spec.shards as usize);
+    if gathered > MAX_GATHERED {
+        return Err(crate::error::ApiError::InvalidParameter {
+            field: "offset".into(),
+            message: format!(
+                "a board with {} shards lists its first {} places (offset + limit); read deeper ones with around or export",
+                spec.shards,
+                MAX_GATHERED / spec.shards as usize
+            ),
+        });
+    }
     let outs = every(env, spec, &ShardQuery::Top { limit: offset.saturating_add(limit) }).await?;
     let (total, events) = sizes(&outs);
     let lists = outs.into_iter().map(|o| spotted(spec, o)).collect();
