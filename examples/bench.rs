@@ -256,7 +256,7 @@ fn main() {
     // first the walk it makes over the ranking alone (ids in rank order).
     let t = Instant::now();
     let mut acc = 0u64;
-    r.for_each_rank(Ties::Shared, |id, rank| acc ^= id.len() as u64 ^ rank);
+    r.for_each_rank(Ties::Shared, |id, rank, _| acc ^= id.len() as u64 ^ rank);
     std::hint::black_box(acc);
     result("rank_walk_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
     let before_cp = LIVE.load(Relaxed);
@@ -272,6 +272,23 @@ fn main() {
     });
     result("prev_rank_ns", format!("{prev:.0}"));
     drop(cp);
+    // A shard's checkpoint (sharded boards) also keeps each entry's place.
+    let before_cp = LIVE.load(Relaxed);
+    let t = Instant::now();
+    let cp = Checkpoint::take_with_places(&r, Ties::Shared, 0, 7);
+    result("checkpoint_with_places_take_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
+    result(
+        "checkpoint_with_places_bytes_per_member",
+        format!("{:.1}", (LIVE.load(Relaxed) - before_cp) as f64 / n as f64),
+    );
+    let spots: Vec<_> = probe_ids.iter().filter_map(|m| cp.spot_of(m.as_str())).collect();
+    let counted = median_ns(nb, batch, |i| {
+        if let Some(s) = spots.get(i % spots.len().max(1)) {
+            std::hint::black_box(cp.count_before(s, Ties::First));
+        }
+    });
+    result("checkpoint_count_before_ns", format!("{counted:.0}"));
+    drop((cp, spots));
     // Shadow-hidden members: 100 of them, what they cost in memory and per read.
     let before_h = LIVE.load(Relaxed);
     for i in 0..100 {

@@ -7,7 +7,7 @@
 // events/s are applied to the same board.
 //
 //   node scripts/million.mjs [members=1000000]
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startWorker, post, get, waitFor } from '../tests/harness.mjs';
@@ -30,6 +30,11 @@ for (let i = 0; i < N; i += 1000) {
 await Promise.all(inflight);
 await waitFor(async () => (await get(`${w.url}/v1/boards/${b}`)).json?.members === N, { timeout: 600_000, interval: 1000, what: `${N} members` });
 console.log(`filled ${N} members in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+// Storage: the largest SQLite file under the state dir is the board's
+// object (its members table and one dedupe record per fill event).
+const files = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)]));
+const biggest = files(dir).filter((f) => f.endsWith('.sqlite')).map((f) => statSync(f).size).sort((a, c) => c - a)[0] ?? 0;
+console.log(`board object's SQLite file: ${(biggest / 1e6).toFixed(1)} MB for ${N} members and ${N} dedupe records (${(biggest / N).toFixed(1)} B per member with its fill event's record)`);
 
 await w.kill();
 await w.start();

@@ -6,16 +6,18 @@
 //!   zone (`period`, `zone`: IANA zones from jiff's bundled tzdb), board
 //!   settings and routes (`catalog`: a view of the routes and the boards a
 //!   request names, the isolate's lookup cache, listed counts), retention,
-//!   when a board's alarm is due (`chores`, count reports included), and
-//!   webhooks' pure part (`hooks`: which ranking events a
-//!   change of the top makes, retry delays, signatures).
+//!   when a board's alarm is due (`chores`, count reports included),
+//!   webhooks' pure part (`hooks`: which ranking events a change of the top
+//!   makes, retry delays, signatures), and sharded boards' merge (`shards`:
+//!   which shard holds a member, merged listings and ranks from the shards'
+//!   counts).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
 //!   keys), bearer keys.
 //! - `error`    the one API error type and its mapping to HTTP.
 //! - `protocol` what crosses the Queue (packed messages) and the typed
-//!   commands each Durable Object takes (`BoardCommand`, `IntakeCommand`,
-//!   `DeadCommand`).
+//!   commands each Durable Object takes (`BoardCommand` and its
+//!   `ShardQuery`, `IntakeCommand`, `DeadCommand`, ...).
 //! - `routes`   the route table.
 //! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
 //!   durable `IntakeObject`, the Queue consumer, `BoardObject`,
@@ -24,8 +26,9 @@
 //!   `BoardIndexObject` (its periods, removals, hidden members), erasures
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
 //!   (`wait`), webhooks (`hooks`: `HookObject`, `/v1/hooks`, the delivery
-//!   consumer), `transactionSync` (`txn`) and test faults (`faults`, off
-//!   unless `PODIUM_TEST_FAULTS=1`).
+//!   consumer), reads of sharded boards (`shards`: one `ShardQuery` per
+//!   shard, merged by `core::shards`), `transactionSync` (`txn`) and test
+//!   faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`).
 //! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
 //!   Queue consumer invocation that a panic's wasm reset left unsettled.
 

@@ -39,6 +39,10 @@ pub struct QueuedEvent {
 /// fails alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedPack {
+    /// The ingest partition (event queue) it goes to (0: the first; see
+    /// `pack_partitioned`).
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub q: u16,
     /// The intake object that sent it and its number there, for the
     /// consumer's confirmation (absent in packs not yet sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +65,60 @@ pub const PACK_MAX_BYTES: usize = 100_000;
 /// 1 KiB), in order.
 pub fn pack(events: &[QueuedEvent], at: i64) -> Result<Vec<String>, serde_json::Error> {
     json_arrays(events, &format!("{{\"at\":{at},\"events\":["), "]}", PACK_MAX_BYTES)
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
+/// `pack` for a deployment with `queues` event queues: each event goes to
+/// the queue of each board it feeds (`core::shards::partition_of`), split
+/// into one copy per queue when its boards lie in several (each copy with
+/// those boards only: boards dedupe per board, so a copy never counts
+/// twice). Packs for queue k > 0 open with `{"q":k,`; `partition_of_pack`
+/// reads it back without parsing the rest.
+pub fn pack_partitioned(
+    events: &[QueuedEvent],
+    at: i64,
+    queues: u16,
+) -> Result<Vec<String>, serde_json::Error> {
+    if queues <= 1 {
+        return pack(events, at);
+    }
+    let mut parts: Vec<Vec<QueuedEvent>> = vec![Vec::new(); queues as usize];
+    for ev in events {
+        let mut by: Vec<Vec<Delivery>> = vec![Vec::new(); queues as usize];
+        for d in &ev.to {
+            if let Some(list) =
+                by.get_mut(crate::core::shards::partition_of(d.board.as_str(), queues) as usize)
+            {
+                list.push(d.clone());
+            }
+        }
+        for (k, to) in by.into_iter().enumerate().filter(|(_, to)| !to.is_empty()) {
+            if let Some(part) = parts.get_mut(k) {
+                part.push(QueuedEvent { to, ..ev.clone() });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let head = if k == 0 {
+            format!("{{\"at\":{at},\"events\":[")
+        } else {
+            format!("{{\"q\":{k},\"at\":{at},\"events\":[")
+        };
+        out.extend(json_arrays(part, &head, "]}", PACK_MAX_BYTES)?);
+    }
+    Ok(out)
+}
+
+/// The event queue a pack goes to (its leading `"q"`, else 0).
+pub fn partition_of_pack(body: &str) -> u16 {
+    body.strip_prefix("{\"q\":")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `items` as JSON texts `head item,item,... tail`, each at most `max` bytes
@@ -268,8 +326,16 @@ pub enum ShardQuery {
     /// The entries of these members that are on this shard and visible.
     Lookup { members: Vec<String> },
     /// How this shard's visible entries (as `reader` sees them) stand
-    /// against each spot.
-    Counts { spots: Vec<Spot>, reader: Option<String> },
+    /// against each spot, and how many entries of its last checkpoint
+    /// rank before each of `prev` (places at the checkpoint), under `ties`.
+    Counts {
+        spots: Vec<Spot>,
+        reader: Option<String>,
+        #[serde(default)]
+        prev: Vec<Spot>,
+        #[serde(default)]
+        ties: Ties,
+    },
     /// Up to `before` visible entries before `spot` and up to `after` from it on.
     Near { spot: Spot, reader: Option<String>, before: usize, after: usize },
 }
@@ -295,6 +361,15 @@ pub struct ShardOut {
     pub standing: Option<StandingOut>,
     #[serde(default)]
     pub own_reached: i64,
+    /// Where each entry's member (and `Own`'s member) sorted at this
+    /// shard's last checkpoint (`None`: not on the board then).
+    #[serde(default)]
+    pub prev: Vec<Option<Spot>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_prev: Option<Spot>,
+    /// `Counts`: this shard's checkpoint entries before each `prev` spot.
+    #[serde(default)]
+    pub prev_counts: Vec<u64>,
 }
 
 /// One member of an export, as the API writes it.
@@ -697,6 +772,58 @@ mod tests {
         let back: Vec<QueuedEvent> =
             packs.iter().flat_map(|p| serde_json::from_str::<QueuedPack>(p).unwrap().events).collect();
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn partitioned_packs_carry_each_board_on_its_queue_and_split_events_that_feed_several() {
+        use crate::core::shards::partition_of;
+        let boards: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+        let to = |names: &[&String]| -> Vec<Delivery> {
+            names
+                .iter()
+                .map(|b| Delivery {
+                    board: crate::domain::BoardName::parse(b.as_str()).unwrap(),
+                    generation: 1,
+                    value: 1.0,
+                })
+                .collect()
+        };
+        // two boards on different queues, and every board once
+        let (a, b) = {
+            let a = &boards[0];
+            let b = boards.iter().find(|b| partition_of(b, 3) != partition_of(a, 3)).unwrap();
+            (a, b)
+        };
+        let mut events = vec![QueuedEvent { to: to(&[a, b]), ..event(0, 0) }];
+        events.extend(
+            boards.iter().enumerate().map(|(i, bd)| QueuedEvent { to: to(&[bd]), ..event(i + 1, 0) }),
+        );
+        let packs = pack_partitioned(&events, 9, 3).unwrap();
+        let mut seen: Vec<(String, String)> = vec![];
+        let mut queues = std::collections::BTreeSet::new();
+        for p in &packs {
+            let q = partition_of_pack(p);
+            let pack: QueuedPack = serde_json::from_str(p).unwrap();
+            assert_eq!(pack.q, q);
+            assert_eq!(pack.at, 9);
+            queues.insert(q);
+            for ev in pack.events {
+                for d in ev.to {
+                    assert_eq!(partition_of(d.board.as_str(), 3), q, "{} on queue {q}", d.board);
+                    seen.push((ev.id.clone(), d.board.to_string()));
+                }
+            }
+        }
+        assert_eq!(queues.len(), 3, "40 boards fill 3 queues");
+        // every (event, board) delivery exactly once
+        let mut want: Vec<(String, String)> =
+            events.iter().flat_map(|e| e.to.iter().map(|d| (e.id.clone(), d.board.to_string()))).collect();
+        want.sort();
+        seen.sort();
+        assert_eq!(seen, want);
+        // one queue: the packs as before
+        assert_eq!(pack_partitioned(&events, 9, 1).unwrap(), pack(&events, 9).unwrap());
+        assert_eq!(partition_of_pack(&pack(&events, 9).unwrap()[0]), 0);
     }
 
     #[test]

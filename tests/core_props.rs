@@ -3,6 +3,7 @@
 //! for every op × order × tiebreak × ties combination, with heavy ties (of
 //! scores, subscores and event times), out-of-order event times and removals.
 
+use podium::core::ranking::checkpoint::Checkpoint;
 use podium::core::ranking::{Counts, Entry, Ranking, Row, Spot, Standing};
 use podium::core::shards::{self, shard_of};
 use podium::core::{Op, Order, Tiebreak, Ties};
@@ -644,9 +645,22 @@ fn check_sharded(s: &Sharded, one: &Ranking, ties: Ties, pool: usize) {
     }
 }
 
+/// `prev_rank` on a sharded board: 1 + the sum over the shards' checkpoints
+/// of the entries before the member's place at its own shard's checkpoint,
+/// equal to one ranking's checkpoint rank.
+fn check_sharded_checkpoints(s: &Sharded, cps: &[Checkpoint], one: &Checkpoint, ties: Ties, pool: usize) {
+    for who in (0..pool).map(name) {
+        let own = &cps[shard_of(&who, s.shards.len() as u16) as usize];
+        let prev =
+            own.spot_of(&who).map(|spot| 1 + cps.iter().map(|c| c.count_before(&spot, ties)).sum::<u64>());
+        assert_eq!(prev, one.rank_of(&who), "prev_rank of {who}");
+    }
+}
+
 fn run_sharded((op, order, tb, ties): Combo, n: u16, pool: usize, cmds: Vec<HideCmd>) {
     let mut one = Ranking::tiebroken(order, op, tb);
     let mut s = Sharded { shards: (0..n).map(|_| Ranking::tiebroken(order, op, tb)).collect() };
+    let mut checkpoints: Option<(Vec<Checkpoint>, Checkpoint)> = None;
     for (k, c) in cmds.into_iter().enumerate() {
         match c {
             HideCmd::Apply(i, v, sb, ts) => {
@@ -664,10 +678,20 @@ fn run_sharded((op, order, tb, ties): Combo, n: u16, pool: usize, cmds: Vec<Hide
                 let who = name(i % pool);
                 assert_eq!(s.owner_mut(&who).set_hidden(&who, on), one.set_hidden(&who, on));
             }
-            HideCmd::Rebuild => {}
+            HideCmd::Rebuild => {
+                // A checkpoint of every shard and of the one ranking, stored and read back.
+                let back =
+                    |c: Checkpoint| Checkpoint::from_chunks(c.at, c.seed(), c.has_places(), c.chunks(3));
+                let cps =
+                    s.shards.iter().map(|r| back(Checkpoint::take_with_places(r, ties, 0, 5))).collect();
+                checkpoints = Some((cps, Checkpoint::take(&one, ties, 0, 9)));
+            }
         }
         if k % 7 == 0 {
             check_sharded(&s, &one, ties, pool);
+        }
+        if let Some((cps, one_cp)) = &checkpoints {
+            check_sharded_checkpoints(&s, cps, one_cp, ties, pool);
         }
     }
     check_sharded(&s, &one, ties, pool);
@@ -680,6 +704,8 @@ proptest! {
     /// hides, with heavy ties, every read of an N-shard board (top at any
     /// offset, a member's standing, around, lookup) equals the read of one
     /// ranking fed the same events.
+    /// (and every member's rank at a checkpoint of all the shards equals
+    /// its rank at a checkpoint of the one ranking: `prev_rank`.)
     #[test]
     fn every_read_of_a_sharded_board_equals_the_read_of_one_ranking(
         combo in combo(),

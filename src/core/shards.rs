@@ -36,6 +36,13 @@ pub fn shard_of(member: &str, shards: u16) -> u16 {
     ((h as u128 * shards as u128) >> 64) as u16
 }
 
+/// The ingest partition (0..queues) of a board's events: a deployment with
+/// N event queues spreads its boards over them by the same fixed hash, so
+/// its intake is N times one queue's.
+pub fn partition_of(board: &str, queues: u16) -> u16 {
+    shard_of(board, queues)
+}
+
 /// The shards' listings (each in board order, each item with its spot) as
 /// one listing in board order. A member is on one shard only, so no spot
 /// repeats.

@@ -286,9 +286,12 @@ impl BoardObject {
         let sql = self.sql();
         sql.exec("CREATE TABLE IF NOT EXISTS checkpoint (n INTEGER PRIMARY KEY, data BLOB NOT NULL)", None)?;
         sql.exec(CHECKPOINT_ROWS, None)?;
-        let Some((at, seed)) = kv::get(&sql, "checkpoint")?.and_then(|v| {
-            let (a, b) = v.split_once(':')?;
-            Some((a.parse::<i64>().ok()?, b.parse::<u64>().ok()?))
+        // "at:seed", and ":p" after them when it keeps places (a shard's).
+        let Some((at, seed, places)) = kv::get(&sql, "checkpoint")?.and_then(|v| {
+            let mut parts = v.split(':');
+            let at = parts.next()?.parse::<i64>().ok()?;
+            let seed = parts.next()?.parse::<u64>().ok()?;
+            Some((at, seed, parts.next() == Some("p")))
         }) else {
             return Ok(None);
         };
@@ -307,7 +310,7 @@ impl BoardObject {
             // stored before session 9, in one table
             chunks = blobs("SELECT data FROM checkpoint ORDER BY n", vec![])?;
         }
-        Ok(Some(Checkpoint::from_chunks(at, seed, chunks)))
+        Ok(Some(Checkpoint::from_chunks(at, seed, places, chunks)))
     }
 
     /// Stores the next slice of the checkpoint taken last (entries
@@ -336,7 +339,7 @@ impl BoardObject {
         if last {
             stmts.push(Stmt::new(
                 "INSERT INTO kv (k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                vec![format!("{}:{}", cp.at, cp.seed()).into()],
+                vec![format!("{}:{}{}", cp.at, cp.seed(), if cp.has_places() { ":p" } else { "" }).into()],
             ));
             stmts.push(Stmt::new("DELETE FROM checkpoint_rows WHERE at <> ?", vec![(cp.at as f64).into()]));
             stmts.push(Stmt::new("DELETE FROM checkpoint", vec![]));
@@ -371,12 +374,19 @@ impl BoardObject {
         if self.checkpoint.borrow().as_ref().is_some_and(|c| c.at >= at) {
             return Ok(());
         }
-        let ties = self.spec.borrow().as_ref().map(|s| s.ties).unwrap_or(Ties::Shared);
+        let (ties, sharded) =
+            self.spec.borrow().as_ref().map(|s| (s.ties, s.is_sharded())).unwrap_or((Ties::Shared, false));
         let started = now_ms();
         let cp = {
             let guard = self.ranking.borrow();
             let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
-            Checkpoint::take(r, ties, at, hash_key())
+            // A shard's checkpoint keeps places: the board's `prev_rank`
+            // counts the entries before a member in every shard's.
+            if sharded {
+                Checkpoint::take_with_places(r, ties, at, hash_key())
+            } else {
+                Checkpoint::take(r, ties, at, hash_key())
+            }
         };
         let taken = now_ms();
         let (len, nonempty) = (cp.len(), !cp.is_empty());
@@ -681,9 +691,12 @@ impl BoardObject {
         let tiebroken = self.tiebroken();
         let mut out =
             ShardOut { total: r.visible_len() as u64, events: self.events.get(), ..ShardOut::default() };
+        let cp = self.checkpoint.borrow();
+        let prev_of = |m: &str| cp.as_ref().and_then(|c| c.spot_of(m));
         let put = |out: &mut ShardOut, v: Vec<crate::core::ranking::Entry<'_>>| {
             for e in v {
                 out.reached.push(e.reached);
+                out.prev.push(prev_of(e.member));
                 out.entries.push(EntryOut::of(e, tiebroken));
             }
         };
@@ -696,6 +709,7 @@ impl BoardObject {
             ShardQuery::Own { member, ties } => {
                 if let (Some(st), Some(row)) = (r.rank(&member, ties), r.get(&member)) {
                     out.own_reached = row.seq as i64;
+                    out.own_prev = prev_of(&member);
                     out.standing = Some(StandingOut {
                         member,
                         rank: st.rank,
@@ -708,8 +722,10 @@ impl BoardObject {
                     });
                 }
             }
-            ShardQuery::Counts { spots, reader } => {
+            ShardQuery::Counts { spots, reader, prev, ties } => {
                 out.counts = spots.iter().map(|s| r.counts(s, reader.as_deref())).collect();
+                out.prev_counts =
+                    prev.iter().map(|s| cp.as_ref().map_or(0, |c| c.count_before(s, ties))).collect();
             }
             ShardQuery::Near { spot, reader, before, after } => {
                 let (b, a) = r.near(&spot, reader.as_deref(), before, after);
@@ -720,6 +736,7 @@ impl BoardObject {
             }
         }
         drop(guard);
+        drop(cp);
         self.fill_meta(&mut out.entries)?;
         if let Some(st) = out.standing.as_mut() {
             st.meta = self.metas_of(&[st.member.as_str()])?.remove(&st.member);

@@ -42,8 +42,11 @@ pub const HOOKS_DLQ: &str = "podium-hooks-dlq";
 /// The hooks Queue (wrangler.toml).
 pub const HOOKS_QUEUE: &str = "podium-hooks";
 
+/// The isolate's copy of the hooks and when it was fetched.
+type Cached = Option<(i64, Rc<Vec<(String, Hook)>>)>;
+
 thread_local! {
-    static CACHE: RefCell<Option<(i64, Rc<Vec<(String, Hook)>>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Cached> = const { RefCell::new(None) };
 }
 
 fn stub(env: &Env) -> ApiResult<worker::Stub> {

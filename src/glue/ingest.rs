@@ -15,7 +15,7 @@ use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
 use crate::domain::{BoardName, BodyFormat, Event};
 use crate::error::ApiError;
-use crate::protocol::{pack, IntakeCommand, IntakeReply, IntakeRequest, QueuedEvent};
+use crate::protocol::{pack_partitioned, IntakeCommand, IntakeReply, IntakeRequest, QueuedEvent};
 
 pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult {
     // `?wait=applied` (API 1.1): answer once the events are applied, with standings.
@@ -92,7 +92,8 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
         .map_err(|e| internal("answer", e))?;
-    let packs = pack(&messages, now).map_err(|e| internal("pack", e))?;
+    let packs = pack_partitioned(&messages, now, super::intake::event_queues(env))
+        .map_err(|e| internal("pack", e))?;
     // Test faults (off unless PODIUM_TEST_FAULTS=1): a Queue that refuses
     // part-way, an intake that fails part-way through its write.
     let fault = |name: &str| -> Option<u32> {
@@ -101,7 +102,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let test_refuse = fault("X-Podium-Test-Refuse").unwrap_or(0);
     let test_fail_after = fault("X-Podium-Test-Intake-Fail");
     let idempotency = idempotency.map(|k| k.scoped());
-    let shard = shard_name(idempotency.as_deref(), js_sys::Math::random());
+    let shard = shard_name(idempotency.as_deref(), js_sys::Math::random(), intake::intake_shards(env));
     let stub = env
         .durable_object("INTAKE")
         .and_then(|ns| ns.get_by_name(&shard))

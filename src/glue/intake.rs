@@ -20,7 +20,7 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 
 use super::http::{alarm_at, call_object_raw, internal, now_ms, rust_err, ApiResult};
 use super::txn::{write_all, Stmt};
-use crate::protocol::{Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
+use crate::protocol::{partition_of_pack, Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 
 /// How many intake objects share the ingest load.
 pub const SHARDS: u32 = 16;
@@ -31,14 +31,28 @@ const SEND_MAX_MESSAGES: usize = 100;
 const SEND_MAX_BYTES: usize = 250_000;
 
 /// The intake object a request goes to: by its idempotency key when it has
-/// one (so a repeat finds the first answer), else spread by a random draw.
-pub fn shard_name(idempotency: Option<&str>, random: f64) -> String {
+/// one (so a repeat finds the first answer: always over the first `SHARDS`,
+/// so a change of `INTAKE_SHARDS` never moves a key), else spread by a
+/// random draw over `shards` (`INTAKE_SHARDS`, at least `SHARDS`).
+pub fn shard_name(idempotency: Option<&str>, random: f64, shards: u32) -> String {
+    let shards = shards.max(SHARDS);
     let n = match idempotency {
         // FNV-1a: a stable spread of keys, not a secret (keys are the holder's own).
         Some(k) => k.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193)) % SHARDS,
-        None => ((random * SHARDS as f64) as u32).min(SHARDS - 1),
+        None => ((random * shards as f64) as u32).min(shards - 1),
     };
     format!("intake-{n}")
+}
+
+/// How many intake objects take requests without an idempotency key
+/// (`INTAKE_SHARDS`, default and minimum `SHARDS`): each writes every
+/// request it takes, so a deployment past a few thousand requests/s adds
+/// more (docs/scaling.md).
+pub fn intake_shards(env: &Env) -> u32 {
+    env.var("INTAKE_SHARDS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .map_or(SHARDS, |n: u32| n.clamp(SHARDS, 4096))
 }
 
 #[durable_object]
@@ -186,7 +200,6 @@ impl IntakeObject {
     async fn forward(&self, now: i64) -> Result<Option<i64>> {
         self.open()?;
         let sql = self.state.storage().sql();
-        let queue = self.env.queue("EVENTS")?;
         let due = (now - REDELIVER_MS) as f64;
         let given_up = sql
             .exec(
@@ -223,7 +236,14 @@ impl IntakeObject {
             let refused = batch.iter().position(|r| r.refuse > 0.0);
             let sendable = batch.get(..refused.unwrap_or(take)).unwrap_or_default();
             if !sendable.is_empty() {
-                self.send(&queue, sendable).await?;
+                // Each pack to its ingest partition's queue, in order within each.
+                let mut by_queue: std::collections::BTreeMap<u16, Vec<&Pending>> = Default::default();
+                for r in sendable {
+                    by_queue.entry(partition_of_pack(&r.body)).or_default().push(r);
+                }
+                for (k, rows) in by_queue {
+                    self.send(&self.env.queue(&queue_binding(k))?, &rows).await?;
+                }
                 let seqs: Vec<f64> = sendable.iter().map(|r| r.seq).collect();
                 sql.exec(
                     "UPDATE outbox SET sent_at = ?, sends = sends + 1 WHERE seq IN (SELECT value FROM json_each(?))",
@@ -243,7 +263,7 @@ impl IntakeObject {
 
     /// Sends messages, each stamped with where it came from so the consumer
     /// can confirm it.
-    async fn send(&self, queue: &worker::Queue, rows: &[Pending]) -> Result<()> {
+    async fn send(&self, queue: &worker::Queue, rows: &[&Pending]) -> Result<()> {
         use worker::{BatchSendMessage, QueueContentType, RawMessageBuilder};
         // The object's id (hex): the consumer reaches it by id, no name needed.
         let src = self.state.id().to_string();
@@ -255,6 +275,28 @@ impl IntakeObject {
             })
             .collect();
         queue.send_raw_batch(BatchSendMessage::from(messages)).await
+    }
+}
+
+/// How many event queues (ingest partitions) the deployment has:
+/// `EVENT_QUEUES` (default 1), each bound as `queue_binding(k)` in
+/// wrangler.toml. Boards are spread over them by `core::shards::partition_of`.
+pub fn event_queues(env: &Env) -> u16 {
+    env.var("EVENT_QUEUES")
+        .ok()
+        .and_then(|v| v.to_string().parse::<u16>().ok())
+        .map_or(1, |n| n.clamp(1, MAX_EVENT_QUEUES))
+}
+
+/// At most this many event queues (an account holds 10,000 queues).
+const MAX_EVENT_QUEUES: u16 = 100;
+
+/// The producer binding of event queue `k`: `EVENTS`, `EVENTS_1`, `EVENTS_2`, ...
+fn queue_binding(k: u16) -> String {
+    if k == 0 {
+        "EVENTS".into()
+    } else {
+        format!("EVENTS_{k}")
     }
 }
 
@@ -338,7 +380,7 @@ pub async fn confirm(env: &Env, src: &str, seqs: Vec<i64>) -> ApiResult<Ack> {
 /// The intake shard that keeps an idempotency key's first answer.
 fn idem_stub(env: &Env, key: &str) -> ApiResult<worker::Stub> {
     env.durable_object("INTAKE")
-        .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0)))
+        .and_then(|ns| ns.get_by_name(&shard_name(Some(key), 0.0, SHARDS)))
         .map_err(|e| internal("intake stub", e))
 }
 

@@ -141,7 +141,7 @@ impl LiveObject {
                 let last: i64 = kv::get(&sql, "merged_at")?.and_then(|v| v.parse().ok()).unwrap_or(0);
                 end = end.min(last + MERGE_GAP_MS);
             }
-            if end < i64::MAX && !self.state.get_websockets().is_empty() {
+            if end < i64::MAX && self.viewers()? > 0 {
                 self.state.storage().set_alarm(super::http::alarm_at(end)).await?;
             }
         }
@@ -149,14 +149,36 @@ impl LiveObject {
     }
 
     async fn open_socket(&self, req: Request) -> Result<Response> {
-        // A hub holds at most this many sockets (the platform's hard cap is
-        // 32,768 hibernated sockets per object; a broadcast is one loop of
-        // sends). More viewers are refused until the live fan-out over many
-        // hubs exists (issue 13).
-        let cap =
-            self.env.var("LIVE_MAX_VIEWERS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(10_000);
-        if self.state.get_websockets().len() >= cap {
-            return super::http::error_response(&crate::error::ApiError::Overloaded { retry_after_s: 30 });
+        // `ping` → `pong` by the platform: a viewer's keep-alive wakes nothing.
+        let pair = worker::worker_sys::WebSocketRequestResponsePair::new("ping", "pong")
+            .map_err(|_| rust_err("auto-response"))?;
+        self.state.set_websocket_auto_response(&pair);
+        let as_hub: Option<usize> = req.headers().get(HUB_HEADER)?.and_then(|h| h.parse().ok());
+        if let Some(k) = as_hub {
+            kv::open(&self.state.storage().sql())?;
+            kv::put(&self.state.storage().sql(), "hub_index", &k.to_string())?;
+        } else {
+            // The root: a window's viewers, at most `LIVE_MAX_VIEWERS`, are
+            // spread over hubs of at most `LIVE_HUB_CAP` each, the root
+            // holding the first ones itself.
+            let max = self.var("LIVE_MAX_VIEWERS", DEFAULT_MAX_VIEWERS);
+            let mut hubs = self.hubs()?;
+            hubs[0] = self.state.get_websockets().len();
+            if hubs.iter().sum::<usize>() >= max {
+                return super::http::error_response(&crate::error::ApiError::Overloaded {
+                    retry_after_s: 30,
+                });
+            }
+            let cap = self.var("LIVE_HUB_CAP", DEFAULT_HUB_CAP).max(1);
+            if hubs[0] >= cap {
+                let k = hubs.iter().skip(1).position(|n| *n < cap).map_or(hubs.len(), |i| i + 1);
+                if k == hubs.len() {
+                    hubs.push(0);
+                }
+                hubs[k] += 1;
+                self.save_hubs(&hubs)?;
+                return self.forward_to_hub(req, k).await;
+            }
         }
         let spec: BoardSpec = req
             .headers()
@@ -177,12 +199,12 @@ impl LiveObject {
         // board's next push is compared with it: a change the new viewer's
         // snapshot already holds must still reach them.
         let seen = match old {
-            Some(h) if !rolled && !self.state.get_websockets().is_empty() => h.top,
+            Some(h) if !rolled && self.viewers()? > 0 => h.top,
             _ => fresh.top.clone(),
         };
         self.save(HubState { spec: spec.clone(), top: seen })?;
         if rolled {
-            self.broadcast("snapshot", &fresh, None);
+            self.fan_out("snapshot", &fresh, None).await?;
         }
 
         let pair = WebSocketPair::new()?;
@@ -190,8 +212,14 @@ impl LiveObject {
         self.state.accept_web_socket(&server);
         server.serialize_attachment(Attachment { limit })?;
         self.send(&server, limit, "snapshot", &fresh);
-        self.schedule_rollover(&spec).await?;
-        Response::from_websocket(pair.client)
+        if as_hub.is_none() {
+            // Rollovers are the root's: it relays the new period's snapshot.
+            self.schedule_rollover(&spec).await?;
+        }
+        // Which hub holds the socket (0: the root), for operators and tests.
+        let resp = Response::from_websocket(pair.client)?;
+        resp.headers().set(HUB_HEADER, &as_hub.unwrap_or(0).to_string())?;
+        Ok(resp)
     }
 
     /// A new period began that no clock can tell (a season): viewers get
@@ -203,7 +231,7 @@ impl LiveObject {
         let top = self.watch(&spec).await?;
         let hub = HubState { spec, top };
         self.save(hub.clone())?;
-        self.broadcast("snapshot", &hub, None);
+        self.fan_out("snapshot", &hub, None).await?;
         Ok(())
     }
 
@@ -237,7 +265,141 @@ impl LiveObject {
         spec.period = top.period.clone();
         let hub = HubState { spec, top };
         self.save(hub.clone())?;
-        self.broadcast(kind, &hub, (kind == "update").then_some(&old.top));
+        self.fan_out(kind, &hub, (kind == "update").then_some(&old.top)).await
+    }
+}
+
+/// Sent with a viewer's connect forwarded by the root to hub `k`.
+const HUB_HEADER: &str = "X-Podium-Hub";
+/// Viewers of one board window, over all its hubs (`LIVE_MAX_VIEWERS`).
+const DEFAULT_MAX_VIEWERS: usize = 1_000_000;
+/// Viewers per hub (`LIVE_HUB_CAP`): a broadcast is one loop of sends on
+/// the hub's thread, and the platform's cap is 32,768 sockets per object.
+const DEFAULT_HUB_CAP: usize = 2_000;
+
+/// A change for hub `k`'s viewers, relayed by the root.
+#[derive(Serialize, Deserialize)]
+struct Relay {
+    kind: String,
+    hub: HubState,
+}
+
+impl LiveObject {
+    fn var(&self, name: &str, default: usize) -> usize {
+        self.env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
+    }
+
+    /// The root's count of viewers sent to each hub (index 0: its own).
+    fn hubs(&self) -> Result<Vec<usize>> {
+        let sql = self.state.storage().sql();
+        kv::open(&sql)?;
+        let mut hubs: Vec<usize> =
+            kv::get(&sql, "hubs")?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+        if hubs.is_empty() {
+            hubs.push(0);
+        }
+        Ok(hubs)
+    }
+
+    /// Viewers of this window: a hub's own; the root's and all its hubs'.
+    fn viewers(&self) -> Result<usize> {
+        kv::open(&self.state.storage().sql())?;
+        let own = self.state.get_websockets().len();
+        if kv::get(&self.state.storage().sql(), "hub_index")?.is_some() {
+            return Ok(own);
+        }
+        Ok(own + self.hubs()?.iter().skip(1).sum::<usize>())
+    }
+
+    fn save_hubs(&self, hubs: &[usize]) -> Result<()> {
+        kv::put(&self.state.storage().sql(), "hubs", &serde_json::to_string(hubs).map_err(rust_err)?)
+    }
+
+    /// Hub `k` of this root (`{board}@{gen}/{window}/live#k`).
+    fn hub_stub(&self, spec: &BoardSpec, k: usize) -> Result<worker::Stub> {
+        self.env.durable_object("LIVE")?.get_by_name(&format!("{}#{k}", spec.live_object_name()))
+    }
+
+    /// Hands a viewer's connect to hub `k`; its answer (the upgrade) goes back as is.
+    async fn forward_to_hub(&self, req: Request, k: usize) -> Result<Response> {
+        let spec: BoardSpec = req
+            .headers()
+            .get(SPEC_HEADER)?
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .ok_or_else(|| rust_err("connect without a spec"))?;
+        let mut fwd = Request::new(req.url()?.as_ref(), Method::Get)?;
+        let h = fwd.headers_mut()?;
+        h.set("Upgrade", "websocket")?;
+        h.set(SPEC_HEADER, &serde_json::to_string(&spec).map_err(rust_err)?)?;
+        h.set(HUB_HEADER, &k.to_string())?;
+        self.hub_stub(&spec, k)?.fetch_with_request(fwd).await
+    }
+
+    /// Sends a change to this root's viewers and relays it to every hub that
+    /// has some; the viewers there are, in all (hub counts corrected by
+    /// their answers, so an emptied hub is relayed nothing more).
+    async fn fan_out(&self, kind: &str, hub: &HubState, old: Option<&TopOut>) -> Result<usize> {
+        self.broadcast(kind, hub, old);
+        let mut hubs = self.hubs()?;
+        hubs[0] = self.state.get_websockets().len();
+        let relay = Relay { kind: kind.to_string(), hub: hub.clone() };
+        let calls = hubs.iter().enumerate().skip(1).filter(|(_, n)| **n > 0).map(|(k, _)| {
+            let relay = &relay;
+            async move {
+                #[derive(Deserialize)]
+                struct Viewers {
+                    viewers: usize,
+                }
+                let stub = self.hub_stub(&hub.spec, k)?;
+                let v: Viewers = super::http::call_object(&stub, "/relay", relay)
+                    .await
+                    .map_err(|_| rust_err("hub did not take the relay"))?;
+                Ok::<(usize, usize), worker::Error>((k, v.viewers))
+            }
+        });
+        for r in futures_util::future::join_all(calls).await {
+            match r {
+                Ok((k, n)) => {
+                    if let Some(c) = hubs.get_mut(k) {
+                        *c = n;
+                    }
+                }
+                Err(e) => console_warn!("live relay: {e}"),
+            }
+        }
+        self.save_hubs(&hubs)?;
+        Ok(hubs.iter().sum())
+    }
+
+    /// A hub whose viewer left tells its root how many it has now (so the
+    /// root sends new viewers here again, and relays nothing to an empty hub).
+    async fn tell_root_left(&self, gone: &WebSocket) {
+        let sql = self.state.storage().sql();
+        let Ok(Some(k)) = kv::get(&sql, "hub_index").map(|v| v.and_then(|v| v.parse::<usize>().ok())) else {
+            return;
+        };
+        let Ok(Some(h)) = self.load() else { return };
+        let Ok(root) =
+            self.env.durable_object("LIVE").and_then(|ns| ns.get_by_name(&h.spec.live_object_name()))
+        else {
+            return;
+        };
+        // the closing socket may still be listed
+        let viewers = self.state.get_websockets().iter().filter(|w| *w != gone).count();
+        let body = serde_json::json!({ "hub": k, "viewers": viewers });
+        if super::http::call_object::<_, serde_json::Value>(&root, "/left", &body).await.is_err() {
+            console_warn!("live hub {k}: its root did not hear a viewer leave");
+        }
+    }
+
+    /// A hub takes the root's change: its viewers whose part of it changed
+    /// get it (compared with what this hub sent last).
+    fn relayed(&self, r: Relay) -> Result<usize> {
+        let old = self.load()?;
+        self.save(r.hub.clone())?;
+        let before = old.as_ref().filter(|o| o.spec.period == r.hub.spec.period).map(|o| &o.top);
+        let kind = if r.kind == "update" && before.is_some() { "update" } else { "snapshot" };
+        self.broadcast(kind, &r.hub, if kind == "update" { before } else { None });
         Ok(self.state.get_websockets().len())
     }
 }
@@ -256,8 +418,7 @@ impl LiveObject {
         let kind = if spec.period == old.spec.period { "update" } else { "snapshot" };
         let hub = HubState { spec, top };
         self.save(hub.clone())?;
-        self.broadcast(kind, &hub, (kind == "update").then_some(&old.top));
-        Ok(self.state.get_websockets().len())
+        self.fan_out(kind, &hub, (kind == "update").then_some(&old.top)).await
     }
 
     /// A merged push that waited for its gap, if one is due.
@@ -291,7 +452,36 @@ impl worker::DurableObject for LiveObject {
                 self.roll(spec).await?;
                 Response::from_json(&serde_json::json!({ "ok": true }))
             }
+            (Method::Post, "/relay") => {
+                let r: Relay = req.json().await?;
+                let viewers = self.relayed(r)?;
+                Response::from_json(&serde_json::json!({ "viewers": viewers }))
+            }
+            (Method::Post, "/left") => {
+                // A viewer of hub `k` left (the hub tells its root).
+                #[derive(Deserialize)]
+                struct Left {
+                    hub: usize,
+                    viewers: usize,
+                }
+                let l: Left = req.json().await?;
+                let mut hubs = self.hubs()?;
+                if let Some(c) = hubs.get_mut(l.hub) {
+                    *c = l.viewers;
+                    self.save_hubs(&hubs)?;
+                }
+                Response::from_json(&serde_json::json!({ "ok": true }))
+            }
             (Method::Post, "/wipe") => {
+                // The root wipes its hubs too.
+                if let Some(h) = self.load()? {
+                    for k in 1..self.hubs()?.len() {
+                        if let Ok(stub) = self.hub_stub(&h.spec, k) {
+                            let _: std::result::Result<serde_json::Value, _> =
+                                super::http::call_object(&stub, "/wipe", &serde_json::json!({})).await;
+                        }
+                    }
+                }
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(4404), Some("board deleted"));
                 }
@@ -310,7 +500,7 @@ impl worker::DurableObject for LiveObject {
             // Seasons roll by `roll`, not by the clock.
             return Response::ok("no rollover");
         }
-        if self.state.get_websockets().is_empty() {
+        if self.viewers()? == 0 {
             return Response::ok("no viewers");
         }
         let current = Period::of(old.spec.window, now_ms(), &old.spec.tz).key();
@@ -320,7 +510,7 @@ impl worker::DurableObject for LiveObject {
             let top = self.watch(&spec).await?;
             let hub = HubState { spec: spec.clone(), top };
             self.save(hub.clone())?;
-            self.broadcast("snapshot", &hub, None);
+            self.fan_out("snapshot", &hub, None).await?;
             self.schedule_rollover(&spec).await?;
         } else {
             self.schedule_rollover(&old.spec).await?;
@@ -346,11 +536,13 @@ impl worker::DurableObject for LiveObject {
         _clean: bool,
     ) -> Result<()> {
         let _ = ws.close(Some(1000), Some("bye"));
+        self.tell_root_left(&ws).await;
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         let _ = ws.close(Some(1011), Some("error"));
+        self.tell_root_left(&ws).await;
         Ok(())
     }
 }

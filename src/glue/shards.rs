@@ -10,6 +10,10 @@
 //! - `around`: two, a third under `shared` ties when the window's first
 //!   entry may tie with entries before the window.
 //! - `lookup`: two (the members' shards, then every shard's counts).
+//! - listings take one more for `prev_rank` when the board has a
+//!   checkpoint: each entry's place at its own shard's checkpoint, counted
+//!   in every shard's checkpoint (`Checkpoint::count_before`), the same rank
+//!   one object's checkpoint would give.
 //!
 //! An unsharded period is one call, as before.
 
@@ -42,9 +46,44 @@ fn spot(spec: &BoardSpec, e: &EntryOut, reached: i64) -> Spot {
     Spot::of(spec.order, spec.tiebreak, e.score, e.subscore.unwrap_or(0.0), reached, &e.member)
 }
 
+/// An entry and where its member sorted at its shard's last checkpoint.
+type Item = (EntryOut, Option<Spot>);
+
 /// A shard's entries with their spots, in the shard's order.
-fn spotted(spec: &BoardSpec, entries: Vec<EntryOut>, reached: &[i64]) -> Vec<(Spot, EntryOut)> {
-    entries.into_iter().zip(reached).map(|(e, r)| (spot(spec, &e, *r), e)).collect()
+fn spotted(spec: &BoardSpec, o: ShardOut) -> Vec<(Spot, Item)> {
+    let mut prev = o.prev.into_iter();
+    o.entries
+        .into_iter()
+        .zip(o.reached)
+        .map(|(e, r)| (spot(spec, &e, r), (e, prev.next().flatten())))
+        .collect()
+}
+
+/// The entries with their `prev_rank`: 1 + every shard's checkpoint
+/// entries before each one's place at its own shard's checkpoint.
+async fn with_prev(
+    env: &Env,
+    spec: &BoardSpec,
+    ties: Ties,
+    items: Vec<(Item, u64)>,
+) -> ApiResult<Vec<EntryOut>> {
+    let prev: Vec<Spot> = items.iter().filter_map(|((_, p), _)| p.clone()).collect();
+    let outs = if prev.is_empty() {
+        vec![]
+    } else {
+        every(env, spec, &ShardQuery::Counts { spots: vec![], reader: None, prev, ties }).await?
+    };
+    let mut i = 0;
+    Ok(items
+        .into_iter()
+        .map(|((e, p), rank)| {
+            let prev_rank = p.map(|_| {
+                i += 1;
+                1 + outs.iter().filter_map(|o| o.prev_counts.get(i - 1)).sum::<u64>()
+            });
+            EntryOut { rank, prev_rank, ..e }
+        })
+        .collect())
 }
 
 /// The shards' counts against their `i`-th spot, summed.
@@ -55,10 +94,6 @@ fn sum_at(outs: &[ShardOut], i: usize) -> Counts {
 /// Visible members and applied events of the whole period.
 fn sizes(outs: &[ShardOut]) -> (u64, u64) {
     (outs.iter().map(|o| o.total).sum(), outs.iter().map(|o| o.events).sum())
-}
-
-fn ranked(v: impl IntoIterator<Item = (EntryOut, u64)>) -> Vec<EntryOut> {
-    v.into_iter().map(|(e, rank)| EntryOut { rank, ..e }).collect()
 }
 
 fn not_found(total: u64, events: u64) -> QueryOut {
@@ -78,11 +113,28 @@ pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<Quer
     }
 }
 
+/// The most entries a sharded `top` gathers from its shards in all (each
+/// sends its best `offset + limit`): deep pages of a sharded board are read
+/// with `around` or an export instead.
+pub const MAX_GATHERED: usize = 100_000;
+
 async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
+    let gathered = offset.saturating_add(limit).saturating_mul(spec.shards as usize);
+    if gathered > MAX_GATHERED {
+        return Err(crate::error::ApiError::InvalidParameter {
+            field: "offset".into(),
+            message: format!(
+                "a board with {} shards lists its first {} places (offset + limit); read deeper ones with around or export",
+                spec.shards,
+                MAX_GATHERED / spec.shards as usize
+            ),
+        });
+    }
     let outs = every(env, spec, &ShardQuery::Top { limit: offset.saturating_add(limit) }).await?;
     let (total, events) = sizes(&outs);
-    let lists = outs.into_iter().map(|o| spotted(spec, o.entries, &o.reached)).collect();
-    let entries = ranked(shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)));
+    let lists = outs.into_iter().map(|o| spotted(spec, o)).collect();
+    let page = shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)).collect();
+    let entries = with_prev(env, spec, ties, page).await?;
     Ok(QueryOut { total, events, found: true, entries, standing: None })
 }
 
@@ -98,15 +150,22 @@ async fn own(env: &Env, spec: &BoardSpec, member: &str, ties: Ties) -> ApiResult
 
 async fn rank(env: &Env, spec: &BoardSpec, member: String, ties: Ties) -> ApiResult<QueryOut> {
     let Some((mut mine, spot)) = own(env, spec, &member, ties).await? else {
-        let outs = every(env, spec, &ShardQuery::Counts { spots: vec![], reader: None }).await?;
-        let (total, events) = sizes(&outs);
-        return Ok(not_found(total, events));
+        return Ok(not_found(0, 0));
     };
-    let outs = every(env, spec, &ShardQuery::Counts { spots: vec![spot], reader: Some(member) }).await?;
+    let prev: Vec<Spot> = mine.own_prev.take().into_iter().collect();
+    let had_prev = !prev.is_empty();
+    let q = ShardQuery::Counts { spots: vec![spot], reader: Some(member), prev, ties };
+    let outs = every(env, spec, &q).await?;
     let (total, events) = sizes(&outs);
     let (rank, all, percentile) = shards::standing(sum_at(&outs, 0), ties);
-    let standing =
-        mine.standing.take().map(|st| crate::protocol::StandingOut { rank, total: all, percentile, ..st });
+    let prev_rank = had_prev.then(|| 1 + outs.iter().filter_map(|o| o.prev_counts.first()).sum::<u64>());
+    let standing = mine.standing.take().map(|st| crate::protocol::StandingOut {
+        rank,
+        total: all,
+        percentile,
+        prev_rank,
+        ..st
+    });
     Ok(QueryOut { total, events, found: true, entries: vec![], standing })
 }
 
@@ -131,8 +190,9 @@ async fn around(
     let mine = sum_at(&outs, 0);
     let (mut before, mut after) = (Vec::with_capacity(outs.len()), Vec::with_capacity(outs.len()));
     for o in outs {
-        let mut list = spotted(spec, o.entries, &o.reached);
-        let rest = list.split_off(o.split.min(list.len()));
+        let split = o.split;
+        let mut list = spotted(spec, o);
+        let rest = list.split_off(split.min(list.len()));
         before.push(list);
         after.push(rest);
     }
@@ -145,7 +205,12 @@ async fn around(
             if first.ties_with(&spot) {
                 mine.better
             } else {
-                let q = ShardQuery::Counts { spots: vec![first.clone()], reader: Some(member) };
+                let q = ShardQuery::Counts {
+                    spots: vec![first.clone()],
+                    reader: Some(member),
+                    prev: vec![],
+                    ties,
+                };
                 sum_at(&every(env, spec, &q).await?, 0).better
             }
         }
@@ -153,7 +218,7 @@ async fn around(
     };
     let spots: Vec<&Spot> = window.iter().map(|(s, _)| s).collect();
     let ranks = shards::ranks(&spots, start, better_first, ties);
-    let entries = ranked(window.into_iter().map(|(_, e)| e).zip(ranks));
+    let entries = with_prev(env, spec, ties, window.into_iter().map(|(_, e)| e).zip(ranks).collect()).await?;
     Ok(QueryOut { total, events, found: true, entries, standing: None })
 }
 
@@ -169,17 +234,29 @@ async fn lookup(env: &Env, spec: &BoardSpec, members: Vec<String>, ties: Ties) -
         let shard = spec.shard(k as u16);
         async move { one(env, &shard, ShardQuery::Lookup { members }).await }
     });
-    let mut found: Vec<(Spot, EntryOut)> = Vec::new();
+    let mut found: Vec<(Spot, Item)> = Vec::new();
     for o in try_join_all(asks).await? {
-        found.extend(spotted(spec, o.entries, &o.reached));
+        found.extend(spotted(spec, o));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found.dedup_by(|a, b| a.0 == b.0);
     // ...then ranked against every shard.
     let spots: Vec<Spot> = found.iter().map(|(s, _)| s.clone()).collect();
-    let outs = every(env, spec, &ShardQuery::Counts { spots, reader: None }).await?;
+    // (with the checkpoint counts for `prev_rank` in the same round)
+    let prev: Vec<Spot> = found.iter().filter_map(|(_, (_, p))| p.clone()).collect();
+    let outs = every(env, spec, &ShardQuery::Counts { spots, reader: None, prev, ties }).await?;
     let (total, events) = sizes(&outs);
-    let entries =
-        ranked(found.into_iter().enumerate().map(|(i, (_, e))| (e, shards::rank_of(sum_at(&outs, i), ties))));
+    let mut p = 0;
+    let entries = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, (e, prev)))| {
+            let prev_rank = prev.map(|_| {
+                p += 1;
+                1 + outs.iter().filter_map(|o| o.prev_counts.get(p - 1)).sum::<u64>()
+            });
+            EntryOut { rank: shards::rank_of(sum_at(&outs, i), ties), prev_rank, ..e }
+        })
+        .collect();
     Ok(QueryOut { total, events, found: true, entries, standing: None })
 }

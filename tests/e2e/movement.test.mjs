@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { startWorker, post, get, waitFor, uniqueName } from '../harness.mjs';
+import { startWorker, post, get, waitFor, uniqueName, ADMIN_KEY } from '../harness.mjs';
 
 const EVERY = 8000;
 let w;
@@ -71,6 +71,41 @@ test('entries, standings and live entries carry the rank at the last checkpoint'
   await waitFor(async () => moves(await topOf(b)).every(([, rank, prev]) => rank === prev),
     { timeout: 3 * EVERY, what: 'the next checkpoint' });
 });
+
+for (const ties of ['shared', 'first']) {
+  test(`prev_rank on a sharded board equals the one-object board's, in every read (ties: ${ties})`, async () => {
+    const [one, many, type] = [uniqueName('pone'), uniqueName('pmany'), uniqueName('pt')];
+    const topOf = async (b) => (await get(`${w.url}/v1/boards/${b}/top?limit=100`)).json;
+    for (const [b, shards] of [[one, 1], [many, 5]]) {
+      assert.equal((await post(`${w.url}/v1/boards/${b}`, { ties, shards }, { key: ADMIN_KEY, method: 'PUT' })).status, 201);
+    }
+    assert.equal((await post(`${w.url}/v1/routes/${type}`, { targets: [{ board: one }, { board: many }] }, { key: ADMIN_KEY, method: 'PUT' })).status, 201);
+    // heavy ties: few values, one timestamp per request
+    const batch = (n, seed) => Array.from({ length: n }, (_, i) => ({ type, member: `m${(i * 7 + seed) % 40}`, value: 1 + ((i + seed) % 3) }));
+    assert.equal((await post(`${w.url}/v1/events`, batch(120, 1))).status, 202);
+    await waitFor(async () => (await topOf(one))?.total === 40 && (await topOf(many))?.total === 40, { what: 'seeded' });
+    await justAfterBoundaryAfter(Date.now());
+    const boundary = Date.now() - (Date.now() % EVERY);
+    assert.equal((await post(`${w.url}/v1/events`, batch(60, 5))).status, 202);
+    const read = async (b) => {
+      const top = (await get(`${w.url}/v1/boards/${b}/top?limit=100`)).json.entries;
+      const st = [];
+      for (const m of ['m0', 'm3', 'm17', 'm39']) st.push((await get(`${w.url}/v1/boards/${b}/members/${m}`)).json);
+      const around = (await get(`${w.url}/v1/boards/${b}/members/m17/around?radius=3`)).json.entries;
+      const lookup = (await post(`${w.url}/v1/boards/${b}/lookup`, { members: ['m1', 'm2', 'm30'] })).json.entries;
+      return { top, st, around, lookup };
+    };
+    // the new events applied on both (sums equal), then every read compared
+    const sum = (t) => t.entries.reduce((a, e) => a + e.score, 0);
+    const want = [...batch(120, 1), ...batch(60, 5)].reduce((a, e) => a + e.value, 0);
+    await waitFor(async () => sum(await topOf(one)) === want && sum(await topOf(many)) === want, { what: 'applied on both' });
+    const [a, b] = [await read(one), await read(many)];
+    assert.ok(Date.now() < boundary + EVERY, 'the reads fell after the next boundary: the checkpoint moved under them');
+    assert.ok(a.top.some((e) => e.prev_rank !== e.rank), 'some members moved since the checkpoint');
+    assert.ok(a.top.every((e) => e.prev_rank >= 1), 'every member was there at the checkpoint');
+    assert.deepEqual(b, a);
+  });
+}
 
 test('a checkpoint stored a slice per turn is read back after a restart', async () => {
   // Two entries a slice (test faults on): five members take three turns of the board's alarm.

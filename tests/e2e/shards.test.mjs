@@ -84,7 +84,7 @@ describe('sharded boards', () => {
   for (const [ties, shards] of [['shared', 4], ['first', 3]]) {
     test(`every read of a ${shards}-shard board equals the one-object board fed the same events (ties: ${ties})`, async () => {
       const tw = await twins({ ties, windows: ['all', 'day'] }, shards);
-      const evs = events(tw.type, 1500, 120, ties === 'shared' ? 7 : 11);
+      const evs = events(tw.type, 800, 60, ties === 'shared' ? 7 : 11);
       await feed(tw, evs);
       const members = [...new Set(evs.map((e) => e.member))].sort();
       await sameReads(tw, members);
@@ -167,6 +167,15 @@ describe('sharded boards', () => {
     const [a, b] = [await json(`${boardUrl(one)}/top?limit=1000`), await json(`${boardUrl(many)}/top?limit=1000`)];
     assert.equal(b.total, 300);
     assert.deepEqual(noBoard(b), noBoard(a));
+  });
+
+  test('a sharded board lists its first 100,000 / shards places; deeper pages are a 400 naming offset', async () => {
+    const b = uniqueName('deep');
+    assert.equal((await admin(boardUrl(b), 'PUT', { shards: 8 })).status, 201);
+    assert.equal((await get(`${boardUrl(b)}/top?offset=12400&limit=100`)).status, 200);
+    const r = await get(`${boardUrl(b)}/top?offset=12401&limit=100`);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.field, 'offset');
   });
 
   test('shards is 1 to 64 and fixed once the board holds scores', async () => {

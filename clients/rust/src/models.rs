@@ -141,6 +141,9 @@ pub struct Board {
     pub ties: String,
     pub tz: String,
     pub tiebreak: String,
+    /// How many Durable Objects share each period (1 by default).
+    #[serde(default = "one")]
+    pub shards: u16,
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// Members in the default window's current period.
@@ -185,6 +188,14 @@ pub struct BoardSettings {
     pub tiebreak: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
+    /// 1–64: how many Durable Objects share each period's writes; fixed
+    /// once the board holds scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u16>,
+}
+
+fn one() -> u16 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

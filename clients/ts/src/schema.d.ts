@@ -660,7 +660,7 @@ export interface components {
             tiebreak?: "none" | "asc" | "desc";
             /** @description (1.1) An IANA time zone (`Asia/Shanghai`; default `UTC`): the board's days, weeks and months begin at local midnight there. A name the database does not hold → 400; changing it on a board that holds scores → 409. */
             tz?: string;
-            /** @description (1.1) Only 1 is built yet; 2–64 → 400. */
+            /** @description (1.1) How many Durable Objects share the board's writes (default 1). Every read is exact whatever the count. Changing it on a board that holds scores → 409. */
             shards?: number;
         };
         /** @description The fields every board object carries (see `BoardSummary`, `Board`). */
@@ -681,6 +681,8 @@ export interface components {
              * @enum {string}
              */
             tiebreak: "none" | "asc" | "desc";
+            /** @description (1.1) How many Durable Objects share each period (1 by default). */
+            shards: number;
             /** @description Listed only when set. */
             min?: number;
             /** @description Listed only when set. */

@@ -11,8 +11,8 @@
 //! board takes a checkpoint before the first change or read after each
 //! boundary, so it holds the ranking exactly as it stood at the boundary.
 
-use super::tree::RankKey;
-use super::{ids, Board, Ranking, Ties};
+use super::tree::{reach, RankKey};
+use super::{ids, Board, Ranking, Spot, Ties};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -28,6 +28,33 @@ pub struct Checkpoint {
     /// pad to 16).
     hashes: Vec<u64>,
     ranks: Vec<u32>,
+    /// Sharded boards only: where each entry sorted, so the members of other
+    /// shards can be ranked against this shard's checkpoint.
+    places: Option<Places>,
+}
+
+/// The visible entries' places at a checkpoint, in board order: (score key,
+/// subscore key, reach) and the id bytes (concatenated, `ends[i]` the end
+/// of entry `i`'s). 28 bytes per member plus its id.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Places {
+    keys: Vec<(u64, u64, u64)>,
+    ids: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Places {
+    fn id(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1).copied().unwrap_or(0) as usize };
+        let end = self.ends.get(i).copied().unwrap_or(0) as usize;
+        self.ids.get(start..end).unwrap_or_default()
+    }
+
+    fn push(&mut self, key: (u64, u64, u64), id: &[u8]) {
+        self.keys.push(key);
+        self.ids.extend_from_slice(id);
+        self.ends.push(self.ids.len() as u32);
+    }
 }
 
 /// The latest checkpoint boundary at or before `now`, for checkpoints every
@@ -58,11 +85,66 @@ impl Checkpoint {
         let n = r.visible_len();
         let mut hashes: Vec<u64> = Vec::with_capacity(n);
         let mut ranks: Vec<u32> = Vec::with_capacity(n);
-        r.for_each_rank(ties, |id, rank| {
+        r.for_each_rank(ties, |id, rank, _| {
             hashes.push(ids::hash(id, seed));
             ranks.push(rank.min(u64::from(u32::MAX)) as u32);
         });
         Checkpoint::grouped(at, seed, hashes, ranks)
+    }
+
+    /// `take` for one shard of a sharded board: it also keeps where each
+    /// entry sorted, for [`Checkpoint::spot_of`] and [`Checkpoint::count_before`].
+    pub fn take_with_places(r: &Ranking, ties: Ties, at: i64, seed: u64) -> Checkpoint {
+        let n = r.visible_len();
+        let mut hashes: Vec<u64> = Vec::with_capacity(n);
+        let mut ranks: Vec<u32> = Vec::with_capacity(n);
+        let mut places = Places::default();
+        r.for_each_rank(ties, |id, rank, key| {
+            hashes.push(ids::hash(id, seed));
+            ranks.push(rank.min(u64::from(u32::MAX)) as u32);
+            places.push(key, id);
+        });
+        let mut cp = Checkpoint::grouped(at, seed, hashes, ranks);
+        cp.places = Some(places);
+        cp
+    }
+
+    /// Where `member` sorted at the checkpoint (a sharded board's shard
+    /// that holds it); `None` when it was not on the board (or hidden), or
+    /// this checkpoint keeps no places. Under `shared` ties only the spot's
+    /// rank key counts (the reach is its tie group's first).
+    pub fn spot_of(&self, member: &str) -> Option<Spot> {
+        let p = self.places.as_ref()?;
+        let pos = self.rank_of(member)?.checked_sub(1)? as usize;
+        let &(k0, k1, r) = p.keys.get(pos)?;
+        Some(Spot { key: (k0, k1), reach: r, member: member.to_string() })
+    }
+
+    /// How many entries of this checkpoint rank before `s` under `ties`
+    /// (`first`: sort before it; `shared`: a strictly better rank key).
+    /// Summed over a sharded board's shards, 1 + that is the rank at the
+    /// checkpoint. 0 without places.
+    pub fn count_before(&self, s: &Spot, ties: Ties) -> u64 {
+        let Some(p) = self.places.as_ref() else { return 0 };
+        let n = match ties {
+            Ties::Shared => p.keys.partition_point(|k| (k.0, k.1) < s.key),
+            Ties::First => {
+                let (mut lo, mut hi) = (0, p.keys.len());
+                let probe = (s.key.0, s.key.1, s.reach);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    let below =
+                        p.keys.get(mid).is_some_and(|k| (*k, p.id(mid)) < (probe, s.member.as_bytes()));
+                    if below {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+        };
+        n as u64
     }
 
     /// Groups entries by bucket (a stable counting sort).
@@ -84,7 +166,7 @@ impl Checkpoint {
             rs[*slot as usize] = r;
             *slot += 1;
         }
-        Checkpoint { at, seed, bits, starts, hashes: hs, ranks: rs }
+        Checkpoint { at, seed, bits, starts, hashes: hs, ranks: rs, places: None }
     }
 
     /// The member's rank at the checkpoint; `None` when it was not on the
@@ -110,16 +192,39 @@ impl Checkpoint {
 
     /// The entries as little-endian bytes, in chunks of at most `per` entries
     /// (for storage rows); with `at` and `seed`, `from_chunks` rebuilds it.
+    /// A checkpoint with places (`take_with_places`) writes them after the
+    /// pairs of each chunk, the chunk then opening with its entry count.
     pub fn chunks(&self, per: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
         let per = per.max(1);
-        self.hashes.chunks(per).zip(self.ranks.chunks(per)).map(|(hs, rs)| {
-            let mut out = Vec::with_capacity(hs.len() * 12);
+        self.hashes.chunks(per).zip(self.ranks.chunks(per)).enumerate().map(move |(c, (hs, rs))| {
+            let mut out = Vec::with_capacity(hs.len() * 12 + 4);
+            if self.places.is_some() {
+                out.extend_from_slice(&(hs.len() as u32).to_le_bytes());
+            }
             for (h, r) in hs.iter().zip(rs) {
                 out.extend_from_slice(&h.to_le_bytes());
                 out.extend_from_slice(&r.to_le_bytes());
             }
+            if let Some(p) = &self.places {
+                for i in c * per..c * per + hs.len() {
+                    if let Some(k) = p.keys.get(i) {
+                        for x in [k.0, k.1, k.2] {
+                            out.extend_from_slice(&x.to_le_bytes());
+                        }
+                        let id = p.id(i);
+                        out.push(id.len() as u8);
+                        out.extend_from_slice(id);
+                    }
+                }
+            }
             out
         })
+    }
+
+    /// Whether this checkpoint keeps places (its chunks are then read with
+    /// `from_chunks(.., true, ..)`).
+    pub fn has_places(&self) -> bool {
+        self.places.is_some()
     }
 
     pub fn seed(&self) -> u64 {
@@ -128,11 +233,26 @@ impl Checkpoint {
 
     /// Rebuilds a checkpoint from `chunks`' output (in order; a checkpoint
     /// stored sorted by hash, as sessions 7–8 wrote them, reads the same).
-    pub fn from_chunks(at: i64, seed: u64, chunks: impl IntoIterator<Item = Vec<u8>>) -> Checkpoint {
+    pub fn from_chunks(
+        at: i64,
+        seed: u64,
+        with_places: bool,
+        chunks: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Checkpoint {
         let mut hashes = Vec::new();
         let mut ranks = Vec::new();
+        let mut places = Places::default();
+        let u64_at =
+            |b: &[u8], i: usize| b.get(i..i + 8).and_then(|x| x.try_into().ok()).map(u64::from_le_bytes);
         for c in chunks {
-            for e in c.chunks_exact(12) {
+            let (pairs, rest) = if with_places {
+                let k = c.get(..4).and_then(|x| x.try_into().ok()).map_or(0, u32::from_le_bytes) as usize;
+                let end = (4 + k * 12).min(c.len());
+                (c.get(4..end).unwrap_or_default(), c.get(end..).unwrap_or_default())
+            } else {
+                (&c[..], &[][..])
+            };
+            for e in pairs.chunks_exact(12) {
                 let mut h = [0u8; 8];
                 let mut r = [0u8; 4];
                 h.copy_from_slice(&e[..8]);
@@ -140,15 +260,27 @@ impl Checkpoint {
                 hashes.push(u64::from_le_bytes(h));
                 ranks.push(u32::from_le_bytes(r));
             }
+            let mut i = 0;
+            while let (Some(k0), Some(k1), Some(r), Some(&len)) =
+                (u64_at(rest, i), u64_at(rest, i + 8), u64_at(rest, i + 16), rest.get(i + 24))
+            {
+                let id = rest.get(i + 25..i + 25 + len as usize).unwrap_or_default();
+                places.push((k0, k1, r), id);
+                i += 25 + len as usize;
+            }
         }
-        Checkpoint::grouped(at, seed, hashes, ranks)
+        let mut cp = Checkpoint::grouped(at, seed, hashes, ranks);
+        if with_places {
+            cp.places = Some(places);
+        }
+        cp
     }
 }
 
 impl<R: RankKey> Board<R> {
-    /// Calls `f` with every visible member's id and rank under `ties`, best
-    /// first, without building a listing.
-    pub fn for_each_rank(&self, ties: Ties, mut f: impl FnMut(&[u8], u64)) {
+    /// Calls `f` with every visible member's id, rank under `ties` and place
+    /// (score key, subscore key, reach), best first, without building a listing.
+    pub fn for_each_rank(&self, ties: Ties, mut f: impl FnMut(&[u8], u64, (u64, u64, u64))) {
         let mut shown = 0u64;
         let mut prev: Option<(R, u64)> = None;
         for (k, pay) in self.tree.iter_from(0) {
@@ -162,7 +294,7 @@ impl<R: RankKey> Board<R> {
                 _ => shown,
             };
             prev = Some((k.0, rank));
-            f(id, rank);
+            f(id, rank, (k.0.score(), k.0.sub(), reach(k)));
         }
     }
 }
@@ -194,7 +326,7 @@ mod tests {
         // later changes leave it as it was
         r.apply(&MemberId::parse("c").unwrap(), 10.0, 5);
         assert_eq!(cp.rank_of("c"), Some(3));
-        let back = Checkpoint::from_chunks(cp.at, cp.seed(), cp.chunks(2));
+        let back = Checkpoint::from_chunks(cp.at, cp.seed(), false, cp.chunks(2));
         assert_eq!(back, cp);
         assert_eq!(cp.len(), 3);
         // 12 bytes per member held: two arrays, no padding
@@ -213,7 +345,7 @@ mod tests {
             assert_eq!(cp.rank_of(e.member), Some(e.rank), "{}", e.member);
         }
         assert_eq!(cp.rank_of("m5000"), None);
-        let back = Checkpoint::from_chunks(cp.at, cp.seed(), cp.chunks(777));
+        let back = Checkpoint::from_chunks(cp.at, cp.seed(), false, cp.chunks(777));
         assert_eq!(back, cp);
     }
 

@@ -971,7 +971,7 @@ impl Ranking {
         Spot::of_entry(self.order(), self.tiebreak(), e)
     }
     /// See [`Board::for_each_rank`].
-    pub fn for_each_rank(&self, ties: Ties, f: impl FnMut(&[u8], u64)) {
+    pub fn for_each_rank(&self, ties: Ties, f: impl FnMut(&[u8], u64, (u64, u64, u64))) {
         each!(self, b => b.for_each_rank(ties, f))
     }
 }

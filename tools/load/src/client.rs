@@ -30,7 +30,14 @@ impl Api {
         self.client.base_url()
     }
 
-    fn send(&self, m: Method, path: &str, auth: Auth, body: Option<(&'static str, &str)>, idem: Option<&str>) -> Result<Reply, Error> {
+    fn send(
+        &self,
+        m: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<(&'static str, &str)>,
+        idem: Option<&str>,
+    ) -> Result<Reply, Error> {
         let body = body.map(|(ct, b)| (ct, b.as_bytes().to_vec()));
         self.client.call(|c| c.raw(m, path, auth, body, idem))
     }

@@ -53,6 +53,9 @@ struct Args {
     /// Boards each event type feeds (its route's targets).
     #[arg(long, default_value_t = 1)]
     fanout: usize,
+    /// Shard objects of every board (API 1.1 `shards`, 1-64).
+    #[arg(long, default_value_t = 1)]
+    shards: u16,
     /// Windows of every board, comma-separated (all, day, week, month).
     #[arg(long, default_value = "all")]
     windows: String,
@@ -138,6 +141,8 @@ struct Args {
 
 /// Everything the run is about, derived once from the arguments.
 struct Plan {
+    /// Shard objects per board.
+    shards: u16,
     boards: Vec<String>,
     types: Vec<String>,
     /// For each type, the board indexes it routes to.
@@ -252,7 +257,10 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     }
     let duration = a.duration.map(Duration::from_secs_f64);
     let total = if duration.is_some() { None } else { Some(a.events.unwrap_or(100_000)) };
-    Ok(Plan { boards, types, routes, windows, total, duration, prefix, ids: !a.no_ids })
+    if !(1..=64).contains(&a.shards) {
+        bail!("--shards must be 1..=64");
+    }
+    Ok(Plan { boards, types, routes, windows, total, duration, prefix, ids: !a.no_ids, shards: a.shards })
 }
 
 fn expect_ok(what: &str, r: Result<Reply, client::Error>) -> anyhow::Result<Reply> {
@@ -283,7 +291,8 @@ fn setup(api: &Api, p: &Plan, probe: bool) -> anyhow::Result<()> {
     }
     let windows = serde_json::to_string(&p.windows)?;
     for (i, b) in p.boards.iter().enumerate() {
-        let body = format!(r#"{{"title":"load {} board {i}","windows":{windows}}}"#, p.prefix);
+        let body =
+            format!(r#"{{"title":"load {} board {i}","windows":{windows},"shards":{}}}"#, p.prefix, p.shards);
         expect_ok(&format!("PUT /v1/boards/{b}"), api.put_admin(&format!("/v1/boards/{b}"), &body))?;
     }
     for (t, targets) in p.types.iter().zip(&p.routes) {
@@ -791,6 +800,11 @@ fn run() -> anyhow::Result<i32> {
             "applied_events": applied_events,
             "applied_seconds": round2(applied_secs),
             "applied_per_s": round1(applied_events as f64 / applied_secs.max(1e-3)),
+            "shards": a.shards,
+            // Members hash evenly over a board's shards: each shard object's share.
+            "applied_per_s_per_shard_object": round1(
+                applied_events as f64 / applied_secs.max(1e-3) / (a.boards * a.shards.max(1) as usize) as f64
+            ),
             "sum_check": check,
             "sum_check_error": check_error,
             "mismatches": mismatches.iter().take(10).cloned().collect::<Vec<_>>(),
@@ -879,6 +893,12 @@ fn print_summary(r: &Value) {
         f("applied_per_s"),
         f("settled"),
         f("applied_mode")
+    );
+    println!(
+        "  per board object: {} events/s ({} boards x {} shards; a board's members hash evenly over its shards)",
+        f("applied_per_s_per_shard_object"),
+        f("boards"),
+        f("shards")
     );
     println!("  sums:     {} ({} boards mismatched)", f("sum_check"), f("mismatched_boards"));
     if lat["probes_sent"] == 0 {
