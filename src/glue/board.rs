@@ -275,7 +275,7 @@ impl BoardObject {
         // A period that holds members reports its counts once after it wakes
         // (with its next alarm), so a catalog that lost or never had them
         // (one moved from the single record) learns them without a new event.
-        self.counts_dirty.set(spec.is_some() && ranking.len() > 0);
+        self.counts_dirty.set(spec.is_some() && !ranking.is_empty());
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
         *self.checkpoint.borrow_mut() = self.load_checkpoint()?;
