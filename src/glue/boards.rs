@@ -169,7 +169,7 @@ pub(super) struct Target {
 
 pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<Target> {
     let name = board_name(raw_board)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let record = record(&cat, &name)?.clone();
     let (window, key) = pick_period(env, &record, q)?;
     let spec = spec(&name, &record, window, &key);
@@ -242,7 +242,7 @@ pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
     let name = board_name(board)?;
     let m = member_name(member)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = record(&cat, &name)?;
     let removed = remove_from(env, &name, r, m.as_str(), now_ms()).await?;
     if removed == 0 {
@@ -297,7 +297,7 @@ pub async fn remove_from(
 pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> ApiResult {
     let name = board_name(board)?;
     let m = member_name(member)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = record(&cat, &name)?;
     let periods = index_of(env, &name, r)?.hide(m.as_str(), hidden).await?.periods;
     let m = m.as_str();
@@ -308,7 +308,7 @@ pub async fn hide_member(env: &Env, board: &str, member: &str, hidden: bool) -> 
 /// `GET /v1/boards/{board}/hidden` (API 1.1, admin): the hidden members, by id.
 pub async fn hidden_list(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = record(&cat, &name)?;
     let list = index_of(env, &name, r)?.hidden().await?;
     json(200, &json!({ "board": name.as_str(), "hidden": list.hidden }))
@@ -479,7 +479,7 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
 
 pub async fn get(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = record(&cat, &name)?;
     let mut v = board_view(&name, r, counts(env, &name, r).await?);
     v["periods"] = periods(r);
@@ -538,7 +538,7 @@ async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[W
 
 pub async fn delete(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let before = catalog::fresh(env, &[name.clone()]).await?;
+    let before = catalog::fresh(env, std::slice::from_ref(&name)).await?;
     let r = record(&before, &name)?.clone();
     catalog::apply(env, CatalogOp::DeleteBoard { name: name.clone() }).await?;
     // Scores of the deleted generation are unreachable now; wipe them anyway.

@@ -174,7 +174,9 @@ async fn cached(
     read: impl std::future::Future<Output = ApiResult>,
 ) -> ApiResult {
     let generation = match crate::domain::BoardName::parse(board) {
-        Ok(name) => catalog::get(env, &[name.clone()]).await?.boards.get(&name).map(|r| r.generation),
+        Ok(name) => {
+            catalog::get(env, std::slice::from_ref(&name)).await?.boards.get(&name).map(|r| r.generation)
+        }
         Err(_) => None,
     };
     http::cached_read(req, env, generation, read).await

@@ -20,7 +20,7 @@ use crate::protocol::BoardQuery;
 
 pub async fn start(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let before = catalog::fresh(env, &[name.clone()]).await?;
+    let before = catalog::fresh(env, std::slice::from_ref(&name)).await?;
     let r = before.boards.get(&name).ok_or_else(|| ApiError::BoardNotFound(name.to_string()))?;
     if !r.settings.windows.contains(&Window::All) {
         return Err(ApiError::Conflict(format!(
@@ -51,7 +51,7 @@ pub async fn start(env: &Env, board: &str) -> ApiResult {
 
 pub async fn list(env: &Env, board: &str) -> ApiResult {
     let name = board_name(board)?;
-    let cat = catalog::get(env, &[name.clone()]).await?;
+    let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = cat.boards.get(&name).ok_or_else(|| ApiError::BoardNotFound(name.to_string()))?;
     let current = r.current_season();
     let counts = futures_util::future::join_all((1..=current).map(|n| {
