@@ -8,7 +8,18 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 export PATH="$HOME/.cargo/bin:$PATH" CI="${CI:-true}" WRANGLER_SEND_METRICS=false
 start=$(date +%s)
-say() { printf '\n==> %s\n' "$*"; }
+# Each `say` starts a phase; the phases' wall times are printed at the end
+# (and on failure), so a slow step shows.
+PHASES=()
+phase_name="" phase_start=$start
+end_phase() {
+  if [ -n "$phase_name" ]; then PHASES+=("$(printf '%5d s  %s' "$(( $(date +%s) - phase_start ))" "$phase_name")"); fi
+  phase_start=$(date +%s)
+}
+say() { end_phase; phase_name="$*"; printf '\n==> %s\n' "$*"; }
+phases() { end_phase; phase_name=""; printf '\n==> phases (wall time)\n'; printf '%s\n' "${PHASES[@]}"; }
+trap 'rc=$?; if [ "$rc" -ne 0 ]; then phases; fi' EXIT
+phase_name="setup"
 
 scripts/setup.sh --browser
 
@@ -18,6 +29,7 @@ cargo test --release 2>&1 | grep -v "^\s*Compiling\|^\s*Running\|^\s*Doc-tests\|
 say "wasm tests (wasm-bindgen-test under Node): the JS <-> Rust boundary"
 cargo test --target wasm32-unknown-unknown --test wasm_boundary 2>&1 | grep -v "^\s*Compiling"
 
+say "worker build (scripts/build.sh; skipped when its inputs did not change)"
 scripts/build.sh
 
 say "TypeScript client: generated types and the page's bundle current, type check"
@@ -37,7 +49,8 @@ scripts/bridge.sh
 nice -n 10 cargo test --release --locked --quiet --manifest-path tools/bridge/Cargo.toml 2>&1 | grep -E "^test result|FAILED|panicked"
 
 say "end-to-end tests: the built worker under workerd (wrangler dev)"
-node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=./tests/file-times.mjs --test-reporter-destination=stdout 'tests/e2e/*.test.mjs'
 
 say "API check: docs/openapi.yaml linted (redocly), Schemathesis against the running worker"
 scripts/api-check.sh
@@ -46,7 +59,8 @@ say "perf smoke (make perf in small): Podium and both Redis baselines, sums chec
 PERF_SMOKE=1 scripts/perf.sh
 
 say "browser tests: the page in Chromium (playwright-core)"
-node --test --test-concurrency=1 'tests/browser/*.test.mjs'
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=./tests/file-times.mjs --test-reporter-destination=stdout 'tests/browser/*.test.mjs'
 
 say "deploy dry run (wrangler deploy --dry-run)"
 rm -rf dist dist.log
@@ -58,4 +72,5 @@ grep -iE "upload|gzip|total|dry" dist.log
 printf 'bundle: %s bytes (index.js + wasm), %s bytes gzipped\n' \
   "$(cat dist/*.js dist/*.wasm 2>/dev/null | wc -c)" "$(cat dist/*.js dist/*.wasm 2>/dev/null | gzip -9 | wc -c)"
 
+phases
 say "all tests passed in $(( $(date +%s) - start )) s"
