@@ -1,5 +1,6 @@
 # The two commands: `make dev` runs the service locally with demo data,
-# `make test` runs every test. Both install what they need first.
+# `make test` runs every test (7-8 min warm on 2 cores, session 10; the
+# e2e files four at a time, E2E_JOBS). Both install what they need first.
 # `make check` is the inner loop: native tests and the core e2e files (158 s warm, session 8).
 .PHONY: check dev test setup build bench demo deploy test-native test-wasm test-e2e test-browser deploy-check perf soak
 
