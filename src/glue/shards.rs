@@ -79,7 +79,7 @@ async fn with_prev(
         .map(|((e, p), rank)| {
             let prev_rank = p.map(|_| {
                 i += 1;
-                1 + outs.iter().filter_map(|o| o.prev_counts.get(i - 1)).sum::<u64>()
+                prev_rank_at(&outs, i - 1)
             });
             EntryOut { rank, prev_rank, ..e }
         })
@@ -89,6 +89,12 @@ async fn with_prev(
 /// The shards' counts against their `i`-th spot, summed.
 fn sum_at(outs: &[ShardOut], i: usize) -> Counts {
     outs.iter().filter_map(|o| o.counts.get(i).copied()).sum()
+}
+
+/// The rank at the checkpoint of the `i`-th `prev` spot: 1 + the shards'
+/// checkpoint entries before it.
+fn prev_rank_at(outs: &[ShardOut], i: usize) -> u64 {
+    1 + outs.iter().filter_map(|o| o.prev_counts.get(i)).sum::<u64>()
 }
 
 /// Visible members and applied events of the whole period.
@@ -158,7 +164,7 @@ async fn rank(env: &Env, spec: &BoardSpec, member: String, ties: Ties) -> ApiRes
     let outs = every(env, spec, &q).await?;
     let (total, events) = sizes(&outs);
     let (rank, all, percentile) = shards::standing(sum_at(&outs, 0), ties);
-    let prev_rank = had_prev.then(|| 1 + outs.iter().filter_map(|o| o.prev_counts.first()).sum::<u64>());
+    let prev_rank = had_prev.then(|| prev_rank_at(&outs, 0));
     let standing = mine.standing.take().map(|st| crate::protocol::StandingOut {
         rank,
         total: all,
@@ -253,7 +259,7 @@ async fn lookup(env: &Env, spec: &BoardSpec, members: Vec<String>, ties: Ties) -
         .map(|(i, (_, (e, prev)))| {
             let prev_rank = prev.map(|_| {
                 p += 1;
-                1 + outs.iter().filter_map(|o| o.prev_counts.get(p - 1)).sum::<u64>()
+                prev_rank_at(&outs, p - 1)
             });
             EntryOut { rank: shards::rank_of(sum_at(&outs, i), ties), prev_rank, ..e }
         })
