@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-use podium::core::ranking::checkpoint::Checkpoint;
+use podium::core::ranking::checkpoint::{Checkpoint, Snapshot};
 use podium::core::ranking::{Ranking, Row};
 use podium::core::{Op, Order, Ties};
 use podium::domain::names::MemberId;
@@ -267,6 +267,15 @@ fn main() {
         "checkpoint_bytes_per_member",
         format!("{:.1}", (LIVE.load(Relaxed) - before_cp) as f64 / n as f64),
     );
+    // The board's next hourly checkpoint reuses the last one's buffers.
+    // The board takes it in two turns: the snapshot (a walk) at the
+    // boundary, the grouping later; each is one turn's hold-up.
+    let t = Instant::now();
+    let snap = Snapshot::take(cp, &r, Ties::Shared, 1, 7, false);
+    result("checkpoint_snapshot_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
+    let t = Instant::now();
+    let cp = snap.group();
+    result("checkpoint_group_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
     let prev = median_ns(nb, batch, |i| {
         std::hint::black_box(cp.rank_of(probe_ids[i].as_str()));
     });
@@ -275,8 +284,11 @@ fn main() {
     // A shard's checkpoint (sharded boards) also keeps each entry's place.
     let before_cp = LIVE.load(Relaxed);
     let t = Instant::now();
-    let cp = Checkpoint::take_with_places(&r, Ties::Shared, 0, 7);
+    let snap = Snapshot::take(Checkpoint::default(), &r, Ties::Shared, 0, 7, true);
+    let snapped = t.elapsed();
+    let cp = snap.group();
     result("checkpoint_with_places_take_ms", format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0));
+    result("checkpoint_with_places_snapshot_ms", format!("{:.1}", snapped.as_secs_f64() * 1000.0));
     result(
         "checkpoint_with_places_bytes_per_member",
         format!("{:.1}", (LIVE.load(Relaxed) - before_cp) as f64 / n as f64),

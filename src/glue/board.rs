@@ -21,7 +21,7 @@ use super::txn::{write_all, Stmt};
 use crate::core::chores::{Chores, REPORT_EVERY_MS, REPORT_QUIET_MS};
 use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};
 use crate::core::period::Period;
-use crate::core::ranking::checkpoint::{boundary, Checkpoint};
+use crate::core::ranking::checkpoint::{boundary, Checkpoint, Snapshot};
 use crate::core::ranking::{Ranking, Row};
 use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
@@ -57,6 +57,9 @@ pub struct BoardObject {
     registered: Cell<bool>,
     /// Ranks at the last checkpoint (table `checkpoint`, `kv`), for `prev_rank`.
     checkpoint: RefCell<Option<Checkpoint>>,
+    /// A checkpoint taken at the boundary but not grouped yet: `cp()`
+    /// groups it, in a later turn than the one that took it when it can.
+    snapshot: RefCell<Option<Snapshot>>,
     /// Webhooks (API 1.1): the largest `top` hooks watch on this board (0:
     /// none), from the isolate's cache of hooks.
     hook_top: Cell<usize>,
@@ -278,6 +281,7 @@ impl BoardObject {
         self.counts_dirty.set(spec.is_some() && !ranking.is_empty());
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
+        *self.snapshot.borrow_mut() = None;
         *self.checkpoint.borrow_mut() = self.load_checkpoint()?;
         Ok(())
     }
@@ -320,7 +324,7 @@ impl BoardObject {
     /// checkpoint is the previous one (after an eviction in between, the
     /// next read takes a checkpoint from the ranking as it is then).
     fn store_checkpoint_slice(&self) -> Result<()> {
-        let guard = self.checkpoint.borrow();
+        let guard = self.cp();
         let Some(cp) = guard.as_ref() else {
             self.cp_stored.set(None);
             return Ok(());
@@ -369,53 +373,67 @@ impl BoardObject {
     /// Takes the checkpoint of the latest boundary unless this period holds
     /// it already. Called before every change and read: the first one after
     /// a boundary sees the ranking exactly as it stood at the boundary.
-    fn ensure_checkpoint(&self) -> Result<()> {
+    fn ensure_checkpoint(&self) -> Result<bool> {
         let at = boundary(now_ms(), self.checkpoint_every());
-        if self.checkpoint.borrow().as_ref().is_some_and(|c| c.at >= at) {
-            return Ok(());
+        let held = match self.snapshot.borrow().as_ref() {
+            Some(s) => Some(s.at()),
+            None => self.checkpoint.borrow().as_ref().map(|c| c.at),
+        };
+        if held.is_some_and(|h| h >= at) {
+            return Ok(false);
         }
         let (ties, sharded) =
             self.spec.borrow().as_ref().map(|s| (s.ties, s.is_sharded())).unwrap_or((Ties::Shared, false));
         let started = now_ms();
-        let cp = {
+        // The last checkpoint's buffers take the new one (no second copy
+        // alive, no fresh memory to fault in).
+        *self.snapshot.borrow_mut() = None;
+        let old = self.checkpoint.borrow_mut().take().unwrap_or_default();
+        let snap = {
             let guard = self.ranking.borrow();
             let r = guard.as_ref().ok_or_else(|| rust_err("ranking not loaded"))?;
             // A shard's checkpoint keeps places: the board's `prev_rank`
             // counts the entries before a member in every shard's.
-            if sharded {
-                Checkpoint::take_with_places(r, ties, at, hash_key())
-            } else {
-                Checkpoint::take(r, ties, at, hash_key())
-            }
+            Snapshot::take(old, r, ties, at, hash_key(), sharded)
         };
-        let taken = now_ms();
-        let (len, nonempty) = (cp.len(), !cp.is_empty());
-        *self.checkpoint.borrow_mut() = Some(cp);
-        // A small checkpoint is stored at once; a large one a slice per
-        // turn, from the alarm (`Chores::checkpoint_storing`).
+        let (len, nonempty) = (snap.len(), !snap.is_empty());
         self.cp_stored.set(Some(0));
-        if len <= self.checkpoint_slice() {
+        // A small checkpoint is grouped and stored at once; a large one is
+        // grouped in a later turn (the alarm's, or the first `prev_rank`
+        // read's) and stored a slice per turn (`Chores::checkpoint_storing`).
+        let deferred = len > self.checkpoint_slice();
+        *self.snapshot.borrow_mut() = Some(snap);
+        if !deferred {
             self.store_checkpoint_slice()?;
         }
         if len >= 100_000 {
             // Large boards say what a checkpoint held them up (scripts/million.mjs reads it).
-            worker::console_log!(
-                "checkpoint of {} members: taken in {} ms, first slice stored in {} ms",
-                len,
-                taken - started,
-                now_ms() - taken
-            );
+            worker::console_log!("checkpoint of {} members: snapshot taken in {} ms", len, now_ms() - started);
         }
         // Viewers' arrows change with it.
         if self.watched.get() && nonempty {
             self.mark_changed();
         }
-        Ok(())
+        Ok(deferred)
+    }
+
+    /// The last checkpoint, grouping a snapshot first if one is waiting.
+    fn cp(&self) -> std::cell::Ref<'_, Option<Checkpoint>> {
+        let waiting = self.snapshot.borrow_mut().take();
+        if let Some(snap) = waiting {
+            let started = now_ms();
+            let len = snap.len();
+            *self.checkpoint.borrow_mut() = Some(snap.group());
+            if len >= 100_000 {
+                worker::console_log!("checkpoint of {} members: grouped in {} ms", len, now_ms() - started);
+            }
+        }
+        self.checkpoint.borrow()
     }
 
     /// `prev_rank` of a member, from the last checkpoint.
     fn prev_rank(&self, member: &str) -> Option<u64> {
-        self.checkpoint.borrow().as_ref().and_then(|c| c.rank_of(member))
+        self.cp().as_ref().and_then(|c| c.rank_of(member))
     }
 
     /// Whether this board period's board has a `tiebreak` (its entries then
@@ -691,7 +709,7 @@ impl BoardObject {
         let tiebroken = self.tiebroken();
         let mut out =
             ShardOut { total: r.visible_len() as u64, events: self.events.get(), ..ShardOut::default() };
-        let cp = self.checkpoint.borrow();
+        let cp = self.cp();
         let prev_of = |m: &str| cp.as_ref().and_then(|c| c.spot_of(m));
         let put = |out: &mut ShardOut, v: Vec<crate::core::ranking::Entry<'_>>| {
             for e in v {
@@ -1280,6 +1298,7 @@ impl BoardObject {
         self.removed.borrow_mut().clear();
         self.registered.set(false);
         *self.checkpoint.borrow_mut() = None;
+        *self.snapshot.borrow_mut() = None;
         Ok(())
     }
 }
@@ -1301,6 +1320,7 @@ impl worker::DurableObject for BoardObject {
             removed: RefCell::new(HashMap::new()),
             registered: Cell::new(false),
             checkpoint: RefCell::new(None),
+            snapshot: RefCell::new(None),
             hook_top: Cell::new(0),
             hook_dirty: Cell::new(false),
             last_hook_look: Cell::new(0),
@@ -1325,7 +1345,13 @@ impl worker::DurableObject for BoardObject {
         };
         if !expired && !matches!(cmd, BoardCommand::Wipe | BoardCommand::Missing(_)) {
             self.ensure_loaded()?;
-            self.ensure_checkpoint()?;
+            // A large checkpoint's snapshot was this turn's work: anything
+            // but an apply (which needs no `prev_rank`) lets the board's
+            // queued requests run before it groups the checkpoint, so no
+            // turn holds both halves.
+            if self.ensure_checkpoint()? && !matches!(cmd, BoardCommand::Apply(_)) {
+                worker::Delay::from(std::time::Duration::ZERO).await;
+            }
         }
         let reply = match cmd {
             BoardCommand::Apply(batch) => {
@@ -1412,8 +1438,21 @@ impl worker::DurableObject for BoardObject {
             self.wipe().await?;
             return Response::ok("expired");
         }
+        // A large checkpoint takes two turns of its own: the snapshot, in
+        // whichever turn first crosses the boundary, and the grouping, in
+        // the next alarm (sooner if a read needs a `prev_rank`). The other
+        // chores wait for the alarm after, which `checkpoint_storing` sets
+        // for now.
+        if self.snapshot.borrow().is_some() {
+            drop(self.cp());
+            self.schedule().await?;
+            return Response::ok("checkpoint grouped");
+        }
         if chores.publish_due() {
-            self.ensure_checkpoint()?;
+            if self.ensure_checkpoint()? {
+                self.schedule().await?;
+                return Response::ok("checkpoint taken");
+            }
             if let Err(e) = self.publish().await {
                 console_error!("publish failed: {e}");
             }
@@ -1424,7 +1463,7 @@ impl worker::DurableObject for BoardObject {
         if chores.checkpoint_storing {
             let t = now_ms();
             self.store_checkpoint_slice()?;
-            let len = self.checkpoint.borrow().as_ref().map(|c| c.len()).unwrap_or(0);
+            let len = self.cp().as_ref().map(|c| c.len()).unwrap_or(0);
             if len >= 100_000 {
                 worker::console_log!("checkpoint of {len} members: a slice stored in {} ms", now_ms() - t);
             }

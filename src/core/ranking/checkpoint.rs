@@ -2,10 +2,8 @@
 //! checkpoint, taken on the hour (UTC), so reads can carry `prev_rank`.
 //!
 //! A checkpoint is the visible ranks at one instant, kept as `(id hash,
-//! rank)` pairs grouped by the hash's top bits into buckets of ~8 (a
-//! counting sort: two linear passes, no comparison sort, so a 1M board's
-//! checkpoint is taken in a few ms of the board's time rather than the
-//! ~40 ms a sort took); a lookup scans one bucket. 12 bytes per member plus
+//! rank)` pairs grouped by the hash's top bits into buckets of ~8 (a radix
+//! sort in place, see `group`); a lookup scans one bucket. 12 bytes per member plus
 //! 0.5 per member of bucket starts. The hash is keyed (the seed is kept
 //! with the checkpoint), so clients cannot aim two ids at one entry. The
 //! board takes a checkpoint before the first change or read after each
@@ -79,34 +77,138 @@ fn bucket_of(h: u64, bits: u32) -> usize {
     }
 }
 
+/// Sorts the pairs `(hs[i], rs[i])` by bucket (`bucket_of(h, bits)`),
+/// stably, and returns the buckets' starts (`n_buckets + 1` of them).
+///
+/// A radix sort in two counting passes through a scratch copy: first by
+/// the bucket's top 8 bits into the copy, then each of those 256 ranges
+/// back by the rest. A one-pass scatter of a 1M board's pairs into ~128k
+/// buckets misses the cache on nearly every write (28 ms of a 56 ms take,
+/// measured natively); here the first pass writes 256 sequential streams
+/// and the second a range that fits in cache (n/256 pairs). Being stable,
+/// it keeps a grouped checkpoint's order (one read back from storage).
+fn group(hs: &mut [u64], rs: &mut [u32], bits: u32) -> Vec<u32> {
+    let n = hs.len().min(rs.len());
+    let (hs, rs) = (&mut hs[..n], &mut rs[..n]);
+    let mut starts = vec![0u32; (1usize << bits) + 1];
+    for &h in hs.iter() {
+        if let Some(c) = starts.get_mut(bucket_of(h, bits) + 1) {
+            *c += 1;
+        }
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let high = bits.min(8);
+    let low = bits - high;
+    let mut h2 = vec![0u64; n];
+    let mut r2 = vec![0u32; n];
+    // Pass 1, into the copy: by the top `high` bits of the bucket.
+    let mut next: Vec<usize> = (0..1usize << high).map(|t| starts[t << low] as usize).collect();
+    for (&h, &r) in hs.iter().zip(rs.iter()) {
+        let slot = &mut next[bucket_of(h, bits) >> low];
+        h2[*slot] = h;
+        r2[*slot] = r;
+        *slot += 1;
+    }
+    // Pass 2, back: each top range by the low bits.
+    let mask = (1usize << low) - 1;
+    let mut next: Vec<usize> = vec![0; mask + 1];
+    for t in 0..1usize << high {
+        let (lo, hi) = (starts[t << low] as usize, starts[(t + 1) << low] as usize);
+        for (b, slot) in next.iter_mut().enumerate() {
+            *slot = starts[(t << low) + b] as usize;
+        }
+        for (&h, &r) in h2[lo..hi].iter().zip(&r2[lo..hi]) {
+            let slot = &mut next[bucket_of(h, bits) & mask];
+            hs[*slot] = h;
+            rs[*slot] = r;
+            *slot += 1;
+        }
+    }
+    starts
+}
+
+/// A checkpoint taken but not yet grouped: the pairs in board order. Taking
+/// one is a walk of the ranking; grouping it (`group`) is as much work
+/// again, and needs only the snapshot, so a board takes the snapshot at the
+/// boundary and groups it in a later turn (its alarm, or the first read of
+/// a `prev_rank`): a 1M board's checkpoint then holds no turn up for the
+/// whole of it (issue 14: no apply delayed by more than 50 ms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    at: i64,
+    seed: u64,
+    hashes: Vec<u64>,
+    ranks: Vec<u32>,
+    places: Option<Places>,
+}
+
+impl Snapshot {
+    /// The visible ranks of `r` under `ties` as of boundary `at` (with each
+    /// entry's place when `with_places`: a shard's), written into the
+    /// buffers of `old`, a checkpoint no longer needed: a board's next
+    /// hourly checkpoint then writes memory it already holds, with no fresh
+    /// pages to fault in.
+    pub fn take(old: Checkpoint, r: &Ranking, ties: Ties, at: i64, seed: u64, with_places: bool) -> Snapshot {
+        let n = r.visible_len();
+        let Checkpoint { mut hashes, mut ranks, places, .. } = old;
+        hashes.clear();
+        ranks.clear();
+        hashes.reserve_exact(n);
+        ranks.reserve_exact(n);
+        let mut places = with_places.then(|| {
+            let mut p = places.unwrap_or_default();
+            p.keys.clear();
+            p.ids.clear();
+            p.ends.clear();
+            p.keys.reserve_exact(n);
+            p.ends.reserve_exact(n);
+            // Ids of up to 16 bytes are the common case (growth covers the rest).
+            p.ids.reserve(n * 16);
+            p
+        });
+        r.for_each_rank(ties, |id, rank, key| {
+            hashes.push(ids::hash(id, seed));
+            ranks.push(rank.min(u64::from(u32::MAX)) as u32);
+            if let Some(p) = places.as_mut() {
+                p.push(key, id);
+            }
+        });
+        Snapshot { at, seed, hashes, ranks, places }
+    }
+
+    /// The boundary it was taken for.
+    pub fn at(&self) -> i64 {
+        self.at
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The checkpoint, its pairs grouped by bucket for lookups.
+    pub fn group(self) -> Checkpoint {
+        let mut cp = Checkpoint::grouped(self.at, self.seed, self.hashes, self.ranks);
+        cp.places = self.places;
+        cp
+    }
+}
+
 impl Checkpoint {
     /// The visible ranks of `r` under `ties`, as of boundary `at`.
     pub fn take(r: &Ranking, ties: Ties, at: i64, seed: u64) -> Checkpoint {
-        let n = r.visible_len();
-        let mut hashes: Vec<u64> = Vec::with_capacity(n);
-        let mut ranks: Vec<u32> = Vec::with_capacity(n);
-        r.for_each_rank(ties, |id, rank, _| {
-            hashes.push(ids::hash(id, seed));
-            ranks.push(rank.min(u64::from(u32::MAX)) as u32);
-        });
-        Checkpoint::grouped(at, seed, hashes, ranks)
+        Snapshot::take(Checkpoint::default(), r, ties, at, seed, false).group()
     }
 
     /// `take` for one shard of a sharded board: it also keeps where each
     /// entry sorted, for [`Checkpoint::spot_of`] and [`Checkpoint::count_before`].
     pub fn take_with_places(r: &Ranking, ties: Ties, at: i64, seed: u64) -> Checkpoint {
-        let n = r.visible_len();
-        let mut hashes: Vec<u64> = Vec::with_capacity(n);
-        let mut ranks: Vec<u32> = Vec::with_capacity(n);
-        let mut places = Places::default();
-        r.for_each_rank(ties, |id, rank, key| {
-            hashes.push(ids::hash(id, seed));
-            ranks.push(rank.min(u64::from(u32::MAX)) as u32);
-            places.push(key, id);
-        });
-        let mut cp = Checkpoint::grouped(at, seed, hashes, ranks);
-        cp.places = Some(places);
-        cp
+        Snapshot::take(Checkpoint::default(), r, ties, at, seed, true).group()
     }
 
     /// Where `member` sorted at the checkpoint (a sharded board's shard
@@ -147,26 +249,11 @@ impl Checkpoint {
         n as u64
     }
 
-    /// Groups entries by bucket (a stable counting sort).
-    fn grouped(at: i64, seed: u64, hashes: Vec<u64>, ranks: Vec<u32>) -> Checkpoint {
+    /// Groups entries by bucket (`group`).
+    fn grouped(at: i64, seed: u64, mut hashes: Vec<u64>, mut ranks: Vec<u32>) -> Checkpoint {
         let bits = bucket_bits(hashes.len());
-        let mut starts = vec![0u32; (1usize << bits) + 1];
-        for &h in &hashes {
-            starts[bucket_of(h, bits) + 1] += 1;
-        }
-        for b in 1..starts.len() {
-            starts[b] += starts[b - 1];
-        }
-        let mut next: Vec<u32> = starts[..starts.len() - 1].to_vec();
-        let mut hs = vec![0u64; hashes.len()];
-        let mut rs = vec![0u32; ranks.len()];
-        for (&h, &r) in hashes.iter().zip(&ranks) {
-            let slot = &mut next[bucket_of(h, bits)];
-            hs[*slot as usize] = h;
-            rs[*slot as usize] = r;
-            *slot += 1;
-        }
-        Checkpoint { at, seed, bits, starts, hashes: hs, ranks: rs, places: None }
+        let starts = group(&mut hashes, &mut ranks, bits);
+        Checkpoint { at, seed, bits, starts, hashes, ranks, places: None }
     }
 
     /// The member's rank at the checkpoint; `None` when it was not on the
@@ -347,6 +434,27 @@ mod tests {
         assert_eq!(cp.rank_of("m5000"), None);
         let back = Checkpoint::from_chunks(cp.at, cp.seed(), false, cp.chunks(777));
         assert_eq!(back, cp);
+    }
+
+    #[test]
+    fn a_checkpoint_taken_into_the_last_ones_buffers_equals_a_fresh_one() {
+        let events: Vec<(String, f64, i64)> =
+            (0..5000).map(|i| (format!("m{i}"), (i % 700) as f64, i)).collect();
+        let refs: Vec<(&str, f64, i64)> = events.iter().map(|(m, v, t)| (m.as_str(), *v, *t)).collect();
+        let mut r = board(&refs);
+        let first = Checkpoint::take_with_places(&r, Ties::First, 0, 99);
+        for i in (0..5000).step_by(7) {
+            r.apply(&MemberId::parse(format!("m{i}").as_str()).unwrap(), 1000.0, 6000 + i);
+        }
+        r.set_hidden("m3", true);
+        let again = Snapshot::take(first, &r, Ties::Shared, 1, 99, true);
+        assert_eq!((again.at(), again.len()), (1, 4999));
+        let again = again.group();
+        assert_eq!(again, Checkpoint::take_with_places(&r, Ties::Shared, 1, 99));
+        assert_eq!(again.rank_of("m3"), None);
+        let plain = Snapshot::take(again, &r, Ties::First, 2, 5, false).group();
+        assert_eq!(plain, Checkpoint::take(&r, Ties::First, 2, 5));
+        assert!(!plain.has_places());
     }
 
     #[test]
