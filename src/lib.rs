@@ -27,8 +27,12 @@
 //!   (`ErasureObject`), export/import (`transfer`), `?wait=applied`
 //!   (`wait`), webhooks (`hooks`: `HookObject`, `/v1/hooks`, the delivery
 //!   consumer), reads of sharded boards (`shards`: one `ShardQuery` per
-//!   shard, merged by `core::shards`), `transactionSync` (`txn`) and test
-//!   faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`).
+//!   shard, merged by `core::shards`), `transactionSync` (`txn`), test
+//!   faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`), and the helpers
+//!   under them all: `http` (request bodies, query parameters, JSON
+//!   responses, the error mapping, CORS, cached reads), `objects` (calls to
+//!   Durable Objects) and `platform` (clock, ids, alarm times, the runtime's
+//!   error type, `RETAIN_PERIODS`).
 //! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
 //!   Queue consumer invocation that a panic's wasm reset left unsettled.
 

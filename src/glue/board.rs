@@ -14,9 +14,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
 
-use super::faults::Fault;
-use super::http::{faults_on, now_ms, retention, rust_err};
+use super::faults::{faults_on, Fault};
 use super::kv;
+use super::platform::{now_ms, retention, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::core::chores::{Chores, REPORT_EVERY_MS, REPORT_QUIET_MS};
 use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};

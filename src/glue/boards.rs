@@ -5,10 +5,10 @@ use serde_json::{json, Value};
 use worker::{Env, Request, Response, Stub};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{
-    call_object, internal, json, now_ms, read_body, retention, ApiResult, Query, MAX_SMALL_BODY,
-};
+use super::http::{internal, json, read_body, ApiResult, Query, MAX_SMALL_BODY};
 use super::live::SPEC_HEADER;
+use super::objects::call_object;
+use super::platform::{now_ms, retention};
 use crate::core::catalog::{parse_season, season_key, BoardRecord, Catalog};
 use crate::core::period::Period;
 use crate::core::{Ties, Window};

@@ -15,8 +15,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Env, Method, Request, Response, Result, SqlStorage, State};
 
-use super::http::{call_object, internal, now_ms, rust_err, ApiResult};
+use super::http::{internal, ApiResult};
 use super::kv;
+use super::objects::call_object;
+use super::platform::{now_ms, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::core::catalog::{
     prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, LookupCache, PatchError, Reported,

@@ -16,8 +16,9 @@ use worker::{
 
 use super::boards::{spec, BoardClient};
 use super::catalog;
-use super::http::{now_ms, retention, ApiResult};
+use super::http::ApiResult;
 use super::intake::confirm;
+use super::platform::{now_ms, retention};
 use crate::core::catalog::Catalog;
 use crate::core::retention::Retention;
 use crate::domain::event::MAX_FUTURE_MS;

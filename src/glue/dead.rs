@@ -23,10 +23,9 @@ use worker::{
 
 use super::boards::BoardClient;
 use super::consumer::{catalog_for, confirm_all, decode, group};
-use super::http::{
-    alarm_at, call_object, internal, json, now_ms, read_body, retention, rust_err, ApiResult, Query,
-    MAX_SMALL_BODY,
-};
+use super::http::{internal, json, read_body, ApiResult, Query, MAX_SMALL_BODY};
+use super::objects::call_object;
+use super::platform::{alarm_at, now_ms, retention, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::error::ApiError;
 use crate::protocol::{

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use worker::{durable_object, Env, Method, Request, Response, Result, State};
 
 use super::boards::remove_from;
-use super::http::{alarm_at, call_object, internal, json, new_id, now_ms, rust_err, ApiResult};
+use super::http::{internal, json, ApiResult};
 use super::kv;
+use super::objects::call_object;
+use super::platform::{alarm_at, new_id, now_ms, rust_err};
 use crate::domain::BoardName;
 use crate::error::ApiError;
 use crate::protocol::{ErasureCommand, ErasureStatus};

@@ -5,6 +5,9 @@
 //! a board that meets the event fail the whole batch while its clock is
 //! before `until`, after applying (in memory) the events before it. Once
 //! the time has passed, the Queue's retry applies the batch normally.
+//!
+//! The switch (`faults_on`) is read here, beside the faults it lets
+//! through, so whoever honours a fault finds the guard in the same place.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -30,4 +33,11 @@ impl Fault {
             _ => None,
         }
     }
+}
+
+/// Whether test faults are switched on (`PODIUM_TEST_FAULTS=1` in `.dev.vars`
+/// or the environment). Off unless set: production never honours them.
+pub fn faults_on(env: &worker::Env) -> bool {
+    env.var("PODIUM_TEST_FAULTS").map(|v| v.to_string() == "1").unwrap_or(false)
+        || env.secret("PODIUM_TEST_FAULTS").map(|v| v.to_string() == "1").unwrap_or(false)
 }

@@ -20,8 +20,10 @@ use worker::{
     State,
 };
 
-use super::http::{call_object, internal, json, now_ms, read_body, rust_err, ApiResult};
+use super::http::{internal, json, read_body, ApiResult};
 use super::kv;
+use super::objects::call_object;
+use super::platform::{now_ms, rust_err};
 use crate::core::hooks::{retry_delay_s, signature, Hook, HookEvent};
 use crate::domain::hook::parse_hook;
 use crate::domain::BoardName;

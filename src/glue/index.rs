@@ -11,8 +11,10 @@
 
 use worker::{durable_object, Env, Method, Request, Response, Result, State};
 
-use super::http::{call_object, rust_err, ApiResult};
+use super::http::ApiResult;
 use super::kv;
+use super::objects::call_object;
+use super::platform::rust_err;
 use crate::error::ApiError;
 use crate::protocol::{BoardSpec, HiddenList, IndexCommand, Periods, Tombstones};
 

@@ -8,8 +8,10 @@ use serde_json::json;
 use worker::{Env, Request};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{faults_on, internal, new_id, now_ms, raw_json, read_body, ApiResult};
+use super::faults::faults_on;
+use super::http::{internal, raw_json, read_body, ApiResult};
 use super::intake::{self, shard_name};
+use super::platform::{new_id, now_ms};
 use crate::core::catalog::{AutoCreate, Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;

@@ -18,7 +18,9 @@ use std::cell::Cell;
 use serde::Deserialize;
 use worker::{console_error, durable_object, Env, Method, Request, Response, Result, State};
 
-use super::http::{alarm_at, call_object_raw, internal, now_ms, rust_err, ApiResult};
+use super::http::{internal, ApiResult};
+use super::objects::call_object_raw;
+use super::platform::{alarm_at, now_ms, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::protocol::{partition_of_pack, Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 

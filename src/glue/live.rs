@@ -15,8 +15,8 @@ use worker::{
 };
 
 use super::boards::BoardClient;
-use super::http::{now_ms, rust_err};
 use super::kv;
+use super::platform::{now_ms, rust_err};
 use crate::core::period::Period;
 use crate::protocol::{BoardQuery, BoardSpec, LiveMessage, TopOut, LIVE_MAX_LIMIT};
 
@@ -142,7 +142,7 @@ impl LiveObject {
                 end = end.min(last + MERGE_GAP_MS);
             }
             if end < i64::MAX && self.viewers()? > 0 {
-                self.state.storage().set_alarm(super::http::alarm_at(end)).await?;
+                self.state.storage().set_alarm(super::platform::alarm_at(end)).await?;
             }
         }
         Ok(())
@@ -254,16 +254,22 @@ impl LiveObject {
                 kv::put(&sql, "merge_pending", &serde_json::to_string(&spec).map_err(rust_err)?)?;
                 let storage = self.state.storage();
                 if storage.get_alarm().await?.is_none_or(|at| at > due) {
-                    storage.set_alarm(super::http::alarm_at(due)).await?;
+                    storage.set_alarm(super::platform::alarm_at(due)).await?;
                 }
                 return Ok(self.state.get_websockets().len());
             }
             return self.push_merged(spec, old).await;
         }
-        let kind = if top.period == old.spec.period { "update" } else { "snapshot" };
         let mut spec = old.spec.clone();
         spec.period = top.period.clone();
-        let hub = HubState { spec, top };
+        self.show(HubState { spec, top }, old).await
+    }
+
+    /// Makes `hub` the top the viewers have, replacing `old`: within the
+    /// same period an `update` to the viewers whose part of it changed; in a
+    /// new period a `snapshot` to all.
+    async fn show(&self, hub: HubState, old: HubState) -> Result<usize> {
+        let kind = if hub.spec.period == old.spec.period { "update" } else { "snapshot" };
         self.save(hub.clone())?;
         self.fan_out(kind, &hub, (kind == "update").then_some(&old.top)).await
     }
@@ -351,7 +357,7 @@ impl LiveObject {
                     viewers: usize,
                 }
                 let stub = self.hub_stub(&hub.spec, k)?;
-                let v: Viewers = super::http::call_object(&stub, "/relay", relay)
+                let v: Viewers = super::objects::call_object(&stub, "/relay", relay)
                     .await
                     .map_err(|_| rust_err("hub did not take the relay"))?;
                 Ok::<(usize, usize), worker::Error>((k, v.viewers))
@@ -387,7 +393,7 @@ impl LiveObject {
         // the closing socket may still be listed
         let viewers = self.state.get_websockets().iter().filter(|w| *w != gone).count();
         let body = serde_json::json!({ "hub": k, "viewers": viewers });
-        if super::http::call_object::<_, serde_json::Value>(&root, "/left", &body).await.is_err() {
+        if super::objects::call_object::<_, serde_json::Value>(&root, "/left", &body).await.is_err() {
             console_warn!("live hub {k}: its root did not hear a viewer leave");
         }
     }
@@ -415,10 +421,7 @@ impl LiveObject {
         kv::put(&sql, "merged_at", &now_ms().to_string())?;
         kv::delete(&sql, "merge_pending")?;
         let top = self.merged_top(&spec).await?;
-        let kind = if spec.period == old.spec.period { "update" } else { "snapshot" };
-        let hub = HubState { spec, top };
-        self.save(hub.clone())?;
-        self.fan_out(kind, &hub, (kind == "update").then_some(&old.top)).await
+        self.show(HubState { spec, top }, old).await
     }
 
     /// A merged push that waited for its gap, if one is due.
@@ -478,7 +481,7 @@ impl worker::DurableObject for LiveObject {
                     for k in 1..self.hubs()?.len() {
                         if let Ok(stub) = self.hub_stub(&h.spec, k) {
                             let _: std::result::Result<serde_json::Value, _> =
-                                super::http::call_object(&stub, "/wipe", &serde_json::json!({})).await;
+                                super::objects::call_object(&stub, "/wipe", &serde_json::json!({})).await;
                         }
                     }
                 }

@@ -15,6 +15,8 @@ mod ingest;
 mod intake;
 mod kv;
 mod live;
+mod objects;
+mod platform;
 mod rules;
 mod seasons;
 mod shards;

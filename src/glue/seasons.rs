@@ -12,7 +12,9 @@ use worker::Env;
 
 use super::boards::{board_name, spec, BoardClient};
 use super::catalog::{self, CatalogOp};
-use super::http::{call_object, internal, json, now_ms, ApiResult};
+use super::http::{internal, json, ApiResult};
+use super::objects::call_object;
+use super::platform::now_ms;
 use crate::core::catalog::season_key;
 use crate::core::{Ties, Window};
 use crate::error::ApiError;

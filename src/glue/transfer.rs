@@ -9,7 +9,8 @@ use worker::{Env, Request, Response};
 
 use super::boards::{target, ties, BoardClient};
 use super::catalog::{self, CatalogOp};
-use super::http::{internal, json, now_ms, read_body, ApiResult, Query};
+use super::http::{internal, json, read_body, ApiResult, Query};
+use super::platform::now_ms;
 use crate::core::catalog::AutoCreate;
 use crate::core::ranking::Spot;
 use crate::core::shards::shard_of;

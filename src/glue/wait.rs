@@ -12,7 +12,8 @@ use serde_json::Value;
 use worker::Env;
 
 use super::boards::{spec, BoardClient};
-use super::http::{internal, json, now_ms, retention, ApiResult};
+use super::http::{internal, json, ApiResult};
+use super::platform::{now_ms, retention};
 use crate::core::catalog::Catalog;
 use crate::core::Window;
 use crate::domain::event::MAX_FUTURE_MS;

@@ -1,0 +1,46 @@
+//! What the Workers runtime gives the glue, behind plain functions: the
+//! clock, random ids, alarm times and the runtime's error type; and the one
+//! deployment setting several modules read (`RETAIN_PERIODS`). The core
+//! takes all of these as arguments (it never reads a clock or the Env), so
+//! the glue reads them here, in one place, and passes them in.
+//!
+//! Other settings live beside the one module that reads them (e.g.
+//! `INTAKE_SHARDS` in `intake`, `READ_CACHE` in `http`); the test-fault
+//! switch lives in `faults`, with the faults it switches on.
+
+use std::fmt::Display;
+
+use wasm_bindgen::JsCast;
+
+/// Milliseconds since the epoch, from the runtime's clock.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// A random id (UUID v4) for events sent without one.
+pub fn new_id() -> String {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+    let uuid = crypto.and_then(|c| {
+        let f = js_sys::Reflect::get(&c, &"randomUUID".into()).ok()?;
+        let f: js_sys::Function = f.dyn_into().ok()?;
+        f.call0(&c).ok()?.as_string()
+    });
+    uuid.unwrap_or_else(|| format!("{:x}-{:x}", now_ms(), (js_sys::Math::random() * 1e15) as u64))
+}
+
+/// An alarm time at an absolute instant (a plain `i64` would be an offset).
+pub fn alarm_at(ms: i64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(js_sys::Date::new(&(ms as f64).into()))
+}
+
+/// A failure inside a Durable Object, as the runtime's error type.
+pub fn rust_err(e: impl Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+/// How many past periods are kept (`RETAIN_PERIODS`), defaults when unset.
+pub fn retention(env: &worker::Env) -> crate::core::retention::Retention {
+    env.var("RETAIN_PERIODS")
+        .map(|v| crate::core::retention::Retention::parse(&v.to_string()))
+        .unwrap_or_default()
+}
