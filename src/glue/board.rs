@@ -146,7 +146,7 @@ pub fn max_members(env: &Env) -> usize {
 /// `crypto.randomUUID`'s random hex digits). It lives only in memory: the
 /// index is rebuilt under a new key on every load.
 fn hash_key() -> u64 {
-    let uuid = super::http::new_id();
+    let uuid = super::platform::new_id();
     let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
     // Skip the version digit (the 13th): 16 of the others.
     let digits: String = hex.chars().enumerate().filter(|(i, _)| *i != 12).map(|(_, c)| c).take(16).collect();
@@ -876,7 +876,7 @@ impl BoardObject {
         kind: HookEvent,
         fields: serde_json::Value,
     ) -> HookDelivery {
-        let id = super::http::new_id();
+        let id = super::platform::new_id();
         let mut body = serde_json::json!({
             "id": id,
             "type": kind,
@@ -1043,7 +1043,7 @@ impl BoardObject {
             self.alarm_at.set(self.state.storage().get_alarm().await?);
         }
         if self.alarm_at.get().is_none_or(|at| at > want) {
-            self.state.storage().set_alarm(super::http::alarm_at(want)).await?;
+            self.state.storage().set_alarm(super::platform::alarm_at(want)).await?;
             self.alarm_at.set(Some(want));
         }
         Ok(())
@@ -1125,7 +1125,7 @@ impl BoardObject {
         struct Viewers {
             viewers: usize,
         }
-        let v: Viewers = super::http::call_object(&stub, "/publish", &top)
+        let v: Viewers = super::objects::call_object(&stub, "/publish", &top)
             .await
             .map_err(|_| rust_err("live hub did not take the update"))?;
         if v.viewers == 0 {

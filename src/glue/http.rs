@@ -206,10 +206,3 @@ fn fresh_read(body: String, asked: Option<&str>, cache: &str) -> ApiResult {
     set("Content-Type", "application/json; charset=utf-8")?;
     Ok(Response::ok(body).map_err(|e| internal("response", e))?.with_headers(headers))
 }
-
-// `board` still names these three as `http::…` in its body. It was being
-// edited on another branch when this module was split, so the split changed
-// only its `use` lines; these stay reachable here until its calls move to
-// `platform` and `objects`. Nothing else uses them through `http`.
-pub use super::objects::call_object;
-pub use super::platform::{alarm_at, new_id};
