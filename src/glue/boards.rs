@@ -177,7 +177,33 @@ pub(super) async fn target(env: &Env, raw_board: &str, q: &Query) -> ApiResult<T
 }
 
 async fn ask(env: &Env, t: &Target, query: BoardQuery) -> ApiResult<QueryOut> {
+    super::shards::check(&t.spec, &query)?;
+    if !t.record.scored && !scored_now(env, &t.name).await? {
+        return Ok(nothing(&query));
+    }
     super::shards::query(env, &t.spec, query).await
+}
+
+/// Whether any event or import has reached the board, asked of the catalog
+/// itself. Both mark the board scored before anything is enqueued or
+/// written, so "no" means every period of it is empty; the isolate's copy
+/// of the record may be up to 4 s old, so a "no" from it is checked here
+/// (one call to the warm catalog object). A read of a board that holds
+/// nothing then wakes none of its objects: locally a cold object costs
+/// ~10 ms to start, and on the platform an empty one would be created.
+async fn scored_now(env: &Env, name: &BoardName) -> ApiResult<bool> {
+    let cat = catalog::fresh(env, std::slice::from_ref(name)).await?;
+    Ok(cat.boards.get(name).is_some_and(|r| r.scored))
+}
+
+/// What a board period that holds nothing answers `query` (as its object
+/// would: listings are empty, a member is not found).
+fn nothing(query: &BoardQuery) -> QueryOut {
+    let found = match query {
+        BoardQuery::Top { .. } | BoardQuery::Lookup { .. } => true,
+        BoardQuery::Rank { .. } | BoardQuery::Around { .. } => false,
+    };
+    QueryOut { total: 0, events: 0, found, entries: vec![], standing: None }
 }
 
 pub(super) fn ties(t: &Target) -> Ties {

@@ -108,6 +108,7 @@ fn not_found(total: u64, events: u64) -> QueryOut {
 
 /// A read of the board period `spec`, whatever its shard count.
 pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<QueryOut> {
+    check(spec, &q)?;
     if !spec.is_sharded() {
         return BoardClient::of(env, spec)?.query(q).await;
     }
@@ -124,9 +125,13 @@ pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<Quer
 /// with `around` or an export instead.
 pub const MAX_GATHERED: usize = 100_000;
 
-async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
-    let gathered = offset.saturating_add(limit).saturating_mul(spec.shards as usize);
-    if gathered > MAX_GATHERED {
+/// Whether `q` can be answered on `spec`'s board: a sharded `top` gathers
+/// at most `MAX_GATHERED` entries (a 400 naming `offset` past that, even
+/// on a board that holds nothing, so a client learns the limit up front).
+pub fn check(spec: &BoardSpec, q: &BoardQuery) -> ApiResult<()> {
+    let BoardQuery::Top { offset, limit, .. } = q else { return Ok(()) };
+    let gathered = offset.saturating_add(*limit).saturating_mul(spec.shards as usize);
+    if spec.is_sharded() && gathered > MAX_GATHERED {
         return Err(crate::error::ApiError::InvalidParameter {
             field: "offset".into(),
             message: format!(
@@ -136,6 +141,10 @@ async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Tie
             ),
         });
     }
+    Ok(())
+}
+
+async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
     let outs = every(env, spec, &ShardQuery::Top { limit: offset.saturating_add(limit) }).await?;
     let (total, events) = sizes(&outs);
     let lists = outs.into_iter().map(|o| spotted(spec, o)).collect();

@@ -94,6 +94,25 @@ test('a listed board shows the counts it reported, without the listing asking it
   assert.equal((await listed()).members, 0);
 });
 
+test('a board no event has reached reads empty, and its first event shows in the very next read', async () => {
+  // Reads of a never-scored board are answered from the catalog (no board
+  // object woken); once an event is accepted, that shortcut must never
+  // answer again.
+  const b = `${P}-fresh`;
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', {})).status, 201);
+  const nc = { headers: { 'Cache-Control': 'no-cache' } };
+  const empty = await get(`${w.url}/v1/boards/${b}/top?limit=5`, nc);
+  assert.equal(empty.status, 200, empty.text);
+  assert.deepEqual([empty.json.total, empty.json.entries], [0, []]);
+  assert.equal((await get(`${w.url}/v1/boards/${b}/members/ann`, nc)).status, 404);
+  assert.equal((await get(`${w.url}/v1/boards/${b}/members/ann/around`, nc)).status, 404);
+  const sent = await post(`${w.url}/v1/events?wait=applied`, { type: 'x', board: b, member: 'ann', value: 5 });
+  assert.equal(sent.status, 200, sent.text);
+  const top = await get(`${w.url}/v1/boards/${b}/top?limit=5`, nc);
+  assert.deepEqual(top.json.entries.map((e) => [e.member, e.score]), [['ann', 5]]);
+  assert.equal((await get(`${w.url}/v1/boards/${b}/members/ann`, nc)).json.rank, 1);
+});
+
 test('a route template feeds boards it creates by name, listed by their family prefix', async () => {
   const type = uniqueName('lvl');
   const fam = uniqueName('lv').slice(0, 30);
