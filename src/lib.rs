@@ -17,7 +17,8 @@
 //! - `error`    the one API error type and its mapping to HTTP.
 //! - `protocol` what crosses the Queue (packed messages) and the typed
 //!   commands each Durable Object takes (`BoardCommand` and its
-//!   `ShardQuery`, `IntakeCommand`, `DeadCommand`, ...).
+//!   `ShardQuery`, `LiveCommand`, `IntakeCommand`, `DeadCommand`, ...),
+//!   each sent by one client type in the glue (`BoardClient`, `LiveClient`, ...).
 //! - `routes`   the route table.
 //! - `glue/`    the Worker itself (wasm32 only): handlers, ingest and its
 //!   durable `IntakeObject`, the Queue consumer, `BoardObject`,

@@ -313,6 +313,34 @@ pub enum BoardCommand {
     Changed(BoardSpec),
 }
 
+/// Every command a live object (a board window's root, or one of its hubs)
+/// takes, and the one reply type of each. A viewer's WebSocket upgrade is
+/// not one of them: it reaches the object as the request it is
+/// (`glue::live::LiveClient::connect`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum LiveCommand {
+    /// A board period's new top, from its board object. → `Viewers` (the
+    /// root's and all its hubs')
+    Publish(TopOut),
+    /// A new season began: the all window's viewers move to it. → `Ack`
+    Roll(BoardSpec),
+    /// The root's change for one hub's viewers (`kind`: `update` or
+    /// `snapshot`). → `Viewers` (the hub's)
+    Relay { kind: String, spec: BoardSpec, top: TopOut },
+    /// Hub `hub` lost a viewer and has `viewers` now (hub → root). → `Ack`
+    Left { hub: usize, viewers: usize },
+    /// The board was deleted: every viewer is closed and the object
+    /// forgets (a root wipes its hubs first). → `Ack`
+    Wipe,
+}
+
+/// How many viewers a live object serves after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Viewers {
+    pub viewers: usize,
+}
+
 /// Worker → one shard of a sharded board period: what the merge needs from
 /// it (see `core::shards`). Entries come with their reach times, so the
 /// reader can place them among the other shards' entries.
@@ -891,6 +919,19 @@ mod tests {
         assert!(matches!(back, BoardCommand::Query(BoardQuery::Top { limit: 1, .. })));
         let wipe = serde_json::to_string(&BoardCommand::Wipe).unwrap();
         assert_eq!(wipe, r#"{"cmd":"wipe"}"#);
+    }
+
+    #[test]
+    fn live_commands_are_tagged_with_their_arguments() {
+        let left = serde_json::to_value(LiveCommand::Left { hub: 3, viewers: 7 }).unwrap();
+        assert_eq!(left, serde_json::json!({"cmd": "left", "args": {"hub": 3, "viewers": 7}}));
+        let top = TopOut { period: "all".into(), total: 0, entries: vec![] };
+        let publish = serde_json::to_string(&LiveCommand::Publish(top.clone())).unwrap();
+        match serde_json::from_str(&publish).unwrap() {
+            LiveCommand::Publish(back) => assert_eq!(back, top),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(serde_json::to_string(&LiveCommand::Wipe).unwrap(), r#"{"cmd":"wipe"}"#);
     }
 }
 

@@ -1120,12 +1120,8 @@ impl BoardObject {
         let top = self.live_top()?;
         self.dirty.set(false);
         self.last_publish.set(now_ms());
-        let stub = self.env.durable_object("LIVE")?.get_by_name(&spec.live_object_name())?;
-        #[derive(Deserialize)]
-        struct Viewers {
-            viewers: usize,
-        }
-        let v: Viewers = super::objects::call_object(&stub, "/publish", &top)
+        let v = super::live::LiveClient::root(&self.env, &spec)?
+            .publish(top)
             .await
             .map_err(|_| rust_err("live hub did not take the update"))?;
         if v.viewers == 0 {

@@ -6,7 +6,7 @@ use worker::{Env, Request, Response, Stub};
 
 use super::catalog::{self, CatalogOp};
 use super::http::{internal, json, read_body, ApiResult, Query, MAX_SMALL_BODY};
-use super::live::SPEC_HEADER;
+use super::live::LiveClient;
 use super::objects::call_object;
 use super::platform::{now_ms, retention};
 use crate::core::catalog::{parse_season, season_key, BoardRecord, Catalog};
@@ -407,17 +407,8 @@ pub async fn live(req: Request, env: &Env, board: &str) -> ApiResult {
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(ApiError::NotWebSocket);
     }
-    let stub = env
-        .durable_object("LIVE")
-        .and_then(|ns| ns.get_by_name(&t.spec.live_object_name()))
-        .map_err(|e| internal("live stub", e))?;
-    let spec_json = serde_json::to_string(&t.spec).map_err(|e| internal("spec", e))?;
-    let url = format!("https://object/connect?limit={limit}");
-    let mut fwd = Request::new(&url, worker::Method::Get).map_err(|e| internal("live request", e))?;
-    let h = fwd.headers_mut().map_err(|e| internal("live headers", e))?;
-    h.set("Upgrade", "websocket").map_err(|e| internal("live headers", e))?;
-    h.set(SPEC_HEADER, &spec_json).map_err(|e| internal("live headers", e))?;
-    stub.fetch_with_request(fwd).await.map_err(|e| internal("live connect", e))
+    let hub = LiveClient::root(env, &t.spec).map_err(|e| internal("live stub", e))?;
+    hub.connect(&t.spec, limit, None).await.map_err(|e| internal("live connect", e))
 }
 
 /// The public view of a board.
@@ -553,11 +544,7 @@ async fn wipe_current(env: &Env, name: &BoardName, r: &BoardRecord, windows: &[W
         for shard in s.every_shard() {
             BoardClient::of(env, &shard)?.wipe().await?;
         }
-        let hub = env
-            .durable_object("LIVE")
-            .and_then(|ns| ns.get_by_name(&s.live_object_name()))
-            .map_err(|e| internal("live stub", e))?;
-        let _: Value = call_object(&hub, "/wipe", &json!({})).await?;
+        LiveClient::root(env, &s).map_err(|e| internal("live stub", e))?.wipe().await?;
     }
     Ok(())
 }

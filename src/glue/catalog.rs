@@ -369,15 +369,22 @@ impl CatalogObject {
 
     fn list(&self, prefix: &str, after: Option<BoardName>, limit: usize) -> Result<CatalogReply> {
         let (from, to) = prefix_range(prefix);
-        let after = after.map(BoardName::into_string).unwrap_or_default();
+        // One lower bound, the tighter of the prefix's and the cursor's:
+        // given both, SQLite's planner starts the range at either, and from
+        // the prefix's it scanned every name before the cursor (a page deep
+        // in 100,000 boards cost ~7 ms more than the first).
+        let (start, op) = match after.map(BoardName::into_string) {
+            Some(a) if a >= from => (a, ">"),
+            _ => (from, ">="),
+        };
         let rows: Vec<Row> = self
             .sql()
             .exec(
-                "SELECT name, record, counts FROM boards WHERE name >= ? AND name > ? AND name < ? \
-                 ORDER BY name LIMIT ?",
+                &format!(
+                    "SELECT name, record, counts FROM boards WHERE name {op} ? AND name < ? ORDER BY name LIMIT ?"
+                ),
                 vec![
-                    from.into(),
-                    after.into(),
+                    start.into(),
                     to.unwrap_or_else(|| PAST_EVERY_NAME.into()).into(),
                     ((limit + 1) as f64).into(),
                 ],

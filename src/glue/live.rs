@@ -18,9 +18,65 @@ use super::boards::BoardClient;
 use super::kv;
 use super::platform::{now_ms, rust_err};
 use crate::core::period::Period;
-use crate::protocol::{BoardQuery, BoardSpec, LiveMessage, TopOut, LIVE_MAX_LIMIT};
+use crate::error::ApiError;
+use crate::protocol::{Ack, BoardQuery, BoardSpec, LiveCommand, LiveMessage, TopOut, Viewers, LIVE_MAX_LIMIT};
 
 pub const SPEC_HEADER: &str = "X-Podium-Spec";
+
+/// The one caller of live objects: each method sends one `LiveCommand` and
+/// reads its one reply type, and `connect` forwards a viewer's upgrade, so
+/// no call site spells a path.
+pub struct LiveClient(worker::Stub);
+
+impl LiveClient {
+    /// The root of board window `spec` (`{board}@{gen}/{window}/live`).
+    pub fn root(env: &Env, spec: &BoardSpec) -> Result<LiveClient> {
+        env.durable_object("LIVE")?.get_by_name(&spec.live_object_name()).map(LiveClient)
+    }
+
+    /// Hub `k` of that root (`…/live#k`).
+    pub fn hub(env: &Env, spec: &BoardSpec, k: usize) -> Result<LiveClient> {
+        env.durable_object("LIVE")?.get_by_name(&format!("{}#{k}", spec.live_object_name())).map(LiveClient)
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(&self, cmd: &LiveCommand) -> std::result::Result<T, ApiError> {
+        super::objects::call_object(&self.0, "/cmd", cmd).await
+    }
+
+    pub async fn publish(&self, top: TopOut) -> std::result::Result<Viewers, ApiError> {
+        self.send(&LiveCommand::Publish(top)).await
+    }
+
+    pub async fn roll(&self, spec: &BoardSpec) -> std::result::Result<Ack, ApiError> {
+        self.send(&LiveCommand::Roll(spec.clone())).await
+    }
+
+    async fn relay(&self, cmd: &LiveCommand) -> std::result::Result<Viewers, ApiError> {
+        self.send(cmd).await
+    }
+
+    async fn left(&self, hub: usize, viewers: usize) -> std::result::Result<Ack, ApiError> {
+        self.send(&LiveCommand::Left { hub, viewers }).await
+    }
+
+    pub async fn wipe(&self) -> std::result::Result<Ack, ApiError> {
+        self.send(&LiveCommand::Wipe).await
+    }
+
+    /// Hands a viewer's WebSocket upgrade for board window `spec`, top
+    /// `limit`, to this object (`hub`: the root forwarding it to hub `k`);
+    /// its answer, the upgrade, goes back to the viewer as is.
+    pub async fn connect(&self, spec: &BoardSpec, limit: usize, hub: Option<usize>) -> Result<Response> {
+        let mut fwd = Request::new(&format!("https://object/connect?limit={limit}"), Method::Get)?;
+        let h = fwd.headers_mut()?;
+        h.set("Upgrade", "websocket")?;
+        h.set(SPEC_HEADER, &serde_json::to_string(spec).map_err(rust_err)?)?;
+        if let Some(k) = hub {
+            h.set(HUB_HEADER, &k.to_string())?;
+        }
+        self.0.fetch_with_request(fwd).await
+    }
+}
 
 /// The order of period keys of one window: dates and `YYYY-Www` sort as
 /// text; seasons (`all` = the first, `s2`, `s10`) by number.
@@ -154,6 +210,17 @@ impl LiveObject {
             .map_err(|_| rust_err("auto-response"))?;
         self.state.set_websocket_auto_response(&pair);
         let as_hub: Option<usize> = req.headers().get(HUB_HEADER)?.and_then(|h| h.parse().ok());
+        let spec: BoardSpec = req
+            .headers()
+            .get(SPEC_HEADER)?
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .ok_or_else(|| rust_err("connect without a spec"))?;
+        let limit: usize = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == "limit")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(10);
         if let Some(k) = as_hub {
             kv::open(&self.state.storage().sql())?;
             kv::put(&self.state.storage().sql(), "hub_index", &k.to_string())?;
@@ -177,20 +244,9 @@ impl LiveObject {
                 }
                 hubs[k] += 1;
                 self.save_hubs(&hubs)?;
-                return self.forward_to_hub(req, k).await;
+                return self.forward_to_hub(&spec, limit, k).await;
             }
         }
-        let spec: BoardSpec = req
-            .headers()
-            .get(SPEC_HEADER)?
-            .and_then(|h| serde_json::from_str(&h).ok())
-            .ok_or_else(|| rust_err("connect without a spec"))?;
-        let limit: usize = req
-            .url()?
-            .query_pairs()
-            .find(|(k, _)| k == "limit")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(10);
         let top = self.watch(&spec).await?;
         let old = self.load()?;
         let rolled = old.as_ref().is_some_and(|h| h.spec.period != spec.period);
@@ -283,13 +339,6 @@ const DEFAULT_MAX_VIEWERS: usize = 1_000_000;
 /// the hub's thread, and the platform's cap is 32,768 sockets per object.
 const DEFAULT_HUB_CAP: usize = 2_000;
 
-/// A change for hub `k`'s viewers, relayed by the root.
-#[derive(Serialize, Deserialize)]
-struct Relay {
-    kind: String,
-    hub: HubState,
-}
-
 impl LiveObject {
     fn var(&self, name: &str, default: usize) -> usize {
         self.env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
@@ -321,24 +370,9 @@ impl LiveObject {
         kv::put(&self.state.storage().sql(), "hubs", &serde_json::to_string(hubs).map_err(rust_err)?)
     }
 
-    /// Hub `k` of this root (`{board}@{gen}/{window}/live#k`).
-    fn hub_stub(&self, spec: &BoardSpec, k: usize) -> Result<worker::Stub> {
-        self.env.durable_object("LIVE")?.get_by_name(&format!("{}#{k}", spec.live_object_name()))
-    }
-
     /// Hands a viewer's connect to hub `k`; its answer (the upgrade) goes back as is.
-    async fn forward_to_hub(&self, req: Request, k: usize) -> Result<Response> {
-        let spec: BoardSpec = req
-            .headers()
-            .get(SPEC_HEADER)?
-            .and_then(|h| serde_json::from_str(&h).ok())
-            .ok_or_else(|| rust_err("connect without a spec"))?;
-        let mut fwd = Request::new(req.url()?.as_ref(), Method::Get)?;
-        let h = fwd.headers_mut()?;
-        h.set("Upgrade", "websocket")?;
-        h.set(SPEC_HEADER, &serde_json::to_string(&spec).map_err(rust_err)?)?;
-        h.set(HUB_HEADER, &k.to_string())?;
-        self.hub_stub(&spec, k)?.fetch_with_request(fwd).await
+    async fn forward_to_hub(&self, spec: &BoardSpec, limit: usize, k: usize) -> Result<Response> {
+        LiveClient::hub(&self.env, spec, k)?.connect(spec, limit, Some(k)).await
     }
 
     /// Sends a change to this root's viewers and relays it to every hub that
@@ -348,16 +382,12 @@ impl LiveObject {
         self.broadcast(kind, hub, old);
         let mut hubs = self.hubs()?;
         hubs[0] = self.state.get_websockets().len();
-        let relay = Relay { kind: kind.to_string(), hub: hub.clone() };
+        let relay = LiveCommand::Relay { kind: kind.to_string(), spec: hub.spec.clone(), top: hub.top.clone() };
         let calls = hubs.iter().enumerate().skip(1).filter(|(_, n)| **n > 0).map(|(k, _)| {
             let relay = &relay;
             async move {
-                #[derive(Deserialize)]
-                struct Viewers {
-                    viewers: usize,
-                }
-                let stub = self.hub_stub(&hub.spec, k)?;
-                let v: Viewers = super::objects::call_object(&stub, "/relay", relay)
+                let v = LiveClient::hub(&self.env, &hub.spec, k)?
+                    .relay(relay)
                     .await
                     .map_err(|_| rust_err("hub did not take the relay"))?;
                 Ok::<(usize, usize), worker::Error>((k, v.viewers))
@@ -385,27 +415,22 @@ impl LiveObject {
             return;
         };
         let Ok(Some(h)) = self.load() else { return };
-        let Ok(root) =
-            self.env.durable_object("LIVE").and_then(|ns| ns.get_by_name(&h.spec.live_object_name()))
-        else {
-            return;
-        };
+        let Ok(root) = LiveClient::root(&self.env, &h.spec) else { return };
         // the closing socket may still be listed
         let viewers = self.state.get_websockets().iter().filter(|w| *w != gone).count();
-        let body = serde_json::json!({ "hub": k, "viewers": viewers });
-        if super::objects::call_object::<_, serde_json::Value>(&root, "/left", &body).await.is_err() {
+        if root.left(k, viewers).await.is_err() {
             console_warn!("live hub {k}: its root did not hear a viewer leave");
         }
     }
 
     /// A hub takes the root's change: its viewers whose part of it changed
     /// get it (compared with what this hub sent last).
-    fn relayed(&self, r: Relay) -> Result<usize> {
+    fn relayed(&self, kind: &str, hub: HubState) -> Result<usize> {
         let old = self.load()?;
-        self.save(r.hub.clone())?;
-        let before = old.as_ref().filter(|o| o.spec.period == r.hub.spec.period).map(|o| &o.top);
-        let kind = if r.kind == "update" && before.is_some() { "update" } else { "snapshot" };
-        self.broadcast(kind, &r.hub, if kind == "update" { before } else { None });
+        self.save(hub.clone())?;
+        let before = old.as_ref().filter(|o| o.spec.period == hub.spec.period).map(|o| &o.top);
+        let kind = if kind == "update" && before.is_some() { "update" } else { "snapshot" };
+        self.broadcast(kind, &hub, if kind == "update" { before } else { None });
         Ok(self.state.get_websockets().len())
     }
 }
@@ -445,53 +470,42 @@ impl worker::DurableObject for LiveObject {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
             (Method::Get, "/connect") => self.open_socket(req).await,
-            (Method::Post, "/publish") => {
-                let top: TopOut = req.json().await?;
-                let viewers = self.publish(top).await?;
-                Response::from_json(&serde_json::json!({ "viewers": viewers }))
-            }
-            (Method::Post, "/roll") => {
-                let spec: BoardSpec = req.json().await?;
-                self.roll(spec).await?;
-                Response::from_json(&serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, "/relay") => {
-                let r: Relay = req.json().await?;
-                let viewers = self.relayed(r)?;
-                Response::from_json(&serde_json::json!({ "viewers": viewers }))
-            }
-            (Method::Post, "/left") => {
-                // A viewer of hub `k` left (the hub tells its root).
-                #[derive(Deserialize)]
-                struct Left {
-                    hub: usize,
-                    viewers: usize,
+            (Method::Post, "/cmd") => match req.json::<LiveCommand>().await? {
+                LiveCommand::Publish(top) => Response::from_json(&Viewers { viewers: self.publish(top).await? }),
+                LiveCommand::Roll(spec) => {
+                    self.roll(spec).await?;
+                    Response::from_json(&Ack { ok: true })
                 }
-                let l: Left = req.json().await?;
-                let mut hubs = self.hubs()?;
-                if let Some(c) = hubs.get_mut(l.hub) {
-                    *c = l.viewers;
-                    self.save_hubs(&hubs)?;
+                LiveCommand::Relay { kind, spec, top } => {
+                    Response::from_json(&Viewers { viewers: self.relayed(&kind, HubState { spec, top })? })
                 }
-                Response::from_json(&serde_json::json!({ "ok": true }))
-            }
-            (Method::Post, "/wipe") => {
-                // The root wipes its hubs too.
-                if let Some(h) = self.load()? {
-                    for k in 1..self.hubs()?.len() {
-                        if let Ok(stub) = self.hub_stub(&h.spec, k) {
-                            let _: std::result::Result<serde_json::Value, _> =
-                                super::objects::call_object(&stub, "/wipe", &serde_json::json!({})).await;
+                LiveCommand::Left { hub, viewers } => {
+                    let mut hubs = self.hubs()?;
+                    if let Some(c) = hubs.get_mut(hub) {
+                        *c = viewers;
+                        self.save_hubs(&hubs)?;
+                    }
+                    Response::from_json(&Ack { ok: true })
+                }
+                LiveCommand::Wipe => {
+                    // The root wipes its hubs too.
+                    if let Some(h) = self.load()? {
+                        for k in 1..self.hubs()?.len() {
+                            if let Ok(hub) = LiveClient::hub(&self.env, &h.spec, k) {
+                                if hub.wipe().await.is_err() {
+                                    console_warn!("live hub {k} was not wiped");
+                                }
+                            }
                         }
                     }
+                    for ws in self.state.get_websockets() {
+                        let _ = ws.close(Some(4404), Some("board deleted"));
+                    }
+                    self.state.storage().delete_all().await?;
+                    *self.hub.borrow_mut() = None;
+                    Response::from_json(&Ack { ok: true })
                 }
-                for ws in self.state.get_websockets() {
-                    let _ = ws.close(Some(4404), Some("board deleted"));
-                }
-                self.state.storage().delete_all().await?;
-                *self.hub.borrow_mut() = None;
-                Response::from_json(&serde_json::json!({ "wiped": true }))
-            }
+            },
             _ => Response::error("not found", 404),
         }
     }

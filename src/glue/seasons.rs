@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use worker::Env;
 
 use super::boards::{board_name, spec, BoardClient};
+use super::live::LiveClient;
 use super::catalog::{self, CatalogOp};
 use super::http::{internal, json, ApiResult};
-use super::objects::call_object;
 use super::platform::now_ms;
 use crate::core::catalog::season_key;
 use crate::core::{Ties, Window};
@@ -35,11 +35,8 @@ pub async fn start(env: &Env, board: &str) -> ApiResult {
     let started = r.seasons.last().copied().unwrap_or_default();
     // Live viewers of the all window move to the new season at once.
     let s = spec(&name, r, Window::All, &season_key(season));
-    let hub = env
-        .durable_object("LIVE")
-        .and_then(|ns| ns.get_by_name(&s.live_object_name()))
-        .map_err(|e| internal("live stub", e))?;
-    if call_object::<_, Value>(&hub, "/roll", &s).await.is_err() {
+    let hub = LiveClient::root(env, &s).map_err(|e| internal("live stub", e))?;
+    if hub.roll(&s).await.is_err() {
         worker::console_warn!("live hub of {} did not take the new season", s.board);
     }
     // The archived season's hooks hear that it ended (API 1.1 `period_ended`).
