@@ -1347,6 +1347,8 @@ impl worker::DurableObject for BoardObject {
             // turn holds both halves.
             if self.ensure_checkpoint()? && !matches!(cmd, BoardCommand::Apply(_)) {
                 worker::Delay::from(std::time::Duration::ZERO).await;
+                // (a request run meanwhile may have wiped or unloaded it)
+                self.ensure_loaded()?;
             }
         }
         let reply = match cmd {
