@@ -396,7 +396,7 @@ impl BoardObject {
             // counts the entries before a member in every shard's.
             Snapshot::take(old, r, ties, at, hash_key(), sharded)
         };
-        let (len, nonempty) = (snap.len(), !snap.is_empty());
+        let len = snap.len();
         self.cp_stored.set(Some(0));
         // A small checkpoint is grouped and stored at once; a large one is
         // grouped in a later turn (the alarm's, or the first `prev_rank`
@@ -408,10 +408,14 @@ impl BoardObject {
         }
         if len >= 100_000 {
             // Large boards say what a checkpoint held them up (scripts/million.mjs reads it).
-            worker::console_log!("checkpoint of {} members: snapshot taken in {} ms", len, now_ms() - started);
+            worker::console_log!(
+                "checkpoint of {} members: snapshot taken in {} ms",
+                len,
+                now_ms() - started
+            );
         }
         // Viewers' arrows change with it.
-        if self.watched.get() && nonempty {
+        if self.watched.get() && len > 0 {
             self.mark_changed();
         }
         Ok(deferred)

@@ -19,7 +19,9 @@ use super::kv;
 use super::platform::{now_ms, rust_err};
 use crate::core::period::Period;
 use crate::error::ApiError;
-use crate::protocol::{Ack, BoardQuery, BoardSpec, LiveCommand, LiveMessage, TopOut, Viewers, LIVE_MAX_LIMIT};
+use crate::protocol::{
+    Ack, BoardQuery, BoardSpec, LiveCommand, LiveMessage, TopOut, Viewers, LIVE_MAX_LIMIT,
+};
 
 pub const SPEC_HEADER: &str = "X-Podium-Spec";
 
@@ -39,7 +41,10 @@ impl LiveClient {
         env.durable_object("LIVE")?.get_by_name(&format!("{}#{k}", spec.live_object_name())).map(LiveClient)
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, cmd: &LiveCommand) -> std::result::Result<T, ApiError> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        cmd: &LiveCommand,
+    ) -> std::result::Result<T, ApiError> {
         super::objects::call_object(&self.0, "/cmd", cmd).await
     }
 
@@ -382,7 +387,8 @@ impl LiveObject {
         self.broadcast(kind, hub, old);
         let mut hubs = self.hubs()?;
         hubs[0] = self.state.get_websockets().len();
-        let relay = LiveCommand::Relay { kind: kind.to_string(), spec: hub.spec.clone(), top: hub.top.clone() };
+        let relay =
+            LiveCommand::Relay { kind: kind.to_string(), spec: hub.spec.clone(), top: hub.top.clone() };
         let calls = hubs.iter().enumerate().skip(1).filter(|(_, n)| **n > 0).map(|(k, _)| {
             let relay = &relay;
             async move {
@@ -471,7 +477,9 @@ impl worker::DurableObject for LiveObject {
         match (req.method(), req.path().as_str()) {
             (Method::Get, "/connect") => self.open_socket(req).await,
             (Method::Post, "/cmd") => match req.json::<LiveCommand>().await? {
-                LiveCommand::Publish(top) => Response::from_json(&Viewers { viewers: self.publish(top).await? }),
+                LiveCommand::Publish(top) => {
+                    Response::from_json(&Viewers { viewers: self.publish(top).await? })
+                }
                 LiveCommand::Roll(spec) => {
                     self.roll(spec).await?;
                     Response::from_json(&Ack { ok: true })

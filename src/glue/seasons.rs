@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use worker::Env;
 
 use super::boards::{board_name, spec, BoardClient};
-use super::live::LiveClient;
 use super::catalog::{self, CatalogOp};
 use super::http::{internal, json, ApiResult};
+use super::live::LiveClient;
 use super::platform::now_ms;
 use crate::core::catalog::season_key;
 use crate::core::{Ties, Window};

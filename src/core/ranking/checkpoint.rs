@@ -2,8 +2,8 @@
 //! checkpoint, taken on the hour (UTC), so reads can carry `prev_rank`.
 //!
 //! A checkpoint is the visible ranks at one instant, kept as `(id hash,
-//! rank)` pairs grouped by the hash's top bits into buckets of ~8 (a radix
-//! sort in place, see `group`); a lookup scans one bucket. 12 bytes per member plus
+//! rank)` pairs grouped by the hash's top bits into buckets of ~8 (a
+//! two-pass radix sort, see `group`); a lookup scans one bucket. 12 bytes per member plus
 //! 0.5 per member of bucket starts. The hash is keyed (the seed is kept
 //! with the checkpoint), so clients cannot aim two ids at one entry. The
 //! board takes a checkpoint before the first change or read after each
