@@ -73,7 +73,9 @@ fn shards(m: &Map<String, Value>) -> Result<Option<u16>, ApiError> {
 
 /// Body of `PUT /v1/boards/{board}`; every field optional.
 pub fn parse_board_patch(body: &[u8]) -> Result<BoardPatch, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // Only a body that is absent means "all defaults"; whitespace alone is
+    // not JSON, and a client that sent some meant to send something.
+    if body.is_empty() {
         return Ok(BoardPatch::default());
     }
     let m = object(body)?;
@@ -181,6 +183,12 @@ mod tests {
     fn an_empty_board_body_changes_nothing() {
         assert_eq!(parse_board_patch(b"").unwrap(), BoardPatch::default());
         assert_eq!(parse_board_patch(b"{}").unwrap(), BoardPatch::default());
+    }
+
+    #[test]
+    fn a_body_of_only_whitespace_is_malformed_json() {
+        assert_eq!(parse_board_patch(b" ").unwrap_err().code(), "invalid_json");
+        assert_eq!(parse_board_patch(b"\n\t").unwrap_err().code(), "invalid_json");
     }
 
     #[test]

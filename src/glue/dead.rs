@@ -240,7 +240,8 @@ pub async fn redrive(mut req: Request, env: &Env) -> ApiResult {
 
 fn parse_redrive(body: &[u8]) -> ApiResult<Option<Vec<String>>> {
     let bad = |m: &str| ApiError::InvalidBody { field: Some("ids".into()), message: m.into() };
-    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+    // An absent body means "all"; whitespace alone is malformed JSON.
+    let v: Value = if body.is_empty() {
         json!({})
     } else {
         crate::domain::json::parse(body).map_err(|e| ApiError::InvalidJson {

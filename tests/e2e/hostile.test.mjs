@@ -67,6 +67,7 @@ add('NDJSON with a broken line', E(`${json(ev())}\n{"type":`, { contentType: 'ap
 add('duplicate key in an event', E('{"type":"like","member":"m","board":"b","value":1,"value":1e9}'), 400, 'invalid_event');
 add('duplicate key in meta', E('{"type":"like","member":"m","board":"b","meta":{"n":1,"n":2}}'), 400, 'invalid_event');
 add('duplicate key in a board body', () => post(`${w.url}/v1/boards/${B}`, '{"order":"asc","order":"desc"}', { ...ADM, method: 'PUT' }), 400, 'invalid_json');
+add('a board body of only whitespace', () => post(`${w.url}/v1/boards/${B}`, ' \n', { ...ADM, method: 'PUT' }), 400, 'invalid_json');
 add('duplicate key in a route body', () => post(`${w.url}/v1/routes/${T}`, '{"targets":[{"board":"x"}],"targets":[]}', { ...ADM, method: 'PUT' }), 400, 'invalid_json');
 add('duplicate key in a lookup body', () => post(`${w.url}/v1/boards/${B}/lookup`, '{"members":["a"],"members":["b"]}', { key: null }), 400, 'invalid_json');
 // NaN, Infinity, huge numbers.
