@@ -5,7 +5,8 @@
 //! Run through `scripts/bench.sh`; prints `RESULT <name> <value>` lines that the
 //! script turns into a table. Builds for the host and for wasm32-wasip1.
 //!
-//! Arguments: `[--n MEMBERS] [--ops OPS] [--redis HOST:PORT]`
+//! Arguments: `[--n MEMBERS] [--ops OPS] [--redis HOST:PORT] [--cold [--hint]]`
+//! (`--cold`: only a cold start's rebuild, see `cold`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -13,18 +14,24 @@ use std::time::Instant;
 
 use podium::core::ranking::checkpoint::{Checkpoint, Snapshot};
 use podium::core::ranking::{Ranking, Row};
-use podium::core::{Op, Order, Ties};
+use podium::core::{Op, Order, Tiebreak, Ties};
 use podium::domain::names::MemberId;
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// High-water mark of `LIVE` (reset to `LIVE` before a measured phase).
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 // The benchmark is single-threaded: a plain load + store keeps the count
 // without a locked read-modify-write on every allocation, so the timed ops pay
 // for their allocations, not for the instrumentation.
 #[inline]
 fn add(n: usize) {
-    LIVE.store(LIVE.load(Relaxed).wrapping_add(n), Relaxed);
+    let live = LIVE.load(Relaxed).wrapping_add(n);
+    LIVE.store(live, Relaxed);
+    if live > PEAK.load(Relaxed) {
+        PEAK.store(live, Relaxed);
+    }
 }
 #[inline]
 fn sub(n: usize) {
@@ -44,9 +51,17 @@ unsafe impl GlobalAlloc for Counting {
         add(l.size());
         System.alloc_zeroed(l)
     }
+    // A growing realloc may move, so for a moment both blocks count (the
+    // peak stays an upper bound); a shrinking one is done in place (dlmalloc,
+    // wasm's allocator, splits the block and frees its tail), so only the
+    // smaller size counts.
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        add(n);
-        sub(l.size());
+        if n >= l.size() {
+            add(n);
+            sub(l.size());
+        } else {
+            sub(l.size() - n);
+        }
         System.realloc(p, l, n)
     }
 }
@@ -130,6 +145,11 @@ fn main() {
     let ops: usize = arg("--ops").map_or(200_000, |v| v.parse().unwrap());
     let redis = arg("--redis");
     let target = if cfg!(target_arch = "wasm32") { "wasm" } else { "native" };
+    if args.iter().any(|a| a == "--cold") {
+        eprintln!("[{target}] cold start of {n} members");
+        cold(n, args.iter().any(|a| a == "--hint"));
+        return;
+    }
     eprintln!("[{target}] {n} members, {ops} ops per measurement");
 
     let mut rng = Rng(42);
@@ -327,10 +347,18 @@ fn main() {
     // rebuild
     let rows: Vec<Row> = r.rows().collect();
     drop(r);
+    // The peak a rebuild reaches above what was live before it (the rows
+    // themselves excluded: they are fed one at a time, as the Durable
+    // Object streams them from SQLite); wasm memory never shrinks, so this
+    // transient peak, not the steady size, is what a cold start costs.
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
     let t = Instant::now();
-    let r2 = Ranking::from_rows(Order::Desc, Op::Incr, rows.clone());
+    let r2 = Ranking::from_rows(Order::Desc, Op::Incr, rows.iter().cloned());
     let rebuild = t.elapsed().as_secs_f64();
+    let peak = PEAK.load(Relaxed) - base;
     result("rebuild_s", format!("{rebuild:.3}"));
+    result("rebuild_peak_bytes_per_member", format!("{:.1}", peak as f64 / n as f64));
     // bytes held by a ranking: total live minus everything else still alive
     let held = |r: Ranking| {
         let other = LIVE.load(Relaxed);
@@ -339,7 +367,14 @@ fn main() {
     };
     result("bytes_per_member_rebuilt", format!("{:.1}", held(r2) as f64 / n as f64));
     // the same rows on a board with a tiebreak: 40-byte cells (API 1.1 subscores)
-    let tie = Ranking::from_rows_seeded(Order::Desc, Op::Incr, podium::core::Tiebreak::Asc, 0, rows);
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let tie = Ranking::from_rows_seeded(Order::Desc, Op::Incr, Tiebreak::Asc, 0, rows.iter().cloned());
+    result(
+        "rebuild_peak_bytes_per_member_tiebreak",
+        format!("{:.1}", (PEAK.load(Relaxed) - base) as f64 / n as f64),
+    );
+    drop(rows);
     result("bytes_per_member_rebuilt_tiebreak", format!("{:.1}", held(tie) as f64 / n as f64));
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -348,6 +383,45 @@ fn main() {
     }
     #[cfg(target_arch = "wasm32")]
     let _ = redis;
+}
+
+/// `--cold`: only a Durable Object's cold start, in a fresh process: the
+/// ranking rebuilt from rows streamed one at a time in insertion order (as
+/// `SELECT ... FROM members` yields them: ids `member-000000123`, scores in
+/// no order), through an iterator that does not know its length (the
+/// SQLite cursor's); with `--hint`, told the number of rows as the Durable
+/// Object is (`SELECT count(*)`). Reports the build time, the peak and
+/// steady heap bytes per member and, on wasm, how far the linear memory grew.
+fn cold(n: usize, hint: bool) {
+    let rows = (0..n).map_while(|i| {
+        Some(Row {
+            member: format!("member-{i:09}"),
+            score: initial(i),
+            sub: 0.0,
+            seq: (T0 + i as i64) as u64,
+            ts: 0,
+            meta: None,
+        })
+    });
+    #[cfg(target_arch = "wasm32")]
+    let memory_before = linear_memory();
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let t = Instant::now();
+    let expected = if hint { n } else { 0 };
+    let r = Ranking::from_rows_seeded_sized(Order::Desc, Op::Incr, Tiebreak::None, 0, expected, rows);
+    let rebuild = t.elapsed().as_secs_f64();
+    let peak = PEAK.load(Relaxed) - base;
+    let steady = LIVE.load(Relaxed) - base;
+    assert_eq!(r.len(), n);
+    result("cold_rebuild_s", format!("{rebuild:.3}"));
+    result("cold_rebuild_peak_bytes_per_member", format!("{:.1}", peak as f64 / n as f64));
+    result("cold_bytes_per_member", format!("{:.1}", steady as f64 / n as f64));
+    #[cfg(target_arch = "wasm32")]
+    result(
+        "cold_wasm_memory_growth_mb",
+        format!("{:.1}", (linear_memory() - memory_before) as f64 / 1048576.0),
+    );
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -120,6 +120,8 @@ printf '%-26s %10s %10s %9s %11s %10s   %s\n' "bytes/member (rebuilt)" "$(n byte
   "$(w bytes_per_member_rebuilt)" "" "" "$(ratio "$(n bytes_per_member_rebuilt)" "$(n redis_bytes_per_member)")x" ""
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "rebuild from rows s" "$(n rebuild_s)" "$(w rebuild_s)" \
   "$(ratio "$(w rebuild_s)" "$(n rebuild_s)")" "" "" "native <=1 s"
+printf '%-26s %10s %10s %9s %11s %10s   %s\n' "rebuild peak bytes/member" "$(n rebuild_peak_bytes_per_member)" \
+  "$(w rebuild_peak_bytes_per_member)" "" "" "" "heap high-water of the rebuild (wasm memory never shrinks)"
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "load via apply s" "$(n load_s)" "$(w load_s)" "" "" "" ""
 printf '%-26s %10s %10s %9s %11s %10s   %s\n' "wasm memory, board MB" "" "$(w wasm_board_memory_mb)" "" "" "" \
   "<=96 MB: linear memory the load added"

@@ -282,10 +282,15 @@ impl Index {
     }
 
     /// Replaces the table with one of `cap` entries holding the given
-    /// members, `(hash of id, location)`.
+    /// members, `(hash of id, location)` (the same table, cleared, when it
+    /// has that size).
     pub fn rebuild(&mut self, cap: usize, members: impl Iterator<Item = (u64, Loc)>) {
-        self.table = Vec::new();
-        self.table = vec![0; cap];
+        if self.table.len() == cap {
+            self.table.fill(0);
+        } else {
+            self.table = Vec::new();
+            self.table = vec![0; cap];
+        }
         self.len = 0;
         for (h, l) in members {
             self.place(h, l);

@@ -251,8 +251,8 @@ impl Members for Names<'_> {
 
 impl<R: RankKey> Clone for Board<R> {
     fn clone(&self) -> Self {
-        let mut r =
-            Board::empty(self.order, self.op, self.tiebreak, self.arena.seed).build_from_rows(self.rows());
+        let mut r = Board::empty(self.order, self.op, self.tiebreak, self.arena.seed)
+            .build_from_rows(self.len(), self.rows());
         for id in self.hidden() {
             r.set_hidden(id, true);
         }
@@ -278,6 +278,10 @@ static NO_ID: Id16 = [0; 16];
 /// than a Durable Object's memory holds, and its duplicate check names rows
 /// by a 25-bit number.
 const MAX_ROWS: usize = 30_000_000;
+
+/// The tag of a row that lost to a later one of the same member while a
+/// ranking is rebuilt: no id length has it (ids have 1 to 128 bytes).
+const DROPPED: u32 = 0xff;
 
 impl<R: RankKey> Board<R> {
     /// An empty ranking whose id hash is keyed with `seed`.
@@ -715,19 +719,24 @@ impl<R: RankKey> Board<R> {
         self.tree.iter_from(0).map(move |(k, pay)| self.row(k, pay))
     }
 
-    /// This empty ranking filled with `rows` (see [`Ranking::from_rows`]).
-    fn build_from_rows(self, rows: impl IntoIterator<Item = Row>) -> Board<R> {
+    /// This empty ranking filled with `rows` (see [`Ranking::from_rows`]);
+    /// `expected`: how many rows to make room for at once (see
+    /// [`Ranking::from_rows_seeded_sized`]).
+    fn build_from_rows(self, expected: usize, rows: impl IntoIterator<Item = Row>) -> Board<R> {
         let mut r = self;
         let (order, tb) = (r.order, r.tiebreak);
+        let rows = rows.into_iter();
         // Each row becomes its entry at once: key, reach and id payload (the
         // id inline when it fits, else an arena record), with its metadata
         // set aside by row number. A cold start so never holds every row's
         // owned strings at the same time (a 1M board peaked at 133 MB of wasm
-        // memory when rows were collected whole).
-        let mut ents: Vec<Ent<R>> = Vec::new();
+        // memory when rows were collected whole). The entries are reserved
+        // once when their number is known: grown by doubling, the vector
+        // would for a moment be there twice, and in wasm, where memory never
+        // shrinks, each move leaves its old place behind as a hole.
+        let mut ents: Vec<Ent<R>> = Vec::with_capacity(expected.max(rows.size_hint().0).min(MAX_ROWS));
         let mut metas: Vec<(u32, String)> = Vec::new();
         for row in rows
-            .into_iter()
             .filter(|row| {
                 row.score.is_finite()
                     && row.sub.is_finite()
@@ -747,50 +756,52 @@ impl<R: RankKey> Board<R> {
             }
             ents.push((k, pay));
         }
+        // spare room (skipped rows, a wrong count or none) back before the
+        // index is made, which may take it: a shrink is in place
+        ents.shrink_to_fit();
         // duplicates: the id index, its entries naming rows by number for now;
-        // the later-reached row wins (the later one on equal reach)
+        // the later-reached row wins (the later one on equal reach). A row
+        // that loses is marked by a tag no id length has ([`DROPPED`]), its
+        // arena record freed.
         let n = ents.len();
         let seed = r.arena.seed;
-        let bytes_of = |arena: &Arena, e: &Ent<R>| arena.bytes(&e.1, id_len(tag(e.0))).to_vec();
         r.index.rebuild(Index::cap_for(n), std::iter::empty());
-        let mut keep = vec![true; n];
+        let mut dropped = 0;
+        let mut id = [0u8; 128];
         for i in 0..n {
-            let id = bytes_of(&r.arena, &ents[i]);
-            let h = ids::hash(&id, seed);
+            let len = id_len(tag(ents[i].0));
+            id[..len].copy_from_slice(r.arena.bytes(&ents[i].1, len));
+            let id = &id[..len];
+            let h = ids::hash(id, seed);
             let arena = &r.arena;
             let seen = r.index.probe(h).find(|&(_, l)| {
-                arena.bytes(&ents[l as usize].1, id_len(tag(ents[l as usize].0))) == id.as_slice()
+                let e = &ents[l as usize];
+                arena.bytes(&e.1, id_len(tag(e.0))) == id
             });
-            match seen {
-                Some((e, l)) => {
-                    let j = l as usize;
-                    if reach(ents[i].0) >= reach(ents[j].0) {
-                        keep[j] = false;
-                        r.index.set(e, h, i as Loc);
-                    } else {
-                        keep[i] = false;
-                    }
-                }
-                None => r.index.place(h, i as Loc),
-            }
-        }
-        for (i, e) in ents.iter().enumerate() {
-            if !keep[i] {
-                r.arena.release(&e.1, id_len(tag(e.0)));
+            if let Some((e, l)) = seen {
+                let j = l as usize;
+                let lost = if reach(ents[i].0) >= reach(ents[j].0) {
+                    r.index.set(e, h, i as Loc);
+                    j
+                } else {
+                    i
+                };
+                r.arena.release(&ents[lost].1, len);
+                ents[lost].0 .1 |= DROPPED as u64;
+                dropped += 1;
+            } else {
+                r.index.place(h, i as Loc);
             }
         }
         let mut kept_meta: Vec<(Box<[u8]>, String)> = Vec::with_capacity(metas.len());
         for (i, m) in metas {
-            if let Some(e) = ents.get(i as usize).filter(|_| keep[i as usize]) {
-                kept_meta.push((bytes_of(&r.arena, e).into_boxed_slice(), m));
+            if let Some(e) = ents.get(i as usize).filter(|e| tag(e.0) != DROPPED) {
+                kept_meta.push((r.id_bytes(e.0, &e.1).into(), m));
             }
         }
-        let mut i = 0;
-        ents.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        drop(keep);
+        if dropped > 0 {
+            ents.retain(|e| tag(e.0) != DROPPED);
+        }
         {
             let arena = &r.arena;
             let cmp = |a: &Ent<R>, b: &Ent<R>| {
@@ -805,10 +816,10 @@ impl<R: RankKey> Board<R> {
         for (id, m) in kept_meta {
             r.meta.insert(id, m);
         }
-        let n = ents.len();
-        r.index.rebuild(Index::cap_for(n), std::iter::empty());
+        // the index again, now filled with the entries' places in the tree
+        r.index.rebuild(Index::cap_for(ents.len()), std::iter::empty());
         let (tree, mut names) = r.names();
-        tree.bulk_load(n, ents, &mut names);
+        tree.bulk_load(ents, &mut names);
         r
     }
 }
@@ -851,9 +862,33 @@ impl Ranking {
         seed: u64,
         rows: impl IntoIterator<Item = Row>,
     ) -> Ranking {
+        Ranking::from_rows_seeded_sized(order, op, tiebreak, seed, 0, rows)
+    }
+
+    /// [`Ranking::from_rows_seeded`] told how many rows are coming
+    /// (`expected`, e.g. `SELECT count(*)` of the table the rows are read
+    /// from): the rebuild reserves room for their entries once instead of
+    /// growing it by doubling, which would briefly hold the entries twice
+    /// and, in wasm, leave every outgrown copy behind as a hole in a memory
+    /// that never shrinks (1M members from an iterator without a length:
+    /// a heap peak of 50 bytes per member instead of 40, and 64 MB of wasm
+    /// memory added instead of 39; see `--cold` in `examples/bench.rs`).
+    /// Only a hint, the result is the same whatever it is: more rows still
+    /// all load (growing by doubling), fewer give the spare room back before
+    /// the rest of the build. An overestimate is reserved as asked (up to
+    /// 30M rows) until then. The iterator's own `size_hint` counts when it
+    /// says more; 0 means no hint.
+    pub fn from_rows_seeded_sized(
+        order: Order,
+        op: Op,
+        tiebreak: Tiebreak,
+        seed: u64,
+        expected: usize,
+        rows: impl IntoIterator<Item = Row>,
+    ) -> Ranking {
         match Ranking::with_seed(order, op, tiebreak, seed) {
-            Ranking::Plain(b) => Ranking::Plain(b.build_from_rows(rows)),
-            Ranking::Tie(b) => Ranking::Tie(b.build_from_rows(rows)),
+            Ranking::Plain(b) => Ranking::Plain(b.build_from_rows(expected, rows)),
+            Ranking::Tie(b) => Ranking::Tie(b.build_from_rows(expected, rows)),
         }
     }
 

@@ -204,6 +204,81 @@ fn a_duplicated_row_keeps_the_later_reach_time() {
 }
 
 #[test]
+fn a_rebuild_keeps_each_duplicated_members_later_row_and_its_metadata_whatever_the_size_hint() {
+    // Several blocks of members, each of them given two or three rows: the
+    // later-reached one wins (the later row on equal reach), with its own
+    // metadata or none; long ids and `last` boards keep records, whose
+    // losers' records are freed and taken by the next new members.
+    let long = |i: usize| format!("a-member-id-longer-than-sixteen-bytes-{i}");
+    for (op, id) in [(Op::Last, &long as &dyn Fn(usize) -> String), (Op::Incr, &|i| format!("m{i}"))] {
+        let row = |i: usize, score: f64, at: i64, meta: Option<&str>| Row {
+            member: id(i),
+            score,
+            sub: 0.0,
+            seq: (T + at) as u64,
+            ts: if op == Op::Last { T + at } else { 0 },
+            meta: meta.map(str::to_string),
+        };
+        let mut rows = Vec::new();
+        let mut want = HashMap::new();
+        for i in 0..2000 {
+            let first = row(i, (i % 13) as f64, (i % 5) as i64, Some("first"));
+            let (second, winner) = match i % 3 {
+                0 => {
+                    let r = row(i, 50.0 + (i % 7) as f64, 10, None);
+                    (r.clone(), r)
+                }
+                1 => (row(i, 99.0, -1, Some("stale")), first.clone()),
+                _ => {
+                    let r = row(i, (i % 11) as f64, (i % 5) as i64, Some("same reach, later row"));
+                    (r.clone(), r)
+                }
+            };
+            want.insert(id(i), winner);
+            rows.push(first);
+            rows.push(second);
+            if i % 10 == 0 {
+                rows.push(row(i, 1.0, -2, Some("oldest"))); // loses to both
+            }
+        }
+        // rows of other members in between, and some skipped ones
+        rows.rotate_left(777);
+        rows.push(Row { member: String::new(), ..row(0, 1.0, 99, None) });
+        rows.push(Row { score: f64::NAN, ..row(1, 1.0, 99, None) });
+        let mut built = Vec::new();
+        for hint in [0, 10, 2000, 4000, 100_000] {
+            let mut r = Ranking::from_rows_seeded_sized(
+                Order::Desc,
+                op,
+                Tiebreak::None,
+                3,
+                hint,
+                rows.iter().cloned(),
+            );
+            check(&mut r);
+            assert_eq!(r.len(), 2000);
+            for (who, w) in &want {
+                let got = r.get(who).unwrap();
+                assert_eq!(
+                    (got.score, got.seq, got.ts, got.meta.as_deref()),
+                    (w.score, w.seq, w.ts, w.meta.as_deref())
+                );
+            }
+            // new members after the rebuild (taking freed records) leave everyone else intact
+            for i in 2000..2600 {
+                r.apply(&m(&id(i)), 1000.0, T + 5);
+            }
+            check(&mut r);
+            for (who, w) in &want {
+                assert_eq!(r.get(who).unwrap().score, w.score);
+            }
+            built.push(r.rows().collect::<Vec<_>>());
+        }
+        assert!(built.windows(2).all(|w| w[0] == w[1]), "the hint changes nothing");
+    }
+}
+
+#[test]
 fn a_member_that_later_reaches_a_tied_score_ranks_below_the_one_who_held_it() {
     let mut r = board(Order::Desc, Op::Incr, &[("a", 3.0, 1), ("b", 1.0, 2)]);
     r.apply(&m("b"), 2.0, 3);
