@@ -7,43 +7,60 @@
 // events/s are applied to the same board.
 //
 //   node scripts/million.mjs [members=1000000]
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+//
+// MILLION_STATE=dir keeps the state in `dir` and fills it only when it is
+// new, so repeated runs measure the cold start without the fill;
+// MILLION_LOAD_ONLY=1 stops after the cold start.
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startWorker, post, get, waitFor } from '../tests/harness.mjs';
 
 const N = Number(process.argv[2] ?? 1_000_000);
-const dir = mkdtempSync(join(tmpdir(), 'podium-million-'));
+const kept = process.env.MILLION_STATE;
+const dir = kept ?? mkdtempSync(join(tmpdir(), 'podium-million-'));
+const filled = kept !== undefined && existsSync(join(kept, '.filled'));
 // Checkpoints (API 1.1 prev_rank) every minute instead of every hour, so one
 // is taken on the full board while the reads below run.
 let w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000' } });
 const b = 'million';
 const id = (i) => `member-${String(i).padStart(9, '0')}`; // 16 bytes
 const ev = (i, extra = {}) => ({ type: 'x', board: b, member: id(i), value: (i * 7919) % 100_000, id: `fill-${i}`, ...(i % 10 === 0 ? { meta: { name: `Player ${i}`, level: i % 50 } } : {}), ...extra });
-const t0 = Date.now();
-const inflight = [];
-for (let i = 0; i < N; i += 1000) {
-  const batch = Array.from({ length: Math.min(1000, N - i) }, (_, j) => ev(i + j));
-  inflight.push(post(`${w.url}/v1/events`, batch).then((r) => { if (r.status !== 202) throw new Error(`${r.status} ${r.text}`); }));
-  if (inflight.length >= 4) await inflight.shift();
+if (!filled) {
+  const t0 = Date.now();
+  const inflight = [];
+  for (let i = 0; i < N; i += 1000) {
+    const batch = Array.from({ length: Math.min(1000, N - i) }, (_, j) => ev(i + j));
+    inflight.push(post(`${w.url}/v1/events`, batch).then((r) => { if (r.status !== 202) throw new Error(`${r.status} ${r.text}`); }));
+    if (inflight.length >= 4) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}`)).json?.members === N, { timeout: 600_000, interval: 1000, what: `${N} members` });
+  console.log(`filled ${N} members in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  // Storage: the largest SQLite file under the state dir is the board's
+  // object (its members table and one dedupe record per fill event).
+  const files = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)]));
+  const biggest = files(dir).filter((f) => f.endsWith('.sqlite')).map((f) => statSync(f).size).sort((a, c) => c - a)[0] ?? 0;
+  console.log(`board object's SQLite file: ${(biggest / 1e6).toFixed(1)} MB for ${N} members and ${N} dedupe records (${(biggest / N).toFixed(1)} B per member with its fill event's record)`);
+  writeFileSync(join(dir, '.filled'), String(N));
 }
-await Promise.all(inflight);
-await waitFor(async () => (await get(`${w.url}/v1/boards/${b}`)).json?.members === N, { timeout: 600_000, interval: 1000, what: `${N} members` });
-console.log(`filled ${N} members in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-// Storage: the largest SQLite file under the state dir is the board's
-// object (its members table and one dedupe record per fill event).
-const files = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)]));
-const biggest = files(dir).filter((f) => f.endsWith('.sqlite')).map((f) => statSync(f).size).sort((a, c) => c - a)[0] ?? 0;
-console.log(`board object's SQLite file: ${(biggest / 1e6).toFixed(1)} MB for ${N} members and ${N} dedupe records (${(biggest / N).toFixed(1)} B per member with its fill event's record)`);
-
 await w.kill();
 await w.start();
 const c0 = Date.now();
 const first = await get(`${w.url}/v1/boards/${b}/top?limit=10`);
 const cold = Date.now() - c0;
-const loaded = w.log().match(/board million[^\n]* loaded (\d+) members in (\d+) ms; wasm memory (\d+) MB/);
-console.log(`cold start: first read after restart ${cold} ms (status ${first.status}, total ${first.json?.total})`);
-console.log(loaded ? `board load: ${loaded[1]} members in ${loaded[2]} ms; wasm memory ${loaded[3]} MB` : 'board load line not found in the log');
+// The board's alarm (due at restart) may load it before the first read
+// arrives, so the read alone can look fast: the load's own log line is the
+// cold start (storage to a ranking that can answer).
+const loaded = await waitFor(() => w.log().match(/board million[^\n]* loaded (\d+) members in (\d+) ms; wasm memory (\d+) MB(?:; rows read and packed in (\d+) ms)?/), { timeout: 60_000, interval: 200, what: 'the load line' }).catch(() => null);
+console.log(`first read after restart: ${cold} ms (status ${first.status}, total ${first.json?.total})`);
+console.log(loaded
+  ? `cold start (the board's load): ${loaded[1]} members in ${loaded[2]} ms${loaded[4] ? ` (rows read from SQLite and packed: ${loaded[4]} ms)` : ''}; wasm memory ${loaded[3]} MB`
+  : 'board load line not found in the log');
+if (process.env.MILLION_LOAD_ONLY === '1') {
+  await w.stop();
+  process.exit(0);
+}
 
 // Reads while 10,000 events/s are applied (10 requests of 1000 per second).
 let stop = false;

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod import;
 pub mod json;
 pub mod names;
+pub mod rows;
 pub mod settings;
 
 pub use event::{BodyFormat, Event};

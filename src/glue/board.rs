@@ -17,6 +17,7 @@ use worker::{console_error, durable_object, Env, Method, Request, Response, Resu
 use super::faults::{faults_on, Fault};
 use super::kv;
 use super::platform::{now_ms, retention, rust_err};
+use super::rows::MemberRows;
 use super::txn::{write_all, Stmt};
 use crate::core::chores::{Chores, REPORT_EVERY_MS, REPORT_QUIET_MS};
 use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};
@@ -88,27 +89,6 @@ const CHECKPOINT_SLICE: usize = 100_000;
 const CHECKPOINT_ROWS: &str =
     "CREATE TABLE IF NOT EXISTS checkpoint_rows (at INTEGER NOT NULL, i INTEGER NOT NULL, data BLOB NOT NULL, \
      PRIMARY KEY (at, i))";
-
-fn member_row(cols: Vec<SqlStorageValue>) -> Result<Row> {
-    let num = |v: &SqlStorageValue| match v {
-        SqlStorageValue::Integer(i) => Some(*i as f64),
-        SqlStorageValue::Float(f) => Some(*f),
-        _ => None,
-    };
-    match cols.as_slice() {
-        [SqlStorageValue::String(member), score, seq, ts, sub] => Ok(Row {
-            member: member.clone(),
-            score: num(score).ok_or_else(|| rust_err("bad score column"))?,
-            sub: num(sub).ok_or_else(|| rust_err("bad sub column"))?,
-            seq: num(seq).ok_or_else(|| rust_err("bad seq column"))? as u64,
-            ts: num(ts).ok_or_else(|| rust_err("bad ts column"))? as i64,
-            // Metadata stays in SQLite (issue 12: bounded memory); reads
-            // fetch it for the members they list.
-            meta: None,
-        }),
-        _ => Err(rust_err("bad members row")),
-    }
-}
 
 /// JSON arrays of at most ~512 KB for `json_each(?)` statements: a bound
 /// value must stay well under SQLite's 2 MB.
@@ -234,36 +214,30 @@ impl BoardObject {
         self.watched.set(watched);
         // After an eviction, push once more in case a change was not yet published.
         self.dirty.set(watched);
-        // Streamed row by row: a million-member board must not become one
-        // giant JS array on the way in.
+        // Streamed a packed chunk at a time (`rows`): a million-member board
+        // must not become one giant JS array on the way in, nor cross the
+        // JS↔wasm boundary once per column.
         let started = now_ms();
-        let cursor = sql.exec("SELECT member, score, seq, ts, sub FROM members", None)?;
-        let mut failed = None;
-        let rows = cursor.raw().map_while(|raw| match raw.and_then(member_row) {
-            Ok(row) => Some(row),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        });
+        let mut rows = MemberRows::open(&sql)?;
         let (order, op, tb) = spec.as_ref().map(|s| (s.order, s.op, s.tiebreak)).unwrap_or((
             Order::Desc,
             Op::Incr,
             Tiebreak::None,
         ));
-        let ranking = Ranking::from_rows_seeded(order, op, tb, hash_key(), rows);
-        if let Some(e) = failed {
+        let ranking = Ranking::from_rows_seeded_sized(order, op, tb, hash_key(), rows.count, rows.by_ref());
+        if let Some(e) = rows.failed.take() {
             return Err(e);
         }
         if ranking.len() >= 100_000 {
             // Large boards say what their cold start cost (scripts/million.mjs reads it).
             let pages = core::arch::wasm32::memory_size(0);
             worker::console_log!(
-                "board {} loaded {} members in {} ms; wasm memory {} MB",
+                "board {} loaded {} members in {} ms; wasm memory {} MB; rows read and packed in {} ms",
                 spec.as_ref().map(|s| s.object_name()).unwrap_or_default(),
                 ranking.len(),
                 now_ms() - started,
-                pages * 64 / 1024
+                pages * 64 / 1024,
+                rows.read_ms
             );
         }
         let mut ranking = ranking;

@@ -17,6 +17,7 @@ mod kv;
 mod live;
 mod objects;
 mod platform;
+mod rows;
 mod rules;
 mod seasons;
 mod shards;

@@ -65,3 +65,39 @@ test('events accepted just before a restart are not lost', async () => {
   await drain(w.url, uniqueName('sentinel'));
   assert.equal((await get(`${w.url}/v1/boards/${b}`)).json.events, 1, 'applied once');
 });
+
+test('every score, subscore and tie order reads the same after a restart, fractional and huge ones included', async () => {
+  // A cold load reads integral rows as SQLite's own text, a range of rowids
+  // at a time, and every other row packed as exact doubles (glue/rows.rs):
+  // both kinds, and more rows than one range holds, must come back exactly.
+  const b = uniqueName('exact');
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { tiebreak: 'asc', ties: 'first' })).status, 201);
+  const ev = (member, value, extra = {}) => ({ type: 'x', board: b, member, value, ...extra });
+  const events = [
+    ev('tenth', 0.1), ev('tenth', 0.2), // 0.30000000000000004: needs all 17 digits
+    ...Array.from({ length: 10 }, () => ev('huge', 1e15)), // 1e16, above 2^53
+    ev('neg', -7), ev('frac-sub', 5, { subscore: 0.125 }), ev('int-sub', 5, { subscore: -3 }),
+    // 5,000 more, with many equal scores: more rows than one range of rowids
+    ...Array.from({ length: 5000 }, (_, i) => ev(`m${i}`, i % 37, { subscore: i % 3 })),
+  ];
+  for (let i = 0; i < events.length; i += 1000) {
+    assert.equal((await post(`${w.url}/v1/events`, events.slice(i, i + 1000))).status, 202);
+  }
+  await waitFor(async () => (await get(`${w.url}/v1/boards/${b}`)).json?.events === events.length, { timeout: 20_000, what: 'every event applied' });
+  const all = async () => {
+    const out = [];
+    for (let off = 0; off < 5005; off += 1000) {
+      const r = await get(`${w.url}/v1/boards/${b}/top?limit=1000&offset=${off}`);
+      assert.equal(r.status, 200, r.text);
+      out.push(...r.json.entries.map((e) => [e.member, e.rank, e.score, e.subscore, e.reached]));
+    }
+    return out;
+  };
+  const beforeRestart = await all();
+  assert.equal(beforeRestart.length, 5005);
+  assert.deepEqual(beforeRestart.find((e) => e[0] === 'tenth').slice(2, 4), [0.1 + 0.2, 0]);
+  assert.deepEqual(beforeRestart.find((e) => e[0] === 'huge').slice(2, 4), [1e16, 0]);
+  assert.deepEqual(beforeRestart.find((e) => e[0] === 'frac-sub').slice(2, 4), [5, 0.125]);
+  await w.restart();
+  assert.deepEqual(await all(), beforeRestart);
+});
