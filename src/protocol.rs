@@ -317,6 +317,15 @@ pub enum BoardCommand {
 /// takes, and the one reply type of each. A viewer's WebSocket upgrade is
 /// not one of them: it reaches the object as the request it is
 /// (`glue::live::LiveClient::connect`).
+/// What a live push is (its `type` on the socket): the whole top (a
+/// viewer's first message, or a new period) or a change within the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushKind {
+    Snapshot,
+    Update,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
 pub enum LiveCommand {
@@ -325,9 +334,8 @@ pub enum LiveCommand {
     Publish(TopOut),
     /// A new season began: the all window's viewers move to it. → `Ack`
     Roll(BoardSpec),
-    /// The root's change for one hub's viewers (`kind`: `update` or
-    /// `snapshot`). → `Viewers` (the hub's)
-    Relay { kind: String, spec: BoardSpec, top: TopOut },
+    /// The root's change for one hub's viewers. → `Viewers` (the hub's)
+    Relay { kind: PushKind, spec: BoardSpec, top: TopOut },
     /// Hub `hub` lost a viewer and has `viewers` now (hub → root). → `Ack`
     Left { hub: usize, viewers: usize },
     /// The board was deleted: every viewer is closed and the object
@@ -933,6 +941,27 @@ mod tests {
         }
         assert_eq!(serde_json::to_string(&LiveCommand::Wipe).unwrap(), r#"{"cmd":"wipe"}"#);
     }
+
+    #[test]
+    fn a_push_kind_is_the_type_viewers_see() {
+        let top = TopOut { period: "all".into(), total: 0, entries: vec![] };
+        let msg = LiveMessage {
+            kind: PushKind::Update,
+            board: "b",
+            window: crate::core::Window::All,
+            period: "all",
+            total: 0,
+            entries: &[],
+        };
+        assert_eq!(serde_json::to_value(&msg).unwrap()["type"], "update");
+        let spec: BoardSpec = serde_json::from_value(serde_json::json!({
+            "board": "b", "generation": 1, "window": "all", "period": "all",
+            "order": "desc", "op": "incr", "ties": "shared"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let relay = serde_json::to_value(LiveCommand::Relay { kind: PushKind::Snapshot, spec, top }).unwrap();
+        assert_eq!(relay["args"]["kind"], "snapshot");
+    }
 }
 
 /// The largest `limit` a live socket may ask for.
@@ -1005,7 +1034,7 @@ impl EntryOut {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveMessage<'a> {
     #[serde(rename = "type")]
-    pub kind: &'a str,
+    pub kind: PushKind,
     pub board: &'a str,
     pub window: Window,
     pub period: &'a str,

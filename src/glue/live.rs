@@ -20,7 +20,7 @@ use super::platform::{now_ms, rust_err};
 use crate::core::period::Period;
 use crate::error::ApiError;
 use crate::protocol::{
-    Ack, BoardQuery, BoardSpec, LiveCommand, LiveMessage, TopOut, Viewers, LIVE_MAX_LIMIT,
+    Ack, BoardQuery, BoardSpec, LiveCommand, LiveMessage, PushKind, TopOut, Viewers, LIVE_MAX_LIMIT,
 };
 
 pub const SPEC_HEADER: &str = "X-Podium-Spec";
@@ -159,7 +159,7 @@ impl LiveObject {
         Ok(TopOut { period: spec.period.clone(), total: out.total, entries: out.entries })
     }
 
-    fn send(&self, ws: &WebSocket, limit: usize, kind: &str, hub: &HubState) {
+    fn send(&self, ws: &WebSocket, limit: usize, kind: PushKind, hub: &HubState) {
         let entries = &hub.top.entries[..hub.top.entries.len().min(limit)];
         let msg = LiveMessage {
             kind,
@@ -176,7 +176,7 @@ impl LiveObject {
         }
     }
 
-    fn broadcast(&self, kind: &str, hub: &HubState, old: Option<&TopOut>) {
+    fn broadcast(&self, kind: PushKind, hub: &HubState, old: Option<&TopOut>) {
         for ws in self.state.get_websockets() {
             let limit = limit_of(&ws);
             let changed = match old {
@@ -265,14 +265,14 @@ impl LiveObject {
         };
         self.save(HubState { spec: spec.clone(), top: seen })?;
         if rolled {
-            self.fan_out("snapshot", &fresh, None).await?;
+            self.fan_out(PushKind::Snapshot, &fresh, None).await?;
         }
 
         let pair = WebSocketPair::new()?;
         let server = pair.server;
         self.state.accept_web_socket(&server);
         server.serialize_attachment(Attachment { limit })?;
-        self.send(&server, limit, "snapshot", &fresh);
+        self.send(&server, limit, PushKind::Snapshot, &fresh);
         if as_hub.is_none() {
             // Rollovers are the root's: it relays the new period's snapshot.
             self.schedule_rollover(&spec).await?;
@@ -292,7 +292,7 @@ impl LiveObject {
         let top = self.watch(&spec).await?;
         let hub = HubState { spec, top };
         self.save(hub.clone())?;
-        self.fan_out("snapshot", &hub, None).await?;
+        self.fan_out(PushKind::Snapshot, &hub, None).await?;
         Ok(())
     }
 
@@ -330,9 +330,9 @@ impl LiveObject {
     /// same period an `update` to the viewers whose part of it changed; in a
     /// new period a `snapshot` to all.
     async fn show(&self, hub: HubState, old: HubState) -> Result<usize> {
-        let kind = if hub.spec.period == old.spec.period { "update" } else { "snapshot" };
+        let kind = if hub.spec.period == old.spec.period { PushKind::Update } else { PushKind::Snapshot };
         self.save(hub.clone())?;
-        self.fan_out(kind, &hub, (kind == "update").then_some(&old.top)).await
+        self.fan_out(kind, &hub, (kind == PushKind::Update).then_some(&old.top)).await
     }
 }
 
@@ -383,12 +383,11 @@ impl LiveObject {
     /// Sends a change to this root's viewers and relays it to every hub that
     /// has some; the viewers there are, in all (hub counts corrected by
     /// their answers, so an emptied hub is relayed nothing more).
-    async fn fan_out(&self, kind: &str, hub: &HubState, old: Option<&TopOut>) -> Result<usize> {
+    async fn fan_out(&self, kind: PushKind, hub: &HubState, old: Option<&TopOut>) -> Result<usize> {
         self.broadcast(kind, hub, old);
         let mut hubs = self.hubs()?;
         hubs[0] = self.state.get_websockets().len();
-        let relay =
-            LiveCommand::Relay { kind: kind.to_string(), spec: hub.spec.clone(), top: hub.top.clone() };
+        let relay = LiveCommand::Relay { kind, spec: hub.spec.clone(), top: hub.top.clone() };
         let calls = hubs.iter().enumerate().skip(1).filter(|(_, n)| **n > 0).map(|(k, _)| {
             let relay = &relay;
             async move {
@@ -431,12 +430,13 @@ impl LiveObject {
 
     /// A hub takes the root's change: its viewers whose part of it changed
     /// get it (compared with what this hub sent last).
-    fn relayed(&self, kind: &str, hub: HubState) -> Result<usize> {
+    fn relayed(&self, kind: PushKind, hub: HubState) -> Result<usize> {
         let old = self.load()?;
         self.save(hub.clone())?;
         let before = old.as_ref().filter(|o| o.spec.period == hub.spec.period).map(|o| &o.top);
-        let kind = if kind == "update" && before.is_some() { "update" } else { "snapshot" };
-        self.broadcast(kind, &hub, if kind == "update" { before } else { None });
+        let kind =
+            if kind == PushKind::Update && before.is_some() { PushKind::Update } else { PushKind::Snapshot };
+        self.broadcast(kind, &hub, if kind == PushKind::Update { before } else { None });
         Ok(self.state.get_websockets().len())
     }
 }
@@ -485,7 +485,7 @@ impl worker::DurableObject for LiveObject {
                     Response::from_json(&Ack { ok: true })
                 }
                 LiveCommand::Relay { kind, spec, top } => {
-                    Response::from_json(&Viewers { viewers: self.relayed(&kind, HubState { spec, top })? })
+                    Response::from_json(&Viewers { viewers: self.relayed(kind, HubState { spec, top })? })
                 }
                 LiveCommand::Left { hub, viewers } => {
                     let mut hubs = self.hubs()?;
@@ -535,7 +535,7 @@ impl worker::DurableObject for LiveObject {
             let top = self.watch(&spec).await?;
             let hub = HubState { spec: spec.clone(), top };
             self.save(hub.clone())?;
-            self.fan_out("snapshot", &hub, None).await?;
+            self.fan_out(PushKind::Snapshot, &hub, None).await?;
             self.schedule_rollover(&spec).await?;
         } else {
             self.schedule_rollover(&old.spec).await?;
