@@ -33,7 +33,7 @@ for (const { send } of sessions) {
 }
 let stop = false;
 const writer = (async () => {
-  while (!stop) {
+  while (!stop && rate > 0) {
     const t = Date.now();
     const batch = Array.from({ length: 1000 }, () => ({ type: 'x', board: b, member: id(Math.floor(Math.random() * written)), value: 1 }));
     await post(`${w.url}/v1/events`, batch);
