@@ -5,8 +5,9 @@
 //! Run through `scripts/bench.sh`; prints `RESULT <name> <value>` lines that the
 //! script turns into a table. Builds for the host and for wasm32-wasip1.
 //!
-//! Arguments: `[--n MEMBERS] [--ops OPS] [--redis HOST:PORT] [--cold [--hint]]`
-//! (`--cold`: only a cold start's rebuild, see `cold`).
+//! Arguments: `[--n MEMBERS] [--ops OPS] [--redis HOST:PORT] [--cold [--hint] [--text [--borrowed]]]`
+//! (`--cold`: only a cold start's rebuild, see `cold`; `--cold --text
+//! [--borrowed]`: its rows parsed from SQLite's text chunks too, see `cold_text`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -147,7 +148,8 @@ fn main() {
     let target = if cfg!(target_arch = "wasm32") { "wasm" } else { "native" };
     if args.iter().any(|a| a == "--cold") {
         eprintln!("[{target}] cold start of {n} members");
-        cold(n, args.iter().any(|a| a == "--hint"));
+        let has = |k: &str| args.iter().any(|a| a == k);
+        cold(n, has("--hint"), has("--text"), has("--borrowed"));
         return;
     }
     eprintln!("[{target}] {n} members, {ops} ops per measurement");
@@ -392,7 +394,28 @@ fn main() {
 /// SQLite cursor's); with `--hint`, told the number of rows as the Durable
 /// Object is (`SELECT count(*)`). Reports the build time, the peak and
 /// steady heap bytes per member and, on wasm, how far the linear memory grew.
-fn cold(n: usize, hint: bool) {
+/// The cold load's text chunks: what SQLite concatenates per range of 4,096
+/// rowids (`member \t score \t seq \t ts \t sub` lines), rows in insertion order.
+fn cold_texts(n: usize) -> Vec<String> {
+    (0..n)
+        .step_by(4096)
+        .map(|lo| {
+            let mut t = String::new();
+            for i in lo..(lo + 4096).min(n) {
+                if i > lo {
+                    t.push('\n');
+                }
+                t.push_str(&format!("member-{i:09}\t{}\t{}\t0\t0", initial(i), T0 + i as i64));
+            }
+            t
+        })
+        .collect()
+}
+
+fn cold(n: usize, hint: bool, text: bool, borrowed: bool) {
+    if text {
+        return cold_text(n, hint, borrowed);
+    }
     let rows = (0..n).map_while(|i| {
         Some(Row {
             member: format!("member-{i:09}"),
@@ -422,6 +445,35 @@ fn cold(n: usize, hint: bool) {
         "cold_wasm_memory_growth_mb",
         format!("{:.1}", (linear_memory() - memory_before) as f64 / 1048576.0),
     );
+}
+
+/// `--cold --text`: the cold load as the Durable Object does it, from the
+/// text chunks SQLite makes (made before the clock starts): parsing the rows
+/// and the rebuild; owned rows into `from_rows_seeded_sized`, or with
+/// `--borrowed` rows lent by `TextRows::next_ref` to a `RankingBuilder` (the
+/// Durable Object's way).
+fn cold_text(n: usize, hint: bool, borrowed: bool) {
+    use podium::core::ranking::RankingBuilder;
+    use podium::domain::rows::TextRows;
+    let texts = cold_texts(n);
+    let expected = if hint { n } else { 0 };
+    let t = Instant::now();
+    let r = if borrowed {
+        let mut b = RankingBuilder::new(Order::Desc, Op::Incr, Tiebreak::None, 0, expected);
+        for text in texts {
+            let mut rows = TextRows::new(text);
+            while let Some(row) = rows.next_ref() {
+                b.push(row.unwrap());
+            }
+        }
+        b.finish()
+    } else {
+        let rows = texts.into_iter().flat_map(|t| TextRows::new(t).map(|r| r.unwrap()));
+        Ranking::from_rows_seeded_sized(Order::Desc, Op::Incr, Tiebreak::None, 0, expected, rows)
+    };
+    let rebuild = t.elapsed().as_secs_f64();
+    assert_eq!(r.len(), n);
+    result("cold_text_parse_and_rebuild_s", format!("{rebuild:.3}"));
 }
 
 #[cfg(not(target_arch = "wasm32"))]

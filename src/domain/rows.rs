@@ -12,17 +12,18 @@
 //!   `sub`, `seq`, `ts` as little-endian `f64` (JS numbers as SQLite gave
 //!   them, so a score keeps every bit).
 
-use crate::core::ranking::Row;
+use crate::core::ranking::{Row, RowRef};
 
 /// Why a packed buffer could not be read (a bug in the packer, never input).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowsError {
     Truncated,
     NotUtf8,
     NotInteger,
 }
 
-/// Reads rows out of one packed buffer, in order.
+/// Reads rows out of one packed buffer, in order: owned ([`Iterator`]) or
+/// borrowed from the buffer ([`PackedRows::next_ref`]).
 pub struct PackedRows {
     buf: Vec<u8>,
     at: usize,
@@ -33,29 +34,39 @@ impl PackedRows {
         PackedRows { buf, at: 0 }
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], RowsError> {
-        let end = self.at.checked_add(n).ok_or(RowsError::Truncated)?;
-        let s = self.buf.get(self.at..end).ok_or(RowsError::Truncated)?;
-        self.at = end;
-        Ok(s)
+    /// The next row, its id borrowed from the buffer (`None` at the end).
+    /// An error ends the rows: nothing after a broken row can be trusted.
+    pub fn next_ref(&mut self) -> Option<Result<RowRef<'_>, RowsError>> {
+        let PackedRows { buf, at } = self;
+        if *at >= buf.len() {
+            return None;
+        }
+        let r = Self::row(buf, *at);
+        *at = match &r {
+            Ok((_, end)) => *end,
+            Err(_) => buf.len(),
+        };
+        Some(r.map(|(row, _)| row))
     }
 
-    fn f64(&mut self) -> Result<f64, RowsError> {
-        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| RowsError::Truncated)?;
-        Ok(f64::from_le_bytes(b))
-    }
-
-    fn row(&mut self) -> Result<Row, RowsError> {
-        let len: [u8; 4] = self.take(4)?.try_into().map_err(|_| RowsError::Truncated)?;
-        let len = u32::from_le_bytes(len) as usize;
-        let member = std::str::from_utf8(self.take(len)?).map_err(|_| RowsError::NotUtf8)?.to_owned();
-        let score = self.f64()?;
-        let sub = self.f64()?;
-        let seq = self.f64()?;
-        let ts = self.f64()?;
+    /// The row at `at` of `buf` and where the next one starts.
+    #[inline]
+    fn row(buf: &[u8], at: usize) -> Result<(RowRef<'_>, usize), RowsError> {
+        let span = |from: usize, n: usize| {
+            let end = from.checked_add(n).ok_or(RowsError::Truncated)?;
+            Ok::<_, RowsError>((buf.get(from..end).ok_or(RowsError::Truncated)?, end))
+        };
+        let (len, at) = span(at, 4)?;
+        let len: [u8; 4] = len.try_into().map_err(|_| RowsError::Truncated)?;
+        let (id, at) = span(at, u32::from_le_bytes(len) as usize)?;
+        let member = std::str::from_utf8(id).map_err(|_| RowsError::NotUtf8)?;
+        let (nums, end) = span(at, 32)?;
+        let mut f = nums.chunks_exact(8).map(|c| c.try_into().map(f64::from_le_bytes));
+        let mut f64 = || f.next().and_then(Result::ok).ok_or(RowsError::Truncated);
+        let (score, sub, seq, ts) = (f64()?, f64()?, f64()?, f64()?);
         // Metadata stays in SQLite (issue 12: bounded memory); reads fetch
         // it for the members they list.
-        Ok(Row { member, score, sub, seq: seq as u64, ts: ts as i64, meta: None })
+        Ok((RowRef { member, score, sub, seq: seq as u64, ts: ts as i64 }, end))
     }
 }
 
@@ -63,22 +74,90 @@ impl Iterator for PackedRows {
     type Item = Result<Row, RowsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.at >= self.buf.len() {
-            return None;
-        }
-        let r = self.row();
-        if r.is_err() {
-            // nothing after a broken row can be trusted
-            self.at = self.buf.len();
-        }
-        Some(r)
+        self.next_ref().map(|r| r.map(RowRef::to_row))
     }
 }
 
-/// Reads the lines of one [`TextRows`] text, in order.
+/// Reads the lines of one [`TextRows`] text, in order: owned ([`Iterator`])
+/// or borrowed from the text ([`TextRows::next_ref`]).
 pub struct TextRows {
     text: String,
     at: usize,
+}
+
+/// A decimal integer as `str::parse::<i64>` reads it (an optional sign, then
+/// one or more ASCII digits, in range), without the `&str` and its checks.
+#[inline]
+fn int(s: &[u8]) -> Result<i64, RowsError> {
+    let (neg, digits) = match s {
+        [b'-', d @ ..] => (true, d),
+        [b'+', d @ ..] => (false, d),
+        d => (false, d),
+    };
+    if digits.is_empty() {
+        return Err(RowsError::NotInteger);
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(RowsError::NotInteger);
+        }
+        let next =
+            v.checked_mul(10)
+                .and_then(|v| if neg { v.checked_sub(d as i64) } else { v.checked_add(d as i64) });
+        v = next.ok_or(RowsError::NotInteger)?;
+    }
+    Ok(v)
+}
+
+/// The line at `at` of `b` in one pass, when it has the usual form: an id
+/// without a tab, then four integers of 1 to 18 digits, each after a tab and
+/// an optional `-`, then a newline or the end. `(end of the id, [score, seq,
+/// ts, sub], start of the next line)`; `None` for anything else, which
+/// [`TextRows::line`] then reads (or refuses) exactly.
+#[inline]
+fn quick(b: &[u8], at: usize) -> Option<(usize, [i64; 4], usize)> {
+    let mut i = at;
+    loop {
+        match *b.get(i)? {
+            b'\t' => break,
+            b'\n' => return None,
+            _ => i += 1,
+        }
+    }
+    let id_end = i;
+    let mut nums = [0i64; 4];
+    for (f, n) in nums.iter_mut().enumerate() {
+        i += 1;
+        let neg = b.get(i) == Some(&b'-');
+        if neg {
+            i += 1;
+        }
+        let start = i;
+        let mut v: i64 = 0;
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v.wrapping_mul(10).wrapping_add(d as i64);
+            i += 1;
+        }
+        if i == start || i - start > 18 {
+            return None;
+        }
+        *n = if neg { -v } else { v };
+        let ok = match b.get(i) {
+            Some(b'\t') => f < 3,
+            Some(b'\n') | None => f == 3,
+            Some(_) => false,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some((id_end, nums, i + 1))
 }
 
 impl TextRows {
@@ -86,11 +165,30 @@ impl TextRows {
         TextRows { text, at: 0 }
     }
 
-    fn line(line: &str) -> Result<Row, RowsError> {
-        let mut f = line.split('\t');
+    /// The next line's row, its id borrowed from the text (`None` at the end).
+    pub fn next_ref(&mut self) -> Option<Result<RowRef<'_>, RowsError>> {
+        let start = self.at;
+        let line = quick(self.text.as_bytes(), start);
+        if let Some((id_end, [score, seq, ts, sub], next)) = line.filter(|l| self.text.is_char_boundary(l.0))
+        {
+            self.at = next;
+            // (an i64 that came from an integral f64 is that f64 again)
+            let (score, sub, seq) = (score as f64, sub as f64, seq.max(0) as u64);
+            return self.text.get(start..id_end).map(|member| Ok(RowRef { member, score, sub, seq, ts }));
+        }
+        let rest = self.text.get(self.at..).filter(|r| !r.is_empty())?;
+        let len = rest.bytes().position(|c| c == b'\n').unwrap_or(rest.len());
+        self.at += len + 1;
+        Some(TextRows::line(rest.get(..len).unwrap_or(rest)))
+    }
+
+    /// `member \t score \t seq \t ts \t sub`
+    #[inline]
+    fn line(line: &str) -> Result<RowRef<'_>, RowsError> {
+        let mut f = line.as_bytes().split(|&c| c == b'\t');
         let mut field = || f.next().ok_or(RowsError::Truncated);
-        let member = field()?.to_owned();
-        let int = |s: &str| s.parse::<i64>().map_err(|_| RowsError::NotInteger);
+        let id = field()?;
+        let member = line.get(..id.len()).ok_or(RowsError::Truncated)?;
         let score = int(field()?)? as f64;
         let seq = int(field()?)?;
         let ts = int(field()?)?;
@@ -99,7 +197,7 @@ impl TextRows {
         if f.next().is_some() {
             return Err(RowsError::Truncated);
         }
-        Ok(Row { member, score, sub, seq: seq.max(0) as u64, ts, meta: None })
+        Ok(RowRef { member, score, sub, seq: seq.max(0) as u64, ts })
     }
 }
 
@@ -107,10 +205,7 @@ impl Iterator for TextRows {
     type Item = Result<Row, RowsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.text.get(self.at..).filter(|r| !r.is_empty())?;
-        let line = rest.split('\n').next().unwrap_or(rest);
-        self.at += line.len() + 1;
-        Some(TextRows::line(line))
+        self.next_ref().map(|r| r.map(RowRef::to_row))
     }
 }
 
@@ -139,6 +234,78 @@ mod tests {
         assert_eq!(TextRows::new("a\t1.5\t1\t0\t0".into()).next(), Some(Err(RowsError::NotInteger)));
         assert_eq!(TextRows::new("a\t1\t1\t0".into()).next(), Some(Err(RowsError::Truncated)));
         assert_eq!(TextRows::new("a\t1\t1\t0\t0\t9".into()).next(), Some(Err(RowsError::Truncated)));
+    }
+
+    /// The one-pass reading of usual lines gives what the exact one does,
+    /// and leaves every other line to it.
+    #[test]
+    fn a_line_reads_the_same_either_way() {
+        let lines = [
+            "alice\t12\t1700000000000\t0\t0",
+            "\t1\t2\t3\t4",
+            "Zoë 🎉\t-3\t-1\t1700000000001\t-7",
+            "a\t-0\t0\t-0\t00042",
+            "a\t+5\t1\t0\t0",
+            "a\t999999999999999999\t1\t0\t-999999999999999999",
+            "a\t9223372036854775807\t1\t0\t-9223372036854775808",
+            "a\t9223372036854775808\t1\t0\t0",
+            "a\t-9223372036854775809\t1\t0\t0",
+            "a\t00000000000000000000001\t1\t0\t0",
+            "a\t1\t1\t0\t",
+            "a\t1\t1\t0\t0\t",
+            "a\t1\t1\t0",
+            "a\t-\t1\t0\t0",
+            "a\t1 \t1\t0\t0",
+            "a\t1\t1\t0\t0\r",
+            "a b\tc\t1\t1\t0\t0",
+            "just an id",
+            "",
+        ];
+        for line in lines {
+            let exact = TextRows::line(line);
+            assert_eq!(
+                TextRows::new(line.to_string()).next_ref(),
+                Some(exact.clone()).filter(|_| !line.is_empty()),
+                "{line:?}"
+            );
+            let two = format!("{line}\nb\t1\t2\t3\t4");
+            let mut rows = TextRows::new(two);
+            assert_eq!(
+                rows.next_ref().map(|r| r.map(RowRef::to_row)),
+                Some(exact.map(RowRef::to_row)),
+                "{line:?}"
+            );
+            let next = rows.next_ref().map(|r| r.map(RowRef::to_row));
+            assert_eq!(next.map(|r| r.map(|r| r.member)), Some(Ok("b".to_string())), "{line:?}");
+            assert!(rows.next_ref().is_none());
+        }
+        for s in
+            ["0", "-1", "+1", "1-", "--1", "", "-", "+", "12a", "9223372036854775807", "-9223372036854775808"]
+        {
+            assert_eq!(int(s.as_bytes()).ok(), s.parse::<i64>().ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn borrowed_rows_are_the_owned_ones() {
+        let t = "alice\t12\t1700000000000\t0\t0\nbob\t1\t-5\t7\t3\nbroken";
+        let owned: Vec<_> = TextRows::new(t.to_string()).collect();
+        let mut lent = Vec::new();
+        let mut rows = TextRows::new(t.to_string());
+        while let Some(r) = rows.next_ref() {
+            lent.push(r.map(RowRef::to_row));
+        }
+        assert_eq!(lent, owned);
+        assert_eq!(owned.len(), 3);
+        assert_eq!(owned[1].as_ref().map(|r| r.seq), Ok(0), "a negative seq is 0");
+        let b = pack(&[("alice", 0.5, 0.0, 1.7e12, 0.0), ("ünï", -5.5, 2.25, 1.8e12, 1.8e12 + 1.0)]);
+        let owned: Vec<_> = PackedRows::new(b.clone()).collect();
+        let mut p = PackedRows::new(b);
+        let mut lent = Vec::new();
+        while let Some(r) = p.next_ref() {
+            lent.push(r.map(RowRef::to_row));
+        }
+        assert_eq!(lent, owned);
     }
 
     /// The packer's layout, as `glue/rows.rs`'s JS writes it.

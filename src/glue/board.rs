@@ -23,7 +23,7 @@ use crate::core::chores::{Chores, REPORT_EVERY_MS, REPORT_QUIET_MS};
 use crate::core::hooks::{overtakes, top_change, HookEvent, MAX_TOP};
 use crate::core::period::Period;
 use crate::core::ranking::checkpoint::{boundary, Checkpoint, Snapshot};
-use crate::core::ranking::{Ranking, Row};
+use crate::core::ranking::{Ranking, RankingBuilder, Row};
 use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
@@ -224,7 +224,9 @@ impl BoardObject {
             Op::Incr,
             Tiebreak::None,
         ));
-        let ranking = Ranking::from_rows_seeded_sized(order, op, tb, hash_key(), rows.count, rows.by_ref());
+        let mut build = RankingBuilder::new(order, op, tb, hash_key(), rows.count);
+        rows.feed(&mut build);
+        let ranking = build.finish();
         if let Some(e) = rows.failed.take() {
             return Err(e);
         }

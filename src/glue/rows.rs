@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 use super::platform::rust_err;
-use crate::core::ranking::Row;
+use crate::core::ranking::{RankingBuilder, Row};
 use crate::domain::rows::{PackedRows, RowsError, TextRows};
 
 #[wasm_bindgen(inline_js = r#"
@@ -95,7 +95,10 @@ enum Chunk {
 }
 
 /// Every member row of a board (`member, score, seq, ts, sub`), streamed a
-/// chunk at a time. The first error ends the rows and is kept in `failed`.
+/// chunk at a time, as owned rows ([`Iterator`]) or borrowed from their
+/// chunk into a [`RankingBuilder`] ([`MemberRows::feed`], the cold load: no
+/// allocation per member). The first error ends the rows and is kept in
+/// `failed`.
 pub struct MemberRows<'a> {
     /// How many rows there are (the ranking reserves its entries once).
     pub count: usize,
@@ -195,6 +198,62 @@ impl<'a> MemberRows<'a> {
                     };
                 }
                 Phase::Done => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Pushes the rows a chunk lends (`next_ref`) into `b` until they end
+/// (`None`), one fails (its error) or `b` takes no more.
+macro_rules! feed_from {
+    ($b:expr, $chunk:expr) => {{
+        let mut err = None;
+        while let Some(row) = $chunk.next_ref() {
+            match row {
+                Ok(row) => $b.push(row),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+            if $b.is_full() {
+                break;
+            }
+        }
+        err
+    }};
+}
+
+impl MemberRows<'_> {
+    /// Pushes every row into `b`, each borrowed from its chunk, until the
+    /// rows end, one fails (kept in `failed`) or `b` takes no more.
+    pub fn feed(&mut self, b: &mut RankingBuilder) {
+        loop {
+            if self.failed.is_some() || b.is_full() {
+                return;
+            }
+            let err: Option<RowsError> = match self.chunk.as_mut() {
+                Some(Chunk::Text(t)) => feed_from!(b, t),
+                Some(Chunk::Packed(p)) => feed_from!(b, p),
+                None => None,
+            };
+            if let Some(e) = err {
+                self.failed = Some(rust_err(format!("member rows: {e:?}")));
+                return;
+            }
+            if b.is_full() {
+                return;
+            }
+            let t = js_sys::Date::now();
+            let chunk = self.refill();
+            self.read_ms += js_sys::Date::now() - t;
+            match chunk {
+                Ok(Some(c)) => self.chunk = Some(c),
+                Ok(None) => return,
+                Err(e) => {
+                    self.failed = Some(e);
+                    return;
+                }
             }
         }
     }

@@ -92,6 +92,41 @@ pub struct Row {
     pub meta: Option<String>,
 }
 
+/// A [`Row`] without metadata, its member id borrowed (from a reader's
+/// buffer): what [`RankingBuilder::push`] takes, so a cold load allocates
+/// nothing per member.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowRef<'a> {
+    pub member: &'a str,
+    pub score: f64,
+    pub sub: f64,
+    /// See [`Row::seq`].
+    pub seq: u64,
+    /// See [`Row::ts`].
+    pub ts: i64,
+}
+
+impl Row {
+    /// This row, borrowed, without its metadata.
+    pub fn row_ref(&self) -> RowRef<'_> {
+        RowRef { member: &self.member, score: self.score, sub: self.sub, seq: self.seq, ts: self.ts }
+    }
+}
+
+impl RowRef<'_> {
+    /// This row, owned (without metadata).
+    pub fn to_row(self) -> Row {
+        Row {
+            member: self.member.to_owned(),
+            score: self.score,
+            sub: self.sub,
+            seq: self.seq,
+            ts: self.ts,
+            meta: None,
+        }
+    }
+}
+
 /// One line of a listing, borrowing the member id and metadata from the
 /// ranking: a page costs no allocation per line; whoever sends it copies
 /// what it writes.
@@ -723,76 +758,129 @@ impl<R: RankKey> Board<R> {
     /// `expected`: how many rows to make room for at once (see
     /// [`Ranking::from_rows_seeded_sized`]).
     fn build_from_rows(self, expected: usize, rows: impl IntoIterator<Item = Row>) -> Board<R> {
-        let mut r = self;
-        let (order, tb) = (r.order, r.tiebreak);
         let rows = rows.into_iter();
-        // Each row becomes its entry at once: key, reach and id payload (the
-        // id inline when it fits, else an arena record), with its metadata
-        // set aside by row number. A cold start so never holds every row's
-        // owned strings at the same time (a 1M board peaked at 133 MB of wasm
-        // memory when rows were collected whole). The entries are reserved
-        // once when their number is known: grown by doubling, the vector
-        // would for a moment be there twice, and in wasm, where memory never
-        // shrinks, each move leaves its old place behind as a hole.
-        let mut ents: Vec<Ent<R>> = Vec::with_capacity(expected.max(rows.size_hint().0).min(MAX_ROWS));
-        let mut metas: Vec<(u32, String)> = Vec::new();
-        for row in rows
-            .filter(|row| {
-                row.score.is_finite()
-                    && row.sub.is_finite()
-                    && !row.member.is_empty()
-                    && row.member.len() <= 128
-            })
-            .take(MAX_ROWS)
+        let mut b = Build::new(self, expected.max(rows.size_hint().0));
+        for row in rows {
+            b.push_row(row);
+            if b.is_full() {
+                break;
+            }
+        }
+        b.finish()
+    }
+}
+
+/// A ranking being rebuilt from rows, one at a time (see [`RankingBuilder`]).
+///
+/// Each row becomes its entry at once: key, reach and id payload (the id
+/// inline when it fits, else an arena record), with its metadata set aside
+/// by row number. A cold start so never holds every row's owned strings at
+/// the same time (a 1M board peaked at 133 MB of wasm memory when rows were
+/// collected whole). The entries are reserved once when their number is
+/// known: grown by doubling, the vector would for a moment be there twice,
+/// and in wasm, where memory never shrinks, each move leaves its old place
+/// behind as a hole.
+///
+/// Duplicates are found as the rows come, while each id is still in cache:
+/// the id index, its entries naming rows by number for now; the
+/// later-reached row wins (the later one on equal reach). A row that loses
+/// is marked by a tag no id length has ([`DROPPED`]), its arena record freed.
+struct Build<R> {
+    board: Board<R>,
+    ents: Vec<Ent<R>>,
+    metas: Vec<(u32, String)>,
+    /// Rows taken (valid ones, duplicates included): at most [`MAX_ROWS`].
+    taken: usize,
+    dropped: usize,
+}
+
+impl<R: RankKey> Build<R> {
+    fn new(board: Board<R>, expected: usize) -> Build<R> {
+        let room = expected.min(MAX_ROWS);
+        let mut board = board;
+        board.index.rebuild(Index::cap_for(room), std::iter::empty());
+        Build { board, ents: Vec::with_capacity(room), metas: Vec::new(), taken: 0, dropped: 0 }
+    }
+
+    /// Whether the build takes no more rows ([`MAX_ROWS`]).
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.taken >= MAX_ROWS
+    }
+
+    /// Makes room in the id index (naming rows by number) for more rows: as
+    /// many as the entries have room for, and at least twice those held.
+    #[cold]
+    fn grow_index(&mut self) {
+        let live = self.ents.len() - self.dropped;
+        let cap = Index::cap_for(self.ents.capacity().max(live.saturating_mul(2)));
+        let r = &mut self.board;
+        let (arena, seed) = (&r.arena, r.arena.seed);
+        let rows = self.ents.iter().enumerate().filter(|(_, e)| tag(e.0) != DROPPED);
+        r.index.rebuild(
+            cap,
+            rows.map(|(i, e)| (ids::hash(arena.bytes(&e.1, id_len(tag(e.0))), seed), i as Loc)),
+        );
+    }
+
+    #[inline]
+    fn push_row(&mut self, row: Row) {
+        let Row { member, score, sub, seq, ts, meta } = row;
+        self.push(RowRef { member: &member, score, sub, seq, ts }, meta);
+    }
+
+    /// Takes one row (a row with a non-finite score or subscore, or an empty
+    /// or over-long id, is skipped; so is every row after [`MAX_ROWS`]).
+    #[inline]
+    fn push(&mut self, row: RowRef<'_>, meta: Option<String>) {
+        let id = row.member.as_bytes();
+        if !(row.score.is_finite() && row.sub.is_finite() && !id.is_empty() && id.len() <= 128)
+            || self.is_full()
         {
-            let pay = r.arena.make(&row.member, row.ts);
-            let k = pack(
-                rank_key(row.score, row.sub, order, tb),
-                reach_of_ms(row.seq),
-                tag_of_len(row.member.len()),
-            );
-            if let Some(m) = row.meta {
-                metas.push((ents.len() as u32, m));
-            }
-            ents.push((k, pay));
+            return;
         }
-        // spare room (skipped rows, a wrong count or none) back before the
-        // index is made, which may take it: a shrink is in place
-        ents.shrink_to_fit();
-        // duplicates: the id index, its entries naming rows by number for now;
-        // the later-reached row wins (the later one on equal reach). A row
-        // that loses is marked by a tag no id length has ([`DROPPED`]), its
-        // arena record freed.
-        let n = ents.len();
-        let seed = r.arena.seed;
-        r.index.rebuild(Index::cap_for(n), std::iter::empty());
-        let mut dropped = 0;
-        let mut id = [0u8; 128];
-        for i in 0..n {
-            let len = id_len(tag(ents[i].0));
-            id[..len].copy_from_slice(r.arena.bytes(&ents[i].1, len));
-            let id = &id[..len];
-            let h = ids::hash(id, seed);
-            let arena = &r.arena;
-            let seen = r.index.probe(h).find(|&(_, l)| {
-                let e = &ents[l as usize];
-                arena.bytes(&e.1, id_len(tag(e.0))) == id
-            });
-            if let Some((e, l)) = seen {
-                let j = l as usize;
-                let lost = if reach(ents[i].0) >= reach(ents[j].0) {
+        self.taken += 1;
+        if self.board.index.is_full() {
+            self.grow_index();
+        }
+        let i = self.ents.len();
+        let r = &mut self.board;
+        let len = id.len();
+        let h = ids::hash(id, r.arena.seed);
+        let pay = r.arena.make(row.member, row.ts);
+        let mut k =
+            pack(rank_key(row.score, row.sub, r.order, r.tiebreak), reach_of_ms(row.seq), tag_of_len(len));
+        let (ents, arena) = (&mut self.ents, &r.arena);
+        let seen = r
+            .index
+            .probe(h)
+            .find(|&(_, l)| ents.get(l as usize).is_some_and(|e| arena.bytes(&e.1, id_len(tag(e.0))) == id));
+        if let Some((e, l)) = seen {
+            match ents.get_mut(l as usize) {
+                Some(old) if reach(k) >= reach(old.0) => {
                     r.index.set(e, h, i as Loc);
-                    j
-                } else {
-                    i
-                };
-                r.arena.release(&ents[lost].1, len);
-                ents[lost].0 .1 |= DROPPED as u64;
-                dropped += 1;
-            } else {
-                r.index.place(h, i as Loc);
+                    r.arena.release(&old.1, len);
+                    old.0 .1 |= DROPPED as u64;
+                }
+                // the earlier row stays
+                _ => {
+                    r.arena.release(&pay, len);
+                    k.1 |= DROPPED as u64;
+                }
             }
+            self.dropped += 1;
+        } else {
+            r.index.place(h, i as Loc);
         }
+        if let Some(m) = meta {
+            self.metas.push((i as u32, m));
+        }
+        ents.push((k, pay));
+    }
+
+    /// The ranking: the rows kept, sorted, laid out in the tree.
+    fn finish(self) -> Board<R> {
+        let Build { board: mut r, mut ents, metas, dropped, .. } = self;
         let mut kept_meta: Vec<(Box<[u8]>, String)> = Vec::with_capacity(metas.len());
         for (i, m) in metas {
             if let Some(e) = ents.get(i as usize).filter(|e| tag(e.0) != DROPPED) {
@@ -802,6 +890,9 @@ impl<R: RankKey> Board<R> {
         if dropped > 0 {
             ents.retain(|e| tag(e.0) != DROPPED);
         }
+        // spare room (skipped rows, duplicates, a wrong count or none) back
+        // before the sort: a shrink is in place
+        ents.shrink_to_fit();
         {
             let arena = &r.arena;
             let cmp = |a: &Ent<R>, b: &Ent<R>| {
@@ -821,6 +912,65 @@ impl<R: RankKey> Board<R> {
         let (tree, mut names) = r.names();
         tree.bulk_load(ents, &mut names);
         r
+    }
+}
+
+/// Builds a [`Ranking`] from rows pushed one at a time, borrowed or owned:
+/// what [`Ranking::from_rows_seeded_sized`] does with an iterator, for a
+/// reader that can lend each row out of its buffer (`domain::rows`) instead
+/// of allocating its id. The result is the same as `from_rows_seeded_sized`
+/// given the same rows in the same order (the same rows skipped, the same
+/// duplicate kept, the same order of ties).
+pub struct RankingBuilder(Builds);
+
+enum Builds {
+    Plain(Build<u64>),
+    Tie(Build<Rk>),
+}
+
+impl RankingBuilder {
+    /// A builder for a ranking keyed with `seed` (see [`Ranking::with_seed`]),
+    /// with room for `expected` rows (only a hint, as in
+    /// [`Ranking::from_rows_seeded_sized`]).
+    pub fn new(order: Order, op: Op, tiebreak: Tiebreak, seed: u64, expected: usize) -> RankingBuilder {
+        RankingBuilder(match Ranking::with_seed(order, op, tiebreak, seed) {
+            Ranking::Plain(b) => Builds::Plain(Build::new(b, expected)),
+            Ranking::Tie(b) => Builds::Tie(Build::new(b, expected)),
+        })
+    }
+
+    /// Takes one row, without metadata.
+    #[inline]
+    pub fn push(&mut self, row: RowRef<'_>) {
+        match &mut self.0 {
+            Builds::Plain(b) => b.push(row, None),
+            Builds::Tie(b) => b.push(row, None),
+        }
+    }
+
+    /// Takes one owned row, with its metadata.
+    pub fn push_row(&mut self, row: Row) {
+        match &mut self.0 {
+            Builds::Plain(b) => b.push_row(row),
+            Builds::Tie(b) => b.push_row(row),
+        }
+    }
+
+    /// Whether every further row would be ignored: [`Ranking::from_rows`]
+    /// loads at most 30M rows (and stops reading there).
+    pub fn is_full(&self) -> bool {
+        match &self.0 {
+            Builds::Plain(b) => b.is_full(),
+            Builds::Tie(b) => b.is_full(),
+        }
+    }
+
+    /// The ranking of the rows taken.
+    pub fn finish(self) -> Ranking {
+        match self.0 {
+            Builds::Plain(b) => Ranking::Plain(b.finish()),
+            Builds::Tie(b) => Ranking::Tie(b.finish()),
+        }
     }
 }
 
@@ -886,10 +1036,15 @@ impl Ranking {
         expected: usize,
         rows: impl IntoIterator<Item = Row>,
     ) -> Ranking {
-        match Ranking::with_seed(order, op, tiebreak, seed) {
-            Ranking::Plain(b) => Ranking::Plain(b.build_from_rows(expected, rows)),
-            Ranking::Tie(b) => Ranking::Tie(b.build_from_rows(expected, rows)),
+        let rows = rows.into_iter();
+        let mut b = RankingBuilder::new(order, op, tiebreak, seed, expected.max(rows.size_hint().0));
+        for row in rows {
+            b.push_row(row);
+            if b.is_full() {
+                break;
+            }
         }
+        b.finish()
     }
 
     /// A ranking without a `tiebreak`, with the fixed seed 0 (tests, benchmarks).

@@ -551,3 +551,74 @@ fn set_puts_a_member_at_the_given_score_and_reach_whatever_the_op() {
         assert_eq!(names(&copy.top(0, 10, Ties::First)), names(&r.top(0, 10, Ties::First)));
     }
 }
+
+/// A builder fed borrowed rows (`RowRef`) makes the ranking `from_rows` makes
+/// of the same rows: the same rows skipped, the same duplicate kept (the
+/// later reach, the later row on equal reach), the same order of ties, on
+/// every op and with and without a tiebreak, whatever the hint.
+#[test]
+fn a_builder_fed_borrowed_rows_equals_from_rows() {
+    let id = |i: usize| if i % 3 == 0 { format!("a-rather-long-member-id-{i}") } else { format!("m{i}") };
+    let mut rows = Vec::new();
+    for i in 0..3000usize {
+        // heavy ties of score, subscore and reach time
+        let row = Row {
+            member: id(i % 1100),
+            score: (i % 7) as f64,
+            sub: (i % 5) as f64 - 2.0,
+            seq: (T + (i % 4) as i64 * if i % 2 == 0 { 1 } else { -1 }) as u64,
+            ts: T + (i % 9) as i64,
+            meta: None,
+        };
+        rows.push(row);
+    }
+    rows.push(Row { member: String::new(), ..rows[0].clone() });
+    rows.push(Row { score: f64::INFINITY, ..rows[1].clone() });
+    rows.push(Row { sub: f64::NAN, ..rows[2].clone() });
+    rows.push(Row { member: "x".repeat(129), ..rows[3].clone() });
+    for op in [Op::Incr, Op::Best, Op::Last] {
+        for tb in [Tiebreak::None, Tiebreak::Asc, Tiebreak::Desc] {
+            for order in [Order::Desc, Order::Asc] {
+                let want = Ranking::from_rows_seeded(order, op, tb, 9, rows.iter().cloned());
+                assert_eq!(want.len(), 1100);
+                let want: Vec<Row> = want.rows().collect();
+                for hint in [0, 5, rows.len(), 100_000] {
+                    let mut b = RankingBuilder::new(order, op, tb, 9, hint);
+                    for r in &rows {
+                        b.push(r.row_ref());
+                    }
+                    assert!(!b.is_full());
+                    let got = b.finish();
+                    assert_eq!(got.rows().collect::<Vec<_>>(), want, "{op:?} {tb:?} {order:?} hint {hint}");
+                    let mut again = got.clone();
+                    again.apply(&m("late"), 3.0, T);
+                    assert_eq!(again.len(), 1101);
+                }
+            }
+        }
+    }
+}
+
+/// A builder fed owned rows keeps their metadata, the kept duplicate's.
+#[test]
+fn a_builder_fed_owned_rows_keeps_the_kept_rows_metadata() {
+    let row = |who: &str, seq: i64, meta: Option<&str>| Row {
+        member: who.into(),
+        score: 1.0,
+        sub: 0.0,
+        seq: (T + seq) as u64,
+        ts: 0,
+        meta: meta.map(str::to_string),
+    };
+    let rows =
+        [row("a", 2, Some("new")), row("a", 1, Some("old")), row("b", 1, Some("b")), row("b", 1, None)];
+    let mut b = RankingBuilder::new(Order::Desc, Op::Incr, Tiebreak::None, 0, 0);
+    for r in rows.iter().cloned() {
+        b.push_row(r);
+    }
+    let got = b.finish();
+    let want = Ranking::from_rows(Order::Desc, Op::Incr, rows.iter().cloned());
+    assert_eq!(got.rows().collect::<Vec<_>>(), want.rows().collect::<Vec<_>>());
+    assert_eq!(got.get("a").unwrap().meta.as_deref(), Some("new"));
+    assert_eq!(got.get("b").unwrap().meta, None);
+}
