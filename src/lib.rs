@@ -13,7 +13,8 @@
 //!   counts).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
-//!   keys), bearer keys.
+//!   keys), bearer keys, member rows as a board's cold load gets them in
+//!   bulk (`rows`).
 //! - `error`    the one API error type and its mapping to HTTP.
 //! - `protocol` what crosses the Queue (packed messages) and the typed
 //!   commands each Durable Object takes (`BoardCommand` and its
@@ -32,8 +33,9 @@
 //!   faults (`faults`, off unless `PODIUM_TEST_FAULTS=1`), and the helpers
 //!   under them all: `http` (request bodies, query parameters, JSON
 //!   responses, the error mapping, CORS, cached reads), `objects` (calls to
-//!   Durable Objects) and `platform` (clock, ids, alarm times, the runtime's
-//!   error type, `RETAIN_PERIODS`).
+//!   Durable Objects), `platform` (clock, ids, alarm times, the runtime's
+//!   error type, `RETAIN_PERIODS`) and `rows` (a board's cold load: SQLite
+//!   concatenates a range of rows per string; a JS helper packs the rest).
 //! - `js/entry.mjs` the worker's JS entry around the wasm bundle: it fails a
 //!   Queue consumer invocation that a panic's wasm reset left unsettled.
 
