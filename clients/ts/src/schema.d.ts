@@ -506,7 +506,70 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    top_changed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The order of a board period's top changed
+         * @description At most one per board period per second. `entries` is the hook's top
+         *     `top` as `top` lists them; `entered`/`left` name the members that
+         *     came into or dropped out of it.
+         */
+        post: operations["onTopChanged"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    overtaken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A member of the top was passed
+         * @description At most one per member per board period per second.
+         */
+        post: operations["onOvertaken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    period_ended: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A day, week, month or season ended
+         * @description The final `total` and top `entries` of the period.
+         */
+        post: operations["onPeriodEnded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @example likes */
@@ -711,6 +774,29 @@ export interface components {
             boards: components["schemas"]["BoardSummary"][];
             /** @description The cursor of the following page, or null after the last. */
             next?: string | null;
+        };
+        HookEventBase: {
+            id: string;
+            type: components["schemas"]["HookEvent"];
+            board: components["schemas"]["BoardName"];
+            window: components["schemas"]["Window"];
+            period: string;
+            /** @description When the event was made (ms since the Unix epoch). */
+            at: number;
+        };
+        TopChanged: components["schemas"]["HookEventBase"] & {
+            entries: components["schemas"]["Entry"][];
+            entered: components["schemas"]["MemberId"][];
+            left: components["schemas"]["MemberId"][];
+        };
+        Overtaken: components["schemas"]["HookEventBase"] & {
+            member: components["schemas"]["MemberId"];
+            by: components["schemas"]["MemberId"];
+            rank: number;
+        };
+        PeriodEnded: components["schemas"]["HookEventBase"] & {
+            total: number;
+            entries: components["schemas"]["Entry"][];
         };
         Entry: {
             rank: number;
@@ -982,6 +1068,11 @@ export interface components {
          * @example like
          */
         EventTypePath: components["schemas"]["EventType"];
+        /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the hook's secret>`. */
+        PodiumSignature: string;
+        /** @description The event's `id`; a retry sends the same one, so receivers dedupe by it. */
+        PodiumEventId: string;
+        PodiumEventType: components["schemas"]["HookEvent"];
         /** @description One of the board's windows (default `all`, else its first window); another → 400. */
         Window: components["schemas"]["Window"];
         /**
@@ -2431,6 +2522,90 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    onTopChanged: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the hook's secret>`. */
+                "Podium-Signature": components["parameters"]["PodiumSignature"];
+                /** @description The event's `id`; a retry sends the same one, so receivers dedupe by it. */
+                "Podium-Event-Id": components["parameters"]["PodiumEventId"];
+                "Podium-Event-Type": components["parameters"]["PodiumEventType"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopChanged"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else, or no answer in 10 s, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onOvertaken: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the hook's secret>`. */
+                "Podium-Signature": components["parameters"]["PodiumSignature"];
+                /** @description The event's `id`; a retry sends the same one, so receivers dedupe by it. */
+                "Podium-Event-Id": components["parameters"]["PodiumEventId"];
+                "Podium-Event-Type": components["parameters"]["PodiumEventType"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Overtaken"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else, or no answer in 10 s, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPeriodEnded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the hook's secret>`. */
+                "Podium-Signature": components["parameters"]["PodiumSignature"];
+                /** @description The event's `id`; a retry sends the same one, so receivers dedupe by it. */
+                "Podium-Event-Id": components["parameters"]["PodiumEventId"];
+                "Podium-Event-Type": components["parameters"]["PodiumEventType"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PeriodEnded"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else, or no answer in 10 s, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }
