@@ -112,26 +112,23 @@ pub struct MemberRows<'a> {
 
 impl<'a> MemberRows<'a> {
     pub fn open(sql: &'a SqlStorage) -> Result<MemberRows<'a>> {
-        let last = match sql.exec("SELECT max(rowid) FROM members", None)?.raw().next() {
-            Some(row) => match row?.first() {
-                Some(SqlStorageValue::Integer(i)) => *i,
-                Some(SqlStorageValue::Float(f)) => *f as i64,
-                _ => 0,
-            },
-            None => 0,
+        // One statement for the three: the first and last rowid bound the
+        // ranges (a board that lost many members may start far from 1).
+        let first = sql.exec("SELECT min(rowid), max(rowid), count(*) FROM members", None)?.raw().next();
+        let cols = match first {
+            Some(row) => row?,
+            None => Vec::new(),
         };
-        let count = match sql.exec("SELECT count(*) FROM members", None)?.raw().next() {
-            Some(row) => match row?.first() {
-                Some(SqlStorageValue::Integer(i)) => *i as usize,
-                Some(SqlStorageValue::Float(f)) => *f as usize,
-                _ => 0,
-            },
-            None => 0,
+        let int = |i: usize| match cols.get(i) {
+            Some(SqlStorageValue::Integer(n)) => *n,
+            Some(SqlStorageValue::Float(f)) => *f as i64,
+            _ => 0,
         };
+        let (start, last, count) = (int(0), int(1), int(2).max(0) as usize);
         Ok(MemberRows {
             count,
             sql,
-            phase: Phase::Text { next: 0, last, others: 0.0 },
+            phase: Phase::Text { next: start, last, others: 0.0 },
             chunk: None,
             failed: None,
             read_ms: 0.0,
