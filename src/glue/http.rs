@@ -180,8 +180,9 @@ pub async fn cached_read(
     let asked = req.headers().get("If-None-Match").ok().flatten();
     let cache = worker::Cache::default();
     if on {
-        if let Ok(Some(mut hit)) = cache.get(url.as_str(), true).await {
-            if let Ok(body) = hit.text().await {
+        if let Ok(Some(hit)) = cache.get(url.as_str(), true).await {
+            let body = super::platform::body_of(hit).await.ok().and_then(|b| String::from_utf8(b).ok());
+            if let Some(body) = body {
                 return fresh_read(body, asked.as_deref(), "hit");
             }
         }

@@ -7,6 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use worker::{Headers, Method, Request, RequestInit, Stub};
 
 use super::http::{internal, ApiResult};
+use super::platform::body_of;
 
 /// Calls a Durable Object with a JSON body and reads a JSON answer. Its
 /// non-2xx answers are internal errors: objects only answer the worker.
@@ -29,15 +30,7 @@ pub async fn call_object_raw<T: DeserializeOwned>(stub: &Stub, path: &str, text:
         .map_err(|e| internal("request", e))?;
     let resp = stub.fetch_with_request(req).await.map_err(|e| internal(path, e))?;
     let status = resp.status_code();
-    // The whole body in one native read: workers-rs's `text()` pulls a
-    // streamed body chunk by chunk through a JS reader, which profiled at
-    // ~1.8 ms of the thread per read of a board (scripts/stalls.mjs).
-    // (Objects never answer with a status that has no body, such as 204.)
-    let resp = worker::web_sys::Response::from(resp);
-    let buf = resp.array_buffer().map_err(|e| internal(path, format!("{e:?}")))?;
-    let buf =
-        wasm_bindgen_futures::JsFuture::from(buf).await.map_err(|e| internal(path, format!("{e:?}")))?;
-    let body = js_sys::Uint8Array::new(&buf).to_vec();
+    let body = body_of(resp).await.map_err(|e| internal(path, e))?;
     if !(200..300).contains(&status) {
         let text = String::from_utf8_lossy(&body);
         return Err(internal(path, format!("object answered {status}: {text}")));

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 use super::platform::rust_err;
-use crate::core::ranking::{RankingBuilder, Row};
+use crate::core::ranking::RankingBuilder;
 use crate::domain::rows::{PackedRows, RowsError, TextRows};
 
 #[wasm_bindgen(inline_js = r#"
@@ -94,11 +94,10 @@ enum Chunk {
     Packed(PackedRows),
 }
 
-/// Every member row of a board (`member, score, seq, ts, sub`), streamed a
-/// chunk at a time, as owned rows ([`Iterator`]) or borrowed from their
-/// chunk into a [`RankingBuilder`] ([`MemberRows::feed`], the cold load: no
-/// allocation per member). The first error ends the rows and is kept in
-/// `failed`.
+/// Every member row of a board (`member, score, seq, ts, sub`), read a
+/// chunk at a time and lent from it into a [`RankingBuilder`]
+/// ([`MemberRows::feed`]: no allocation per member). The first error ends
+/// the rows and is kept in `failed`.
 pub struct MemberRows<'a> {
     /// How many rows there are (the ranking reserves its entries once).
     pub count: usize,
@@ -250,42 +249,6 @@ impl MemberRows<'_> {
                 Err(e) => {
                     self.failed = Some(e);
                     return;
-                }
-            }
-        }
-    }
-}
-
-impl Iterator for MemberRows<'_> {
-    type Item = Row;
-
-    fn next(&mut self) -> Option<Row> {
-        loop {
-            if self.failed.is_some() {
-                return None;
-            }
-            let row: Option<std::result::Result<Row, RowsError>> = match self.chunk.as_mut() {
-                Some(Chunk::Text(t)) => t.next(),
-                Some(Chunk::Packed(p)) => p.next(),
-                None => None,
-            };
-            match row {
-                Some(Ok(row)) => return Some(row),
-                Some(Err(e)) => {
-                    self.failed = Some(rust_err(format!("member rows: {e:?}")));
-                    return None;
-                }
-                None => {}
-            }
-            let t = js_sys::Date::now();
-            let chunk = self.refill();
-            self.read_ms += js_sys::Date::now() - t;
-            match chunk {
-                Ok(Some(c)) => self.chunk = Some(c),
-                Ok(None) => return None,
-                Err(e) => {
-                    self.failed = Some(e);
-                    return None;
                 }
             }
         }
