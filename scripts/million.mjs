@@ -22,7 +22,7 @@ const dir = kept ?? mkdtempSync(join(tmpdir(), 'podium-million-'));
 const filled = kept !== undefined && existsSync(join(kept, '.filled'));
 // Checkpoints (API 1.1 prev_rank) every minute instead of every hour, so one
 // is taken on the full board while the reads below run.
-let w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000' } });
+let w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000', ...JSON.parse(process.env.PODIUM_VARS ?? '{}') } });
 const b = 'million';
 const id = (i) => `member-${String(i).padStart(9, '0')}`; // 16 bytes
 const ev = (i, extra = {}) => ({ type: 'x', board: b, member: id(i), value: (i * 7919) % 100_000, id: `fill-${i}`, ...(i % 10 === 0 ? { meta: { name: `Player ${i}`, level: i % 50 } } : {}), ...extra });
@@ -62,17 +62,26 @@ if (process.env.MILLION_LOAD_ONLY === '1') {
   process.exit(0);
 }
 
-// Reads while 10,000 events/s are applied (10 requests of 1000 per second).
+// Reads while 10,000 events/s are applied: 10 requests of 1000 per second,
+// sent on that schedule whatever their latency (open loop: a slow answer
+// does not slow the load down), to members drawn uniformly from the 1M.
 let stop = false;
 let k = 0;
+let refused = 0;
+const eventsNow = async () => (await get(`${w.url}/v1/boards/${b}`)).json?.events ?? 0;
+const events0 = await eventsNow();
 const writer = (async () => {
+  const inflight = new Set();
+  let next = Date.now();
   while (!stop) {
-    const t = Date.now();
     const batch = Array.from({ length: 1000 }, () => ({ type: 'x', board: b, member: id(Math.floor(Math.random() * N)), value: 1 }));
-    await post(`${w.url}/v1/events`, batch);
+    const p = post(`${w.url}/v1/events`, batch).then((r) => { if (r.status !== 202) refused += 1; }).finally(() => inflight.delete(p));
+    inflight.add(p);
     k += 1000;
-    await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t))));
+    next += 100;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
   }
+  await Promise.all(inflight);
 })();
 const pct = (xs, p) => xs.sort((a, c) => a - c)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const started = Date.now();
@@ -93,7 +102,10 @@ for (const [name, path] of [
 }
 stop = true;
 await writer;
-console.log(`writes during the reads: ${k} events in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+const secs = (Date.now() - started) / 1000;
+const applied = (await eventsNow()) - events0;
+console.log(`writes during the reads: ${k} events sent in ${secs.toFixed(1)} s (${Math.round(k / secs)}/s, ${refused} requests refused); ${applied} applied by the reads' end (${Math.round(applied / secs)}/s)`);
+if (refused > 0) throw new Error(`${refused} write requests were refused`);
 // A checkpoint of the full board: what it held the board's other work up.
 // It takes turns of its own: the snapshot (a walk of the ranking) in the
 // turn that first crosses the boundary, the grouping in a later one, then

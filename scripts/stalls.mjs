@@ -23,7 +23,7 @@ const written = Number(process.argv[4] ?? 1_000_000);
 const N = 1_000_000;
 const b = 'million';
 const id = (i) => `member-${String(i).padStart(9, '0')}`;
-const w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000' } });
+const w = await startWorker({ persistDir: dir, vars: { CHECKPOINT_EVERY_MS: '60000', ...JSON.parse(process.env.PODIUM_VARS ?? '{}') } });
 await get(`${w.url}/v1/boards/${b}/top?limit=1`); // the cold load, outside the profile
 const sessions = await inspectorSessions(w.inspectorPort);
 for (const { send } of sessions) {

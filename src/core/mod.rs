@@ -8,6 +8,7 @@ pub mod period;
 pub mod ranking;
 pub mod retention;
 pub mod shards;
+pub mod slices;
 pub mod template;
 pub mod zone;
 

@@ -85,6 +85,9 @@ pub struct BoardObject {
 /// test faults on).
 const CHECKPOINT_SLICE: usize = 100_000;
 
+/// Members applied per turn (see `BoardObject::apply_slice`).
+const APPLY_SLICE: usize = 1_000;
+
 /// Checkpoint entries as stored: slices of the checkpoint taken at `at`.
 const CHECKPOINT_ROWS: &str =
     "CREATE TABLE IF NOT EXISTS checkpoint_rows (at INTEGER NOT NULL, i INTEGER NOT NULL, data BLOB NOT NULL, \
@@ -588,6 +591,45 @@ impl BoardObject {
             self.mark_changed();
         }
         Ok(ApplyResult { applied, duplicates, rejected })
+    }
+
+    /// Members applied per turn (`APPLY_SLICE` in tests; a slice holds at
+    /// most ten times as many events). A Queue batch can bring a board tens
+    /// of thousands of events; on a big board each member's row upsert
+    /// touches pages SQLite has not cached, so one turn for all of them held
+    /// every read of the board up for 300–500 ms (`scripts/million.mjs`).
+    fn apply_slice(&self) -> usize {
+        self.test_var("APPLY_SLICE").filter(|n| *n > 0).unwrap_or(APPLY_SLICE)
+    }
+
+    /// Applies a batch a slice of whole members at a time
+    /// (`core::slices::by_member`: the same outcome as the whole batch),
+    /// yielding between slices so the requests queued at this object (reads
+    /// above all) wait for one slice, not the whole batch. Each slice is
+    /// atomic (`apply`), so a failure part-way leaves the earlier slices
+    /// applied and their ids known: the Queue's retry finds them duplicates,
+    /// exactly as when the consumer sends a batch again.
+    async fn apply_in_slices(&self, batch: ApplyBatch) -> Result<ApplyResult> {
+        let ApplyBatch { spec, events } = batch;
+        let per = self.apply_slice();
+        let slices =
+            crate::core::slices::by_member(events, |e| e.member.as_str(), per, per.saturating_mul(10));
+        let mut total = ApplyResult { applied: 0, duplicates: 0, rejected: vec![] };
+        for (i, events) in slices.into_iter().enumerate() {
+            if i > 0 {
+                // (`apply` loads and adopts the spec again: a request run
+                // meanwhile may have wiped or unloaded the period)
+                worker::Delay::from(std::time::Duration::ZERO).await;
+            }
+            let r = self.apply(ApplyBatch { spec: spec.clone(), events }).inspect_err(|_| {
+                // Storage rolled back; memory may be ahead of it: reload on next use.
+                *self.ranking.borrow_mut() = None;
+            })?;
+            total.applied += r.applied;
+            total.duplicates += r.duplicates;
+            total.rejected.extend(r.rejected);
+        }
+        Ok(total)
     }
 
     /// Which of `ids` this board period has applied (one statement per ~512 KB).
@@ -1334,10 +1376,7 @@ impl worker::DurableObject for BoardObject {
         let reply = match cmd {
             BoardCommand::Apply(batch) => {
                 self.register(&batch.spec).await?;
-                let result = self.apply(batch).inspect_err(|_| {
-                    // Storage rolled back; memory may be ahead of it: reload on next use.
-                    *self.ranking.borrow_mut() = None;
-                })?;
+                let result = self.apply_in_slices(batch).await?;
                 self.schedule().await?;
                 serde_json::to_value(result)
             }

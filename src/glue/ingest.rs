@@ -11,7 +11,7 @@ use super::catalog::{self, CatalogOp};
 use super::faults::faults_on;
 use super::http::{internal, raw_json, read_body, ApiResult};
 use super::intake::{self, shard_name};
-use super::platform::{new_id, now_ms};
+use super::platform::{new_event_id, now_ms};
 use crate::core::catalog::{AutoCreate, Catalog, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
@@ -51,7 +51,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     let routes = catalog::get(env, &[]).await?;
     let mut messages = Vec::new();
     let now = now_ms();
-    let parsed = parse_body(format, &body, now, new_id, |ev| {
+    let parsed = parse_body(format, &body, now, new_event_id, |ev| {
         messages.push(resolve(&routes, ev)?);
         Ok(())
     });

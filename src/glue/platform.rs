@@ -29,6 +29,22 @@ pub fn new_id() -> String {
     uuid.unwrap_or_else(|| format!("{:x}-{:x}", now_ms(), (js_sys::Math::random() * 1e15) as u64))
 }
 
+/// A fresh id for an event sent without one: a UUIDv7
+/// (`domain::event::time_ordered_id`), its random bits taken from
+/// `crypto.randomUUID` (the platform's CSPRNG; 74 of its 122 random bits).
+pub fn new_event_id() -> String {
+    let v4 = new_id();
+    let hex: Vec<u8> = v4.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut random = [0u8; 10];
+    // The v4's last 20 hex digits (v7 sets its own version and variant bits).
+    for (i, r) in random.iter_mut().enumerate() {
+        let at = 12 + 2 * i;
+        let pair = hex.get(at..at + 2).and_then(|p| std::str::from_utf8(p).ok());
+        *r = pair.and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0);
+    }
+    crate::domain::event::time_ordered_id(now_ms(), &random)
+}
+
 /// An alarm time at an absolute instant (a plain `i64` would be an offset).
 pub fn alarm_at(ms: i64) -> worker::ScheduledTime {
     worker::ScheduledTime::new(js_sys::Date::new(&(ms as f64).into()))

@@ -12,7 +12,9 @@ let EV;
 before(async () => {
   // CONSUMER_STALL_MS: a consumer invocation lost to a panic's wasm reset is
   // failed (and its messages retried) after 10 s instead of 60 (src/js/entry.mjs).
-  w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1', CONSUMER_STALL_MS: '10000' } });
+  // APPLY_SLICE 10: a board applies a batch 10 members per turn, so a fault
+  // below strikes after earlier slices of the same batch were committed.
+  w = await startWorker({ vars: { PODIUM_TEST_FAULTS: '1', CONSUMER_STALL_MS: '10000', APPLY_SLICE: '10' } });
   EV = `${w.url}/v1/events`;
 });
 after(async () => { await w?.stop(); });
@@ -160,7 +162,11 @@ describe('dead letters', () => {
     // Fails every delivery for 45 s: longer than the Queue's 10 retries 2 s apart.
     const until = Date.now() + 45_000;
     const evs = events(b, 20);
-    evs.push({ type: 'hit', board: b, member: `__fault:fail:${until}`, id: `${b}-fault` });
+    // First: the board applies 10 members per turn here (APPLY_SLICE), and
+    // a failing turn ends the batch, so none of the 21 is ever applied. (A
+    // fault in a later slice would leave the earlier slices applied, and
+    // only the rest would become dead letters.)
+    evs.unshift({ type: 'hit', board: b, member: `__fault:fail:${until}`, id: `${b}-fault` });
     const healthy = events(ok, 10);
     const r = await post(EV, [...evs, ...healthy]);
     assert.equal(r.status, 202, r.text);
