@@ -594,13 +594,15 @@ impl Sharded {
 
     fn around(&self, m: &str, radius: usize, ties: Ties) -> Option<Vec<Entry<'_>>> {
         let spot = self.spot_of(m)?;
-        let (mut before, mut after) = (vec![], vec![]);
+        let (mut before, mut after, mut counts) = (vec![], vec![], vec![]);
         for r in &self.shards {
-            let (b, a) = r.near(&spot, Some(m), radius, radius + 1);
+            // As the glue does: each shard's counts come with its neighbours.
+            let (c, b, a) = r.near(&spot, Some(m), radius, radius + 1);
+            counts.push(c);
             before.push(Self::spotted(r, b));
             after.push(Self::spotted(r, a));
         }
-        let at = self.sum(&spot, Some(m)).before;
+        let at = counts.into_iter().sum::<Counts>().before;
         let (window, start) = shards::around(before, after, radius, at);
         let better_first = window.first().map_or(0, |(s, _)| self.sum(s, Some(m)).better);
         let spots: Vec<&Spot> = window.iter().map(|(s, _)| s).collect();

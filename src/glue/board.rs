@@ -768,8 +768,8 @@ impl BoardObject {
                     prev.iter().map(|s| cp.as_ref().map_or(0, |c| c.count_before(s, ties))).collect();
             }
             ShardQuery::Near { spot, reader, before, after } => {
-                let (b, a) = r.near(&spot, reader.as_deref(), before, after);
-                out.counts = vec![r.counts(&spot, reader.as_deref())];
+                let (counts, b, a) = r.near(&spot, reader.as_deref(), before, after);
+                out.counts = vec![counts];
                 out.split = b.len();
                 put(&mut out, b);
                 put(&mut out, a);

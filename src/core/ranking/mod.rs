@@ -1153,7 +1153,7 @@ impl Ranking {
         reader: Option<&str>,
         before: usize,
         after: usize,
-    ) -> (Vec<Entry<'_>>, Vec<Entry<'_>>) {
+    ) -> (Counts, Vec<Entry<'_>>, Vec<Entry<'_>>) {
         each!(self, b => b.near(s, reader, before, after))
     }
     /// The spot of a listing's entry on this board.

@@ -152,22 +152,27 @@ impl<R: RankKey> Board<R> {
         }
     }
 
-    /// The visible entries (as `reader` sees them) next to spot `s`: up to
-    /// `before` of those sorting before it (the nearest, in order) and up to
-    /// `after` from it on (the spot's own entry first, if on this board).
-    /// Their ranks are this board's alone: a sharded read ranks them again.
+    /// The spot's [`Board::counts`], and the visible entries (as `reader`
+    /// sees them) next to it: up to `before` of those sorting before it (the
+    /// nearest, in order) and up to `after` from it on (the spot's own entry
+    /// first, if on this board). Their ranks are this board's alone: a
+    /// sharded read ranks them again. (One search for the spot serves both.)
     pub fn near(
         &self,
         s: &Spot,
         reader: Option<&str>,
         before: usize,
         after: usize,
-    ) -> (Vec<Entry<'_>>, Vec<Entry<'_>>) {
+    ) -> (Counts, Vec<Entry<'_>>, Vec<Entry<'_>>) {
+        let counts = self.counts(s, reader);
         let view = self.view(reader.map(str::as_bytes));
-        let k0 = self.rank_key_of(s);
-        let v = self.position_before(s) - view.before_entry(k0, s.reach, s.member.as_bytes());
+        let v = counts.before as usize;
         let start = v.saturating_sub(before);
         let ties = super::Ties::First;
-        (self.listing_visible(&view, start, v - start, ties), self.listing_visible(&view, v, after, ties))
+        let (b, a) = (
+            self.listing_visible(&view, start, v - start, ties),
+            self.listing_visible(&view, v, after, ties),
+        );
+        (counts, b, a)
     }
 }
