@@ -75,7 +75,9 @@ const writer = (async () => {
   let next = Date.now();
   while (!stop) {
     const batch = Array.from({ length: 1000 }, () => ({ type: 'x', board: b, member: id(Math.floor(Math.random() * N)), value: 1 }));
-    const p = post(`${w.url}/v1/events`, batch).then((r) => { if (r.status !== 202) refused += 1; }).finally(() => inflight.delete(p));
+    const p = post(`${w.url}/v1/events`, batch)
+      .then((r) => { if (r.status !== 202) refused += 1; }, () => { refused += 1; })
+      .finally(() => inflight.delete(p));
     inflight.add(p);
     k += 1000;
     next += 100;

@@ -1,14 +1,17 @@
 //! Cutting a board's batch of events into slices it applies one turn at a
 //! time (see `BoardObject::apply_in_slices`).
 //!
-//! A slice holds whole members: all of a member's events in the batch, in
-//! their order, unless one member alone has more than a slice's events (then
-//! its events run on into the next slice, still in order). So each slice is
-//! a batch of its own with the same outcome as the whole: members are
-//! independent (a member's reach comes from its events' `ts`, not from the
-//! order of the batch), and a member's events keep their order. A member
-//! touched by many events of the batch is written to storage once, not once
-//! per slice it would otherwise fall in.
+//! Members are gathered: all of a member's events in the batch sit together,
+//! in their order, and a slice ends after `max_members` members or
+//! `max_events` events (then the member at the cut runs on into the next
+//! slice, still in order). Members are independent (a member's reach comes
+//! from its events' `ts`, not from the batch's order), so applying the
+//! slices one after another gives each member what the whole batch would,
+//! and a member touched by many events is written to storage once or twice,
+//! not once per slice it would otherwise fall in. Two things can differ
+//! from one pass over the batch: on a board at its member cap, which new
+//! members are refused follows this order instead; and an id sent twice
+//! for different members is taken by whichever comes first here.
 
 use std::collections::HashMap;
 
@@ -119,6 +122,14 @@ mod tests {
                     }
                     seen.insert(x.0.as_str(), (x.1, k));
                 }
+            }
+            // and no slice ends early: it is full of events, or of members
+            // with the next slice starting a new one
+            for pair in slices.windows(2) {
+                let (s, t) = (&pair[0], &pair[1]);
+                let distinct = s.iter().map(|x| x.0.as_str()).collect::<std::collections::HashSet<_>>().len();
+                let full_of_members = distinct == m && s.last().map(|x| &x.0) != t.first().map(|x| &x.0);
+                prop_assert!(s.len() == e || full_of_members, "a slice ended early: {:?} then {:?}", s, t);
             }
             for s in &slices {
                 prop_assert!(!s.is_empty() && s.len() <= e);

@@ -56,6 +56,9 @@ pub struct BoardObject {
     removed: RefCell<HashMap<String, i64>>,
     /// This period is in its board's index (`kv`), so removals reach it.
     registered: Cell<bool>,
+    /// How many times this object was wiped: an apply in slices that sees
+    /// it change across a yield stops (see `apply_in_slices`).
+    wipes: Cell<u64>,
     /// Ranks at the last checkpoint (table `checkpoint`, `kv`), for `prev_rank`.
     checkpoint: RefCell<Option<Checkpoint>>,
     /// A checkpoint taken at the boundary but not grouped yet: `cp()`
@@ -602,26 +605,36 @@ impl BoardObject {
         self.test_var("APPLY_SLICE").filter(|n| *n > 0).unwrap_or(APPLY_SLICE)
     }
 
-    /// Applies a batch a slice of whole members at a time
-    /// (`core::slices::by_member`: the same outcome as the whole batch),
-    /// yielding between slices so the requests queued at this object (reads
+    /// Applies a batch a slice of members at a time (`core::slices`), and
+    /// yields between slices so the requests queued at this object (reads
     /// above all) wait for one slice, not the whole batch. Each slice is
     /// atomic (`apply`), so a failure part-way leaves the earlier slices
     /// applied and their ids known: the Queue's retry finds them duplicates,
-    /// exactly as when the consumer sends a batch again.
+    /// exactly as when the consumer sends a batch again. What runs in the
+    /// yields is respected: a wipe (the window dropped, the period expired,
+    /// the board deleted) ends the batch, as if all of it had come before
+    /// the wipe; settings changed meanwhile are kept, not overwritten by the
+    /// batch's older ones.
     async fn apply_in_slices(&self, batch: ApplyBatch) -> Result<ApplyResult> {
         let ApplyBatch { spec, events } = batch;
         let per = self.apply_slice();
         let slices =
             crate::core::slices::by_member(events, |e| e.member.as_str(), per, per.saturating_mul(10));
+        let wipes = self.wipes.get();
         let mut total = ApplyResult { applied: 0, duplicates: 0, rejected: vec![] };
         for (i, events) in slices.into_iter().enumerate() {
-            if i > 0 {
-                // (`apply` loads and adopts the spec again: a request run
-                // meanwhile may have wiped or unloaded the period)
+            let spec = if i == 0 {
+                spec.clone()
+            } else {
                 worker::Delay::from(std::time::Duration::ZERO).await;
-            }
-            let r = self.apply(ApplyBatch { spec: spec.clone(), events }).inspect_err(|_| {
+                if self.wipes.get() != wipes {
+                    worker::console_log!("a wipe came between slices of a batch: its rest is not applied");
+                    break;
+                }
+                // (`apply` loads again if a request run meanwhile unloaded it)
+                self.spec.borrow().clone().unwrap_or_else(|| spec.clone())
+            };
+            let r = self.apply(ApplyBatch { spec, events }).inspect_err(|_| {
                 // Storage rolled back; memory may be ahead of it: reload on next use.
                 *self.ranking.borrow_mut() = None;
             })?;
@@ -1303,6 +1316,7 @@ impl BoardObject {
     }
 
     async fn wipe(&self) -> Result<()> {
+        self.wipes.set(self.wipes.get() + 1);
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
         *self.ranking.borrow_mut() = None;
@@ -1337,6 +1351,7 @@ impl worker::DurableObject for BoardObject {
             prune_cursor: RefCell::new(None),
             removed: RefCell::new(HashMap::new()),
             registered: Cell::new(false),
+            wipes: Cell::new(0),
             checkpoint: RefCell::new(None),
             snapshot: RefCell::new(None),
             hook_top: Cell::new(0),
