@@ -23,6 +23,13 @@ where
     F: Fn(&T) -> &str,
 {
     let (max_members, max_events) = (max_members.max(1), max_events.max(1));
+    if items.is_empty() {
+        return vec![];
+    }
+    // Within both bounds however many members it has: no need to count them.
+    if items.len() <= max_members.min(max_events) {
+        return vec![items];
+    }
     // Each item's member as a group number, numbered by first appearance.
     let groups: Vec<usize> = {
         let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -36,7 +43,7 @@ where
     };
     let distinct = groups.iter().max().map_or(0, |g| g + 1);
     if distinct <= max_members && items.len() <= max_events {
-        return if items.is_empty() { vec![] } else { vec![items] };
+        return vec![items];
     }
     let mut tagged: Vec<(usize, T)> = groups.into_iter().zip(items).collect();
     // Stable: a member's items keep their order.

@@ -128,15 +128,17 @@ pub fn max_members(env: &Env) -> usize {
     env.var("BOARD_MAX_MEMBERS").ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(1_000_000)
 }
 
-/// A fresh random key for a ranking's member-id hash (from
-/// `crypto.randomUUID`'s random hex digits). It lives only in memory: the
-/// index is rebuilt under a new key on every load.
+/// A fresh random key for a ranking's member-id hash (from a
+/// `crypto.randomUUID`: its two halves XORed, so the few fixed version and
+/// variant bits of one half meet random bits of the other). It lives only
+/// in memory: the index is rebuilt under a new key on every load.
 fn hash_key() -> u64 {
-    let uuid = super::platform::new_id();
-    let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
-    // Skip the version digit (the 13th): 16 of the others.
-    let digits: String = hex.chars().enumerate().filter(|(i, _)| *i != 12).map(|(_, c)| c).take(16).collect();
-    u64::from_str_radix(&digits, 16).unwrap_or(0x9E37_79B9_7F4A_7C15)
+    super::platform::random_uuid_bytes()
+        .map(|b| {
+            let n = u128::from_be_bytes(b);
+            (n >> 64) as u64 ^ n as u64
+        })
+        .unwrap_or(0x9E37_79B9_7F4A_7C15)
 }
 
 impl BoardObject {

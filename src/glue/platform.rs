@@ -29,19 +29,21 @@ pub fn new_id() -> String {
     uuid.unwrap_or_else(|| format!("{:x}-{:x}", now_ms(), (js_sys::Math::random() * 1e15) as u64))
 }
 
+/// 16 bytes of a fresh `crypto.randomUUID` (the platform's CSPRNG; 122 of
+/// the 128 bits are random, the version and variant bits are not), or
+/// `None` where the runtime has no `randomUUID`.
+pub fn random_uuid_bytes() -> Option<[u8; 16]> {
+    uuid::Uuid::parse_str(&new_id()).ok().map(|u| u.into_bytes())
+}
+
 /// A fresh id for an event sent without one: a UUIDv7
-/// (`domain::event::time_ordered_id`), its random bits taken from
-/// `crypto.randomUUID` (the platform's CSPRNG; 74 of its 122 random bits).
+/// (`domain::event::time_ordered_id`) whose random bits are the last ten
+/// bytes of a `crypto.randomUUID` (v7 sets its own version and variant
+/// bits over the v4's: 74 random bits stay).
 pub fn new_event_id() -> String {
-    let v4 = new_id();
-    let hex: Vec<u8> = v4.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let v4 = random_uuid_bytes().unwrap_or_default();
     let mut random = [0u8; 10];
-    // The v4's last 20 hex digits (v7 sets its own version and variant bits).
-    for (i, r) in random.iter_mut().enumerate() {
-        let at = 12 + 2 * i;
-        let pair = hex.get(at..at + 2).and_then(|p| std::str::from_utf8(p).ok());
-        *r = pair.and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0);
-    }
+    random.copy_from_slice(&v4[6..]);
     crate::domain::event::time_ordered_id(now_ms(), &random)
 }
 
