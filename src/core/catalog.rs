@@ -236,6 +236,37 @@ pub struct Delivery {
     pub value: f64,
 }
 
+/// The lowest and the highest value a request brings to a board: what the
+/// board's bounds are checked against before it is marked as holding scores
+/// (both ends in bounds means every value between is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub board: BoardName,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Delivered {
+    /// The span of each board `deliveries` reach, in the order first reached.
+    pub fn spans<'a>(deliveries: impl IntoIterator<Item = &'a Delivery>) -> Vec<Delivered> {
+        let mut out: Vec<Delivered> = Vec::new();
+        let mut at: HashMap<&BoardName, usize> = HashMap::new();
+        for d in deliveries {
+            match at.get(&d.board).and_then(|&i| out.get_mut(i)) {
+                Some(s) => {
+                    s.lo = s.lo.min(d.value);
+                    s.hi = s.hi.max(d.value);
+                }
+                None => {
+                    at.insert(&d.board, out.len());
+                    out.push(Delivered { board: d.board.clone(), lo: d.value, hi: d.value });
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Why an event cannot be accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResolveError {
@@ -368,6 +399,14 @@ impl Catalog {
             return Err(ResolveError::Unroutable);
         }
         Ok(out)
+    }
+
+    /// Whether every span of `within` is in its board's bounds (a board the
+    /// view lacks has none: one an event creates takes the defaults).
+    pub fn within_bounds(&self, within: &[Delivered]) -> bool {
+        within.iter().all(|d| {
+            self.boards.get(&d.board).is_none_or(|r| r.settings.in_bounds(d.lo) && r.settings.in_bounds(d.hi))
+        })
     }
 
     /// Makes sure each board exists (with defaults) and is marked as scored;
@@ -819,6 +858,32 @@ mod tests {
         let mut c = Catalog::default();
         let p = BoardPatch { min: Some(Some(5.0)), max: Some(Some(1.0)), ..Default::default() };
         assert!(matches!(c.put_board(&b("x"), p, &mut Counters::default()), Err(PatchError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_request_s_spans_are_the_lowest_and_highest_value_per_board_in_first_reached_order() {
+        let d = |board: &str, value: f64| Delivery { board: b(board), generation: 1, value };
+        let spans = Delivered::spans(&[d("y", 3.0), d("x", -1.0), d("y", 9.0), d("y", 1.0)]);
+        assert_eq!(
+            spans,
+            vec![
+                Delivered { board: b("y"), lo: 1.0, hi: 9.0 },
+                Delivered { board: b("x"), lo: -1.0, hi: -1.0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_are_within_bounds_only_when_both_ends_are_and_unknown_boards_have_none() {
+        let mut c = Catalog::default();
+        let p = BoardPatch { min: Some(Some(0.0)), max: Some(Some(10.0)), ..Default::default() };
+        c.put_board(&b("x"), p, &mut Counters::default()).unwrap();
+        let span = |board: &str, lo: f64, hi: f64| vec![Delivered { board: b(board), lo, hi }];
+        assert!(c.within_bounds(&span("x", 0.0, 10.0)));
+        assert!(!c.within_bounds(&span("x", -0.5, 3.0)));
+        assert!(!c.within_bounds(&span("x", 3.0, 10.5)));
+        assert!(c.within_bounds(&span("new", -1e300, 1e300)));
+        assert!(c.within_bounds(&[]));
     }
 
     #[test]

@@ -12,7 +12,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Deserialize;
-use worker::{console_error, durable_object, Env, Method, Request, Response, Result, SqlStorageValue, State};
+use worker::{
+    console_error, durable_object, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State,
+};
 
 use super::faults::{faults_on, Fault};
 use super::kv;
@@ -80,6 +82,10 @@ pub struct BoardObject {
     /// The counts changed since the catalog last heard them (`GET /v1/boards`
     /// lists what boards report, asking none).
     counts_dirty: Cell<bool>,
+    /// The catalog heard this period's counts since they last changed (`kv`
+    /// "reported"): an object woken cold reports them only when not, so a
+    /// read that wakes it sets no alarm before it answers.
+    reported: Cell<bool>,
     /// When the catalog may hear them next.
     report_after: Cell<i64>,
 }
@@ -90,6 +96,9 @@ const CHECKPOINT_SLICE: usize = 100_000;
 
 /// Members applied per turn (see `BoardObject::apply_slice`).
 const APPLY_SLICE: usize = 1_000;
+
+/// The version of a board object's tables (`BoardObject::migrate`).
+const SCHEMA: &str = "3";
 
 /// Checkpoint entries as stored: slices of the checkpoint taken at `at`.
 const CHECKPOINT_ROWS: &str =
@@ -142,7 +151,7 @@ fn hash_key() -> u64 {
 }
 
 impl BoardObject {
-    fn sql(&self) -> worker::SqlStorage {
+    fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
 
@@ -159,27 +168,28 @@ impl BoardObject {
         self.dirty.set(true);
         self.hook_dirty.set(true);
         self.counts_dirty.set(true);
+        if self.reported.replace(false) {
+            // (one write per report, not per change: only the first change after one)
+            if let Err(e) = kv::put(&self.sql(), "reported", "0") {
+                console_error!("reported flag not cleared: {e:?}");
+            }
+        }
     }
 
-    /// Loads the ranking from SQLite on first use after a cold start.
-    fn ensure_loaded(&self) -> Result<()> {
-        if self.ranking.borrow().is_some() {
-            return Ok(());
-        }
-        let sql = self.sql();
-        kv::open(&sql)?;
+    /// The tables, and the moves of layouts stored by older versions: run
+    /// once per object, then `schema` says so. A cold start of an object at
+    /// the current version runs no DDL: each statement a cold object runs is
+    /// prepared afresh (~90 µs here), and the read that woke it waits.
+    fn migrate(&self, sql: &SqlStorage, schema: Option<&str>) -> Result<()> {
         sql.exec(
             "CREATE TABLE IF NOT EXISTS members (member TEXT PRIMARY KEY, score REAL NOT NULL, \
              seq INTEGER NOT NULL, ts INTEGER NOT NULL, meta TEXT, sub REAL NOT NULL DEFAULT 0)",
             None,
         )?;
         // Boards stored before the tiebreak (session 9) have no `sub` column.
-        if kv::get(&sql, "schema")?.as_deref() != Some("2") {
-            // (a query that names a missing column fails to prepare)
-            if sql.exec("SELECT sub FROM members LIMIT 0", None).is_err() {
-                sql.exec("ALTER TABLE members ADD COLUMN sub REAL NOT NULL DEFAULT 0", None)?;
-            }
-            kv::put(&sql, "schema", "2")?;
+        // (a query that names a missing column fails to prepare)
+        if schema != Some("2") && sql.exec("SELECT sub FROM members LIMIT 0", None).is_err() {
+            sql.exec("ALTER TABLE members ADD COLUMN sub REAL NOT NULL DEFAULT 0", None)?;
         }
         // Dedupe records: one per applied event id. WITHOUT ROWID keeps the
         // id once (as the key of the table itself) instead of in a rowid
@@ -199,9 +209,27 @@ impl BoardObject {
         if !legacy.is_empty() {
             sql.exec("INSERT OR IGNORE INTO dedupe (id, at) SELECT id, at FROM seen", None)?;
             sql.exec("DROP TABLE seen", None)?;
-            kv::put(&sql, "prune_cursor", "")?;
+            kv::put(sql, "prune_cursor", "")?;
         }
         sql.exec("CREATE TABLE IF NOT EXISTS removed (member TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        sql.exec("CREATE TABLE IF NOT EXISTS hidden (member TEXT PRIMARY KEY)", None)?;
+        sql.exec("CREATE TABLE IF NOT EXISTS checkpoint (n INTEGER PRIMARY KEY, data BLOB NOT NULL)", None)?;
+        sql.exec(CHECKPOINT_ROWS, None)?;
+        kv::put(sql, "schema", SCHEMA)
+    }
+
+    /// Loads the ranking from SQLite on first use after a cold start.
+    fn ensure_loaded(&self) -> Result<()> {
+        if self.ranking.borrow().is_some() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        let mut kv = kv::all(&sql)?;
+        if kv.get("schema").map(String::as_str) != Some(SCHEMA) {
+            self.migrate(&sql, kv.get("schema").map(String::as_str))?;
+            kv = kv::all(&sql)?;
+        }
+        let key = |k: &str| kv.get(k).map(String::as_str);
         #[derive(Deserialize)]
         struct Tomb {
             member: String,
@@ -209,16 +237,15 @@ impl BoardObject {
         }
         let tombs: Vec<Tomb> = sql.exec("SELECT member, at FROM removed", None)?.to_array()?;
         *self.removed.borrow_mut() = tombs.into_iter().map(|t| (t.member, t.at as i64)).collect();
-        self.registered.set(kv::get(&sql, "registered")?.as_deref() == Some("1"));
-        self.dedupe_since.set(kv::get(&sql, "dedupe_since")?.and_then(|v| v.parse().ok()));
-        *self.prune_cursor.borrow_mut() = kv::get(&sql, "prune_cursor")?;
+        self.registered.set(key("registered") == Some("1"));
+        self.dedupe_since.set(key("dedupe_since").and_then(|v| v.parse().ok()));
+        *self.prune_cursor.borrow_mut() = key("prune_cursor").map(str::to_string);
 
-        let spec: Option<BoardSpec> = kv::get(&sql, "spec")?.and_then(|v| serde_json::from_str(&v).ok());
-        let watched = kv::get(&sql, "watched")?.as_deref() == Some("1");
-        self.events.set(kv::get(&sql, "events")?.and_then(|v| v.parse().ok()).unwrap_or(0));
-        self.ended.set(kv::get(&sql, "ended")?.as_deref() == Some("1"));
-        *self.hook_seen.borrow_mut() =
-            kv::get(&sql, "hook_seen")?.and_then(|v| serde_json::from_str(&v).ok());
+        let spec: Option<BoardSpec> = key("spec").and_then(|v| serde_json::from_str(v).ok());
+        let watched = key("watched") == Some("1");
+        self.events.set(key("events").and_then(|v| v.parse().ok()).unwrap_or(0));
+        self.ended.set(key("ended") == Some("1"));
+        *self.hook_seen.borrow_mut() = key("hook_seen").and_then(|v| serde_json::from_str(v).ok());
         self.watched.set(watched);
         // After an eviction, push once more in case a change was not yet published.
         self.dirty.set(watched);
@@ -251,7 +278,6 @@ impl BoardObject {
             );
         }
         let mut ranking = ranking;
-        sql.exec("CREATE TABLE IF NOT EXISTS hidden (member TEXT PRIMARY KEY)", None)?;
         #[derive(Deserialize)]
         struct Hid {
             member: String,
@@ -259,23 +285,24 @@ impl BoardObject {
         for h in sql.exec("SELECT member FROM hidden", None)?.to_array::<Hid>()? {
             ranking.set_hidden(&h.member, true);
         }
-        // A period that holds members reports its counts once after it wakes
-        // (with its next alarm), so a catalog that lost or never had them
-        // (one moved from the single record) learns them without a new event.
-        self.counts_dirty.set(spec.is_some() && !ranking.is_empty());
+        // A period that holds members and has not reported its counts since
+        // they last changed (or was stored before the flag: one moved from
+        // the single catalog record) reports them after it wakes, with its
+        // next alarm: the catalog learns them without a new event.
+        self.reported.set(key("reported") == Some("1"));
+        self.counts_dirty.set(spec.is_some() && !ranking.is_empty() && !self.reported.get());
         *self.ranking.borrow_mut() = Some(ranking);
         *self.spec.borrow_mut() = spec;
         *self.snapshot.borrow_mut() = None;
-        *self.checkpoint.borrow_mut() = self.load_checkpoint()?;
+        *self.checkpoint.borrow_mut() = self.load_checkpoint(key("checkpoint"))?;
         Ok(())
     }
 
-    fn load_checkpoint(&self) -> Result<Option<Checkpoint>> {
+    /// The checkpoint that `kv`'s `checkpoint` (`stored`) names.
+    fn load_checkpoint(&self, stored: Option<&str>) -> Result<Option<Checkpoint>> {
         let sql = self.sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS checkpoint (n INTEGER PRIMARY KEY, data BLOB NOT NULL)", None)?;
-        sql.exec(CHECKPOINT_ROWS, None)?;
         // "at:seed", and ":p" after them when it keeps places (a shard's).
-        let Some((at, seed, places)) = kv::get(&sql, "checkpoint")?.and_then(|v| {
+        let Some((at, seed, places)) = stored.and_then(|v| {
             let mut parts = v.split(':');
             let at = parts.next()?.parse::<i64>().ok()?;
             let seed = parts.next()?.parse::<u64>().ok()?;
@@ -1060,7 +1087,15 @@ impl BoardObject {
         };
         let op = super::catalog::CatalogOp::Report { name, generation: spec.generation, counts };
         let now = now_ms();
-        let wait = match super::catalog::report(&self.env, op).await {
+        let heard = super::catalog::report(&self.env, op).await;
+        if heard.is_ok() && !self.counts_dirty.get() && !self.reported.get() {
+            // (not if they changed again while the catalog was asked)
+            match kv::put(&self.sql(), "reported", "1") {
+                Ok(()) => self.reported.set(true),
+                Err(e) => console_error!("reported flag not set: {e:?}"),
+            }
+        }
+        let wait = match heard {
             Ok(true) => REPORT_EVERY_MS,
             Ok(false) => REPORT_QUIET_MS,
             Err(e) => {
@@ -1363,6 +1398,7 @@ impl worker::DurableObject for BoardObject {
             ended: Cell::new(false),
             cp_stored: Cell::new(None),
             counts_dirty: Cell::new(false),
+            reported: Cell::new(false),
             report_after: Cell::new(0),
         }
     }

@@ -10,7 +10,7 @@
 //! period's alarm, at most about once a second), so a listing asks no board.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Env, Method, Request, Response, Result, SqlStorage, State};
@@ -21,8 +21,8 @@ use super::objects::call_object;
 use super::platform::{now_ms, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::core::catalog::{
-    prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, LookupCache, PatchError, Reported,
-    RouteTarget, Routes,
+    prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, Delivered, LookupCache, PatchError,
+    Reported, RouteTarget, Routes,
 };
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
@@ -38,8 +38,15 @@ pub enum CatalogOp {
     Lookup {
         names: Vec<BoardName>,
     },
+    /// Creates the boards that do not exist and marks them all as holding
+    /// scores, unless a span of `within` is out of its board's bounds: then
+    /// nothing changes (the request fails on the records sent back). One
+    /// call both looks up and marks: a board's first event costs one round
+    /// trip to this object, not two. → `Done`
     EnsureScored {
         boards: Vec<BoardName>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        within: Vec<Delivered>,
         auto: AutoCreate,
     },
     PutBoard {
@@ -164,6 +171,36 @@ async fn view(env: &Env, names: &[BoardName], since: i64) -> ApiResult<Catalog> 
     let (routes_old, missing) = CACHE.with(|c| c.borrow().stale(names, since));
     if routes_old || !missing.is_empty() {
         apply(env, CatalogOp::Lookup { names: missing }).await?;
+    }
+    Ok(CACHE.with(|c| c.borrow().view(names)))
+}
+
+/// For an ingest: the routes and the records of `names`, every one marked
+/// as holding scores (created first if it does not exist, within `auto`),
+/// unless a span of `within` is out of its board's bounds; then nothing is
+/// marked, and the caller finds the error in the records. Records this
+/// isolate holds fresh and marked cost no call; the rest are one call that
+/// looks them up and marks them together.
+pub async fn scoring(
+    env: &Env,
+    names: &[BoardName],
+    within: Vec<Delivered>,
+    auto: impl FnOnce() -> AutoCreate,
+) -> ApiResult<Catalog> {
+    let (routes_old, stale) = CACHE.with(|c| c.borrow().stale(names, now_ms() - CACHE_MS + 1));
+    let held = CACHE.with(|c| c.borrow().view(names));
+    let stale: HashSet<&BoardName> = stale.iter().collect();
+    let unsure: Vec<BoardName> = names
+        .iter()
+        .filter(|n| stale.contains(n) || !held.boards.get(*n).is_some_and(|r| r.scored))
+        .cloned()
+        .collect();
+    if !unsure.is_empty() {
+        let asked: HashSet<&BoardName> = unsure.iter().collect();
+        let within = within.into_iter().filter(|d| asked.contains(&d.board)).collect();
+        apply(env, CatalogOp::EnsureScored { boards: unsure, within, auto: auto() }).await?;
+    } else if routes_old {
+        apply(env, CatalogOp::Lookup { names: vec![] }).await?;
     }
     Ok(CACHE.with(|c| c.borrow().view(names)))
 }
@@ -428,7 +465,8 @@ impl CatalogObject {
             CatalogOp::Lookup { .. } => false,
             CatalogOp::List { prefix, after, limit } => return self.list(&prefix, after, limit),
             CatalogOp::Report { name, generation, counts } => return self.report(&name, generation, counts),
-            CatalogOp::EnsureScored { boards, auto } => {
+            CatalogOp::EnsureScored { within, .. } if !c.within_bounds(&within) => false,
+            CatalogOp::EnsureScored { boards, auto, .. } => {
                 match c.ensure_scored(boards.iter(), auto, &mut counters) {
                     Ok(written) => {
                         if !written.is_empty() {

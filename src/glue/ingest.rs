@@ -7,12 +7,12 @@
 use serde_json::json;
 use worker::{Env, Request};
 
-use super::catalog::{self, CatalogOp};
+use super::catalog;
 use super::faults::faults_on;
 use super::http::{internal, raw_json, read_body, ApiResult};
 use super::intake::{self, shard_name};
 use super::platform::{new_event_id, now_ms};
-use crate::core::catalog::{AutoCreate, Catalog, ResolveError};
+use crate::core::catalog::{AutoCreate, Catalog, Delivered, ResolveError};
 use crate::domain::event::{parse_body, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
 use crate::domain::{BoardName, BodyFormat, Event};
@@ -55,38 +55,41 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
         messages.push(resolve(&routes, ev)?);
         Ok(())
     });
-    let mut cat = catalog::get(env, &board_names(&messages)).await?;
+    let names = board_names(&messages);
     let events = match parsed {
         Ok(events) => events,
         // An event before the one that failed may break its board's bounds.
-        Err(e) => return Err(first_out_of_range(&cat, &messages).unwrap_or(e)),
+        Err(e) => {
+            let cat = catalog::get(env, &names).await?;
+            return Err(first_out_of_range(&cat, &messages).unwrap_or(e));
+        }
     };
-    messages = resolve_all(&cat, &events)?;
     // Boards met for the first time are created (with defaults) and marked as
-    // holding scores before anything is enqueued, so their order/op are fixed.
-    let unknown: Vec<BoardName> = needs_ensure(&cat, &messages);
-    if !unknown.is_empty() {
-        let auto = AutoCreate::parse(
+    // holding scores before anything is enqueued, so their order/op are
+    // fixed; in the same call to the catalog as their lookup, and only if
+    // the request's values are within their bounds (a request refused
+    // changes nothing).
+    let within = Delivered::spans(messages.iter().flat_map(|m| &m.to));
+    let auto = || {
+        AutoCreate::parse(
             env.var("AUTO_CREATE_BOARDS").ok().map(|v| v.to_string()).as_deref(),
             env.var("AUTO_CREATE_MAX").ok().map(|v| v.to_string()).as_deref(),
-        );
-        let (fresh, _) =
-            catalog::apply(env, CatalogOp::EnsureScored { boards: unknown, auto }).await.map_err(|e| {
-                // Name the first event that would have created the refused board.
-                match &e {
-                    ApiError::NotAutoCreated { board, .. } => {
-                        let i = messages.iter().position(|m| m.to.iter().any(|d| d.board.as_str() == board));
-                        match i {
-                            Some(i) => e.at_index(i),
-                            None => e,
-                        }
-                    }
-                    _ => e,
+        )
+    };
+    let cat = catalog::scoring(env, &names, within, auto).await.map_err(|e| {
+        // Name the first event that would have created the refused board.
+        match &e {
+            ApiError::NotAutoCreated { board, .. } => {
+                let i = messages.iter().position(|m| m.to.iter().any(|d| d.board.as_str() == board));
+                match i {
+                    Some(i) => e.at_index(i),
+                    None => e,
                 }
-            })?;
-        cat.boards.extend(fresh.boards);
-        messages = resolve_all(&cat, &events)?;
-    }
+            }
+            _ => e,
+        }
+    })?;
+    let messages = resolve_all(&cat, &events)?;
 
     if wait && events.len() > super::wait::WAIT_MAX_EVENTS {
         return Err(ApiError::TooManyEvents { max: super::wait::WAIT_MAX_EVENTS });
@@ -170,9 +173,4 @@ fn board_names(messages: &[QueuedEvent]) -> Vec<BoardName> {
 
 fn resolve_all(cat: &Catalog, events: &[Event]) -> Result<Vec<QueuedEvent>, ApiError> {
     events.iter().enumerate().map(|(i, ev)| resolve(cat, ev).map_err(|e| e.at_index(i))).collect()
-}
-
-/// The boards `messages` reach that the catalog does not hold as scored.
-fn needs_ensure(cat: &Catalog, messages: &[QueuedEvent]) -> Vec<BoardName> {
-    board_names(messages).into_iter().filter(|b| !cat.boards.get(b).is_some_and(|r| r.scored)).collect()
 }

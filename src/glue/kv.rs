@@ -8,6 +8,25 @@ pub fn open(sql: &SqlStorage) -> Result<()> {
     Ok(())
 }
 
+/// Every key and value, in one statement (a cold object's load reads its
+/// handful of keys at once); none when the table does not exist yet.
+pub fn all(sql: &SqlStorage) -> Result<std::collections::HashMap<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        k: String,
+        v: String,
+    }
+    let rows: Vec<Row> = match sql.exec("SELECT k, v FROM kv", None) {
+        Ok(c) => c.to_array()?,
+        // (a statement that names a missing table fails to prepare)
+        Err(_) => {
+            open(sql)?;
+            sql.exec("SELECT k, v FROM kv", None)?.to_array()?
+        }
+    };
+    Ok(rows.into_iter().map(|r| (r.k, r.v)).collect())
+}
+
 pub fn get(sql: &SqlStorage, key: &str) -> Result<Option<String>> {
     #[derive(serde::Deserialize)]
     struct Row {

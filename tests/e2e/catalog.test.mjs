@@ -113,6 +113,52 @@ test('a board no event has reached reads empty, and its first event shows in the
   assert.equal((await get(`${w.url}/v1/boards/${b}/members/ann`, nc)).json.rank, 1);
 });
 
+test('a first event refused for its value marks nothing: the board keeps changeable order and op, and a new board named beside it is not created', async () => {
+  // The lookup of a board's record and the mark "holds scores" are one call
+  // to the catalog, which marks only when the request's values are in bounds.
+  const b = `${P}-bounded`;
+  const fresh = `${P}-never`;
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { min: 0, max: 10 })).status, 201);
+  const refused = await post(`${w.url}/v1/events`, [
+    { type: 'x', board: fresh, member: 'ann', value: 1 },
+    { type: 'x', board: b, member: 'ann', value: 11 },
+  ]);
+  assert.equal(refused.status, 400, refused.text);
+  assert.equal(refused.json.error.code, 'value_out_of_range');
+  assert.equal(refused.json.error.index, 1);
+  assert.equal((await get(`${w.url}/v1/boards/${fresh}`)).status, 404, 'the board beside it was not created');
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { op: 'best' })).status, 200, 'op still changeable');
+  const taken = await post(`${w.url}/v1/events`, [
+    { type: 'x', board: fresh, member: 'ann', value: 1 },
+    { type: 'x', board: b, member: 'ann', value: 10 },
+  ]);
+  assert.equal(taken.status, 202, taken.text);
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { op: 'incr' })).status, 409, 'its first event fixed op');
+  assert.equal((await get(`${w.url}/v1/boards/${fresh}`)).status, 200, 'created by its first event');
+});
+
+test('counts changed just before a restart still reach the listing', async () => {
+  // A period that changed keeps "not reported" in its storage until the
+  // catalog hears it, so the alarm that wakes it after a restart reports.
+  // The change (a removal, applied before its answer) comes right after a
+  // report, so the next report waits ~1 s (one a second) and the restart
+  // comes first.
+  const w2 = await startWorker();
+  try {
+    const b = `${P}-restarted`;
+    const sent = await post(`${w2.url}/v1/events?wait=applied`, ['a', 'b', 'c', 'd'].map((m) => ({ type: 'x', board: b, member: m })));
+    assert.equal(sent.status, 200, sent.text);
+    const listed = async () => (await get(`${w2.url}/v1/boards?prefix=${b}`)).json?.boards?.[0]?.members;
+    await waitFor(async () => (await listed()) === 4, { timeout: 10_000, interval: 20, what: 'the first counts listed' });
+    const gone = await admin(`${w2.url}/v1/boards/${b}/members/a`, 'DELETE');
+    assert.equal(gone.status, 200, gone.text);
+    await w2.restart();
+    await waitFor(async () => (await listed()) === 3, { timeout: 20_000, interval: 250, what: 'the counts listed after the restart' });
+  } finally {
+    await w2.stop();
+  }
+});
+
 test('a route template feeds boards it creates by name, listed by their family prefix', async () => {
   const type = uniqueName('lvl');
   const fam = uniqueName('lv').slice(0, 30);
