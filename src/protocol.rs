@@ -355,8 +355,15 @@ pub struct Viewers {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "q", rename_all = "snake_case")]
 pub enum ShardQuery {
-    /// The best `limit` visible entries.
-    Top { limit: usize },
+    /// `limit` visible entries from place `offset` (0: the best).
+    Top {
+        #[serde(default)]
+        offset: usize,
+        limit: usize,
+    },
+    /// The visible entry at each of `places` (a deep page's probes), in
+    /// order; a place past the end has none.
+    At { places: Vec<u64> },
     /// The member's own standing (hidden or not) and its reach time.
     Own { member: String, ties: Ties },
     /// The entries of these members that are on this shard and visible.

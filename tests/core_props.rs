@@ -580,6 +580,42 @@ impl Sharded {
         Self::ranked(shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)))
     }
 
+    /// `top` as the glue reads a page too deep for every shard to send its
+    /// best `offset + limit`: the shards' totals, rounds of `k` probes per
+    /// shard until the windows hold at most `budget` entries, then each
+    /// shard's window, merged.
+    fn deep_top(&self, offset: usize, limit: usize, ties: Ties, budget: usize, k: usize) -> Vec<Entry<'_>> {
+        let totals = self.shards.iter().map(|r| r.visible_len() as u64).collect();
+        let mut deep = shards::DeepPage::new(offset as u64, limit, totals, budget);
+        let mut rounds = 0;
+        while !deep.settled() {
+            rounds += 1;
+            assert!(rounds < 64, "probing settles: {deep:?}");
+            for (i, places) in deep.probes(k).into_iter().enumerate() {
+                let r = &self.shards[i];
+                for p in places {
+                    let e = r.top(p as usize, 1, ties).into_iter().next().expect("a probed place exists");
+                    let spot = r.spot(&e);
+                    let before: Vec<u64> = self.shards.iter().map(|r| r.counts(&spot, None).before).collect();
+                    deep.narrow(i, p, &before);
+                }
+            }
+        }
+        assert!(deep.gathered() <= (budget as u64).max((limit * self.shards.len()) as u64), "{deep:?}");
+        let lists = self
+            .shards
+            .iter()
+            .zip(deep.windows())
+            .map(|(r, (from, n))| Self::spotted(r, r.top(from as usize, n as usize, ties)))
+            .collect();
+        let page: Vec<(Spot, Entry<'_>)> =
+            shards::merge(lists).into_iter().skip(deep.skip() as usize).take(limit).collect();
+        let better_first = page.first().map_or(0, |(s, _)| self.sum(s, None).better);
+        let spots: Vec<&Spot> = page.iter().map(|(s, _)| s).collect();
+        let ranks = shards::ranks(&spots, offset as u64, better_first, ties);
+        Self::ranked(page.into_iter().map(|(_, e)| e).zip(ranks))
+    }
+
     fn spot_of(&self, m: &str) -> Option<Spot> {
         let r = self.owner(m);
         r.get(m).map(|row| Spot::of(r.order(), r.tiebreak(), row.score, row.sub, row.seq as i64, m))
@@ -631,9 +667,18 @@ impl Sharded {
 fn check_sharded(s: &Sharded, one: &Ranking, ties: Ties, pool: usize) {
     let total: usize = s.shards.iter().map(Ranking::visible_len).sum();
     assert_eq!(total, one.visible_len());
-    for off in [0, 1, 2, 5, total.saturating_sub(1), total + 2] {
+    for off in [0, 1, 2, 5, total / 2, total.saturating_sub(1), total, total + 2] {
         for lim in [1, 3, 100] {
             assert_eq!(s.top(off, lim, ties), one.top(off, lim, ties), "top({off},{lim})");
+            // Deep pages: probed down to windows of at most `budget` entries
+            // (0: until every shard's place is known).
+            for (budget, k) in [(0, 1), (4, 2), (10_000, 3)] {
+                assert_eq!(
+                    s.deep_top(off, lim, ties, budget, k),
+                    one.top(off, lim, ties),
+                    "deep top({off},{lim}), budget {budget}, {k} probes a shard"
+                );
+            }
         }
     }
     let ask: Vec<String> = (0..pool).chain([0, pool + 1]).map(name).collect();

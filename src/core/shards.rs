@@ -133,6 +133,107 @@ pub fn around<T>(
     (window, start)
 }
 
+/// A page of a sharded board too deep for every shard to send its best
+/// `offset + limit` entries: where it starts, found without reading what
+/// comes before it.
+///
+/// Let `c[i]` be how many of shard `i`'s entries come before global place
+/// `offset` (0-based). The page is then the merge of each shard's entries
+/// from `c[i]` on. `c` is not known, but bounds on it are: `lo[i] ≤ c[i] ≤
+/// hi[i]`. A probe narrows them: an entry at place `p` of shard `i`,
+/// counted on every shard (`before[j]`: shard `j`'s entries before it; their
+/// sum is its global place `g`):
+/// - if `g < offset`, everything before it is before the page: `lo[j] ≥
+///   before[j]` on every shard, and `lo[i] ≥ p + 1`;
+/// - else everything from it on is not: `hi[j] ≤ before[j]`.
+///
+/// Once the windows `[lo[i], hi[i] + limit)` hold at most `budget` entries
+/// in all, each shard sends its window. Whatever a window leaves out comes
+/// before the page (below `lo`) or after it (past `hi + limit`: more than
+/// `limit` places past an entry that is not before `offset`), and the
+/// windows' entries that come before the page number exactly `offset - Σ
+/// lo`: the merged windows, after that many, start the page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepPage {
+    offset: u64,
+    limit: u64,
+    totals: Vec<u64>,
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+    budget: u64,
+}
+
+impl DeepPage {
+    /// `totals`: each shard's visible entries. Before any probe a shard
+    /// holds at least what the others cannot (`offset` − their totals)
+    /// before the page and at most `offset` or all it has.
+    pub fn new(offset: u64, limit: usize, totals: Vec<u64>, budget: usize) -> DeepPage {
+        let all: u64 = totals.iter().sum();
+        let hi: Vec<u64> = totals.iter().map(|&n| n.min(offset)).collect();
+        let lo = totals.iter().zip(&hi).map(|(&n, &h)| offset.saturating_sub(all - n).min(h)).collect();
+        DeepPage { offset, limit: limit as u64, totals, lo, hi, budget: budget as u64 }
+    }
+
+    /// How many entries the windows hold now.
+    pub fn gathered(&self) -> u64 {
+        self.windows().iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether the windows are small enough to send, or can shrink no more
+    /// (every shard's place known).
+    pub fn settled(&self) -> bool {
+        self.gathered() <= self.budget || self.lo.iter().zip(&self.hi).all(|(l, h)| l >= h)
+    }
+
+    /// The places to probe next on each shard: up to `k` spread evenly over
+    /// `[lo, hi)`, where each answers "is `c` past this place?".
+    pub fn probes(&self, k: usize) -> Vec<Vec<u64>> {
+        self.lo
+            .iter()
+            .zip(&self.hi)
+            .map(|(&lo, &hi)| {
+                let width = hi.saturating_sub(lo);
+                let mut places: Vec<u64> =
+                    (1..=k as u64).map(|j| lo + width * j / (k as u64 + 1)).filter(|&p| p < hi).collect();
+                places.dedup();
+                places
+            })
+            .collect()
+    }
+
+    /// Narrows the bounds with a probe: the entry at `place` of `shard`,
+    /// with `before[j]` entries of shard `j` before it. (Bounds that cross,
+    /// as writes between the rounds can make them, are closed up: the read
+    /// is then as good as any read of a board that moves while it is read.)
+    pub fn narrow(&mut self, shard: usize, place: u64, before: &[u64]) {
+        let g: u64 = before.iter().sum();
+        for (j, &b) in before.iter().enumerate() {
+            let (Some(lo), Some(hi)) = (self.lo.get_mut(j), self.hi.get_mut(j)) else { continue };
+            if g < self.offset {
+                let at_least = if j == shard { b.max(place + 1) } else { b };
+                *lo = (*lo).max(at_least).min(*hi);
+            } else {
+                *hi = (*hi).min(b).max(*lo);
+            }
+        }
+    }
+
+    /// Each shard's window: the place to send from and how many.
+    pub fn windows(&self) -> Vec<(u64, u64)> {
+        self.lo
+            .iter()
+            .zip(&self.hi)
+            .zip(&self.totals)
+            .map(|((&lo, &hi), &n)| (lo, (hi + self.limit).min(n).saturating_sub(lo)))
+            .collect()
+    }
+
+    /// How many of the merged windows' entries come before the page.
+    pub fn skip(&self) -> u64 {
+        self.offset.saturating_sub(self.lo.iter().sum())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +266,41 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert!(!text.contains(&format!(":{}", u64::MAX - 1)), "{text}");
         assert_eq!(serde_json::from_str::<Spot>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn a_deep_page_is_probed_down_to_windows_that_hold_it_and_past_the_end_gathers_nothing() {
+        // Two shards of 1,000 interleaved: shard 0 holds the even global
+        // places, shard 1 the odd ones.
+        let global = |shard: usize, place: u64| 2 * place + shard as u64;
+        let before = |g: u64| [g.div_ceil(2), g / 2];
+        let mut deep = DeepPage::new(1_001, 10, vec![1_000, 1_000], 40);
+        assert!(!deep.settled());
+        let mut rounds = 0;
+        while !deep.settled() {
+            rounds += 1;
+            for (shard, places) in deep.probes(3).into_iter().enumerate() {
+                for p in places {
+                    deep.narrow(shard, p, &before(global(shard, p)));
+                }
+            }
+        }
+        assert!(rounds <= 4, "{rounds} rounds");
+        assert!(deep.gathered() <= 40, "{deep:?}");
+        // The merged windows, after `skip`, start at global place 1,001.
+        let mut merged: Vec<u64> = deep
+            .windows()
+            .iter()
+            .enumerate()
+            .flat_map(|(shard, &(from, n))| (from..from + n).map(move |p| global(shard, p)))
+            .collect();
+        merged.sort_unstable();
+        let page: Vec<u64> = merged.into_iter().skip(deep.skip() as usize).take(10).collect();
+        assert_eq!(page, (1_001..1_011).collect::<Vec<u64>>());
+
+        let past = DeepPage::new(5_000, 10, vec![400, 400], 100);
+        assert!(past.settled());
+        assert_eq!(past.gathered(), 0);
     }
 
     #[test]

@@ -783,7 +783,12 @@ impl BoardObject {
             }
         };
         match q {
-            ShardQuery::Top { limit } => put(&mut out, r.top(0, limit, Ties::First)),
+            ShardQuery::Top { offset, limit } => put(&mut out, r.top(offset, limit, Ties::First)),
+            ShardQuery::At { places } => {
+                for p in places {
+                    put(&mut out, r.top(usize::try_from(p).unwrap_or(usize::MAX), 1, Ties::First));
+                }
+            }
             ShardQuery::Lookup { members } => {
                 let refs: Vec<&str> = members.iter().map(String::as_str).collect();
                 put(&mut out, r.lookup(&refs, Ties::First));

@@ -108,7 +108,6 @@ fn not_found(total: u64, events: u64) -> QueryOut {
 
 /// A read of the board period `spec`, whatever its shard count.
 pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<QueryOut> {
-    check(spec, &q)?;
     if !spec.is_sharded() {
         return BoardClient::of(env, spec)?.query(q).await;
     }
@@ -120,36 +119,111 @@ pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<Quer
     }
 }
 
-/// The most entries a sharded `top` gathers from its shards in all (each
-/// sends its best `offset + limit`): deep pages of a sharded board are read
-/// with `around` or an export instead.
+/// The most entries a sharded `top` gathers from its shards in all. A page
+/// whose `offset + limit` from every shard would pass it is a deep page
+/// (`deep_top`): its start is found by probing, and each shard sends only
+/// a window around it.
 pub const MAX_GATHERED: usize = 100_000;
+/// Probes per shard and round of a deep page: each round narrows a shard's
+/// bounds about this many times + 1 (a 1M-member shard: 3–5 rounds).
+const PROBES: usize = 16;
+/// A deep page that has not settled after this many rounds (only writes
+/// racing the read could do that) is refused as busy.
+const MAX_ROUNDS: usize = 12;
 
-/// Whether `q` can be answered on `spec`'s board: a sharded `top` gathers
-/// at most `MAX_GATHERED` entries (a 400 naming `offset` past that, even
-/// on a board that holds nothing, so a client learns the limit up front).
-pub fn check(spec: &BoardSpec, q: &BoardQuery) -> ApiResult<()> {
-    let BoardQuery::Top { offset, limit, .. } = q else { return Ok(()) };
-    let gathered = offset.saturating_add(*limit).saturating_mul(spec.shards as usize);
-    if spec.is_sharded() && gathered > MAX_GATHERED {
-        return Err(crate::error::ApiError::InvalidParameter {
-            field: "offset".into(),
-            message: format!(
-                "a board with {} shards lists its first {} places (offset + limit); read deeper ones with around or export",
-                spec.shards,
-                MAX_GATHERED / spec.shards as usize
-            ),
-        });
-    }
-    Ok(())
+/// `MAX_GATHERED`, or with test faults on `SHARD_GATHER_MAX` (tests make
+/// pages of a few hundred members deep, so that they are probed).
+fn gather_max(env: &Env) -> usize {
+    let test = || env.var("SHARD_GATHER_MAX").ok()?.to_string().parse().ok();
+    super::faults::faults_on(env).then(test).flatten().unwrap_or(MAX_GATHERED)
 }
 
 async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Ties) -> ApiResult<QueryOut> {
-    let outs = every(env, spec, &ShardQuery::Top { limit: offset.saturating_add(limit) }).await?;
+    let each = offset.saturating_add(limit);
+    let budget = gather_max(env);
+    if each.saturating_mul(spec.shards as usize) > budget {
+        return deep_top(env, spec, offset, limit, ties, budget).await;
+    }
+    let outs = every(env, spec, &ShardQuery::Top { offset: 0, limit: each }).await?;
     let (total, events) = sizes(&outs);
     let lists = outs.into_iter().map(|o| spotted(spec, o)).collect();
     let page = shards::top(lists, offset, limit, ties).into_iter().map(|(_, e, r)| (e, r)).collect();
     let entries = with_prev(env, spec, ties, page).await?;
+    Ok(QueryOut { total, events, found: true, entries, standing: None })
+}
+
+/// A page too deep for every shard to send its best `offset + limit`
+/// (`core::shards::DeepPage`): the shards' totals; rounds of probes (up to
+/// `PROBES` entries a shard, fetched, then counted on every shard) until
+/// the windows hold at most `MAX_GATHERED` entries; each shard's window;
+/// and, under `shared` ties, the first entry's count of better ones. As
+/// exact as a shallow page; 4 + 2 a round calls of every shard.
+async fn deep_top(
+    env: &Env,
+    spec: &BoardSpec,
+    offset: usize,
+    limit: usize,
+    ties: Ties,
+    budget: usize,
+) -> ApiResult<QueryOut> {
+    let outs = every(env, spec, &ShardQuery::Top { offset: 0, limit: 0 }).await?;
+    let (total, events) = sizes(&outs);
+    let totals: Vec<u64> = outs.iter().map(|o| o.total).collect();
+    let mut deep = shards::DeepPage::new(offset as u64, limit, totals, budget);
+    let mut rounds = 0;
+    while !deep.settled() {
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Err(crate::error::ApiError::Overloaded { retry_after_s: 1 });
+        }
+        let asks =
+            deep.probes(PROBES).into_iter().enumerate().filter(|(_, p)| !p.is_empty()).map(|(k, places)| {
+                let shard = spec.shard(k as u16);
+                async move {
+                    let out = one(env, &shard, ShardQuery::At { places: places.clone() }).await?;
+                    ApiResult::Ok((k, places, out))
+                }
+            });
+        // (shard, place, spot) of each probe whose entry came back
+        let mut probes: Vec<(usize, u64, Spot)> = Vec::new();
+        for (k, places, out) in try_join_all(asks).await? {
+            // A shard that shrank since its total sends fewer: its probes wait a round.
+            if out.entries.len() == places.len() {
+                probes.extend(places.into_iter().zip(spotted(spec, out)).map(|(p, (s, _))| (k, p, s)));
+            }
+        }
+        let spots = probes.iter().map(|(_, _, s)| s.clone()).collect();
+        let counted =
+            every(env, spec, &ShardQuery::Counts { spots, reader: None, prev: vec![], ties }).await?;
+        for (i, (k, place, _)) in probes.iter().enumerate() {
+            let before: Vec<u64> = counted.iter().map(|o| o.counts.get(i).map_or(0, |c| c.before)).collect();
+            deep.narrow(*k, *place, &before);
+        }
+    }
+    let skip = deep.skip() as usize;
+    let asks = deep.windows().into_iter().enumerate().map(|(k, (from, n))| {
+        let shard = spec.shard(k as u16);
+        async move {
+            if n == 0 {
+                return ApiResult::Ok(ShardOut::default());
+            }
+            one(env, &shard, ShardQuery::Top { offset: from as usize, limit: n as usize }).await
+        }
+    });
+    let lists = try_join_all(asks).await?.into_iter().map(|o| spotted(spec, o)).collect();
+    let page: Vec<(Spot, Item)> = shards::merge(lists).into_iter().skip(skip).take(limit).collect();
+    // Under shared ties the first entry may tie with entries before the page.
+    let better_first = match page.first() {
+        Some((first, _)) if ties == Ties::Shared => {
+            let q = ShardQuery::Counts { spots: vec![first.clone()], reader: None, prev: vec![], ties };
+            sum_at(&every(env, spec, &q).await?, 0).better
+        }
+        _ => 0,
+    };
+    let spots: Vec<&Spot> = page.iter().map(|(s, _)| s).collect();
+    let ranks = shards::ranks(&spots, offset as u64, better_first, ties);
+    let items = page.into_iter().map(|(_, item)| item).zip(ranks).collect();
+    let entries = with_prev(env, spec, ties, items).await?;
     Ok(QueryOut { total, events, found: true, entries, standing: None })
 }
 
