@@ -1092,9 +1092,16 @@ impl BoardObject {
         };
         let op = super::catalog::CatalogOp::Report { name, generation: spec.generation, counts };
         let now = now_ms();
+        let wipes = self.wipes.get();
         let heard = super::catalog::report(&self.env, op).await;
-        if heard.is_ok() && !self.counts_dirty.get() && !self.reported.get() {
-            // (not if they changed again while the catalog was asked)
+        // Kept: the catalog lists them (a period it does not count reports
+        // again after it wakes, in case it becomes the counted one). Not if
+        // they changed again, or the period was wiped, while it was asked.
+        if matches!(heard, Ok(true))
+            && !self.counts_dirty.get()
+            && !self.reported.get()
+            && self.wipes.get() == wipes
+        {
             match kv::put(&self.sql(), "reported", "1") {
                 Ok(()) => self.reported.set(true),
                 Err(e) => console_error!("reported flag not set: {e:?}"),
@@ -1359,6 +1366,9 @@ impl BoardObject {
 
     async fn wipe(&self) -> Result<()> {
         self.wipes.set(self.wipes.get() + 1);
+        // (nothing left to report: no alarm brings the emptied object back)
+        self.counts_dirty.set(false);
+        self.reported.set(false);
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
         *self.ranking.borrow_mut() = None;

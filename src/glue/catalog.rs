@@ -175,34 +175,44 @@ async fn view(env: &Env, names: &[BoardName], since: i64) -> ApiResult<Catalog> 
     Ok(CACHE.with(|c| c.borrow().view(names)))
 }
 
-/// For an ingest: the routes and the records of `names`, every one marked
-/// as holding scores (created first if it does not exist, within `auto`),
-/// unless a span of `within` is out of its board's bounds; then nothing is
-/// marked, and the caller finds the error in the records. Records this
+/// For an ingest: the records of `names`, every one marked as holding
+/// scores (created first if it does not exist, within `auto`), unless a
+/// span of `within` is out of its board's bounds; then nothing is marked,
+/// and the caller finds the first bad event in the records. Records this
 /// isolate holds fresh and marked cost no call; the rest are one call that
-/// looks them up and marks them together.
+/// looks them up and marks them together. The records returned for those
+/// are the catalog's answer itself (what it decided by), not the cache,
+/// which a concurrent fetch may have moved on.
 pub async fn scoring(
     env: &Env,
     names: &[BoardName],
     within: Vec<Delivered>,
     auto: impl FnOnce() -> AutoCreate,
-) -> ApiResult<Catalog> {
-    let (routes_old, stale) = CACHE.with(|c| c.borrow().stale(names, now_ms() - CACHE_MS + 1));
+) -> ApiResult<BTreeMap<BoardName, BoardRecord>> {
+    let (_, stale) = CACHE.with(|c| c.borrow().stale(names, now_ms() - CACHE_MS + 1));
     let held = CACHE.with(|c| c.borrow().view(names));
     let stale: HashSet<&BoardName> = stale.iter().collect();
-    let unsure: Vec<BoardName> = names
+    let (unsure, sure): (Vec<BoardName>, Vec<BoardName>) = names
         .iter()
-        .filter(|n| stale.contains(n) || !held.boards.get(*n).is_some_and(|r| r.scored))
         .cloned()
-        .collect();
+        .partition(|n| stale.contains(n) || !held.boards.get(n).is_some_and(|r| r.scored));
+    let mut boards: BTreeMap<BoardName, BoardRecord> =
+        sure.into_iter().filter_map(|n| held.boards.get(&n).cloned().map(|r| (n, r))).collect();
     if !unsure.is_empty() {
         let asked: HashSet<&BoardName> = unsure.iter().collect();
-        let within = within.into_iter().filter(|d| asked.contains(&d.board)).collect();
-        apply(env, CatalogOp::EnsureScored { boards: unsure, within, auto: auto() }).await?;
-    } else if routes_old {
-        apply(env, CatalogOp::Lookup { names: vec![] }).await?;
+        let (ask, rest): (Vec<Delivered>, Vec<Delivered>) =
+            within.into_iter().partition(|d| asked.contains(&d.board));
+        // A board held here refuses a value: the request fails, so the rest
+        // are only looked up (the caller names the first bad event in order).
+        let op = if held.within_bounds(&rest) {
+            CatalogOp::EnsureScored { boards: unsure, within: ask, auto: auto() }
+        } else {
+            CatalogOp::Lookup { names: unsure }
+        };
+        let (reply, _) = apply(env, op).await?;
+        boards.extend(reply.boards);
     }
-    Ok(CACHE.with(|c| c.borrow().view(names)))
+    Ok(boards)
 }
 
 fn stub(env: &Env) -> ApiResult<worker::Stub> {

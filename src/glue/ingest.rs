@@ -64,6 +64,9 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
             return Err(first_out_of_range(&cat, &messages).unwrap_or(e));
         }
     };
+    if wait && events.len() > super::wait::WAIT_MAX_EVENTS {
+        return Err(ApiError::TooManyEvents { max: super::wait::WAIT_MAX_EVENTS });
+    }
     // Boards met for the first time are created (with defaults) and marked as
     // holding scores before anything is enqueued, so their order/op are
     // fixed; in the same call to the catalog as their lookup, and only if
@@ -76,7 +79,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
             env.var("AUTO_CREATE_MAX").ok().map(|v| v.to_string()).as_deref(),
         )
     };
-    let cat = catalog::scoring(env, &names, within, auto).await.map_err(|e| {
+    let boards = catalog::scoring(env, &names, within, auto).await.map_err(|e| {
         // Name the first event that would have created the refused board.
         match &e {
             ApiError::NotAutoCreated { board, .. } => {
@@ -89,11 +92,11 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
             _ => e,
         }
     })?;
+    // Routed again by the routes that named the boards (a copy of them
+    // refreshed meanwhile could name others, never looked up or marked).
+    let cat = Catalog { boards, routes: routes.routes };
     let messages = resolve_all(&cat, &events)?;
 
-    if wait && events.len() > super::wait::WAIT_MAX_EVENTS {
-        return Err(ApiError::TooManyEvents { max: super::wait::WAIT_MAX_EVENTS });
-    }
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
         .map_err(|e| internal("answer", e))?;

@@ -125,7 +125,7 @@ pub async fn query(env: &Env, spec: &BoardSpec, q: BoardQuery) -> ApiResult<Quer
 /// a window around it.
 pub const MAX_GATHERED: usize = 100_000;
 /// Probes per shard and round of a deep page: each round narrows a shard's
-/// bounds about this many times + 1 (a 1M-member shard: 3–5 rounds).
+/// bounds about this many times + 1, and every probe bounds every shard.
 const PROBES: usize = 16;
 /// A deep page that has not settled after this many rounds (only writes
 /// racing the read could do that) is refused as busy.
@@ -187,10 +187,9 @@ async fn deep_top(
         // (shard, place, spot) of each probe whose entry came back
         let mut probes: Vec<(usize, u64, Spot)> = Vec::new();
         for (k, places, out) in try_join_all(asks).await? {
-            // A shard that shrank since its total sends fewer: its probes wait a round.
-            if out.entries.len() == places.len() {
-                probes.extend(places.into_iter().zip(spotted(spec, out)).map(|(p, (s, _))| (k, p, s)));
-            }
+            // Places rise, so a shard that shrank since its total answers a
+            // prefix of them: those are probes all the same.
+            probes.extend(places.into_iter().zip(spotted(spec, out)).map(|(p, (s, _))| (k, p, s)));
         }
         let spots = probes.iter().map(|(_, _, s)| s.clone()).collect();
         let counted =

@@ -135,6 +135,17 @@ test('a first event refused for its value marks nothing: the board keeps changea
   assert.equal(taken.status, 202, taken.text);
   assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { op: 'incr' })).status, 409, 'its first event fixed op');
   assert.equal((await get(`${w.url}/v1/boards/${fresh}`)).status, 200, 'created by its first event');
+  // Now the bounded board is held (fresh, scored) by the isolate: its bound
+  // still refuses the request before a new board beside it is created.
+  const beside = `${P}-never2`;
+  const again = await post(`${w.url}/v1/events`, [
+    { type: 'x', board: beside, member: 'ann', value: 1 },
+    { type: 'x', board: b, member: 'ann', value: 11 },
+  ]);
+  assert.equal(again.status, 400, again.text);
+  assert.equal(again.json.error.code, 'value_out_of_range');
+  assert.equal(again.json.error.index, 1);
+  assert.equal((await get(`${w.url}/v1/boards/${beside}`)).status, 404, 'nothing created by a refused request');
 });
 
 test('counts changed just before a restart still reach the listing', async () => {
