@@ -117,35 +117,27 @@ test('a first event refused for its value marks nothing: the board keeps changea
   // The lookup of a board's record and the mark "holds scores" are one call
   // to the catalog, which marks only when the request's values are in bounds.
   const b = `${P}-bounded`;
-  const fresh = `${P}-never`;
+  const pair = (beside, value) => post(`${w.url}/v1/events`, [
+    { type: 'x', board: beside, member: 'ann', value: 1 },
+    { type: 'x', board: b, member: 'ann', value },
+  ]);
+  /** A request whose second event breaks `b`'s max: 400 naming it, and the board beside it not created. */
+  const refusedBeside = async (beside, why) => {
+    const r = await pair(beside, 11);
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual([r.json.error.code, r.json.error.index], ['value_out_of_range', 1]);
+    assert.equal((await get(`${w.url}/v1/boards/${beside}`)).status, 404, why);
+  };
   assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { min: 0, max: 10 })).status, 201);
-  const refused = await post(`${w.url}/v1/events`, [
-    { type: 'x', board: fresh, member: 'ann', value: 1 },
-    { type: 'x', board: b, member: 'ann', value: 11 },
-  ]);
-  assert.equal(refused.status, 400, refused.text);
-  assert.equal(refused.json.error.code, 'value_out_of_range');
-  assert.equal(refused.json.error.index, 1);
-  assert.equal((await get(`${w.url}/v1/boards/${fresh}`)).status, 404, 'the board beside it was not created');
+  await refusedBeside(`${P}-never`, 'the board beside it was not created');
   assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { op: 'best' })).status, 200, 'op still changeable');
-  const taken = await post(`${w.url}/v1/events`, [
-    { type: 'x', board: fresh, member: 'ann', value: 1 },
-    { type: 'x', board: b, member: 'ann', value: 10 },
-  ]);
+  const taken = await pair(`${P}-never`, 10);
   assert.equal(taken.status, 202, taken.text);
   assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { op: 'incr' })).status, 409, 'its first event fixed op');
-  assert.equal((await get(`${w.url}/v1/boards/${fresh}`)).status, 200, 'created by its first event');
+  assert.equal((await get(`${w.url}/v1/boards/${P}-never`)).status, 200, 'created by its first event');
   // Now the bounded board is held (fresh, scored) by the isolate: its bound
   // still refuses the request before a new board beside it is created.
-  const beside = `${P}-never2`;
-  const again = await post(`${w.url}/v1/events`, [
-    { type: 'x', board: beside, member: 'ann', value: 1 },
-    { type: 'x', board: b, member: 'ann', value: 11 },
-  ]);
-  assert.equal(again.status, 400, again.text);
-  assert.equal(again.json.error.code, 'value_out_of_range');
-  assert.equal(again.json.error.index, 1);
-  assert.equal((await get(`${w.url}/v1/boards/${beside}`)).status, 404, 'nothing created by a refused request');
+  await refusedBeside(`${P}-never2`, 'nothing created by a refused request');
 });
 
 test('counts changed just before a restart still reach the listing', async () => {
