@@ -10,8 +10,8 @@
 //!   webhooks' pure part (`hooks`: which ranking events a change of the top
 //!   makes, retry delays, signatures), and sharded boards' merge (`shards`:
 //!   which shard holds a member, merged listings and ranks from the shards'
-//!   counts), and how a board cuts a batch into turns (`slices`: whole
-//!   members per slice).
+//!   counts, where a deep page starts: `DeepPage`), and how a board cuts a
+//!   batch into turns (`slices`: whole members per slice).
 //! - `domain/`  typed values parsed once at the edge (`BoardName`, `MemberId`,
 //!   `Event`, import lines, `IdempotencyKey`), strict JSON (no repeated
 //!   keys), bearer keys, member rows as a board's cold load gets them in
