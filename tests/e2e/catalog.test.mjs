@@ -140,6 +140,14 @@ test('a first event refused for its value marks nothing: the board keeps changea
   await refusedBeside(`${P}-never2`, 'nothing created by a refused request');
 });
 
+test('?wait=applied with more events than it waits for is refused before any board is created', async () => {
+  const b = `${P}-waited`;
+  const r = await post(`${w.url}/v1/events?wait=applied`, Array.from({ length: 101 }, (_, i) => ({ type: 'x', board: b, member: `m${i}` })));
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'too_many_events');
+  assert.equal((await get(`${w.url}/v1/boards/${b}`)).status, 404, 'the refused request created nothing');
+});
+
 test('counts changed just before a restart still reach the listing', async () => {
   // A period that changed keeps "not reported" in its storage until the
   // catalog hears it, so the alarm that wakes it after a restart reports.
