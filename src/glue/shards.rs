@@ -97,6 +97,19 @@ fn prev_rank_at(outs: &[ShardOut], i: usize) -> u64 {
     1 + outs.iter().filter_map(|o| o.prev_counts.get(i)).sum::<u64>()
 }
 
+/// How many visible entries of the whole period (as `reader` sees them)
+/// have a strictly better rank key than `spot`: one round over every shard.
+async fn better_than(
+    env: &Env,
+    spec: &BoardSpec,
+    spot: &Spot,
+    reader: Option<String>,
+    ties: Ties,
+) -> ApiResult<u64> {
+    let q = ShardQuery::Counts { spots: vec![spot.clone()], reader, prev: vec![], ties };
+    Ok(sum_at(&every(env, spec, &q).await?, 0).better)
+}
+
 /// Visible members and applied events of the whole period.
 fn sizes(outs: &[ShardOut]) -> (u64, u64) {
     (outs.iter().map(|o| o.total).sum(), outs.iter().map(|o| o.events).sum())
@@ -155,7 +168,7 @@ async fn top(env: &Env, spec: &BoardSpec, offset: usize, limit: usize, ties: Tie
 /// A page too deep for every shard to send its best `offset + limit`
 /// (`core::shards::DeepPage`): the shards' totals; rounds of probes (up to
 /// `PROBES` entries a shard, fetched, then counted on every shard) until
-/// the windows hold at most `MAX_GATHERED` entries; each shard's window;
+/// the windows hold at most `budget` entries; each shard's window;
 /// and, under `shared` ties, the first entry's count of better ones. As
 /// exact as a shallow page; 4 + 2 a round calls of every shard.
 async fn deep_top(
@@ -184,17 +197,19 @@ async fn deep_top(
                     ApiResult::Ok((k, places, out))
                 }
             });
-        // (shard, place, spot) of each probe whose entry came back
-        let mut probes: Vec<(usize, u64, Spot)> = Vec::new();
+        // (shard, place) and spot of each probe whose entry came back
+        let (mut probes, mut spots): (Vec<(usize, u64)>, Vec<Spot>) = (Vec::new(), Vec::new());
         for (k, places, out) in try_join_all(asks).await? {
             // Places rise, so a shard that shrank since its total answers a
             // prefix of them: those are probes all the same.
-            probes.extend(places.into_iter().zip(spotted(spec, out)).map(|(p, (s, _))| (k, p, s)));
+            for (p, (s, _)) in places.into_iter().zip(spotted(spec, out)) {
+                probes.push((k, p));
+                spots.push(s);
+            }
         }
-        let spots = probes.iter().map(|(_, _, s)| s.clone()).collect();
         let counted =
             every(env, spec, &ShardQuery::Counts { spots, reader: None, prev: vec![], ties }).await?;
-        for (i, (k, place, _)) in probes.iter().enumerate() {
+        for (i, (k, place)) in probes.iter().enumerate() {
             let before: Vec<u64> = counted.iter().map(|o| o.counts.get(i).map_or(0, |c| c.before)).collect();
             deep.narrow(*k, *place, &before);
         }
@@ -213,10 +228,7 @@ async fn deep_top(
     let page: Vec<(Spot, Item)> = shards::merge(lists).into_iter().skip(skip).take(limit).collect();
     // Under shared ties the first entry may tie with entries before the page.
     let better_first = match page.first() {
-        Some((first, _)) if ties == Ties::Shared => {
-            let q = ShardQuery::Counts { spots: vec![first.clone()], reader: None, prev: vec![], ties };
-            sum_at(&every(env, spec, &q).await?, 0).better
-        }
+        Some((first, _)) if ties == Ties::Shared => better_than(env, spec, first, None, ties).await?,
         _ => 0,
     };
     let spots: Vec<&Spot> = page.iter().map(|(s, _)| s).collect();
@@ -293,13 +305,7 @@ async fn around(
             if first.ties_with(&spot) {
                 mine.better
             } else {
-                let q = ShardQuery::Counts {
-                    spots: vec![first.clone()],
-                    reader: Some(member),
-                    prev: vec![],
-                    ties,
-                };
-                sum_at(&every(env, spec, &q).await?, 0).better
+                better_than(env, spec, first, Some(member), ties).await?
             }
         }
         _ => 0,
