@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, createWriteStream, read
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, freePort, waitFor, INGEST_KEY } from './harness.mjs';
+import { ROOT, freePort, waitFor, startRetried, INGEST_KEY } from './harness.mjs';
 
 export const PYTHON = join(ROOT, '.venv-bridge/bin/python');
 export const BRIDGE = join(ROOT, 'tools/bridge/target/release/podium-bridge');
@@ -55,10 +55,35 @@ export async function startRedis() {
 }
 
 /**
- * A rabbitmq-server on loopback with its own node name, AMQP/dist/epmd
- * ports, cookie ($HOME) and data dir. Takes ~5 s to boot. `{port, url, stop()}`.
+ * Whether an AMQP 0-9-1 broker answers on `port`: the protocol header sent,
+ * the first frame back is a method frame on channel 0 (connection.start,
+ * class 10 method 10). An open port alone is not enough: see freePort().
  */
-export async function startRabbit() {
+function amqpAnswers(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    const done = (ok) => { s.destroy(); resolve(ok); };
+    s.setTimeout(2000, () => done(false));
+    s.once('connect', () => s.write(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1])));
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 11) done(got[0] === 1 && got.readUInt16BE(1) === 0 && got.readUInt16BE(7) === 10 && got.readUInt16BE(9) === 10);
+    });
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+  });
+}
+
+/**
+ * A rabbitmq-server on loopback with its own node name, AMQP/dist/epmd
+ * ports, cookie ($HOME) and data dir. Takes ~5 s to boot. Ready when it
+ * answers an AMQP handshake; a node that fails to start (a port taken
+ * meanwhile) is tried again on fresh ports. `{port, url, stop()}`.
+ */
+export const startRabbit = () => startRetried('rabbitmq-server', startRabbitOnce);
+
+async function startRabbitOnce() {
   const dir = mkdtempSync(join(tmpdir(), 'podium-rabbit-'));
   const [port, dist, epmd] = [await freePort(), await freePort(), await freePort()];
   writeFileSync(join(dir, 'rabbitmq.conf'), `listeners.tcp.1 = 127.0.0.1:${port}\n`);
@@ -92,14 +117,19 @@ export async function startRabbit() {
     try { execFileSync('epmd', ['-kill'], { env, stdio: 'ignore' }); } catch { /* not running */ }
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`rabbitmq-server exited:\n${readFileSync(join(dir, 'server.log'), 'utf8').slice(-2000)}`);
-      return tcpOpen(port);
-    }, { timeout: 60_000, interval: 200, what: 'rabbitmq-server' });
-  } catch (e) {
-    await stop();
-    throw e;
+  // Not waitFor: it would keep polling for a minute after the node exited.
+  const failed = () => (child.exitCode !== null || child.signalCode !== null
+    ? `rabbitmq-server exited:\n${readFileSync(join(dir, 'server.log'), 'utf8').slice(-2000)}` : null);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const answers = await amqpAnswers(port);
+    const why = failed() ?? (!answers && Date.now() > deadline ? `rabbitmq-server did not answer AMQP on ${port} within 60 s` : null);
+    if (why) {
+      await stop();
+      throw new Error(why);
+    }
+    if (answers) break;
+    await new Promise((r) => setTimeout(r, 200));
   }
   return { port, url: `amqp://guest:guest@127.0.0.1:${port}/%2f`, stop };
 }

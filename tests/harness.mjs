@@ -7,14 +7,71 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { before, after } from 'node:test';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const INGEST_KEY = 'dev-ingest-key';
 export const ADMIN_KEY = 'dev-admin-key';
 
-export function freePort() {
+/**
+ * Runs `startOnce` (which picks fresh ports each time) up to 3 times: a
+ * server that fails to start, as when its port was taken, gets another try.
+ */
+export async function startRetried(what, startOnce, attempts = 3) {
+  for (let i = 1; ; i++) {
+    try {
+      return await startOnce();
+    } catch (e) {
+      if (i >= attempts) throw e;
+      console.error(`# ${what} start ${i}/${attempts} failed, retrying:\n${e.message}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** Whether nothing listens on 127.0.0.1:`port` (a listen there succeeds). */
+function canListen(port) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The kernel's ephemeral range, [low, high]: the ports it hands to bind(0) and to outgoing connections. */
+function ephemeralRange() {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return [low, high];
+  } catch { /* not Linux */ }
+  return [32768, 60999];
+}
+
+/**
+ * A loopback port nothing listens on, for a server a test starts next.
+ *
+ * Chosen below the kernel's ephemeral range. A port from bind(0) is free only
+ * until the kernel hands the same number to another bind(0) or an outgoing
+ * connection, and the e2e files run 4 at a time, each starting workerd (which
+ * binds its own port-0 sockets). A server that takes seconds to bind (RabbitMQ
+ * boots for ~5 s) leaves that window open. In stop 24's CI every AMQP
+ * connection of the bridge test got EOF right after connecting, for the whole
+ * file, while the port-open check had passed: the likeliest reading is that
+ * another server held the port and RabbitMQ could not bind it. Below the range
+ * only another explicit chooser can collide, and the starters now check that
+ * their own server answers (startRabbit: an AMQP handshake).
+ */
+export async function freePort() {
+  const FROM = 10_000;
+  const [low] = ephemeralRange();
+  if (low - FROM >= 1000) {
+    for (let i = 0; i < 50; i++) {
+      const port = FROM + randomInt(low - FROM);
+      if (await canListen(port)) return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -112,18 +169,7 @@ export async function startWorker({ persistDir, startTimeoutMs = 60_000, samePor
   // A free port found by freePort() can be taken by someone else before wrangler
   // binds it (and wrangler's own start-up can fail the same way on a loaded
   // machine), so a failed start is retried on fresh ports before giving up.
-  async function launch() {
-    const attempts = 3;
-    for (let i = 1; ; i++) {
-      try {
-        return await launchOnce();
-      } catch (e) {
-        if (i >= attempts) throw e;
-        console.error(`# wrangler dev start ${i}/${attempts} failed, retrying:\n${e.message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
+  const launch = () => startRetried('wrangler dev', launchOnce);
 
   async function launchOnce() {
     // samePort: a page loaded from the worker reconnects to the origin it came from
