@@ -26,14 +26,6 @@ export function checkPrerequisites() {
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/bridge.sh`);
 }
 
-function tcpOpen(port) {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
 async function stopGroup(child, timeoutMs = 10_000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
@@ -44,13 +36,23 @@ async function stopGroup(child, timeoutMs = 10_000) {
 }
 
 /** A redis-server on a free loopback port, no persistence. `{port, url, cli(...args), stop()}`. */
-export async function startRedis() {
+export const startRedis = () => startRetried('redis-server', startRedisOnce);
+
+async function startRedisOnce() {
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
     { stdio: 'ignore', detached: true });
   const cli = (...args) => execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim();
-  await waitFor(() => tcpOpen(port), { timeout: 10_000, what: 'redis-server' });
-  await waitFor(() => { try { return cli('PING') === 'PONG'; } catch { return false; } }, { timeout: 10_000, what: 'redis PING' });
+  try {
+    // PING, not an open port: the port may be someone else's (see freePort()).
+    await waitFor(() => {
+      if (child.exitCode !== null) return Promise.reject(new Error(`redis-server exited with ${child.exitCode}`));
+      try { return cli('PING') === 'PONG'; } catch { return false; }
+    }, { timeout: 10_000, what: 'redis PING' });
+  } catch (e) {
+    await stopGroup(child);
+    throw e;
+  }
   return { port, url: `redis://127.0.0.1:${port}`, cli, stop: () => stopGroup(child) };
 }
 
