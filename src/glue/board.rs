@@ -169,7 +169,9 @@ impl BoardObject {
         self.hook_dirty.set(true);
         self.counts_dirty.set(true);
         if self.reported.replace(false) {
-            // (one write per report, not per change: only the first change after one)
+            // (one write per report, not per change: only the first change
+            // after one. An apply clears it in its own transaction instead;
+            // the rarer changes here write it in the same turn.)
             if let Err(e) = kv::put(&self.sql(), "reported", "0") {
                 console_error!("reported flag not cleared: {e:?}");
             }
@@ -616,9 +618,22 @@ impl BoardObject {
                 vec![since.to_string().into()],
             ));
         }
+        // The first change after a report clears its flag in the change's own
+        // transaction, so no failure can keep "reported" beside a change the
+        // catalog has not heard (a cold wake would not report it).
+        let clears_report = !touched.is_empty() && self.reported.get();
+        if clears_report {
+            stmts.push(Stmt::new(
+                "INSERT INTO kv (k, v) VALUES ('reported', '0') ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                Vec::new(),
+            ));
+        }
         write_all(&self.state.storage(), stmts, txn_fault)?;
         self.events.set(events);
         self.dedupe_since.set(Some(since));
+        if clears_report {
+            self.reported.set(false);
+        }
         if !touched.is_empty() {
             self.mark_changed();
         }
@@ -1107,13 +1122,16 @@ impl BoardObject {
                 Err(e) => console_error!("reported flag not set: {e:?}"),
             }
         }
+        // (`REPORT_EVERY_MS` in tests: a longer gap lets a test change a
+        // period and crash the worker before the next report.)
+        let every = self.test_var("REPORT_EVERY_MS").filter(|ms| *ms > 0).unwrap_or(REPORT_EVERY_MS);
         let wait = match heard {
-            Ok(true) => REPORT_EVERY_MS,
+            Ok(true) => every,
             Ok(false) => REPORT_QUIET_MS,
             Err(e) => {
                 console_error!("counts not reported: {e:?}");
                 self.counts_dirty.set(true);
-                REPORT_EVERY_MS
+                every
             }
         };
         self.report_after.set(now + wait);
