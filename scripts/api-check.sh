@@ -16,7 +16,12 @@
 # It does not build: run scripts/build.sh (or make test) first.
 # Knobs: API_CHECK_MAX_EXAMPLES (default 50 per operation and phase),
 #        API_CHECK_SEED (replay a run: Schemathesis prints its seed),
-#        API_CHECK_WORKERS (default 2),
+#        API_CHECK_WORKERS (default 1: Schemathesis's workers are threads,
+#          and CPython 3.11's AST builder keeps its recursion count per
+#          interpreter, not per thread, so two threads that parse at once
+#          (Hypothesis parses source to describe its filters) can fail with
+#          "SystemError: AST constructor recursion depth mismatch"
+#          (python/cpython#106905); session 15's CI run did, in Coverage),
 #        API_CHECK_CHECKS (Schemathesis checks, comma-separated; default below),
 #        API_CHECK_PHASES (default examples,coverage,fuzzing,stateful).
 # A run's JUnit report: test-artifacts/api-check-junit.xml.
@@ -174,7 +179,7 @@ checks+=,response_schema_conformance,negative_data_rejection,missing_required_he
 checks+=,use_after_free,ensure_resource_availability,allow_header_conformance
 args=(run "$SPEC" --url "$BASE" -H "Authorization: Bearer $ADMIN_KEY"
   --checks "${API_CHECK_CHECKS:-$checks}" --phases "${API_CHECK_PHASES:-examples,coverage,fuzzing,stateful}"
-  --max-examples "${API_CHECK_MAX_EXAMPLES:-50}" --workers "${API_CHECK_WORKERS:-2}"
+  --max-examples "${API_CHECK_MAX_EXAMPLES:-50}" --workers "${API_CHECK_WORKERS:-1}"
   --request-timeout 15 --generation-database none --no-color
   --report junit --report-junit-path "$ROOT/test-artifacts/api-check-junit.xml")
 if [ -n "${API_CHECK_SEED:-}" ]; then args+=(--seed "$API_CHECK_SEED"); fi
