@@ -192,16 +192,29 @@ pub enum IntakeCommand {
     Accept(IntakeRequest),
     /// The consumer applied these messages (by `seq`) everywhere. → `Ack`
     Done(Vec<i64>),
-    /// The first answer kept for an idempotency key (any POST or DELETE). → `Recalled`
-    Recall(String),
+    /// The first answer kept for an idempotency key (any POST or DELETE),
+    /// or, when there is none and no other request holds the key, the key
+    /// claimed for this request, in one step. → `Claimed`
+    Claim(String),
+    /// The claimed request failed (not a 2xx): free its key. → `Ack`
+    Release(String),
     /// Keep `answer` for `key` for 24 hours. → `Ack`
     Remember { key: String, answer: String },
 }
 
-/// The intake's answer to `Recall`.
+/// An answer kept for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recalled {
     pub answer: Option<String>,
+}
+
+/// The intake's answer to `Claim`: the first answer, if one is kept;
+/// else `busy` when another request holds the key (it is running), else
+/// the key is now this request's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    pub answer: Option<String>,
+    pub busy: bool,
 }
 
 /// An intake command without its packs: the first line of its wire form.
@@ -218,7 +231,8 @@ enum IntakeHead {
         test_fail_after: Option<u32>,
     },
     Done(Vec<i64>),
-    Recall(String),
+    Claim(String),
+    Release(String),
     Remember {
         key: String,
         answer: String,
@@ -242,7 +256,8 @@ impl IntakeCommand {
                 Ok(out)
             }
             IntakeCommand::Done(seqs) => serde_json::to_string(&IntakeHead::Done(seqs.clone())),
-            IntakeCommand::Recall(k) => serde_json::to_string(&IntakeHead::Recall(k.clone())),
+            IntakeCommand::Claim(k) => serde_json::to_string(&IntakeHead::Claim(k.clone())),
+            IntakeCommand::Release(k) => serde_json::to_string(&IntakeHead::Release(k.clone())),
             IntakeCommand::Remember { key, answer } => {
                 serde_json::to_string(&IntakeHead::Remember { key: key.clone(), answer: answer.clone() })
             }
@@ -266,7 +281,8 @@ impl IntakeCommand {
                 })
             }
             IntakeHead::Done(seqs) => IntakeCommand::Done(seqs),
-            IntakeHead::Recall(k) => IntakeCommand::Recall(k),
+            IntakeHead::Claim(k) => IntakeCommand::Claim(k),
+            IntakeHead::Release(k) => IntakeCommand::Release(k),
             IntakeHead::Remember { key, answer } => IntakeCommand::Remember { key, answer },
         })
     }
@@ -896,6 +912,9 @@ mod tests {
         assert_eq!(IntakeCommand::from_wire(&done.to_wire().unwrap()).unwrap(), done);
         let keep = IntakeCommand::Remember { key: "k".into(), answer: "{\"status\":204}\n".into() };
         assert_eq!(IntakeCommand::from_wire(&keep.to_wire().unwrap()).unwrap(), keep);
+        for cmd in [IntakeCommand::Claim("req:POST:k".into()), IntakeCommand::Release("req:POST:k".into())] {
+            assert_eq!(IntakeCommand::from_wire(&cmd.to_wire().unwrap()).unwrap(), cmd);
+        }
         assert!(IntakeCommand::from_wire("not json").is_err());
     }
 

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use worker::{Env, Request, Response, Stub};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{internal, json, read_body, ApiResult, Query, MAX_SMALL_BODY};
+use super::http::{internal, json, read_json_body, ApiResult, Query, MAX_SMALL_BODY};
 use super::live::LiveClient;
 use super::objects::call_object;
 use super::platform::{now_ms, retention};
@@ -121,7 +121,7 @@ impl BoardClient {
 /// The window and period a read names (`window=`, `period=`), checked
 /// against the board's settings and the retention.
 fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<(Window, String)> {
-    let window = match q.get("window") {
+    let window = match q.text("window") {
         None => r.settings.default_window(),
         Some(w) => Window::parse(w).filter(|w| r.settings.windows.contains(w)).ok_or_else(|| {
             let kept: Vec<&str> = r.settings.windows.iter().map(|w| w.as_str()).collect();
@@ -132,7 +132,7 @@ fn pick_period(env: &Env, r: &BoardRecord, q: &Query) -> ApiResult<(Window, Stri
         })?,
     };
     let now = now_ms();
-    let Some(raw) = q.get("period") else { return Ok((window, r.current_key(window, now))) };
+    let Some(raw) = q.text("period") else { return Ok((window, r.current_key(window, now))) };
     if window == Window::All {
         // `all` is the current season; `sN` a season up to the current one.
         if raw == "all" {
@@ -234,7 +234,7 @@ fn listing(t: &Target, out: QueryOut) -> ApiResult {
 pub async fn top(req: &Request, env: &Env, board: &str) -> ApiResult {
     let q = Query::of(req)?;
     let limit = q.int("limit", 10, 1, 1000)?;
-    let offset = q.int("offset", 0, 0, 100_000_000)?;
+    let offset = q.offset()?;
     let t = target(env, board, &q).await?;
     let out = ask(env, &t, BoardQuery::Top { offset, limit, ties: ties(&t) }).await?;
     listing(&t, out)
@@ -354,7 +354,7 @@ pub async fn around(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 pub async fn lookup(mut req: Request, env: &Env, board: &str) -> ApiResult {
     let q = Query::of(&req)?;
     let t = target(env, board, &q).await?;
-    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
+    let body = read_json_body(&mut req, MAX_SMALL_BODY).await?;
     let members = parse_lookup(&body)?;
     let out = ask(env, &t, BoardQuery::Lookup { members, ties: ties(&t) }).await?;
     listing(&t, out)
@@ -396,7 +396,7 @@ pub async fn live(req: Request, env: &Env, board: &str) -> ApiResult {
     let q = Query::of(&req)?;
     let limit = q.int("limit", 10, 1, LIVE_MAX_LIMIT)?;
     let t = target(env, board, &q).await?;
-    if q.get("period").is_some() {
+    if q.text("period").is_some() {
         return Err(ApiError::InvalidParameter {
             field: "period".into(),
             message: "is not supported: live follows the current period".into(),
@@ -505,7 +505,7 @@ pub async fn get(env: &Env, board: &str) -> ApiResult {
 pub async fn put(mut req: Request, env: &Env, board: &str) -> ApiResult {
     let name = BoardName::parse(board)
         .map_err(|e| ApiError::InvalidParameter { field: "board".into(), message: e.to_string() })?;
-    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
+    let body = read_json_body(&mut req, MAX_SMALL_BODY).await?;
     let patch = parse_board_patch(&body)?;
     let (cat, created, before) = catalog::put_board(env, name.clone(), patch).await?;
     let r = record(&cat, &name)?;

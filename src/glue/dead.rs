@@ -23,7 +23,7 @@ use worker::{
 
 use super::boards::BoardClient;
 use super::consumer::{catalog_for, confirm_all, decode, group};
-use super::http::{internal, json, read_body, ApiResult, Query, MAX_SMALL_BODY};
+use super::http::{internal, json, read_json_body, ApiResult, Query, MAX_SMALL_BODY};
 use super::objects::call_object;
 use super::platform::{alarm_at, now_ms, retention, rust_err};
 use super::txn::{write_all, Stmt};
@@ -205,13 +205,50 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult {
     json(200, &json!({ "dead_letters": letters, "next": page.next }))
 }
 
+/// A redrive of all (`{}`) goes through the letters a page at a time, by
+/// id, and stops after this many pages (a million letters): a bound on one
+/// request, far past the letters a deployment keeps for its 7 days.
+const MAX_REDRIVE_PAGES: usize = 1_000;
+
 /// `POST /v1/dead-letters/redrive` with `{"ids": [...]}` or `{}` (all).
 pub async fn redrive(mut req: Request, env: &Env) -> ApiResult {
-    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
-    let ids = parse_redrive(&body)?;
-    let page: DeadPage = call(env, &DeadCommand::Get { ids, limit: MAX_PAGE }).await?;
+    let body = read_json_body(&mut req, MAX_SMALL_BODY).await?;
+    let redriven = match parse_redrive(&body)? {
+        Some(ids) => {
+            let page: DeadPage = call(env, &DeadCommand::Get { ids: Some(ids), limit: MAX_PAGE }).await?;
+            redrive_letters(env, page.letters).await?
+        }
+        None => {
+            // Every letter, in id order: a letter that stays (its board
+            // still fails) is passed by the cursor, not asked again.
+            let (mut redriven, mut cursor) = (0, None);
+            let limit = redrive_page(env);
+            for _ in 0..MAX_REDRIVE_PAGES {
+                let page: DeadPage = call(env, &DeadCommand::List { limit, cursor }).await?;
+                redriven += redrive_letters(env, page.letters).await?;
+                cursor = page.next;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            redriven
+        }
+    };
+    json(200, &json!({ "redriven": redriven }))
+}
+
+/// `MAX_PAGE`, or with test faults on `REDRIVE_PAGE` (a test redrives a
+/// few dozen letters over several pages).
+fn redrive_page(env: &Env) -> usize {
+    let test = || env.var("REDRIVE_PAGE").ok()?.to_string().parse().ok();
+    super::faults::faults_on(env).then(test).flatten().unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE)
+}
+
+/// Sends each letter's event back to the board period that failed it, and
+/// removes the letters those boards applied. → how many were removed.
+async fn redrive_letters(env: &Env, letters: Vec<DeadLetter>) -> ApiResult<u64> {
     let mut by_board: BTreeMap<String, (crate::protocol::BoardSpec, Vec<DeadLetter>)> = BTreeMap::new();
-    for l in page.letters {
+    for l in letters {
         // A message that did not decode has no board period to go back to.
         let Some(spec) = l.spec.clone() else { continue };
         by_board.entry(spec.object_name()).or_insert_with(|| (spec, vec![])).1.push(l);
@@ -235,7 +272,7 @@ pub async fn redrive(mut req: Request, env: &Env) -> ApiResult {
             redriven += r.removed;
         }
     }
-    json(200, &json!({ "redriven": redriven }))
+    Ok(redriven)
 }
 
 fn parse_redrive(body: &[u8]) -> ApiResult<Option<Vec<String>>> {

@@ -20,7 +20,7 @@ use worker::{
     State,
 };
 
-use super::http::{internal, json, read_body, ApiResult};
+use super::http::{internal, json, read_json_body, ApiResult, MAX_SMALL_BODY};
 use super::kv;
 use super::objects::call_object;
 use super::platform::{now_ms, rust_err};
@@ -114,7 +114,7 @@ pub async fn get(env: &Env, name: &str) -> ApiResult {
 
 pub async fn put(mut req: Request, env: &Env, name: &str) -> ApiResult {
     let name = hook_name(name)?;
-    let body = read_body(&mut req, 64 * 1024).await?;
+    let body = read_json_body(&mut req, MAX_SMALL_BODY).await?;
     let h = parse_hook(&body, allow_http(env))?;
     let cmd = HookCommand::Put {
         name: name.to_string(),
@@ -211,6 +211,10 @@ async fn post(hook: &Hook, d: &HookDelivery) -> std::result::Result<(), String> 
     set("Podium-Signature", &signature(&hook.secret, t, &d.body))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&d.body)));
+    // A redirect is an answer that is not a 2xx (API 1.1): retried, never
+    // followed (following it would post the signed body to an address the
+    // hook's URL rules never checked).
+    init.with_redirect(worker::RequestRedirect::Manual);
     let req = Request::new_with_init(&hook.url, &init).map_err(|e| format!("bad request: {e}"))?;
     let abort = AbortController::default();
     let signal = abort.signal();

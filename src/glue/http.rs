@@ -84,9 +84,28 @@ impl Query {
         self.0.get(name).map(String::as_str)
     }
 
-    /// A free-text parameter where empty means "none" (`prefix=`, `cursor=`).
+    /// A parameter where empty means "none": free text (`prefix=`,
+    /// `cursor=`) and the choices that have a default (`window=`,
+    /// `period=`, `format=`), as the contract's own templates
+    /// (`top?…&window=&period=`) write them.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|s| !s.is_empty())
+    }
+
+    /// `offset` (≥ 0, default 0; no upper bound in the contract). An
+    /// offset past any board's end reads an empty page, so a larger one is
+    /// read as `MAX_OFFSET`: the answer is the same, and `offset + limit`
+    /// stays far inside a wasm32 `usize`.
+    pub fn offset(&self) -> ApiResult<usize> {
+        const MAX_OFFSET: usize = 1 << 30;
+        let Some(raw) = self.get("offset") else { return Ok(0) };
+        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::InvalidParameter {
+                field: "offset".into(),
+                message: "must be an integer ≥ 0".into(),
+            });
+        }
+        Ok(raw.parse::<usize>().map_or(MAX_OFFSET, |n| n.min(MAX_OFFSET)))
     }
 
     /// An integer parameter within `[min, max]`, or its default.
@@ -155,6 +174,27 @@ pub async fn read_body(req: &mut Request, max: usize) -> ApiResult<Vec<u8>> {
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Reads a JSON request body (every body but ingest's and imports'): as
+/// `read_body`, then 415 when the body is sent with a `Content-Type` that is
+/// not JSON (`application/json`, or any `+json` type). A body sent with no
+/// `Content-Type` at all is read as JSON: the type is the client's claim,
+/// and only a claim of something else is refused.
+pub async fn read_json_body(req: &mut Request, max: usize) -> ApiResult<Vec<u8>> {
+    let body = read_body(req, max).await?;
+    let ct = req.headers().get("Content-Type").ok().flatten();
+    if !body.is_empty() && !is_json_type(ct.as_deref()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Ok(body)
+}
+
+/// Whether a `Content-Type` (absent counts) names JSON.
+pub fn is_json_type(ct: Option<&str>) -> bool {
+    let Some(ct) = ct else { return true };
+    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// A public ranking read (API 1.1): an `ETag` over the body, `Cache-Control:

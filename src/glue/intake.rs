@@ -22,12 +22,18 @@ use super::http::{internal, ApiResult};
 use super::objects::call_object_raw;
 use super::platform::{alarm_at, now_ms, rust_err};
 use super::txn::{write_all, Stmt};
-use crate::protocol::{partition_of_pack, Ack, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
+use crate::protocol::{partition_of_pack, Ack, Claimed, IntakeCommand, IntakeReply, IntakeRequest, Recalled};
 
 /// How many intake objects share the ingest load.
 pub const SHARDS: u32 = 16;
 /// How long an idempotency key's first answer is kept.
 pub const IDEMPOTENCY_MS: i64 = 24 * 3600 * 1000;
+/// What an `idem` row holds while the request that claimed its key runs
+/// (a kept answer is a JSON object, never this).
+const CLAIM: &str = "claimed";
+/// A claim stands this long: a worker that died mid-request leaves its key
+/// claimed until then, and a repeat may run after it.
+pub const CLAIM_MS: i64 = 60_000;
 /// One `sendBatch` carries at most 100 messages and 256 KB.
 const SEND_MAX_MESSAGES: usize = 100;
 const SEND_MAX_BYTES: usize = 250_000;
@@ -160,19 +166,63 @@ impl IntakeObject {
             .storage()
             .sql()
             .exec(
-                "SELECT answer FROM idem WHERE k = ? AND at > ?",
-                vec![key.into(), ((now_ms() - IDEMPOTENCY_MS) as f64).into()],
+                "SELECT answer FROM idem WHERE k = ? AND at > ? AND answer <> ?",
+                vec![key.into(), ((now_ms() - IDEMPOTENCY_MS) as f64).into(), CLAIM.into()],
             )?
             .to_array()?;
         Ok(Recalled { answer: rows.into_iter().next().map(|a| a.answer) })
     }
 
+    /// The kept answer for `key`; else, unless another request's claim
+    /// stands, a claim for this one. One turn of the object, no await: two
+    /// requests with one key cannot both claim it.
+    fn claim(&self, key: &str) -> Result<Claimed> {
+        self.open()?;
+        let now = now_ms();
+        #[derive(Deserialize)]
+        struct Row {
+            answer: String,
+            at: f64,
+        }
+        let sql = self.state.storage().sql();
+        let rows: Vec<Row> =
+            sql.exec("SELECT answer, at FROM idem WHERE k = ?", vec![key.into()])?.to_array()?;
+        match rows.into_iter().next() {
+            Some(r) if r.answer != CLAIM && r.at as i64 > now - IDEMPOTENCY_MS => {
+                return Ok(Claimed { answer: Some(r.answer), busy: false })
+            }
+            Some(r) if r.answer == CLAIM && r.at as i64 > now - CLAIM_MS => {
+                return Ok(Claimed { answer: None, busy: true })
+            }
+            _ => {}
+        }
+        sql.exec(
+            "INSERT INTO idem (k, answer, at) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET \
+             answer = excluded.answer, at = excluded.at",
+            vec![key.into(), CLAIM.into(), (now as f64).into()],
+        )?;
+        Ok(Claimed { answer: None, busy: false })
+    }
+
+    /// The claimed request's first answer: it replaces the claim (and never
+    /// a kept answer).
     fn remember(&self, key: &str, answer: &str) -> Result<Ack> {
         self.open()?;
         self.state.storage().sql().exec(
-            "INSERT INTO idem (k, answer, at) VALUES (?, ?, ?) ON CONFLICT(k) DO NOTHING",
-            vec![key.into(), answer.into(), (now_ms() as f64).into()],
+            "INSERT INTO idem (k, answer, at) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET \
+             answer = excluded.answer, at = excluded.at WHERE idem.answer = ?",
+            vec![key.into(), answer.into(), (now_ms() as f64).into(), CLAIM.into()],
         )?;
+        Ok(Ack { ok: true })
+    }
+
+    /// The claimed request was refused: its key is free for a retry.
+    fn release(&self, key: &str) -> Result<Ack> {
+        self.open()?;
+        self.state
+            .storage()
+            .sql()
+            .exec("DELETE FROM idem WHERE k = ? AND answer = ?", vec![key.into(), CLAIM.into()])?;
         Ok(Ack { ok: true })
     }
 
@@ -329,7 +379,8 @@ impl worker::DurableObject for IntakeObject {
         let reply = match cmd {
             IntakeCommand::Accept(r) => serde_json::to_value(self.accept(r).await?),
             IntakeCommand::Done(seqs) => serde_json::to_value(self.done(seqs)?),
-            IntakeCommand::Recall(key) => serde_json::to_value(self.recall(&key)?),
+            IntakeCommand::Claim(key) => serde_json::to_value(self.claim(&key)?),
+            IntakeCommand::Release(key) => serde_json::to_value(self.release(&key)?),
             IntakeCommand::Remember { key, answer } => serde_json::to_value(self.remember(&key, &answer)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
@@ -386,11 +437,16 @@ fn idem_stub(env: &Env, key: &str) -> ApiResult<worker::Stub> {
         .map_err(|e| internal("intake stub", e))
 }
 
-/// The first answer kept for `key`, if any (API 1.1 `Idempotency-Key` on
-/// any POST or DELETE; ingest keeps its own with the request).
-pub async fn recall(env: &Env, key: &str) -> ApiResult<Option<String>> {
-    let r: Recalled = call(&idem_stub(env, key)?, IntakeCommand::Recall(key.to_string())).await?;
-    Ok(r.answer)
+/// The first answer kept for `key`, or the key claimed for this request,
+/// or `busy` (API 1.1 `Idempotency-Key` on any POST or DELETE; ingest keeps
+/// its own with the request).
+pub async fn claim(env: &Env, key: &str) -> ApiResult<Claimed> {
+    call(&idem_stub(env, key)?, IntakeCommand::Claim(key.to_string())).await
+}
+
+/// Frees a claimed key whose request was refused (a retry may run).
+pub async fn release(env: &Env, key: &str) -> ApiResult<Ack> {
+    call(&idem_stub(env, key)?, IntakeCommand::Release(key.to_string())).await
 }
 
 /// Keeps `answer` as the first answer for `key` (a later one never replaces it).

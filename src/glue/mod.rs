@@ -94,9 +94,9 @@ async fn authorize(req: &Request, env: &Env, needed: Role) -> ApiResult<()> {
         _ => return Err(ApiError::Unauthorized),
     }
     let Ok(limiter) = env.rate_limiter(RATE_LIMITER) else { return Ok(()) };
-    let header = req.headers().get("Authorization").ok().flatten().unwrap_or_default();
+    // Per key, not per header text: `bearer k` and `Bearer  k` are one key.
     // The limiter sees a hash of the key, never the key.
-    let key = crate::domain::idempotency::fnv64(header.as_bytes());
+    let key = crate::domain::idempotency::fnv64(bearer_token(req).as_bytes());
     match limiter.limit(format!("{key:016x}")).await {
         Ok(outcome) if !outcome.success => Err(ApiError::RateLimited { retry_after_s: RATE_PERIOD_S }),
         Ok(_) => Ok(()),
@@ -124,7 +124,10 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
     let path = req.path();
     let answered =
         match_path(&path).is_some_and(|r| r != Route::Malformed && r != Route::Events && r.allows(&method));
-    let Some(raw) = header.filter(|_| (method == "POST" || method == "DELETE") && answered) else {
+    // (A request without a good key gets its 401 from the endpoint; only a
+    // key holder's answers are kept.)
+    let keyed = (method == "POST" || method == "DELETE") && answered && role(&req, env).is_some();
+    let Some(raw) = header.filter(|_| keyed) else {
         return dispatch(req, env).await;
     };
     let holder = bearer_token(&req);
@@ -135,13 +138,27 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
         let mut probe = req.clone().map_err(|e| http::internal("clone request", e))?;
         let url = req.url().map_err(|e| http::internal("url", e))?;
         let mut bytes = format!("{method} {}?{}\n", url.path(), url.query().unwrap_or_default()).into_bytes();
-        // A body too large for any endpoint is refused by the endpoint itself.
-        bytes.extend(
-            http::read_body(&mut probe, crate::domain::import::MAX_IMPORT_BYTES).await.unwrap_or_default(),
-        );
+        // Read up to the endpoint's own limit, never past it (a larger
+        // body is the 413 the endpoint would give).
+        bytes.extend(http::read_body(&mut probe, body_limit(&path)).await?);
         format!("{:016x}", crate::domain::idempotency::fnv64(&bytes))
     };
-    if let Some(first) = intake::recall(env, &key).await? {
+    // The first answer, or the key for this request; a repeat that comes
+    // while the first still runs waits for its answer.
+    let deadline = crate::glue::platform::now_ms() + CLAIM_WAIT_MS;
+    let kept_answer = loop {
+        let c = intake::claim(env, &key).await?;
+        if c.answer.is_some() || !c.busy {
+            break c.answer;
+        }
+        if crate::glue::platform::now_ms() > deadline {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still running; retry it later".into(),
+            ));
+        }
+        worker::Delay::from(std::time::Duration::from_millis(100)).await;
+    };
+    if let Some(first) = kept_answer {
         #[derive(serde::Deserialize)]
         struct Kept {
             status: u16,
@@ -158,16 +175,27 @@ async fn idempotent(req: Request, env: &Env) -> ApiResult {
         }
         return http::raw_json(kept.status, kept.body);
     }
-    let mut resp = dispatch(req, env).await?;
-    if (200..300).contains(&resp.status_code()) {
-        let body = resp.cloned().map_err(|e| http::internal("clone", e))?.text().await.unwrap_or_default();
-        let kept = json!({ "status": resp.status_code(), "body": body, "fp": fingerprint }).to_string();
-        if intake::remember(env, &key, kept).await.is_err() {
-            worker::console_warn!("idempotency key not kept; a repeat would run again");
+    let mut resp = match dispatch(req, env).await {
+        Ok(r) if (200..300).contains(&r.status_code()) => r,
+        refused => {
+            // Refused: it changed nothing, and a retry with the key may run.
+            if intake::release(env, &key).await.is_err() {
+                worker::console_warn!("idempotency key not released; a retry waits out its claim");
+            }
+            return refused;
         }
+    };
+    let body = resp.cloned().map_err(|e| http::internal("clone", e))?.text().await.unwrap_or_default();
+    let kept = json!({ "status": resp.status_code(), "body": body, "fp": fingerprint }).to_string();
+    if intake::remember(env, &key, kept).await.is_err() {
+        worker::console_warn!("idempotency key not kept; a repeat would run again");
     }
     Ok(resp)
 }
+
+/// How long a repeat waits for the first request with its key to finish
+/// before it is answered 409 (a claim itself stands `intake::CLAIM_MS`).
+const CLAIM_WAIT_MS: i64 = 10_000;
 
 /// A ranking read through the edge cache, keyed by the board's generation.
 async fn cached(
@@ -183,6 +211,16 @@ async fn cached(
         Err(_) => None,
     };
     http::cached_read(req, env, generation, read).await
+}
+
+/// The largest body `path` takes (API 1.1): 1 MiB for ingest and imports,
+/// 64 KiB for any other.
+fn body_limit(path: &str) -> usize {
+    match match_path(path) {
+        Some(Route::Events) => crate::domain::event::MAX_BODY_BYTES,
+        Some(Route::Import(_)) => crate::domain::import::MAX_IMPORT_BYTES,
+        _ => http::MAX_SMALL_BODY,
+    }
 }
 
 async fn dispatch(req: Request, env: &Env) -> ApiResult {
@@ -204,6 +242,17 @@ async fn dispatch(req: Request, env: &Env) -> ApiResult {
     let method = if method == "HEAD" { "GET".to_string() } else { method };
     if !route.allows(&method) {
         return Err(ApiError::MethodNotAllowed { allow: route.allow() });
+    }
+    // Every body has a limit, also where the endpoint reads none (a DELETE,
+    // hiding a member, a new season): a declared size past it is a 413,
+    // after the key is known good (a request without one gets its 401).
+    // (Bodies that are read are checked as they are read, chunked ones
+    // included; one that is never read is never buffered.)
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    let oversized =
+        declared.and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > body_limit(&path) as u64);
+    if oversized && role(&req, env).is_some() {
+        return Err(ApiError::PayloadTooLarge { max: body_limit(&path) });
     }
     match (route, method.as_str()) {
         (Route::Health, _) => {

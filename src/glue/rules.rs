@@ -4,7 +4,7 @@ use serde_json::json;
 use worker::{Env, Request, Response};
 
 use super::catalog::{self, CatalogOp};
-use super::http::{internal, json, read_body, ApiResult, MAX_SMALL_BODY};
+use super::http::{internal, json, read_json_body, ApiResult, MAX_SMALL_BODY};
 use crate::domain::settings::parse_route_targets;
 use crate::domain::EventType;
 use crate::error::ApiError;
@@ -28,7 +28,7 @@ pub async fn get(env: &Env, raw: &str) -> ApiResult {
 
 pub async fn put(mut req: Request, env: &Env, raw: &str) -> ApiResult {
     let kind = event_type(raw)?;
-    let body = read_body(&mut req, MAX_SMALL_BODY).await?;
+    let body = read_json_body(&mut req, MAX_SMALL_BODY).await?;
     let targets = parse_route_targets(&body)?;
     let (cat, created) = catalog::apply(env, CatalogOp::PutRoute { kind: kind.clone(), targets }).await?;
     let targets = cat.routes.get(&kind).ok_or(ApiError::Internal)?;

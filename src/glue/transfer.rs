@@ -30,7 +30,7 @@ enum Format {
 
 pub async fn export(req: &Request, env: &Env, board: &str) -> ApiResult {
     let q = Query::of(req)?;
-    let format = match q.get("format") {
+    let format = match q.text("format") {
         None | Some("ndjson") => Format::Ndjson,
         Some("csv") => Format::Csv,
         Some(_) => {

@@ -31,7 +31,7 @@ struct Target {
     members: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct Standing {
     board: String,
     window: Window,
@@ -40,20 +40,34 @@ struct Standing {
     rank: u64,
     #[serde(serialize_with = "crate::protocol::score")]
     score: f64,
+    /// On boards with a `tiebreak`, as their entries.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::protocol::opt_score")]
+    subscore: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prev_rank: Option<u64>,
 }
 
-fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Target> {
+/// The board periods `events` feed, and for each event in order the
+/// (object, member) pairs whose standings it answers: one standing per
+/// event, board and window (API 1.1), so two events of one member on one
+/// board give two standings (the same one: both are applied).
+fn targets(
+    cat: &Catalog,
+    env: &Env,
+    events: &[QueuedEvent],
+    at: i64,
+) -> (Vec<Target>, Vec<(String, String)>) {
     let now = now_ms();
     let keep = retention(env);
     let mut out: BTreeMap<String, Target> = BTreeMap::new();
+    let mut order = Vec::new();
     for ev in events {
         for d in &ev.to {
             let Some(r) = cat.boards.get(&d.board) else { continue };
             for (w, key) in r.landing_periods(ev.ts, at, &keep, now, MAX_FUTURE_MS) {
                 // (a sharded board: the member's own shard applies it)
                 let s = spec(&d.board, r, w, &key).for_member(&ev.member);
+                order.push((s.object_name(), ev.member.clone()));
                 let t = out.entry(s.object_name()).or_insert_with(|| Target {
                     spec: s,
                     ids: vec![],
@@ -66,7 +80,7 @@ fn targets(cat: &Catalog, env: &Env, events: &[QueuedEvent], at: i64) -> Vec<Tar
             }
         }
     }
-    out.into_values().collect()
+    (out.into_values().collect(), order)
 }
 
 /// Waits for `events` (accepted, with the 202 body `answer`) to be applied,
@@ -85,7 +99,7 @@ pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], at: i64, a
             }
         }
     }
-    let mut pending = targets(cat, env, &events, at);
+    let (mut pending, order) = targets(cat, env, &events, at);
     let mut done: Vec<Target> = Vec::new();
     let mut pause: u64 = 20;
     while !pending.is_empty() && now_ms() < deadline {
@@ -112,23 +126,47 @@ pub async fn answer(env: &Env, cat: &Catalog, events: &[QueuedEvent], at: i64, a
     }
     let applied = pending.is_empty();
     done.extend(pending);
-    let mut standings = Vec::new();
+    let mut known: BTreeMap<(String, String), Standing> = BTreeMap::new();
     for t in &done {
         let ties = cat.boards.iter().find(|(n, _)| n.as_str() == t.spec.board).map(|(_, r)| r.settings.ties);
-        let q = BoardQuery::Lookup { members: t.members.clone(), ties: ties.unwrap_or_default() };
+        let ties = ties.unwrap_or_default();
+        let name = t.spec.object_name();
+        let standing = |member: String, rank, score, subscore, prev_rank| Standing {
+            board: t.spec.board.clone(),
+            window: t.spec.window,
+            period: t.spec.period.clone(),
+            member,
+            rank,
+            score,
+            subscore,
+            prev_rank,
+        };
+        // One lookup for the target's members; it leaves hidden members
+        // out, so those ask as the member's own read does (API 1.1: a
+        // hidden member's own client sees nothing unusual).
+        let q = BoardQuery::Lookup { members: t.members.clone(), ties };
         let Ok(out) = super::shards::query(env, &t.spec, q).await else { continue };
         for e in out.entries {
-            standings.push(Standing {
-                board: t.spec.board.clone(),
-                window: t.spec.window,
-                period: t.spec.period.clone(),
-                member: e.member,
-                rank: e.rank,
-                score: e.score,
-                prev_rank: e.prev_rank,
-            });
+            known.insert(
+                (name.clone(), e.member.clone()),
+                standing(e.member, e.rank, e.score, e.subscore, e.prev_rank),
+            );
+        }
+        for m in &t.members {
+            if known.contains_key(&(name.clone(), m.clone())) {
+                continue;
+            }
+            let q = BoardQuery::Rank { member: m.clone(), ties };
+            let Ok(out) = super::shards::query(env, &t.spec, q).await else { continue };
+            if let Some(s) = out.standing.filter(|_| out.found) {
+                known.insert(
+                    (name.clone(), m.clone()),
+                    standing(s.member, s.rank, s.score, s.subscore, s.prev_rank),
+                );
+            }
         }
     }
+    let standings: Vec<&Standing> = order.iter().filter_map(|k| known.get(k)).collect();
     body["applied"] = Value::Bool(applied);
     body["standings"] = serde_json::to_value(&standings).map_err(|e| internal("standings", e))?;
     json(200, &body)

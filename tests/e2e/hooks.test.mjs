@@ -26,18 +26,22 @@ const hookUrl = (n) => `${w.url}/v1/hooks/${n}`;
 
 /**
  * A receiver on 127.0.0.1. `failFirst`: answers 503 to the first attempts
- * of each event id. Keeps every accepted delivery (headers, raw body).
+ * of each event id; `redirectFirst`: a 307 to /moved instead (which takes
+ * anything, and keeps it in `moved`). Keeps every accepted delivery
+ * (headers, raw body).
  */
-async function receiver({ failFirst = 0 } = {}) {
-  const r = { got: [], attempts: new Map(), port: 0, server: null };
+async function receiver({ failFirst = 0, redirectFirst = 0 } = {}) {
+  const r = { got: [], moved: [], attempts: new Map(), port: 0, server: null };
   const handler = (req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
+      if (req.url === '/moved') { r.moved.push(body); res.writeHead(204); res.end(); return; }
       const id = req.headers['podium-event-id'];
       const n = (r.attempts.get(id) || 0) + 1;
       r.attempts.set(id, n);
       if (n <= failFirst) { res.writeHead(503); res.end('not yet'); return; }
+      if (n <= redirectFirst) { res.writeHead(307, { Location: '/moved' }); res.end(); return; }
       r.got.push({ headers: req.headers, body, json: JSON.parse(body) });
       res.writeHead(204); res.end();
     });
@@ -151,26 +155,43 @@ describe('hooks', () => {
     }
   });
 
-  test('a receiver that fails the first two attempts gets the event once, on the third; the log says so', async () => {
-    const rx = await receiver({ failFirst: 2 });
+  /**
+   * One event to a fresh board whose top_changed hook posts to a receiver
+   * made with `opts`: the delivery it accepted, and the log's entry for it
+   * once delivered.
+   */
+  async function oneDelivery(opts, what) {
+    const rx = await receiver(opts);
     try {
       const b = await board();
       const n = uniqueName('h');
       await hook(n, { url: rx.url(), events: ['top_changed'], boards: [b] });
       await send(b, [{ member: 'solo', value: 1 }]);
-      const got = await waitFor(() => rx.of('top_changed', b)[0], { timeout: 20_000, what: 'delivery after retries' });
-      assert.equal(rx.attempts.get(got.json.id), 3);
-      assert.equal(rx.of('top_changed', b).length, 1);
-      const log = await waitFor(async () => {
+      const got = await waitFor(() => rx.of('top_changed', b)[0], { timeout: 20_000, what });
+      const logged = await waitFor(async () => {
         const l = await get(`${hookUrl(n)}/deliveries`, { key: ADMIN_KEY });
-        return l.json?.deliveries?.find((d) => d.id === got.json.id && d.status === 'delivered') && l;
+        return l.json?.deliveries?.find((d) => d.id === got.json.id && d.status === 'delivered');
       }, { what: 'log' });
-      const d = log.json.deliveries.find((x) => x.id === got.json.id);
-      assert.deepEqual([d.type, d.board, d.attempts], ['top_changed', b, 3]);
-      assert.match(d.last_error, /503/);
+      return { rx, b, got, logged };
     } finally {
       await rx.close();
     }
+  }
+
+  test('a receiver that fails the first two attempts gets the event once, on the third; the log says so', async () => {
+    const { rx, b, got, logged } = await oneDelivery({ failFirst: 2 }, 'delivery after retries');
+    assert.equal(rx.attempts.get(got.json.id), 3);
+    assert.equal(rx.of('top_changed', b).length, 1);
+    assert.deepEqual([logged.type, logged.board, logged.attempts], ['top_changed', b, 3]);
+    assert.match(logged.last_error, /503/);
+  });
+
+  test('a redirect is not a 2xx: it is retried, never followed', async () => {
+    const { rx, got, logged } = await oneDelivery({ redirectFirst: 1 }, 'delivery after the redirect');
+    assert.equal(rx.attempts.get(got.json.id), 2);
+    assert.deepEqual(rx.moved, [], 'the redirect was not followed');
+    assert.equal(logged.attempts, 2);
+    assert.match(logged.last_error, /307/);
   });
 
   test('a receiver down for a while is retried, then delivered to once it is back', async () => {

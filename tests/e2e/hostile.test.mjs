@@ -112,6 +112,18 @@ add('lookup of 101 members', () => post(`${w.url}/v1/boards/${B}/lookup`, { memb
 add('text/plain ingest', E(json(ev()), { contentType: 'text/plain' }), 415, 'unsupported_media_type');
 add('no content type', E(json(ev()), { contentType: null }), 415, 'unsupported_media_type');
 add('form-encoded ingest', E('type=like&member=m', { contentType: 'application/x-www-form-urlencoded' }), 415, 'unsupported_media_type');
+// Every other body is JSON: a body that says it is something else is a 415.
+add('text/plain board body', () => post(`${w.url}/v1/boards/${B}`, json({ title: 'changed' }), { ...ADM, method: 'PUT', contentType: 'text/plain' }), 415, 'unsupported_media_type');
+add('form-encoded route body', () => post(`${w.url}/v1/routes/${T}`, 'targets=x', { ...ADM, method: 'PUT', contentType: 'application/x-www-form-urlencoded' }), 415, 'unsupported_media_type');
+add('XML hook body', () => post(`${w.url}/v1/hooks/host-hook`, '<hook/>', { ...ADM, method: 'PUT', contentType: 'application/xml' }), 415, 'unsupported_media_type');
+add('text/plain lookup', () => post(`${w.url}/v1/boards/${B}/lookup`, json({ members: ['alice'] }), { key: null, contentType: 'text/plain' }), 415, 'unsupported_media_type');
+add('text/plain redrive', () => post(`${w.url}/v1/dead-letters/redrive`, '{}', { ...ADM, contentType: 'text/plain' }), 415, 'unsupported_media_type');
+// Endpoints that read no body still have its limit (and do nothing past it).
+const over = (method, path) => () => raw(method, typeof path === 'function' ? path() : path, { headers: { Authorization: `Bearer ${ADMIN_KEY}`, 'Content-Type': 'application/json', 'Content-Length': String(64 * 1024 + 1) }, body: big(64 * 1024 + 1) });
+add('DELETE board with a body over 64 KiB', over('DELETE', () => `/v1/boards/${B}`), 413, 'payload_too_large');
+add('DELETE route with a body over 64 KiB', over('DELETE', () => `/v1/routes/${T}`), 413, 'payload_too_large');
+add('new season with a body over 64 KiB', over('POST', () => `/v1/boards/${B}/seasons`), 413, 'payload_too_large');
+add('hiding a member with a body over 64 KiB', over('PUT', () => `/v1/boards/${B}/members/alice/hidden`), 413, 'payload_too_large');
 // Keys: missing, wrong and other-role keys on every write endpoint.
 const writes = [
   ['POST', '/v1/events', json(ev())],
@@ -178,6 +190,7 @@ add('live with a bad board name', () => raw('GET', '/v1/boards/Bad%20Name/live',
 test(`${cases.length} hostile requests each get their documented 4xx with a JSON error code, and change nothing`, async () => {
   assert.ok(cases.length >= 70, `${cases.length} cases`);
   const before = await get(`${w.url}/v1/boards/${B}/top`);
+  const boardBefore = (await get(`${w.url}/v1/boards/${B}`)).json;
   const failures = [];
   for (const c of cases) {
     let r;
@@ -202,5 +215,9 @@ test(`${cases.length} hostile requests each get their documented 4xx with a JSON
   assert.deepEqual((await get(`${w.url}/v1/boards/${B}/top`)).json, before.json);
   assert.equal((await get(`${w.url}/v1/boards/${B}`)).json.events, 2);
   assert.deepEqual((await get(`${w.url}/v1/routes/${T}`)).json.targets, [{ board: B }]);
+  const board = (await get(`${w.url}/v1/boards/${B}`)).json;
+  assert.deepEqual([board.title, board.season], [boardBefore.title, boardBefore.season], 'no title set, no season started');
+  assert.notEqual(board.title, 'changed');
+  assert.equal((await get(`${w.url}/v1/hooks/host-hook`, { key: ADMIN_KEY })).status, 404, 'no hook was made');
   assert.equal((await get(`${w.url}/v1/boards/host-never/top`)).status, 404, 'no board was created by a refused event');
 });

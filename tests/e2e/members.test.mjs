@@ -181,6 +181,32 @@ describe('read your write: POST /v1/events?wait=applied', () => {
     assert.equal(two.json.standings[0].score, 3, 'counted once');
   });
 
+  test('one standing per event, in order: a member sent twice stands twice, a hidden member gets its own read, a tiebreak board adds subscore', async () => {
+    const b = uniqueName('waite');
+    assert.equal((await admin(`${fx.w.url}/v1/boards/${b}`, 'PUT', { tiebreak: 'asc' })).status, 201);
+    await send([{ type: 'hit', board: b, member: 'bob', value: 4, subscore: 2 }]);
+    await visible(b, 'bob');
+    const hid = await post(`${fx.w.url}/v1/boards/${b}/members/carol/hidden`, undefined, { key: ADMIN_KEY, method: 'PUT', contentType: undefined });
+    assert.equal(hid.status, 200, hid.text);
+    const r = await waitPost([
+      { type: 'hit', board: b, member: 'alice', value: 2, subscore: 1 },
+      { type: 'hit', board: b, member: 'carol', value: 9, subscore: 5 },
+      { type: 'hit', board: b, member: 'alice', value: 3, subscore: 1 },
+    ]);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.applied, true);
+    const got = r.json.standings.map(({ member, rank, score, subscore }) => [member, rank, score, subscore]);
+    assert.deepEqual(got, [
+      ['alice', 1, 5, 2],
+      ['carol', 1, 9, 5],
+      ['alice', 1, 5, 2],
+    ]);
+    assert.deepEqual(r.json.standings.map((s) => s.board), [b, b, b]);
+    const own = (await standing(b, 'carol')).json;
+    assert.deepEqual([own.rank, own.score], [1, 9], 'the same as carol\u2019s own read');
+    assert.equal((await standing(b, 'bob')).json.rank, 2, 'bob is behind alice; hidden carol ranks nobody');
+  });
+
   test('refuses more than 100 events and an unknown wait', async () => {
     const b = uniqueName('waitx');
     const many = Array.from({ length: 101 }, (_, i) => ({ type: 'hit', board: b, member: `m${i}` }));

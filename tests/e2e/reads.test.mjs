@@ -81,6 +81,21 @@ describe('top', () => {
     assert.equal(r.json.entries[0].member, 'm20');
   });
 
+  test('the contract\u2019s own template, top?limit=10&offset=0&window=&period=, reads the defaults; any offset past the end is an empty page', async () => {
+    const plain = await get(`${w.url}/v1/boards/${B}/top`);
+    const r = await get(`${w.url}/v1/boards/${B}/top?limit=10&offset=0&window=&period=`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, plain.json);
+    const m = await get(`${w.url}/v1/boards/${B}/members/a?window=&period=`);
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.json.rank, 4);
+    for (const off of ['100000001', '99999999999999999999999']) {
+      const deep = await get(`${w.url}/v1/boards/${B}/top?offset=${off}`);
+      assert.equal(deep.status, 200, deep.text);
+      assert.deepEqual([deep.json.entries, deep.json.total], [[], 4]);
+    }
+  });
+
   const badParams = [
     ['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=abc', 'limit'], ['limit=-1', 'limit'], ['limit=2.5', 'limit'],
     ['offset=-1', 'offset'], ['offset=x', 'offset'],

@@ -77,6 +77,18 @@ test('events accepted before the call count in the archived season, even deliver
   assert.deepEqual(scores(await topOf(b)), { after: 2 }, 'nothing accepted before the call reached season 2');
 });
 
+test('four requests sent at once with one Idempotency-Key archive once: the others wait for the first answer', async () => {
+  const b = uniqueName('seasonc');
+  await send([{ type: 'hit', board: b, member: 'a', value: 1 }]);
+  await waitFor(async () => (await topOf(b))?.total === 1, { what: 'seeded' });
+  const key = { 'Idempotency-Key': `c-${b}` };
+  const answers = await Promise.all([1, 2, 3, 4].map(() => newSeason(b, key)));
+  for (const r of answers) assert.ok(r.status >= 200 && r.status < 300, `${r.status} ${r.text}`);
+  assert.deepEqual(new Set(answers.map((r) => `${r.status} ${r.text}`)).size, 1, 'one answer, four times');
+  assert.equal((await get(`${fx.w.url}/v1/boards/${b}`)).json.season, 2, 'archived once');
+  assert.equal((await get(`${fx.w.url}/v1/boards/${b}/seasons`)).json.seasons.length, 2);
+});
+
 test('seasons are listed, repeats with one Idempotency-Key archive once, and bad periods are refused', async () => {
   const b = uniqueName('seasonl');
   await send([{ type: 'hit', board: b, member: 'a', value: 1 }, { type: 'hit', board: b, member: 'b', value: 1 }]);

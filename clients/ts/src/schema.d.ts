@@ -988,7 +988,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `unsupported_media_type`: events not sent as `application/json` or `application/x-ndjson`. */
+        /** @description `unsupported_media_type`: events not sent as `application/json` or `application/x-ndjson`, an import not sent as NDJSON, or any other body sent with a `Content-Type` that is not JSON. */
         UnsupportedMediaType: {
             headers: {
                 "Access-Control-Allow-Origin": components["headers"]["AllowOrigin"];
@@ -1073,11 +1073,11 @@ export interface components {
         /** @description The event's `id`; a retry sends the same one, so receivers dedupe by it. */
         PodiumEventId: string;
         PodiumEventType: components["schemas"]["HookEvent"];
-        /** @description One of the board's windows (default `all`, else its first window); another → 400. */
-        Window: components["schemas"]["Window"];
+        /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
+        Window: "all" | "day" | "week" | "month" | "";
         /**
          * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-         *     `2026-11`; default: the current one). In the all window (1.1) `all`
+         *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
          *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
          *     400; in the future (beyond 5 minutes ahead), past retention or a
          *     season not begun → 404 `period_not_found`.
@@ -1315,6 +1315,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
@@ -1480,6 +1481,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
@@ -1531,13 +1533,13 @@ export interface operations {
             query?: {
                 /** @description How many entries. */
                 limit?: number;
-                /** @description How many entries to skip. */
+                /** @description How many entries to skip (no upper bound; past the end, an empty page). */
                 offset?: number;
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
@@ -1577,11 +1579,11 @@ export interface operations {
     getStanding: {
         parameters: {
             query?: {
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
@@ -1679,11 +1681,11 @@ export interface operations {
             query?: {
                 /** @description Entries on each side of the member (the member included). */
                 radius?: number;
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
@@ -1996,17 +1998,17 @@ export interface operations {
     exportBoard: {
         parameters: {
             query?: {
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
                  */
                 period?: components["parameters"]["Period"];
-                format?: "ndjson" | "csv";
+                format?: "ndjson" | "csv" | "";
             };
             header?: never;
             path: {
@@ -2040,11 +2042,11 @@ export interface operations {
     importBoard: {
         parameters: {
             query?: {
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
@@ -2106,11 +2108,11 @@ export interface operations {
     lookupMembers: {
         parameters: {
             query?: {
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
                 /**
                  * @description A key of the window's periods (`all`, `2026-11-22`, `2026-W47`,
-                 *     `2026-11`; default: the current one). In the all window (1.1) `all`
+                 *     `2026-11`; default, also when sent empty: the current one). In the all window (1.1) `all`
                  *     is the current season and `s1`, `s2`, ... name seasons. Malformed →
                  *     400; in the future (beyond 5 minutes ahead), past retention or a
                  *     season not begun → 404 `period_not_found`.
@@ -2166,6 +2168,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
         };
@@ -2175,7 +2178,7 @@ export interface operations {
             query?: {
                 /** @description The size of the top each message carries. */
                 limit?: number;
-                /** @description One of the board's windows (default `all`, else its first window); another → 400. */
+                /** @description One of the board's windows (default `all`, else its first window; sent empty, the default); another → 400. */
                 window?: components["parameters"]["Window"];
             };
             header?: never;
@@ -2280,6 +2283,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2441,6 +2445,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
