@@ -121,12 +121,6 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
             });
         }
     }
-    // The board holds scores now: its order and op are fixed from here on.
-    catalog::apply(
-        env,
-        CatalogOp::EnsureScored { boards: vec![t.name.clone()], within: vec![], auto: AutoCreate::default() },
-    )
-    .await?;
     let to_hide: Vec<String> =
         lines.iter().filter(|l| l.hidden).map(|l| l.member.as_str().to_string()).collect();
     let rows: Vec<ImportRow> = lines
@@ -145,38 +139,39 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
             t.spec.period
         ))
     };
-    let imported = if t.spec.is_sharded() {
-        // Each member to its own shard; every shard first says whether its
-        // part fits, so a full one refuses the import before any is set.
+    // Each member to its own shard (one part on an unsharded board).
+    let parts: Vec<(BoardSpec, Vec<ImportRow>)> = if t.spec.is_sharded() {
         let mut parts: Vec<Vec<ImportRow>> = vec![Vec::new(); t.spec.shards as usize];
         for row in rows {
             if let Some(p) = parts.get_mut(shard_of(&row.member, t.spec.shards) as usize) {
                 p.push(row);
             }
         }
-        let parts: Vec<(BoardSpec, Vec<ImportRow>)> =
-            t.spec.every_shard().into_iter().zip(parts).filter(|(_, p)| !p.is_empty()).collect();
-        for (s, part) in &parts {
-            if BoardClient::of(env, s)?.import(s, part.clone(), true).await?.full {
-                return Err(full());
-            }
-        }
-        let mut n = 0;
-        for (s, part) in parts {
-            let out = BoardClient::of(env, &s)?.import(&s, part, false).await?;
-            if out.full {
-                return Err(full());
-            }
-            n += out.imported;
-        }
-        n
+        t.spec.every_shard().into_iter().zip(parts).filter(|(_, p)| !p.is_empty()).collect()
     } else {
-        let out = BoardClient::of(env, &t.spec)?.import(&t.spec, rows, false).await?;
+        vec![(t.spec.clone(), rows)]
+    };
+    // Every part first says whether it fits, so a full board refuses the
+    // import (409) before anything is set or marked.
+    for (s, part) in &parts {
+        if BoardClient::of(env, s)?.import(s, part.clone(), true).await?.full {
+            return Err(full());
+        }
+    }
+    // The board holds scores now: its order and op are fixed from here on.
+    catalog::apply(
+        env,
+        CatalogOp::EnsureScored { boards: vec![t.name.clone()], within: vec![], auto: AutoCreate::default() },
+    )
+    .await?;
+    let mut imported = 0;
+    for (s, part) in parts {
+        let out = BoardClient::of(env, &s)?.import(&s, part, false).await?;
         if out.full {
             return Err(full());
         }
-        out.imported
-    };
+        imported += out.imported;
+    }
     // An export's hidden members stay hidden on the board it moves to.
     for m in &to_hide {
         super::boards::hide_member(env, t.name.as_str(), m, true).await?;

@@ -14,6 +14,20 @@ before(async () => {
 });
 after(async () => { await w?.stop(); });
 
+// (First: the full-board test below polls with the admin key, and this
+// worker allows a key 20 requests per 10 s.)
+test('an import past a board period\u2019s member cap is 409 and changes nothing: the board still takes new settings', async () => {
+  const b = uniqueName('fullimp');
+  const key = { key: 'dev-admin-key' };
+  assert.equal((await admin(`${w.url}/v1/boards/${b}`, 'PUT', { order: 'desc' })).status, 201);
+  const lines = Array.from({ length: 6 }, (_, i) => JSON.stringify({ member: `m${i}`, score: i })).join('\n');
+  const r = await post(`${w.url}/v1/boards/${b}/import`, lines, { ...key, contentType: 'application/x-ndjson' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal((await get(`${w.url}/v1/boards/${b}/top`)).json.total, 0);
+  const again = await admin(`${w.url}/v1/boards/${b}`, 'PUT', { order: 'asc' });
+  assert.equal(again.status, 200, `the board holds no scores, so its order may change: ${again.text}`);
+});
+
 test('a key over the rate gets 429 rate_limited with Retry-After, and its refused requests enqueue nothing', async () => {
   const b = uniqueName('rate');
   // 60 at once, so they fall within one or two of the limiter's 10 s
