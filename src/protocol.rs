@@ -585,8 +585,9 @@ pub enum DeadCommand {
     Get { ids: Option<Vec<String>>, limit: usize },
     /// → `Removed`
     Remove(Vec<String>),
-    /// Every letter of this member's events (an erasure). → `Removed`
-    Erase(String),
+    /// Every letter of this member's events (an erasure started at `at`),
+    /// and every later one of an event accepted before `at`. → `Removed`
+    Erase { member: String, at: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1094,7 +1095,8 @@ pub enum HookCommand {
     Record { delivery: HookDelivery, status: String, error: Option<String> },
     /// → `DeliveryList`
     Deliveries { name: String, limit: usize },
-    /// Erasure: dead deliveries naming the member are deleted. → `Ack`
+    /// Erasure: dead deliveries naming the member are deleted, and a later
+    /// dead delivery made before now keeps no body. → `Ack`
     Erase { member: String },
 }
 

@@ -125,9 +125,43 @@ pub struct BoardRecord {
     /// began at `seasons[n]`. Seasons split the `all` window only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seasons: Vec<i64>,
+    /// A mark by an ingest that only that request has relied on so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tentative: Option<Tentative>,
+}
+
+/// A mark an ingest made (it created the board, or marked it as holding
+/// scores) while nobody else has relied on it. The request undoes it if
+/// its events are then refused (API 1.1: a request answered with anything
+/// but a 2xx changed nothing). Whoever relies on the board before `until`
+/// settles the mark (another ingest, an import, an admin's change); after
+/// `until` it is settled anyway, and no undo can take it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tentative {
+    pub token: String,
+    pub until: i64,
+    /// The mark created the board (else the board existed without scores).
+    pub created: bool,
+}
+
+/// Who marks boards in `Catalog::ensure_scored`, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker<'a> {
+    /// The ingest's token, whose marks stay tentative until `until`; `None`
+    /// for a caller that never undoes (an import).
+    pub token: Option<&'a str>,
+    pub now: i64,
+    pub until: i64,
 }
 
 impl BoardRecord {
+    /// Whether the board's mark may still be undone at `now` by the
+    /// request that made it (then a cached copy of it is not enough to
+    /// rely on: the catalog must hear of the new reliance).
+    pub fn tentative_at(&self, now: i64) -> Option<&Tentative> {
+        self.tentative.as_ref().filter(|t| t.until > now)
+    }
+
     /// The season now (the first is 1).
     pub fn current_season(&self) -> u32 {
         1 + self.seasons.len() as u32
@@ -418,6 +452,7 @@ impl Catalog {
         boards: impl IntoIterator<Item = &'a BoardName> + Clone,
         auto: AutoCreate,
         counters: &mut Counters,
+        by: Marker<'_>,
     ) -> Result<Vec<BoardName>, PatchError> {
         let mut new: Vec<&BoardName> = Vec::new();
         for b in boards.clone() {
@@ -430,12 +465,22 @@ impl Catalog {
                 return Err(PatchError::NotAutoCreated((*first).clone()));
             }
         }
+        let mark =
+            |created| by.token.map(|token| Tentative { token: token.to_string(), until: by.until, created });
         let mut changed = Vec::new();
         for b in boards {
             match self.boards.get_mut(b) {
-                Some(r) if r.scored => {}
+                Some(r) if r.scored => {
+                    // Another request's mark, relied on now: it stays.
+                    let theirs = r.tentative_at(by.now).is_some_and(|t| by.token != Some(t.token.as_str()));
+                    if theirs {
+                        r.tentative = None;
+                        changed.push(b.clone());
+                    }
+                }
                 Some(r) => {
                     r.scored = true;
+                    r.tentative = mark(false);
                     changed.push(b.clone());
                 }
                 None => {
@@ -449,6 +494,7 @@ impl Catalog {
                             scored: true,
                             auto: true,
                             seasons: Vec::new(),
+                            tentative: mark(true),
                         },
                     );
                     changed.push(b.clone());
@@ -456,6 +502,39 @@ impl Catalog {
             }
         }
         Ok(changed)
+    }
+
+    /// Takes back the marks of the ingest `token` that nobody else relied
+    /// on (its request was refused after `ensure_scored`): a board it
+    /// created is removed, a board it marked holds no scores again. The
+    /// view must hold `boards`. Returns the boards whose record changed.
+    pub fn undo_marks(
+        &mut self,
+        boards: &[BoardName],
+        token: &str,
+        now: i64,
+        counters: &mut Counters,
+    ) -> Vec<BoardName> {
+        let mut changed = Vec::new();
+        for b in boards {
+            let Some(created) = self
+                .boards
+                .get(b)
+                .and_then(|r| r.tentative_at(now))
+                .filter(|t| t.token == token)
+                .map(|t| t.created)
+            else {
+                continue;
+            };
+            if created {
+                self.delete_board(b, counters);
+            } else if let Some(r) = self.boards.get_mut(b) {
+                r.scored = false;
+                r.tentative = None;
+            }
+            changed.push(b.clone());
+        }
+        changed
     }
 
     /// Creates or changes a board. Returns whether it was created.
@@ -528,7 +607,10 @@ impl Catalog {
             Some(r) => (r.generation, r.seasons.clone()),
             None => (counters.fresh_generation(), Vec::new()),
         };
-        self.boards.insert(name.clone(), BoardRecord { settings: s, generation, scored, auto, seasons });
+        // An admin's change relies on the board: a mark on it is settled.
+        let tentative = None;
+        self.boards
+            .insert(name.clone(), BoardRecord { settings: s, generation, scored, auto, seasons, tentative });
         Ok(created)
     }
 
@@ -539,6 +621,7 @@ impl Catalog {
         // Seasons start in order even if clocks disagree by a little.
         let at = r.seasons.last().map_or(at, |last| at.max(*last + 1));
         r.seasons.push(at);
+        r.tentative = None;
         Some(r.current_season())
     }
 
@@ -817,13 +900,76 @@ mod tests {
         assert!(matches!(c.resolve(&event("x", Some("score"), -1.0)), Err(ResolveError::OutOfRange { .. })));
     }
 
+    /// A marker whose marks are settled at once (as an import's are).
+    const SURE: Marker<'static> = Marker { token: None, now: 0, until: 0 };
+
+    fn by(token: &str, now: i64) -> Marker<'_> {
+        Marker { token: Some(token), now, until: now + 60_000 }
+    }
+
+    #[test]
+    fn a_refused_ingest_takes_back_the_boards_it_created_and_the_marks_it_made() {
+        let mut c = Catalog::default();
+        let n = &mut Counters::default();
+        c.put_board(&b("old"), BoardPatch::default(), n).unwrap();
+        let auto = AutoCreate { on: true, max: 10 };
+        let marked = c.ensure_scored([&b("old"), &b("new")], auto, n, by("r1", 1_000)).unwrap();
+        assert_eq!(marked, vec![b("old"), b("new")]);
+        assert!(c.boards[&b("old")].scored && c.boards[&b("new")].scored);
+        assert_eq!(n.auto_boards, 1);
+        // Another request's token takes back nothing.
+        assert!(c.undo_marks(&[b("old"), b("new")], "r2", 2_000, n).is_empty());
+        let undone = c.undo_marks(&[b("old"), b("new")], "r1", 2_000, n);
+        assert_eq!(undone, vec![b("old"), b("new")]);
+        assert!(!c.boards.contains_key(&b("new")), "the board it created is gone");
+        assert_eq!(n.auto_boards, 0);
+        let old = &c.boards[&b("old")];
+        assert!(!old.scored && old.tentative.is_none(), "the board it marked holds no scores again");
+        assert_eq!(
+            c.put_board(&b("old"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn a_mark_another_request_relied_on_is_not_taken_back() {
+        let auto = AutoCreate { on: true, max: 10 };
+        let n = &mut Counters::default();
+        // Another ingest (or an import) found the board marked.
+        for other in [by("r2", 1_500), SURE] {
+            let mut c = Catalog::default();
+            c.ensure_scored([&b("new")], auto, n, by("r1", 1_000)).unwrap();
+            assert_eq!(
+                c.ensure_scored([&b("new")], auto, n, other).unwrap(),
+                vec![b("new")],
+                "settling is a write"
+            );
+            assert!(c.boards[&b("new")].tentative.is_none());
+            assert!(c.undo_marks(&[b("new")], "r1", 2_000, n).is_empty());
+            assert!(c.boards[&b("new")].scored);
+        }
+        // The same request asking again settles nothing.
+        let mut c = Catalog::default();
+        c.ensure_scored([&b("new")], auto, n, by("r1", 1_000)).unwrap();
+        assert!(c.ensure_scored([&b("new")], auto, n, by("r1", 1_100)).unwrap().is_empty());
+        // An admin's change settles it.
+        c.put_board(&b("new"), BoardPatch { title: Some("New".into()), ..Default::default() }, n).unwrap();
+        assert!(c.undo_marks(&[b("new")], "r1", 2_000, n).is_empty());
+        // Past `until` the mark is settled for everyone, undo included.
+        c.ensure_scored([&b("late")], auto, n, by("r3", 1_000)).unwrap();
+        assert!(c.boards[&b("late")].tentative_at(30_000).is_some());
+        assert!(c.boards[&b("late")].tentative_at(61_000).is_none());
+        assert!(c.undo_marks(&[b("late")], "r3", 61_000, n).is_empty());
+        assert!(c.ensure_scored([&b("late")], auto, n, by("r4", 61_000)).unwrap().is_empty(), "no write");
+    }
+
     #[test]
     fn order_and_op_are_fixed_once_a_board_holds_scores() {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n).unwrap();
         c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }, n).unwrap();
-        c.ensure_scored([&b("laps")], AutoCreate::default(), n).unwrap();
+        c.ensure_scored([&b("laps")], AutoCreate::default(), n, SURE).unwrap();
         let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n);
         assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
         let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() }, n);
@@ -837,12 +983,12 @@ mod tests {
     fn a_recreated_board_gets_a_new_generation() {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
-        c.ensure_scored([&b("likes")], AutoCreate::default(), n).unwrap();
+        c.ensure_scored([&b("likes")], AutoCreate::default(), n, SURE).unwrap();
         let g1 = c.boards[&b("likes")].generation;
         assert_eq!(n.auto_boards, 1);
         c.delete_board(&b("likes"), n);
         assert_eq!(n.auto_boards, 0, "a deleted board created by an event no longer counts");
-        c.ensure_scored([&b("likes")], AutoCreate::default(), n).unwrap();
+        c.ensure_scored([&b("likes")], AutoCreate::default(), n, SURE).unwrap();
         assert_ne!(c.boards[&b("likes")].generation, g1);
     }
 
@@ -891,11 +1037,17 @@ mod tests {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
         let auto = AutoCreate { on: true, max: 2 };
-        assert_eq!(c.ensure_scored([&b("e1"), &b("e2"), &b("e1")], auto, n), Ok(vec![b("e1"), b("e2")]));
+        assert_eq!(
+            c.ensure_scored([&b("e1"), &b("e2"), &b("e1")], auto, n, SURE),
+            Ok(vec![b("e1"), b("e2")])
+        );
         assert!(c.boards[&b("e1")].auto);
         assert_eq!(n.auto_boards, 2);
         // A third by an event is refused, naming it; nothing is created.
-        assert_eq!(c.ensure_scored([&b("e3"), &b("e1")], auto, n), Err(PatchError::NotAutoCreated(b("e3"))));
+        assert_eq!(
+            c.ensure_scored([&b("e3"), &b("e1")], auto, n, SURE),
+            Err(PatchError::NotAutoCreated(b("e3")))
+        );
         assert!(!c.boards.contains_key(&b("e3")));
         // The admin creates without a limit (2,500 here: more than the old cap of 1,000).
         for i in 0..2_500 {
@@ -904,8 +1056,8 @@ mod tests {
         assert_eq!(n.auto_boards, 2, "boards created by PUT are not counted as created by events");
         // Existing boards take events whatever the limits.
         let off = AutoCreate { on: false, max: 0 };
-        assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off, n), Ok(vec![b("b0")]));
-        assert_eq!(c.ensure_scored([&b("new")], off, n), Err(PatchError::NotAutoCreated(b("new"))));
+        assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off, n, SURE), Ok(vec![b("b0")]));
+        assert_eq!(c.ensure_scored([&b("new")], off, n, SURE), Err(PatchError::NotAutoCreated(b("new"))));
         // A PUT of a board an event created keeps it counted as such.
         assert_eq!(c.put_board(&b("e1"), BoardPatch::default(), n), Ok(false));
         assert!(c.boards[&b("e1")].auto);

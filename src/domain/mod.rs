@@ -2,6 +2,7 @@
 //! input already passed the rules of `docs/api.md`.
 
 pub mod auth;
+pub mod erased;
 pub mod event;
 pub mod hook;
 pub mod idempotency;

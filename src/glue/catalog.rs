@@ -21,14 +21,19 @@ use super::objects::call_object;
 use super::platform::{now_ms, rust_err};
 use super::txn::{write_all, Stmt};
 use crate::core::catalog::{
-    prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, Delivered, LookupCache, PatchError,
-    Reported, RouteTarget, Routes,
+    prefix_range, AutoCreate, BoardPatch, BoardRecord, Catalog, Counters, Delivered, LookupCache, Marker,
+    PatchError, Reported, RouteTarget, Routes,
 };
 use crate::domain::{BoardName, EventType};
 use crate::error::ApiError;
 
 /// How long an isolate trusts its copies of catalog parts.
 pub const CACHE_MS: i64 = 4_000;
+
+/// How long an ingest's marks can be taken back (its request is over long
+/// before: the intake answers or fails within seconds). Until then another
+/// request that relies on such a board asks the catalog, which settles it.
+const TENTATIVE_MS: i64 = 60_000;
 
 /// A request to the catalog object.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,6 +53,16 @@ pub enum CatalogOp {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         within: Vec<Delivered>,
         auto: AutoCreate,
+        /// An ingest's token: its marks stay tentative (`core::catalog::
+        /// Tentative`) for `TENTATIVE_MS`, so it can take them back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// The ingest `token` was refused after `EnsureScored`: its marks that
+    /// nobody relied on are taken back. → `Done`
+    UndoMarks {
+        boards: Vec<BoardName>,
+        token: String,
     },
     PutBoard {
         name: BoardName,
@@ -89,7 +104,7 @@ impl CatalogOp {
     fn names(&self) -> Vec<BoardName> {
         match self {
             CatalogOp::Lookup { names } => names.clone(),
-            CatalogOp::EnsureScored { boards, .. } => boards.clone(),
+            CatalogOp::EnsureScored { boards, .. } | CatalogOp::UndoMarks { boards, .. } => boards.clone(),
             CatalogOp::PutBoard { name, .. }
             | CatalogOp::DeleteBoard { name }
             | CatalogOp::NewSeason { name, .. } => vec![name.clone()],
@@ -188,14 +203,17 @@ pub async fn scoring(
     names: &[BoardName],
     within: Vec<Delivered>,
     auto: impl FnOnce() -> AutoCreate,
+    token: &str,
 ) -> ApiResult<BTreeMap<BoardName, BoardRecord>> {
-    let (_, stale) = CACHE.with(|c| c.borrow().stale(names, now_ms() - CACHE_MS + 1));
+    let now = now_ms();
+    let (_, stale) = CACHE.with(|c| c.borrow().stale(names, now - CACHE_MS + 1));
     let held = CACHE.with(|c| c.borrow().view(names));
     let stale: HashSet<&BoardName> = stale.iter().collect();
-    let (unsure, sure): (Vec<BoardName>, Vec<BoardName>) = names
-        .iter()
-        .cloned()
-        .partition(|n| stale.contains(n) || !held.boards.get(n).is_some_and(|r| r.scored));
+    // A tentative mark held here is not enough: the catalog must hear that
+    // this request relies on it too, or its maker could take it back.
+    let (unsure, sure): (Vec<BoardName>, Vec<BoardName>) = names.iter().cloned().partition(|n| {
+        stale.contains(n) || !held.boards.get(n).is_some_and(|r| r.scored && r.tentative_at(now).is_none())
+    });
     let mut boards: BTreeMap<BoardName, BoardRecord> =
         sure.into_iter().filter_map(|n| held.boards.get(&n).cloned().map(|r| (n, r))).collect();
     if !unsure.is_empty() {
@@ -205,7 +223,7 @@ pub async fn scoring(
         // A board held here refuses a value: the request fails, so the rest
         // are only looked up (the caller names the first bad event in order).
         let op = if held.within_bounds(&rest) {
-            CatalogOp::EnsureScored { boards: unsure, within: ask, auto: auto() }
+            CatalogOp::EnsureScored { boards: unsure, within: ask, auto: auto(), token: Some(token.into()) }
         } else {
             CatalogOp::Lookup { names: unsure }
         };
@@ -213,6 +231,24 @@ pub async fn scoring(
         boards.extend(reply.boards);
     }
     Ok(boards)
+}
+
+/// The ingest `token` was refused after `scoring` marked `boards` (its
+/// answer): the marks it made there that nobody relied on are taken back,
+/// so the refused request changed nothing. A failure here is logged: the
+/// boards then stay marked, as if the request had been accepted empty.
+pub async fn undo_marks(env: &Env, boards: &BTreeMap<BoardName, BoardRecord>, token: &str) {
+    let ours: Vec<BoardName> = boards
+        .iter()
+        .filter(|(_, r)| r.tentative.as_ref().is_some_and(|t| t.token == token))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    if let Err(e) = apply(env, CatalogOp::UndoMarks { boards: ours, token: token.into() }).await {
+        worker::console_error!("a refused ingest's board marks stay: {e:?}");
+    }
 }
 
 fn stub(env: &Env) -> ApiResult<worker::Stub> {
@@ -476,8 +512,17 @@ impl CatalogObject {
             CatalogOp::List { prefix, after, limit } => return self.list(&prefix, after, limit),
             CatalogOp::Report { name, generation, counts } => return self.report(&name, generation, counts),
             CatalogOp::EnsureScored { within, .. } if !c.within_bounds(&within) => false,
-            CatalogOp::EnsureScored { boards, auto, .. } => {
-                match c.ensure_scored(boards.iter(), auto, &mut counters) {
+            CatalogOp::UndoMarks { boards, token } => {
+                let written = c.undo_marks(&boards, &token, now_ms(), &mut counters);
+                if !written.is_empty() {
+                    self.commit(&c, &written, false, counters)?;
+                }
+                !written.is_empty()
+            }
+            CatalogOp::EnsureScored { boards, auto, token, .. } => {
+                let now = now_ms();
+                let by = Marker { token: token.as_deref(), now, until: now + TENTATIVE_MS };
+                match c.ensure_scored(boards.iter(), auto, &mut counters, by) {
                     Ok(written) => {
                         if !written.is_empty() {
                             self.commit(&c, &written, false, counters)?;

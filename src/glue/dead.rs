@@ -12,7 +12,7 @@
 //! store is read by operators, not by ingest.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,6 +27,7 @@ use super::http::{internal, json, read_json_body, ApiResult, Query, MAX_SMALL_BO
 use super::objects::call_object;
 use super::platform::{alarm_at, now_ms, retention, rust_err};
 use super::txn::{write_all, Stmt};
+use crate::domain::erased;
 use crate::error::ApiError;
 use crate::protocol::{
     meta_json, Ack, ApplyBatch, ApplyEvent, DeadCommand, DeadLetter, DeadPage, QueuedPack, Removed,
@@ -60,8 +61,8 @@ async fn call<T: serde::de::DeserializeOwned>(env: &Env, cmd: &DeadCommand) -> A
 }
 
 /// Drops every dead letter of `member`'s events (an erasure).
-pub async fn erase(env: &Env, member: &str) -> ApiResult<Removed> {
-    call(env, &DeadCommand::Erase(member.to_string())).await
+pub async fn erase(env: &Env, member: &str, at: i64) -> ApiResult<Removed> {
+    call(env, &DeadCommand::Erase { member: member.to_string(), at }).await
 }
 
 /// Events a full board period refused: dead letters with the reason.
@@ -344,6 +345,12 @@ impl DeadLetterObject {
                 None,
             )?;
             sql.exec("CREATE INDEX IF NOT EXISTS dead_at ON dead (failed_at)", None)?;
+            // Recent erasures (domain::erased): a member's digest and when
+            // its erasure started.
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+                None,
+            )?;
             self.ready.set(true);
         }
         Ok(())
@@ -355,6 +362,7 @@ impl DeadLetterObject {
 
     async fn store(&self, letters: Vec<DeadLetter>) -> Result<Ack> {
         self.open()?;
+        let letters = self.not_erased(letters)?;
         let mut stmts = Vec::with_capacity(letters.len());
         for l in &letters {
             stmts.push(Stmt::new(
@@ -412,7 +420,48 @@ impl DeadLetterObject {
         self.delete_where("id IN (SELECT value FROM json_each(?))", ids)
     }
 
-    fn erase(&self, member: &str) -> Result<Removed> {
+    /// Drops the letters of events accepted before an erasure of their
+    /// member (an event whose acceptance time is not known counts as
+    /// before): an erasure that is done stays done.
+    fn not_erased(&self, letters: Vec<DeadLetter>) -> Result<Vec<DeadLetter>> {
+        if letters.is_empty() {
+            return Ok(letters);
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            digest: String,
+            at: f64,
+        }
+        let digests: Vec<String> = letters.iter().map(|l| erased::digest(&l.event.member)).collect();
+        let rows: Vec<Row> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT digest, at FROM erased WHERE digest IN (SELECT value FROM json_each(?))",
+                vec![serde_json::to_string(&digests).map_err(rust_err)?.into()],
+            )?
+            .to_array()?;
+        if rows.is_empty() {
+            return Ok(letters);
+        }
+        let erased_at: HashMap<String, i64> = rows.into_iter().map(|r| (r.digest, r.at as i64)).collect();
+        Ok(letters
+            .into_iter()
+            .zip(digests)
+            .filter(|(l, d)| erased_at.get(d).is_none_or(|&at| l.event.at > at))
+            .map(|(l, _)| l)
+            .collect())
+    }
+
+    fn erase(&self, member: &str, at: i64) -> Result<Removed> {
+        self.open()?;
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "INSERT INTO erased (digest, at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET at = max(at, excluded.at)",
+            vec![erased::digest(member).into(), (at as f64).into()],
+        )?;
+        sql.exec("DELETE FROM erased WHERE at < ?", vec![((now_ms() - erased::KEEP_MS) as f64).into()])?;
         self.delete_where("json_extract(body, '$.event.member') = ?", member.to_string())
     }
 
@@ -449,7 +498,7 @@ impl worker::DurableObject for DeadLetterObject {
             DeadCommand::List { limit, cursor } => serde_json::to_value(self.list(limit, cursor)?),
             DeadCommand::Get { ids, limit } => serde_json::to_value(self.get(ids, limit)?),
             DeadCommand::Remove(ids) => serde_json::to_value(self.remove(ids)?),
-            DeadCommand::Erase(member) => serde_json::to_value(self.erase(&member)?),
+            DeadCommand::Erase { member, at } => serde_json::to_value(self.erase(&member, at)?),
         };
         Response::from_json(&reply.map_err(rust_err)?)
     }

@@ -78,7 +78,7 @@ impl ErasureObject {
         if slice.len() == SLICE {
             return Ok(false);
         }
-        super::dead::erase(&self.env, &job.member).await?;
+        super::dead::erase(&self.env, &job.member, job.at).await?;
         // and the webhook deliveries kept as dead letters (their bodies)
         super::hooks::erase(&self.env, &job.member).await?;
         job.done = true;

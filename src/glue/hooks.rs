@@ -25,6 +25,7 @@ use super::kv;
 use super::objects::call_object;
 use super::platform::{now_ms, rust_err};
 use crate::core::hooks::{retry_delay_s, signature, Hook, HookEvent};
+use crate::domain::erased;
 use crate::domain::hook::parse_hook;
 use crate::domain::BoardName;
 use crate::error::ApiError;
@@ -315,7 +316,35 @@ impl HookObject {
             None,
         )?;
         sql.exec("CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (hook, created)", None)?;
+        // Recent erasures (domain::erased): a member's digest and when its
+        // erasure finished.
+        sql.exec("CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
         Ok(())
+    }
+
+    /// Whether `body` names a member whose erasure finished after the body
+    /// was made (a body of unknown time counts as made before): a delivery
+    /// that dies late keeps no such body.
+    fn names_erased(&self, body: &str) -> Result<bool> {
+        let (names, made) = erased::names_in_body(body);
+        if names.is_empty() {
+            return Ok(false);
+        }
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let rows: Vec<N> = self
+            .sql()
+            .exec(
+                "SELECT count(*) AS n FROM erased WHERE digest IN (SELECT value FROM json_each(?)) AND at >= ?",
+                vec![
+                    serde_json::to_string(&names).map_err(rust_err)?.into(),
+                    (made.unwrap_or(i64::MIN) as f64).into(),
+                ],
+            )?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|r| r.n > 0.0))
     }
 
     fn hooks(&self) -> Result<Vec<(String, Hook)>> {
@@ -354,8 +383,13 @@ impl HookObject {
             }
             HookCommand::Record { delivery: d, status, error } => {
                 let now = now_ms() as f64;
-                // The body is kept only while the delivery is dead (a dead letter to read).
-                let body = (status == "dead").then(|| d.body.clone());
+                // The body is kept only while the delivery is dead (a dead
+                // letter to read), and never when it names a member erased
+                // since it was made.
+                let body = match status == "dead" && !self.names_erased(&d.body)? {
+                    true => Some(d.body.clone()),
+                    false => None,
+                };
                 let tried = u32::from(status == "delivered" || status == "failed");
                 sql.exec(
                     "INSERT INTO deliveries (hook, id, type, board, status, attempts, last_error, created, updated, body) \
@@ -435,6 +469,12 @@ impl HookObject {
                     "DELETE FROM deliveries WHERE body IS NOT NULL AND instr(body, ?) > 0",
                     vec![needle.into()],
                 )?;
+                let now = now_ms();
+                sql.exec(
+                    "INSERT INTO erased (digest, at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET at = excluded.at",
+                    vec![erased::digest(&member).into(), (now as f64).into()],
+                )?;
+                sql.exec("DELETE FROM erased WHERE at < ?", vec![((now - erased::KEEP_MS) as f64).into()])?;
                 serde_json::to_value(Ack { ok: true })
             }
         };

@@ -79,7 +79,10 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
             env.var("AUTO_CREATE_MAX").ok().map(|v| v.to_string()).as_deref(),
         )
     };
-    let boards = catalog::scoring(env, &names, within, auto).await.map_err(|e| {
+    // The marks this request makes stay tentative until it is answered: if
+    // it is refused after this (the intake fails), it takes them back.
+    let token = super::platform::new_id();
+    let boards = catalog::scoring(env, &names, within, auto, &token).await.map_err(|e| {
         // Name the first event that would have created the refused board.
         match &e {
             ApiError::NotAutoCreated { board, .. } => {
@@ -95,8 +98,30 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     // Routed again by the routes that named the boards (a copy of them
     // refreshed meanwhile could name others, never looked up or marked).
     let cat = Catalog { boards, routes: routes.routes };
-    let messages = resolve_all(&cat, &events)?;
+    let (messages, reply) = match enqueue(&req, env, &cat, &events, now, idempotency).await {
+        Ok(done) => done,
+        Err(e) => {
+            catalog::undo_marks(env, &cat.boards, &token).await;
+            return Err(e);
+        }
+    };
+    if wait {
+        return super::wait::answer(env, &cat, &messages, now, &reply.answer).await;
+    }
+    raw_json(202, reply.answer)
+}
 
+/// Routes `events` by `cat` and hands them to an intake object: `Ok` once
+/// it committed them all (it forwards them to the Queue), with the answer.
+async fn enqueue(
+    req: &Request,
+    env: &Env,
+    cat: &Catalog,
+    events: &[Event],
+    now: i64,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<(Vec<QueuedEvent>, IntakeReply), ApiError> {
+    let messages = resolve_all(cat, events)?;
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let answer = serde_json::to_string(&json!({ "accepted": events.len(), "ids": ids }))
         .map_err(|e| internal("answer", e))?;
@@ -121,10 +146,7 @@ pub async fn post_events(mut req: Request, env: &Env, holder: &str) -> ApiResult
     // did not answer, the client may retry (with or without ids) safely.
     let reply: IntakeReply =
         intake::call(&stub, cmd).await.map_err(|_| ApiError::Overloaded { retry_after_s: 1 })?;
-    if wait {
-        return super::wait::answer(env, &cat, &messages, now, &reply.answer).await;
-    }
-    raw_json(202, reply.answer)
+    Ok((messages, reply))
 }
 
 /// An event's message for the Queue: its deliveries by the catalog's rules.

@@ -161,7 +161,12 @@ pub async fn import(mut req: Request, env: &Env, board: &str) -> ApiResult {
     // The board holds scores now: its order and op are fixed from here on.
     catalog::apply(
         env,
-        CatalogOp::EnsureScored { boards: vec![t.name.clone()], within: vec![], auto: AutoCreate::default() },
+        CatalogOp::EnsureScored {
+            boards: vec![t.name.clone()],
+            within: vec![],
+            auto: AutoCreate::default(),
+            token: None,
+        },
     )
     .await?;
     let mut imported = 0;

@@ -14,6 +14,35 @@ const erase = (m, headers = {}) =>
 const statusOf = (id) => get(`${w.url}/v1/erasures/${id}`, { key: ADMIN_KEY });
 const standing = (b, m, qs = '') => get(`${w.url}/v1/boards/${b}/members/${encodeURIComponent(m)}${qs}`);
 
+test('a dead letter of an event accepted before an erasure is not kept, even when it dies after the erasure is done', async () => {
+  // Run first, while the catalog holds few boards: the erasure must be done
+  // before the Queue gives up on the event (10 retries, about 10 s).
+  const b = uniqueName('erlate');
+  const until = Date.now() + 600_000;
+  const gone = `__fault:fail:${until}`;
+  // A witness in the same request (the same Queue message, so the same dead
+  // letter batch): when its letter is there, the erased one's would be too.
+  const witness = `__fault:fail:${until + 1}`;
+  assert.equal((await post(`${w.url}/v1/events`, [
+    { type: 'hit', board: b, member: gone, id: `${b}-gone` },
+    { type: 'hit', board: b, member: witness, id: `${b}-witness` },
+  ])).status, 202);
+  const r = await erase(gone);
+  assert.equal(r.status, 202, r.text);
+  await waitFor(async () => (await statusOf(r.json.erasure)).json?.status === 'done', { timeout: 30_000, interval: 100, what: 'done' });
+  const letters = async () => (await get(`${w.url}/v1/dead-letters?limit=1000`, { key: ADMIN_KEY })).json.dead_letters;
+  assert.ok(!(await letters()).some((l) => l.event.id === `${b}-witness`), 'the erasure finished before the events died (else this proves nothing)');
+  const now = await waitFor(async () => {
+    const ls = await letters();
+    return ls.some((l) => l.event.id === `${b}-witness`) && ls;
+  }, { timeout: 60_000, interval: 500, what: "the witness's dead letter" });
+  assert.ok(!now.some((l) => l.event.member === gone), 'the erased member came back as a dead letter');
+  // An event accepted after the erasure counts again, dead letters too.
+  const after = `${b}-again`;
+  assert.equal((await post(`${w.url}/v1/events`, [{ type: 'hit', board: b, member: gone, id: after }])).status, 202);
+  await waitFor(async () => (await letters()).some((l) => l.event.id === after), { timeout: 60_000, interval: 500, what: 'a dead letter of a later event' });
+});
+
 test('a member is erased from 50 boards, every window, even with a restart in the middle', async () => {
   const prefix = uniqueName('er').slice(0, 30);
   const boards = Array.from({ length: 50 }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);

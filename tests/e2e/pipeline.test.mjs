@@ -110,6 +110,30 @@ describe('all-or-nothing requests', () => {
     assert.deepEqual(await scores(b), expected(evs));
   });
 
+  test('a request refused after its boards were marked created none and marked none; its retry does both', async () => {
+    const fresh = uniqueName('fresh');
+    const unscored = uniqueName('unscored');
+    const made = await post(`${w.url}/v1/boards/${unscored}`, { title: 'No scores yet' }, { key: ADMIN_KEY, method: 'PUT' });
+    assert.equal(made.status, 201, made.text);
+    const evs = [
+      { type: 'hit', board: fresh, member: 'a', value: 1 },
+      { type: 'hit', board: unscored, member: 'a', value: 1 },
+    ];
+    // The intake's transaction fails at its first write: after the catalog
+    // created one board and marked the other as holding scores.
+    const refused = await post(EV, evs, { headers: { 'X-Podium-Test-Intake-Fail': '0' } });
+    assert.equal(refused.status, 429, refused.text);
+    const gone = await get(`${w.url}/v1/boards/${fresh}`);
+    assert.equal(gone.status, 404, `the refused request left its new board: ${gone.text}`);
+    const order = await post(`${w.url}/v1/boards/${unscored}`, { order: 'asc' }, { key: ADMIN_KEY, method: 'PUT' });
+    assert.equal(order.status, 200, `the refused request left the board marked as holding scores: ${order.text}`);
+    const r = await post(EV, evs);
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await get(`${w.url}/v1/boards/${fresh}/members/a`)).json?.score === 1, { timeout: 20_000, what: 'the retry applied' });
+    const fixed = await post(`${w.url}/v1/boards/${fresh}`, { order: 'asc' }, { key: ADMIN_KEY, method: 'PUT' });
+    assert.equal(fixed.status, 409, `an accepted request marks its boards: ${fixed.text}`);
+  });
+
   test('a repeated Idempotency-Key gets the first answer, with the same server-assigned ids, and counts once', async () => {
     const b = uniqueName('idem');
     const evs = events(b, 20, { ids: false });
@@ -124,6 +148,20 @@ describe('all-or-nothing requests', () => {
     assert.equal(other.status, 202, other.text);
     assert.notDeepEqual(other.json.ids, first.json.ids.slice(0, 1));
     await waitEvents(b, 21);
+    // A key is any bytes, not only ASCII: UTF-8 sent as is (fetch writes a
+    // header's code units as bytes), 128 bytes at most.
+    const utf8 = (text) => Buffer.from(text).toString('latin1');
+    const k1 = utf8(`ключ-${b}`);
+    const u1 = await post(EV, evs.slice(0, 2), { headers: { 'Idempotency-Key': k1 } });
+    assert.equal(u1.status, 202, u1.text);
+    const u2 = await post(EV, evs.slice(0, 2), { headers: { 'Idempotency-Key': k1 } });
+    assert.deepEqual(u2.json, u1.json, 'a repeated UTF-8 key gets the first answer');
+    const u3 = await post(EV, evs.slice(0, 1), { headers: { 'Idempotency-Key': utf8(`клюк-${b}`) } });
+    assert.equal(u3.status, 202, u3.text);
+    assert.notDeepEqual(u3.json.ids, u1.json.ids.slice(0, 1), 'another UTF-8 key is another key');
+    await waitEvents(b, 24);
+    const long = await post(EV, evs, { headers: { 'Idempotency-Key': utf8('é'.repeat(65)) } });
+    assert.equal(long.status, 400, `65 two-byte characters are 130 bytes: ${long.text}`);
     const bad = await post(EV, evs, { headers: { 'Idempotency-Key': 'x'.repeat(129) } });
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json.error.code, 'invalid_parameter');

@@ -1084,7 +1084,8 @@ export interface components {
          */
         Period: string;
         /**
-         * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+         * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+         *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
          *     same key from the same key holder (bearer key) within 24 hours gets
          *     the first 202 again, with the same ids, server-assigned ones
          *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1141,7 +1142,8 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1325,7 +1327,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1491,7 +1494,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1630,7 +1634,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1760,7 +1765,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1834,7 +1840,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -1952,7 +1959,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -2055,7 +2063,8 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -2121,7 +2130,8 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -2244,7 +2254,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -2294,7 +2305,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
@@ -2455,7 +2467,8 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description 1–128 bytes of printable ASCII (anything else → 400). A repeat with the
+                 * @description Any string of 1–128 bytes (UTF-8; anything longer or empty → 400;
+                 *     bytes that are not UTF-8 are read as U+FFFD). A repeat with the
                  *     same key from the same key holder (bearer key) within 24 hours gets
                  *     the first 202 again, with the same ids, server-assigned ones
                  *     included, and enqueues nothing. Only a 2xx is remembered. On ingest
