@@ -306,7 +306,13 @@ pub enum BoardCommand {
     Missing(Vec<String>),
     /// Removes a member; events for it accepted before `at` are dropped
     /// whenever they arrive. → `Removed` (1 if it was on this period)
-    Remove { spec: BoardSpec, member: String, at: i64 },
+    Remove {
+        spec: BoardSpec,
+        member: String,
+        at: i64,
+        #[serde(default)]
+        how: Removal,
+    },
     /// Hides a member from everyone but itself, or shows it again. → `Ack`
     Hide { spec: BoardSpec, member: String, hidden: bool },
     /// A page of the ranking for an export, best first. → `ExportPage`
@@ -525,12 +531,33 @@ pub struct Imported {
 pub enum IndexCommand {
     /// A period object holds (or is about to hold) scores. → `Tombstones`
     Register(BoardSpec),
-    /// Records a removal and → `Periods`: every period object registered.
-    Remove { member: String, at: i64 },
+    /// Records a removal (unless `how` is `Check`) and → `Periods`: every
+    /// period object registered.
+    Remove {
+        member: String,
+        at: i64,
+        #[serde(default)]
+        how: Removal,
+    },
     /// Records a member hidden (or shown again) and → `Periods`.
     Hide { member: String, hidden: bool },
     /// The hidden members. → `HiddenList`
     Hidden,
+}
+
+/// What a member removal does at a board's index and period objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    /// Changes nothing: says whether the member is there (`DELETE
+    /// …/members/{m}` asks first, so its 404 changes nothing).
+    Check,
+    /// Removes the member and keeps the removal's time.
+    #[default]
+    Remove,
+    /// As `Remove`, and the member is no longer hidden (an erasure: no
+    /// list of the board holds the member any more).
+    Erase,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -128,6 +128,14 @@ pub struct BoardRecord {
     /// A mark by an ingest that only that request has relied on so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tentative: Option<Tentative>,
+    /// When the board was created (ms): its first season's start. 0 for a
+    /// board created before this was recorded.
+    #[serde(default, skip_serializing_if = "unrecorded")]
+    pub created: i64,
+}
+
+fn unrecorded(t: &i64) -> bool {
+    *t == 0
 }
 
 /// A mark an ingest made (it created the board, or marked it as holding
@@ -495,6 +503,7 @@ impl Catalog {
                             auto: true,
                             seasons: Vec::new(),
                             tentative: mark(true),
+                            created: by.now,
                         },
                     );
                     changed.push(b.clone());
@@ -544,6 +553,7 @@ impl Catalog {
         name: &BoardName,
         patch: BoardPatch,
         counters: &mut Counters,
+        now: i64,
     ) -> Result<bool, PatchError> {
         let existing = self.boards.get(name);
         let auto = existing.is_some_and(|r| r.auto);
@@ -603,14 +613,15 @@ impl Catalog {
             }
         }
         let created = existing.is_none();
-        let (generation, seasons) = match existing {
-            Some(r) => (r.generation, r.seasons.clone()),
-            None => (counters.fresh_generation(), Vec::new()),
+        let (generation, seasons, since) = match existing {
+            Some(r) => (r.generation, r.seasons.clone(), r.created),
+            None => (counters.fresh_generation(), Vec::new(), now),
         };
         // An admin's change relies on the board: a mark on it is settled.
         let tentative = None;
-        self.boards
-            .insert(name.clone(), BoardRecord { settings: s, generation, scored, auto, seasons, tentative });
+        let record =
+            BoardRecord { settings: s, generation, scored, auto, seasons, tentative, created: since };
+        self.boards.insert(name.clone(), record);
         Ok(created)
     }
 
@@ -779,7 +790,7 @@ mod season_tests {
         let mut c = Catalog::default();
         let mut n = Counters::default();
         let b = BoardName::parse("laps").unwrap();
-        c.put_board(&b, BoardPatch::default(), &mut n).unwrap();
+        c.put_board(&b, BoardPatch::default(), &mut n, 0).unwrap();
         let r = |c: &Catalog| c.boards[&b].clone();
         assert_eq!(r(&c).current_key(Window::All, 5), "all");
         assert_eq!(c.new_season(&b, 1000), Some(2));
@@ -805,7 +816,8 @@ mod season_tests {
         // a period begun after `now` (plus the allowance) is left out
         assert_eq!(landing(&days, 86_400_000, 5000), all("s3"));
         // settings changes keep the seasons
-        c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }, &mut n).unwrap();
+        c.put_board(&b, BoardPatch { title: Some("Laps".into()), ..BoardPatch::default() }, &mut n, 0)
+            .unwrap();
         assert_eq!(r(&c).current_season(), 3);
         assert_eq!(c.new_season(&BoardName::parse("nope").unwrap(), 1), None);
         assert_eq!((parse_season("s2"), parse_season("s1"), parse_season("s0")), (Some(2), Some(1), None));
@@ -894,7 +906,7 @@ mod tests {
     fn values_outside_a_boards_bounds_are_refused() {
         let mut c = Catalog::default();
         let patch = BoardPatch { min: Some(Some(0.0)), max: Some(Some(10.0)), ..Default::default() };
-        c.put_board(&b("score"), patch, &mut Counters::default()).unwrap();
+        c.put_board(&b("score"), patch, &mut Counters::default(), 0).unwrap();
         assert!(c.resolve(&event("x", Some("score"), 10.0)).is_ok());
         assert!(matches!(c.resolve(&event("x", Some("score"), 10.5)), Err(ResolveError::OutOfRange { .. })));
         assert!(matches!(c.resolve(&event("x", Some("score"), -1.0)), Err(ResolveError::OutOfRange { .. })));
@@ -911,7 +923,7 @@ mod tests {
     fn a_refused_ingest_takes_back_the_boards_it_created_and_the_marks_it_made() {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
-        c.put_board(&b("old"), BoardPatch::default(), n).unwrap();
+        c.put_board(&b("old"), BoardPatch::default(), n, 0).unwrap();
         let auto = AutoCreate { on: true, max: 10 };
         let marked = c.ensure_scored([&b("old"), &b("new")], auto, n, by("r1", 1_000)).unwrap();
         assert_eq!(marked, vec![b("old"), b("new")]);
@@ -926,7 +938,7 @@ mod tests {
         let old = &c.boards[&b("old")];
         assert!(!old.scored && old.tentative.is_none(), "the board it marked holds no scores again");
         assert_eq!(
-            c.put_board(&b("old"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n),
+            c.put_board(&b("old"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n, 0),
             Ok(false)
         );
     }
@@ -953,7 +965,7 @@ mod tests {
         c.ensure_scored([&b("new")], auto, n, by("r1", 1_000)).unwrap();
         assert!(c.ensure_scored([&b("new")], auto, n, by("r1", 1_100)).unwrap().is_empty());
         // An admin's change settles it.
-        c.put_board(&b("new"), BoardPatch { title: Some("New".into()), ..Default::default() }, n).unwrap();
+        c.put_board(&b("new"), BoardPatch { title: Some("New".into()), ..Default::default() }, n, 0).unwrap();
         assert!(c.undo_marks(&[b("new")], "r1", 2_000, n).is_empty());
         // Past `until` the mark is settled for everyone, undo included.
         c.ensure_scored([&b("late")], auto, n, by("r3", 1_000)).unwrap();
@@ -967,16 +979,39 @@ mod tests {
     fn order_and_op_are_fixed_once_a_board_holds_scores() {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
-        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n).unwrap();
-        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }, n).unwrap();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n, 0).unwrap();
+        c.put_board(&b("laps"), BoardPatch { order: Some(Order::Desc), ..Default::default() }, n, 0).unwrap();
         c.ensure_scored([&b("laps")], AutoCreate::default(), n, SURE).unwrap();
-        let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n);
+        let e = c.put_board(&b("laps"), BoardPatch { order: Some(Order::Asc), ..Default::default() }, n, 0);
         assert_eq!(e, Err(PatchError::FixedOnceScored("order")));
-        let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() }, n);
+        let e = c.put_board(&b("laps"), BoardPatch { op: Some(Op::Best), ..Default::default() }, n, 0);
         assert_eq!(e, Err(PatchError::FixedOnceScored("op")));
         // Restating the same values, or changing ties, is fine.
         let same = BoardPatch { order: Some(Order::Desc), ties: Some(Ties::First), ..Default::default() };
-        assert_eq!(c.put_board(&b("laps"), same, n), Ok(false));
+        assert_eq!(c.put_board(&b("laps"), same, n, 0), Ok(false));
+    }
+
+    #[test]
+    fn a_board_keeps_the_time_it_was_created_by_put_or_by_an_event() {
+        let mut c = Catalog::default();
+        let n = &mut Counters::default();
+        c.put_board(&b("put"), BoardPatch::default(), n, 1_000).unwrap();
+        c.put_board(&b("put"), BoardPatch { title: Some("T".into()), ..Default::default() }, n, 2_000)
+            .unwrap();
+        assert_eq!(c.boards[&b("put")].created, 1_000);
+        let auto = AutoCreate { on: true, max: 10 };
+        c.ensure_scored([&b("ev")], auto, n, by("r", 3_000)).unwrap();
+        c.ensure_scored([&b("ev"), &b("put")], auto, n, by("s", 4_000)).unwrap();
+        assert_eq!((c.boards[&b("ev")].created, c.boards[&b("put")].created), (3_000, 1_000));
+        // A record from before `created` reads as 0 and writes nothing.
+        let old: BoardRecord = serde_json::from_str(
+            &serde_json::to_string(&c.boards[&b("put")])
+                .unwrap()
+                .replace("\"created\":1000", "\"created\":0"),
+        )
+        .unwrap();
+        assert_eq!(old.created, 0);
+        assert!(!serde_json::to_string(&old).unwrap().contains("\"created\":0"));
     }
 
     #[test]
@@ -1003,7 +1038,7 @@ mod tests {
     fn min_above_max_is_refused() {
         let mut c = Catalog::default();
         let p = BoardPatch { min: Some(Some(5.0)), max: Some(Some(1.0)), ..Default::default() };
-        assert!(matches!(c.put_board(&b("x"), p, &mut Counters::default()), Err(PatchError::Invalid(_))));
+        assert!(matches!(c.put_board(&b("x"), p, &mut Counters::default(), 0), Err(PatchError::Invalid(_))));
     }
 
     #[test]
@@ -1023,7 +1058,7 @@ mod tests {
     fn spans_are_within_bounds_only_when_both_ends_are_and_unknown_boards_have_none() {
         let mut c = Catalog::default();
         let p = BoardPatch { min: Some(Some(0.0)), max: Some(Some(10.0)), ..Default::default() };
-        c.put_board(&b("x"), p, &mut Counters::default()).unwrap();
+        c.put_board(&b("x"), p, &mut Counters::default(), 0).unwrap();
         let span = |board: &str, lo: f64, hi: f64| vec![Delivered { board: b(board), lo, hi }];
         assert!(c.within_bounds(&span("x", 0.0, 10.0)));
         assert!(!c.within_bounds(&span("x", -0.5, 3.0)));
@@ -1051,7 +1086,7 @@ mod tests {
         assert!(!c.boards.contains_key(&b("e3")));
         // The admin creates without a limit (2,500 here: more than the old cap of 1,000).
         for i in 0..2_500 {
-            assert_eq!(c.put_board(&b(&format!("b{i}")), BoardPatch::default(), n), Ok(true));
+            assert_eq!(c.put_board(&b(&format!("b{i}")), BoardPatch::default(), n, 0), Ok(true));
         }
         assert_eq!(n.auto_boards, 2, "boards created by PUT are not counted as created by events");
         // Existing boards take events whatever the limits.
@@ -1059,7 +1094,7 @@ mod tests {
         assert_eq!(c.ensure_scored([&b("b0"), &b("e1")], off, n, SURE), Ok(vec![b("b0")]));
         assert_eq!(c.ensure_scored([&b("new")], off, n, SURE), Err(PatchError::NotAutoCreated(b("new"))));
         // A PUT of a board an event created keeps it counted as such.
-        assert_eq!(c.put_board(&b("e1"), BoardPatch::default(), n), Ok(false));
+        assert_eq!(c.put_board(&b("e1"), BoardPatch::default(), n, 0), Ok(false));
         assert!(c.boards[&b("e1")].auto);
         // Generations are never handed out twice.
         let mut gens: Vec<u64> = c.boards.values().map(|r| r.generation).collect();
@@ -1073,7 +1108,7 @@ mod tests {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
         let w = BoardPatch { windows: Some(vec![Window::Day, Window::All]), ..Default::default() };
-        c.put_board(&b("d"), w, n).unwrap();
+        c.put_board(&b("d"), w, n, 0).unwrap();
         let r = c.boards[&b("d")].clone();
         let now = 86_400_000 + 5;
         let rep = |window, period: &str, shard, members| Reported {
@@ -1145,7 +1180,7 @@ mod tests {
     fn the_lookup_cache_answers_from_copies_new_enough_and_remembers_absence() {
         let mut c = Catalog::default();
         let n = &mut Counters::default();
-        c.put_board(&b("a"), BoardPatch::default(), n).unwrap();
+        c.put_board(&b("a"), BoardPatch::default(), n, 0).unwrap();
         let mut cache = LookupCache::default();
         let names = [b("a"), b("gone")];
         assert_eq!(cache.stale(&names, 0), (true, vec![b("a"), b("gone")]));

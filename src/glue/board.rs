@@ -30,7 +30,7 @@ use crate::core::{Op, Order, Tiebreak, Ties};
 use crate::domain::MemberId;
 use crate::protocol::{
     json_arrays, meta_json, Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, EntryOut,
-    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removed, ShardOut,
+    ExportLine, ExportPage, HookDelivery, ImportRow, Imported, Missing, QueryOut, Removal, Removed, ShardOut,
     ShardQuery, StandingOut, TopOut, LIVE_MAX_LIMIT,
 };
 
@@ -1282,7 +1282,11 @@ impl BoardObject {
 
     /// Removes `member` from this period; events for it accepted before
     /// `at` will not bring it back. (The caller leaves expired periods alone.)
-    fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> Result<Removed> {
+    fn remove(&self, spec: &BoardSpec, member: &str, at: i64, how: Removal) -> Result<Removed> {
+        if how == Removal::Check {
+            let here = self.ranking.borrow().as_ref().is_some_and(|r| r.contains(member));
+            return Ok(Removed { removed: u64::from(here) });
+        }
         if self.spec.borrow().is_none() {
             self.adopt_spec(spec)?;
         }
@@ -1291,6 +1295,9 @@ impl BoardObject {
         if was {
             self.sql().exec("DELETE FROM members WHERE member = ?", vec![member.into()])?;
             self.mark_changed();
+        }
+        if how == Removal::Erase {
+            self.hide(member, false)?;
         }
         Ok(Removed { removed: u64::from(was) })
     }
@@ -1519,8 +1526,8 @@ impl worker::DurableObject for BoardObject {
                 self.schedule().await?;
                 serde_json::to_value(Ack { ok: true })
             }
-            BoardCommand::Remove { spec, member, at } => {
-                let out = self.remove(&spec, &member, at)?;
+            BoardCommand::Remove { spec, member, at, how } => {
+                let out = self.remove(&spec, &member, at, how)?;
                 self.schedule().await?;
                 serde_json::to_value(out)
             }

@@ -18,7 +18,7 @@ use crate::domain::{BoardName, MemberId};
 use crate::error::ApiError;
 use crate::protocol::{
     Ack, ApplyBatch, ApplyResult, BoardCommand, BoardQuery, BoardSpec, ExportPage, ImportRow, Imported,
-    Missing, QueryOut, Removed, ShardOut, ShardQuery, TopOut, LIVE_MAX_LIMIT,
+    Missing, QueryOut, Removal, Removed, ShardOut, ShardQuery, TopOut, LIVE_MAX_LIMIT,
 };
 
 /// The board a path names; a name that breaks the naming rules is a 400
@@ -112,8 +112,8 @@ impl BoardClient {
         call_object(&self.0, "/cmd", &cmd).await
     }
 
-    pub async fn remove(&self, spec: &BoardSpec, member: &str, at: i64) -> ApiResult<Removed> {
-        let cmd = BoardCommand::Remove { spec: spec.clone(), member: member.to_string(), at };
+    pub async fn remove(&self, spec: &BoardSpec, member: &str, at: i64, how: Removal) -> ApiResult<Removed> {
+        let cmd = BoardCommand::Remove { spec: spec.clone(), member: member.to_string(), at, how };
         call_object(&self.0, "/cmd", &cmd).await
     }
 }
@@ -218,13 +218,22 @@ struct Listing<'a> {
     entries: Vec<crate::protocol::EntryOut>,
 }
 
+/// The period a read names, as answers show it: the first season's key is
+/// `all` (as before seasons existed), shown as `s1` once it is past.
+pub(super) fn shown_period(t: &Target) -> &str {
+    match t.spec.window == Window::All && t.spec.period == "all" && t.record.current_season() > 1 {
+        true => "s1",
+        false => &t.spec.period,
+    }
+}
+
 fn listing(t: &Target, out: QueryOut) -> ApiResult {
     json(
         200,
         &Listing {
             board: t.name.as_str(),
             window: t.spec.window,
-            period: &t.spec.period,
+            period: shown_period(t),
             total: out.total,
             entries: out.entries,
         },
@@ -262,17 +271,18 @@ pub async fn member(req: &Request, env: &Env, board: &str, member: &str) -> ApiR
 /// register), then names every period object, and each drops the member and
 /// keeps the removal time, so events accepted before the call and delivered
 /// after it never bring the score back. → `{"removed": n}`, n the periods it
-/// was on; 404 when it was on none (the removal is still recorded: events for
-/// it accepted before the call stay out).
+/// was on; 404 when it is on none, and then nothing is recorded (a refused
+/// request changes nothing: events for it still on their way count).
 pub async fn remove_member(env: &Env, board: &str, member: &str) -> ApiResult {
     let name = board_name(board)?;
     let m = member_name(member)?;
     let cat = catalog::get(env, std::slice::from_ref(&name)).await?;
     let r = record(&cat, &name)?;
-    let removed = remove_from(env, &name, r, m.as_str(), now_ms()).await?;
-    if removed == 0 {
+    let at = now_ms();
+    if remove_from(env, &name, r, m.as_str(), at, Removal::Check).await? == 0 {
         return Err(ApiError::MemberNotFound(m.to_string()));
     }
+    let removed = remove_from(env, &name, r, m.as_str(), at, Removal::Remove).await?;
     json(200, &json!({ "removed": removed }))
 }
 
@@ -299,18 +309,20 @@ where
     Ok(out)
 }
 
-/// Removes `member` from every period of board `name` (`r`), as of `at`:
-/// how many periods it was on.
+/// Removes `member` from every period of board `name` (`r`), as of `at`
+/// (or, for `Removal::Check`, only looks): how many periods it was on.
 pub async fn remove_from(
     env: &Env,
     name: &BoardName,
     r: &BoardRecord,
     member: &str,
     at: i64,
+    how: Removal,
 ) -> ApiResult<u64> {
-    let periods = index_of(env, name, r)?.remove(member, at).await?.periods;
-    let outs = each_period(&periods, |s| async move { BoardClient::of(env, s)?.remove(s, member, at).await })
-        .await?;
+    let periods = index_of(env, name, r)?.remove(member, at, how).await?.periods;
+    let outs =
+        each_period(&periods, |s| async move { BoardClient::of(env, s)?.remove(s, member, at, how).await })
+            .await?;
     Ok(outs.iter().map(|o| o.removed).sum())
 }
 

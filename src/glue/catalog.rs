@@ -538,7 +538,7 @@ impl CatalogObject {
             }
             CatalogOp::PutBoard { name, patch } => {
                 before = c.boards.get(&name).cloned();
-                match c.put_board(&name, patch, &mut counters) {
+                match c.put_board(&name, patch, &mut counters, now_ms()) {
                     Ok(created) => {
                         self.commit(&c, std::slice::from_ref(&name), false, counters)?;
                         created

@@ -176,6 +176,9 @@ fn view(l: &DeadLetter) -> Value {
         "value": crate::protocol::number(l.event.value),
         "ts": l.event.ts,
     });
+    if l.event.sub != 0.0 {
+        event["subscore"] = crate::protocol::number(l.event.sub);
+    }
     if let Some(m) = meta_json(l.event.meta.as_deref()) {
         event["meta"] = m;
     }

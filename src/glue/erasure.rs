@@ -19,7 +19,7 @@ use super::objects::call_object;
 use super::platform::{alarm_at, new_id, now_ms, rust_err};
 use crate::domain::BoardName;
 use crate::error::ApiError;
-use crate::protocol::{ErasureCommand, ErasureStatus};
+use crate::protocol::{ErasureCommand, ErasureStatus, Removal};
 
 /// Boards per alarm.
 const SLICE: usize = 10;
@@ -68,7 +68,8 @@ impl ErasureObject {
         let after = BoardName::parse(&job.after).ok();
         let (slice, _) = super::catalog::list(&self.env, "", after, SLICE).await?;
         for b in &slice {
-            let removed = remove_from(&self.env, &b.name, &b.record, &job.member, job.at).await?;
+            let removed =
+                remove_from(&self.env, &b.name, &b.record, &job.member, job.at, Removal::Erase).await?;
             if removed > 0 {
                 job.boards += 1;
                 job.periods += removed;

@@ -16,7 +16,7 @@ use super::kv;
 use super::objects::call_object;
 use super::platform::rust_err;
 use crate::error::ApiError;
-use crate::protocol::{BoardSpec, HiddenList, IndexCommand, Periods, Tombstones};
+use crate::protocol::{BoardSpec, HiddenList, IndexCommand, Periods, Removal, Tombstones};
 
 #[durable_object]
 pub struct BoardIndexObject {
@@ -90,9 +90,15 @@ impl BoardIndexObject {
         self.tombstones()
     }
 
-    fn remove(&self, member: &str, at: i64) -> Result<Periods> {
+    fn remove(&self, member: &str, at: i64, how: Removal) -> Result<Periods> {
         self.open()?;
         let sql = self.sql();
+        if how == Removal::Check {
+            return self.periods();
+        }
+        if how == Removal::Erase {
+            sql.exec("DELETE FROM hidden WHERE member = ?", vec![member.into()])?;
+        }
         sql.exec(
             "INSERT INTO removed (member, at) VALUES (?, ?) \
              ON CONFLICT(member) DO UPDATE SET at = max(at, excluded.at)",
@@ -113,7 +119,7 @@ impl worker::DurableObject for BoardIndexObject {
         }
         let reply = match req.json::<IndexCommand>().await? {
             IndexCommand::Register(spec) => serde_json::to_value(self.register(&spec)?),
-            IndexCommand::Remove { member, at } => serde_json::to_value(self.remove(&member, at)?),
+            IndexCommand::Remove { member, at, how } => serde_json::to_value(self.remove(&member, at, how)?),
             IndexCommand::Hide { member, hidden } => serde_json::to_value(self.hide(&member, hidden)?),
             IndexCommand::Hidden => {
                 self.open()?;
@@ -140,8 +146,8 @@ impl IndexClient {
         call_object(&self.0, "/cmd", &IndexCommand::Register(spec.clone())).await
     }
 
-    pub async fn remove(&self, member: &str, at: i64) -> ApiResult<Periods> {
-        call_object(&self.0, "/cmd", &IndexCommand::Remove { member: member.to_string(), at }).await
+    pub async fn remove(&self, member: &str, at: i64, how: Removal) -> ApiResult<Periods> {
+        call_object(&self.0, "/cmd", &IndexCommand::Remove { member: member.to_string(), at, how }).await
     }
 
     pub async fn hide(&self, member: &str, hidden: bool) -> ApiResult<Periods> {

@@ -66,8 +66,12 @@ pub async fn list(env: &Env, board: &str) -> ApiResult {
         let i = n as usize;
         seasons.push(json!({
             "season": n,
-            // The first season began with the board (not recorded).
-            "started": if n == 1 { Value::Null } else { json!(r.seasons.get(i - 2)) },
+            // The first season began with the board (not recorded for
+            // boards created before `created` was: then null).
+            "started": match n {
+                1 => Some(r.created).filter(|t| *t > 0).map_or(Value::Null, |t| json!(t)),
+                _ => json!(r.seasons.get(i - 2)),
+            },
             "ended": r.seasons.get(i - 1),
             "members": members?,
         }));

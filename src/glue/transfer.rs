@@ -87,7 +87,8 @@ pub async fn export(req: &Request, env: &Env, board: &str) -> ApiResult {
     };
     let h = resp.headers().clone();
     h.set("Content-Type", kind).map_err(|e| internal("headers", e))?;
-    let name = format!("{}-{}-{}.{ext}", t.name.as_str(), t.spec.window.as_str(), t.spec.period);
+    let name =
+        format!("{}-{}-{}.{ext}", t.name.as_str(), t.spec.window.as_str(), super::boards::shown_period(&t));
     h.set("Content-Disposition", &format!("attachment; filename=\"{name}\""))
         .map_err(|e| internal("headers", e))?;
     h.set("Cache-Control", "no-store").map_err(|e| internal("headers", e))?;

@@ -112,3 +112,27 @@ test("the member's dead letters go too, and the calls need the admin key", async
   const two = await erase(who, key);
   assert.equal(two.json.erasure, one.json.erasure, 'a repeated key starts one erasure');
 });
+
+test('an erasure takes the member off every hidden list: it comes back visible', async () => {
+  const b = uniqueName('erhid');
+  const who = `hid-${b}`;
+  assert.equal((await post(`${w.url}/v1/events`, [
+    { type: 'hit', board: b, member: who, value: 9 },
+    { type: 'hit', board: b, member: 'other', value: 1 },
+  ])).status, 202);
+  await waitFor(async () => (await standing(b, who)).status === 200, { timeout: 10_000, what: 'seeded' });
+  const hid = await post(`${w.url}/v1/boards/${b}/members/${who}/hidden`, undefined, { key: ADMIN_KEY, method: 'PUT', contentType: undefined });
+  assert.equal(hid.status, 200, hid.text);
+  const hiddenList = async () => (await get(`${w.url}/v1/boards/${b}/hidden`, { key: ADMIN_KEY })).json;
+  assert.ok(JSON.stringify(await hiddenList()).includes(who), 'hidden before the erasure');
+  const r = await erase(who);
+  assert.equal(r.status, 202, r.text);
+  await waitFor(async () => (await statusOf(r.json.erasure)).json?.status === 'done', { timeout: 30_000, what: 'done' });
+  const after = await hiddenList();
+  assert.ok(!JSON.stringify(after).includes(who), `the hidden list still holds the member: ${JSON.stringify(after)}`);
+  // Back by a new event: on the board for everyone to see.
+  assert.equal((await post(`${w.url}/v1/events`, { type: 'hit', board: b, member: who, value: 2 })).status, 202);
+  await waitFor(async () => (await standing(b, who)).json?.score === 2, { timeout: 10_000, what: 'back at 2' });
+  const top = (await get(`${w.url}/v1/boards/${b}/top`)).json;
+  assert.deepEqual(top.entries.map((e) => e.member), [who, 'other']);
+});

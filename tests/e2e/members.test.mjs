@@ -75,17 +75,24 @@ describe('removing a member from a board', () => {
     assert.equal(again.json.error.code, 'member_not_found');
   });
 
+  /**
+   * A request of several Queue messages: the first (200 padded members)
+   * goes at once, the rest (`n` events of `value` for `member`, then a
+   * member 'marker') are held back by the Queue for seconds.
+   */
+  async function sendHeldBack(b, member, n, value) {
+    const pad = { note: 'p'.repeat(900) };
+    const evs = Array.from({ length: 200 }, (_, i) => ({ type: 'hit', board: b, member: `pad${i}`, meta: pad, id: `${b}-pad-${i}` }));
+    for (let i = 0; i < n; i += 1) evs.push({ type: 'hit', board: b, member, value, id: `${b}-late-${i}` });
+    evs.push({ type: 'hit', board: b, member: 'marker', id: `${b}-marker` });
+    await send(evs, { 'X-Podium-Test-Refuse': '3' });
+  }
+
   test('events accepted before the call never bring the score back; events after it count from zero', async () => {
     const b = uniqueName('rmq');
     await send([{ type: 'hit', board: b, member: 'alice', value: 100, id: `${b}-first` }]);
     await visible(b, 'alice');
-    // A request of several Queue messages: the first goes at once, the rest
-    // (alice's 7 events and a marker) are held back by the Queue for seconds.
-    const pad = { note: 'p'.repeat(900) };
-    const evs = Array.from({ length: 200 }, (_, i) => ({ type: 'hit', board: b, member: `pad${i}`, meta: pad, id: `${b}-pad-${i}` }));
-    for (let i = 0; i < 7; i += 1) evs.push({ type: 'hit', board: b, member: 'alice', value: 10, id: `${b}-late-${i}` });
-    evs.push({ type: 'hit', board: b, member: 'marker', id: `${b}-marker` });
-    await send(evs, { 'X-Podium-Test-Refuse': '3' });
+    await sendHeldBack(b, 'alice', 7, 10);
 
     const r = await removeMember(b, 'alice');
     assert.equal(r.status, 200, r.text);
@@ -105,6 +112,22 @@ describe('removing a member from a board', () => {
       { type: 'hit', board: b, member: 'marker2', id: `${b}-marker2` }]);
     await visible(b, 'marker2');
     assert.equal((await standing(b, 'alice')).json.score, 4);
+  });
+
+  test('removing a member not on the board is 404 and changes nothing: its events on their way still count', async () => {
+    const b = uniqueName('rmn');
+    await send([{ type: 'hit', board: b, member: 'first', id: `${b}-first` }]);
+    await visible(b, 'first');
+    await sendHeldBack(b, 'newbie', 3, 5);
+
+    const r = await removeMember(b, 'newbie');
+    assert.equal(r.status, 404, r.text);
+    assert.equal(r.json.error.code, 'member_not_found');
+    assert.equal((await standing(b, 'marker')).status, 404, 'the marker arrived before the removal; the test proves nothing');
+    await waitFor(async () => (await standing(b, 'marker')).status === 200, { timeout: 30_000, what: 'the held messages' });
+    const s = await standing(b, 'newbie');
+    assert.equal(s.status, 200, `the refused removal kept the newcomer out: ${s.text}`);
+    assert.equal(s.json.score, 15);
   });
 
   test('the live page drops the member without a reload', async () => {

@@ -205,6 +205,7 @@ describe('dead letters', () => {
     // fault in a later slice would leave the earlier slices applied, and
     // only the rest would become dead letters.)
     evs.unshift({ type: 'hit', board: b, member: `__fault:fail:${until}`, id: `${b}-fault` });
+    evs[1].subscore = 2.5;
     const healthy = events(ok, 10);
     const r = await post(EV, [...evs, ...healthy]);
     assert.equal(r.status, 202, r.text);
@@ -217,6 +218,8 @@ describe('dead letters', () => {
     const one = letters.find((d) => d.event.id === `${b}-m-0`);
     assert.ok(one, 'the event is listed');
     assert.equal(one.event.member, 'm0');
+    assert.equal(one.event.subscore, 2.5, 'the subscore is kept');
+    assert.equal(letters.find((d) => d.event.id === `${b}-m-1`).event.subscore, undefined, 'none when it was 0');
     assert.equal(one.window, 'all');
     assert.equal(one.period, 'all');
     assert.match(one.reason, new RegExp(b));

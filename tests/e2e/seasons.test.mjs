@@ -43,7 +43,7 @@ test('a new season archives the all window and starts empty; day windows go on',
   assert.deepEqual([now.period, now.total], ['s2', 0]);
   assert.deepEqual((await topOf(b, '?period=all')).period, 's2', 'period=all is the current season');
   const s1 = await topOf(b, '?period=s1');
-  assert.deepEqual([s1.period, scores(s1)], ['all', { alice: 5, bob: 3 }], 'the first season keeps its key "all"');
+  assert.deepEqual([s1.period, scores(s1)], ['s1', { alice: 5, bob: 3 }], 'the archived first season reads as s1');
   assert.deepEqual(scores(await topOf(b, '?window=day')), { alice: 5, bob: 3 }, 'the day goes on');
   const snap = await waitFor(() => live.find((m) => m.type === 'snapshot' && m.period === 's2'), { what: 'live snapshot of s2' });
   assert.deepEqual([snap.total, snap.entries], [0, []]);
@@ -91,6 +91,7 @@ test('four requests sent at once with one Idempotency-Key archive once: the othe
 
 test('seasons are listed, repeats with one Idempotency-Key archive once, and bad periods are refused', async () => {
   const b = uniqueName('seasonl');
+  const created = Date.now();
   await send([{ type: 'hit', board: b, member: 'a', value: 1 }, { type: 'hit', board: b, member: 'b', value: 1 }]);
   await waitFor(async () => (await topOf(b))?.total === 2, { what: 'seeded' });
   const key = { 'Idempotency-Key': `s-${b}` };
@@ -107,6 +108,8 @@ test('seasons are listed, repeats with one Idempotency-Key archive once, and bad
   assert.equal(list.json.current, 3);
   assert.deepEqual(list.json.seasons.map((s) => [s.season, s.members]), [[1, 2], [2, 1], [3, 0]]);
   const [s1, s2, s3] = list.json.seasons;
+  // The first season began when the event created the board.
+  assert.ok(Number.isInteger(s1.started) && s1.started >= created - 5 && s1.started <= s1.ended, JSON.stringify(s1));
   assert.equal(s1.ended, s2.started);
   assert.equal(s2.ended, s3.started);
   assert.equal(s3.ended, null);

@@ -850,6 +850,8 @@ export interface components {
                 member: string;
                 value: number;
                 ts: number;
+                /** @description The event's `subscore`, when it had one other than 0. */
+                subscore?: number;
                 meta?: components["schemas"]["Meta"];
             };
             /** @description The board it failed on; `null` for a Queue message that did not decode (it cannot be re-driven). */
@@ -1941,7 +1943,7 @@ export interface operations {
                         current: number;
                         seasons: {
                             season: number;
-                            /** @description null for the first season (it began with the board). */
+                            /** @description When the season began; for the first, the board's creation (null for a board created before Podium recorded it). */
                             started: number | null;
                             ended: number | null;
                             members: number;
