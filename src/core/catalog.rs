@@ -222,6 +222,15 @@ pub fn season_key(n: u32) -> String {
     }
 }
 
+/// A season's key as answers and webhooks name it once it is archived:
+/// the first season, stored as `all`, is `s1`; any other key is itself.
+pub fn archived_name(key: &str) -> &str {
+    match key {
+        "all" => "s1",
+        other => other,
+    }
+}
+
 /// The season a key of the `all` window names: `s1`, `s2`, ...; `all` is
 /// `None` (the caller's current season).
 pub fn parse_season(key: &str) -> Option<u32> {
@@ -821,6 +830,7 @@ mod season_tests {
         assert_eq!(r(&c).current_season(), 3);
         assert_eq!(c.new_season(&BoardName::parse("nope").unwrap(), 1), None);
         assert_eq!((parse_season("s2"), parse_season("s1"), parse_season("s0")), (Some(2), Some(1), None));
+        assert_eq!((archived_name("all"), archived_name("s3")), ("s1", "s3"));
         assert_eq!((parse_season("all"), parse_season("s02"), parse_season("sx")), (None, None, None));
     }
 }

@@ -1072,13 +1072,8 @@ impl BoardObject {
         let hooks = super::hooks::all(&self.env).await.map_err(|e| rust_err(format!("{e:?}")))?;
         let mut out = Vec::new();
         // A season is named as reads name it: `s1` for the first (stored as `all`).
-        let season = (spec.window == crate::core::Window::All).then(|| {
-            if spec.period == "all" {
-                "s1".to_string()
-            } else {
-                spec.period.clone()
-            }
-        });
+        let season = (spec.window == crate::core::Window::All)
+            .then(|| crate::core::catalog::archived_name(&spec.period).to_string());
         for (name, h) in hooks.iter().filter(|(_, h)| h.listens(&spec.board, HookEvent::PeriodEnded)) {
             let (total, entries) = self.board_top(&spec, h.top).await?;
             let mut f = serde_json::json!({ "total": total, "entries": entries });

@@ -9,7 +9,7 @@ use super::http::{internal, json, read_json_body, ApiResult, Query, MAX_SMALL_BO
 use super::live::LiveClient;
 use super::objects::call_object;
 use super::platform::{now_ms, retention};
-use crate::core::catalog::{parse_season, season_key, BoardRecord, Catalog};
+use crate::core::catalog::{archived_name, parse_season, season_key, BoardRecord, Catalog};
 use crate::core::period::Period;
 use crate::core::{Ties, Window};
 use crate::domain::event::MAX_FUTURE_MS;
@@ -221,8 +221,8 @@ struct Listing<'a> {
 /// The period a read names, as answers show it: the first season's key is
 /// `all` (as before seasons existed), shown as `s1` once it is past.
 pub(super) fn shown_period(t: &Target) -> &str {
-    match t.spec.window == Window::All && t.spec.period == "all" && t.record.current_season() > 1 {
-        true => "s1",
+    match t.spec.window == Window::All && t.record.current_season() > 1 {
+        true => archived_name(&t.spec.period),
         false => &t.spec.period,
     }
 }

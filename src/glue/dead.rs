@@ -348,12 +348,8 @@ impl DeadLetterObject {
                 None,
             )?;
             sql.exec("CREATE INDEX IF NOT EXISTS dead_at ON dead (failed_at)", None)?;
-            // Recent erasures (domain::erased): a member's digest and when
-            // its erasure started.
-            sql.exec(
-                "CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at INTEGER NOT NULL)",
-                None,
-            )?;
+            // Recent erasures, each as of when it started.
+            sql.exec(super::erasure::ERASED_TABLE, None)?;
             self.ready.set(true);
         }
         Ok(())
@@ -459,12 +455,7 @@ impl DeadLetterObject {
 
     fn erase(&self, member: &str, at: i64) -> Result<Removed> {
         self.open()?;
-        let sql = self.state.storage().sql();
-        sql.exec(
-            "INSERT INTO erased (digest, at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET at = max(at, excluded.at)",
-            vec![erased::digest(member).into(), (at as f64).into()],
-        )?;
-        sql.exec("DELETE FROM erased WHERE at < ?", vec![((now_ms() - erased::KEEP_MS) as f64).into()])?;
+        super::erasure::remember(&self.state.storage().sql(), member, at)?;
         self.delete_where("json_extract(body, '$.event.member') = ?", member.to_string())
     }
 

@@ -17,7 +17,7 @@ use super::http::{internal, json, ApiResult};
 use super::kv;
 use super::objects::call_object;
 use super::platform::{alarm_at, new_id, now_ms, rust_err};
-use crate::domain::BoardName;
+use crate::domain::{erased, BoardName};
 use crate::error::ApiError;
 use crate::protocol::{ErasureCommand, ErasureStatus, Removal};
 
@@ -135,6 +135,23 @@ impl worker::DurableObject for ErasureObject {
 
 fn stub(env: &Env, id: &str) -> ApiResult<worker::Stub> {
     env.durable_object("ERASURE").and_then(|ns| ns.get_by_name(id)).map_err(|e| internal("erasure stub", e))
+}
+
+/// The list of recent erasures the dead-letter store and the webhook log
+/// each keep (`domain::erased`): a member's digest, and the time from which
+/// the store refuses what a late failure would add.
+pub const ERASED_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at INTEGER NOT NULL)";
+
+/// Remembers an erasure of `member` as of `at` in a store's `erased` table
+/// (a later time wins), and forgets those older than `erased::KEEP_MS`.
+pub fn remember(sql: &worker::SqlStorage, member: &str, at: i64) -> Result<()> {
+    sql.exec(
+        "INSERT INTO erased (digest, at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET at = max(at, excluded.at)",
+        vec![erased::digest(member).into(), (at as f64).into()],
+    )?;
+    sql.exec("DELETE FROM erased WHERE at < ?", vec![((now_ms() - erased::KEEP_MS) as f64).into()])?;
+    Ok(())
 }
 
 /// `DELETE /v1/members/{member}` (admin): starts an erasure → 202.

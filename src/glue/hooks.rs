@@ -316,9 +316,8 @@ impl HookObject {
             None,
         )?;
         sql.exec("CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (hook, created)", None)?;
-        // Recent erasures (domain::erased): a member's digest and when its
-        // erasure finished.
-        sql.exec("CREATE TABLE IF NOT EXISTS erased (digest TEXT PRIMARY KEY, at INTEGER NOT NULL)", None)?;
+        // Recent erasures, each as of when it finished.
+        sql.exec(super::erasure::ERASED_TABLE, None)?;
         Ok(())
     }
 
@@ -469,12 +468,7 @@ impl HookObject {
                     "DELETE FROM deliveries WHERE body IS NOT NULL AND instr(body, ?) > 0",
                     vec![needle.into()],
                 )?;
-                let now = now_ms();
-                sql.exec(
-                    "INSERT INTO erased (digest, at) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET at = excluded.at",
-                    vec![erased::digest(&member).into(), (now as f64).into()],
-                )?;
-                sql.exec("DELETE FROM erased WHERE at < ?", vec![((now - erased::KEEP_MS) as f64).into()])?;
+                super::erasure::remember(&sql, &member, now_ms())?;
                 serde_json::to_value(Ack { ok: true })
             }
         };
